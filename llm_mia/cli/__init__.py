@@ -1,0 +1,57 @@
+"""The ``llm-mia`` command: one small module per subcommand, each with ``add_arguments`` and ``run``.
+
+``main(argv) -> int`` is what tests call; ``console_main`` is the installed entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from llm_mia.errors import LlmMiaError
+
+# (subcommand, module under llm_mia.cli, one-line help). Adding a subcommand = one module + one line here.
+SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("score", "score", "score documents with membership scorers (one forward pass per model and text variant)"),
+    ("list", "list_scorers", "list the registered scorers with their hyperparameters"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-mia",
+        description="Membership inference for language models: was this text in the model's training data?",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name, help_text in SUBCOMMANDS:
+        module = importlib.import_module(f"llm_mia.cli.{module_name}")
+        sub = subparsers.add_parser(
+            name,
+            help=help_text,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input or usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args))
+    except LlmMiaError as error:
+        print(f"llm-mia {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def console_main() -> None:
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Documents and the readers that turn user files into them.
+
+Supported inputs: JSON Lines (``.jsonl``), a JSON list of objects (``.json``), CSV (``.csv``), Parquet
+(``.parquet``), a single ``.txt`` file (one document), a directory of ``.txt`` files (one document each,
+id = relative path) and a directory written by ``datasets.Dataset.save_to_disk``.
+
+Every reader validates as it goes and raises :class:`~llm_mia.errors.InputError` naming the file, the line
+or row, and the fix. Empty or whitespace-only texts are *not* errors here: they are read and later given a
+per-document status, so one bad row never costs the rest of the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_mia.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_FORMATS = ".jsonl, .json, .csv, .parquet, .txt, a directory of .txt files, a saved datasets directory"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One text to score.
+
+    ``label`` is 1 for a known member, 0 for a known non-member, None when unknown. ``group`` names the work
+    a passage belongs to (a book, a site) for dataset-level tests.
+    """
+
+    id: str
+    text: str
+    label: int | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which input columns hold which fields. Only ``text`` is required to exist."""
+
+    text: str = "text"
+    id: str = "id"
+    label: str = "label"
+    group: str = "group"
+
+
+def _parse_label(value: Any, where: str) -> int | None:
+    """Labels are 1 (member) / 0 (non-member); accepts bools, 0/1 numbers and the strings "0"/"1"."""
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN: unlabelled
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float) and value in (0, 1):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false", ""):
+        text = value.strip().lower()
+        return None if text == "" else int(text in ("1", "true"))
+    raise InputError(f"{where}: label {value!r} is not 0/1 (1 = member, 0 = non-member); fix the label column")
+
+
+def _record_to_document(record: Mapping[str, Any], index: int, columns: Columns, where: str) -> Document:
+    if columns.text not in record:
+        found = ", ".join(map(repr, record.keys())) or "none"
+        raise InputError(
+            f"{where}: no text column {columns.text!r}; columns found: {found}. "
+            f"Pass the right name with --text-column (or columns=Columns(text=...))."
+        )
+    text = record[columns.text]
+    if not isinstance(text, str):
+        raise InputError(f"{where}: text must be a string, got {type(text).__name__} ({text!r:.60})")
+    raw_id = record.get(columns.id)
+    doc_id = str(index) if raw_id is None or raw_id == "" else str(raw_id)
+    label = _parse_label(record.get(columns.label), where)
+    group = record.get(columns.group)
+    return Document(id=doc_id, text=text, label=label, group=None if group is None else str(group))
+
+
+def _decode_lines(path: Path) -> list[str]:
+    """Decode a file line by line so invalid UTF-8 is reported with its line number."""
+    lines = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                raise InputError(
+                    f"{path}:{number}: invalid UTF-8 at byte {error.start} of the line ({raw[:40]!r}...); "
+                    f"re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                ) from None
+    return lines
+
+
+def _read_jsonl(path: Path, columns: Columns) -> list[Document]:
+    documents = []
+    for number, line in enumerate(_decode_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(
+                f"{path}:{number}: malformed JSON ({error.msg} at column {error.colno}); "
+                f"each line must be one JSON object"
+            ) from None
+        if not isinstance(record, dict):
+            raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        documents.append(_record_to_document(record, len(documents), columns, f"{path}:{number}"))
+    return documents
+
+
+def _read_json(path: Path, columns: Columns) -> list[Document]:
+    text = "".join(_decode_lines(path))
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}:{error.lineno}: malformed JSON ({error.msg})") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise InputError(f"{path}: a .json input must be a list of objects; use .jsonl for one object per line")
+    return [_record_to_document(r, i, columns, f"{path} item {i}") for i, r in enumerate(records)]
+
+
+def _read_csv(path: Path, columns: Columns) -> list[Document]:
+    reader = csv.DictReader(io.StringIO("".join(_decode_lines(path)), newline=""))
+    documents = []
+    for row in reader:
+        # a row's line number is where it ends; multi-line quoted fields make it differ from the index
+        where = f"{path}:{reader.line_num}"
+        documents.append(_record_to_document(row, len(documents), columns, where))
+    return documents
+
+
+def _read_records_table(records: Iterable[Mapping[str, Any]], columns: Columns, path: Path) -> list[Document]:
+    return [_record_to_document(r, i, columns, f"{path} row {i}") for i, r in enumerate(records)]
+
+
+def _read_parquet(path: Path, columns: Columns) -> list[Document]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    if columns.text not in table.column_names:
+        raise InputError(
+            f"{path}: no text column {columns.text!r}; columns found: {', '.join(table.column_names)}. "
+            f"Pass the right name with --text-column."
+        )
+    return _read_records_table(table.to_pylist(), columns, path)
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and any(
+        (path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json")
+    )
+
+
+def _read_saved_dataset(path: Path, columns: Columns, split: str | None) -> list[Document]:
+    import datasets
+
+    loaded = datasets.load_from_disk(str(path))
+    if isinstance(loaded, datasets.DatasetDict):
+        names = list(loaded.keys())
+        if split is None and len(names) == 1:
+            split = names[0]
+        if split not in loaded:
+            raise InputError(f"{path}: choose a split with --split; splits found: {', '.join(names)}")
+        loaded = loaded[split]
+    if columns.text not in loaded.column_names:
+        raise InputError(
+            f"{path}: no text column {columns.text!r}; columns found: {', '.join(loaded.column_names)}. "
+            f"Pass the right name with --text-column."
+        )
+    return _read_records_table(loaded, columns, path)
+
+
+def _read_text_file(path: Path, doc_id: str) -> Document:
+    return Document(id=doc_id, text="".join(_decode_lines(path)))
+
+
+def _read_text_directory(path: Path) -> list[Document]:
+    files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    if not files:
+        raise InputError(f"{path}: directory holds no .txt files (and is not a saved datasets directory)")
+    return [_read_text_file(p, p.relative_to(path).as_posix()) for p in files]
+
+
+def read_documents(path: str | Path, *, columns: Columns | None = None, split: str | None = None) -> list[Document]:
+    """Read documents from a file or directory (format chosen by extension; see module docstring).
+
+    Raises InputError for a missing path, an unsupported format, invalid UTF-8, malformed JSON, a missing
+    text column, a non-string text, an invalid label or duplicate ids.
+    """
+    path = Path(path)
+    columns = columns or Columns()
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory; supported inputs: {SUPPORTED_FORMATS}")
+    if path.is_dir():
+        documents = _read_saved_dataset(path, columns, split) if _is_saved_dataset(path) else _read_text_directory(path)
+    else:
+        suffix = path.suffix.lower()
+        readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
+        if suffix == ".txt":
+            documents = [_read_text_file(path, path.name)]
+        elif suffix in readers:
+            documents = readers[suffix](path, columns)
+        else:
+            raise InputError(f"{path}: unsupported extension {suffix!r}; supported inputs: {SUPPORTED_FORMATS}")
+    check_unique_ids(documents, source=str(path))
+    logger.info("read %d documents from %s", len(documents), path)
+    return documents
+
+
+def check_unique_ids(documents: Sequence[Document], *, source: str) -> None:
+    """Ids key every output row; a duplicate would silently merge two documents' results."""
+    seen: set[str] = set()
+    for document in documents:
+        if document.id in seen:
+            raise InputError(f"{source}: duplicate document id {document.id!r}; ids must be unique")
+        seen.add(document.id)
+
+
+def as_documents(
+    items: Iterable[str | Document | Mapping[str, Any]], *, columns: Columns | None = None
+) -> list[Document]:
+    """Normalise what a Python caller passes (strings, Documents or dicts) into Documents.
+
+    Items without an id get their position in the input as id, so ids are stable across runs.
+    """
+    columns = columns or Columns()
+    documents = []
+    for index, item in enumerate(items):
+        if isinstance(item, Document):
+            documents.append(item)
+        elif isinstance(item, str):
+            documents.append(Document(id=str(index), text=item))
+        elif isinstance(item, Mapping):
+            documents.append(_record_to_document(item, index, columns, f"item {index}"))
+        else:
+            raise InputError(f"item {index}: expected a string, Document or dict, got {type(item).__name__}")
+    check_unique_ids(documents, source="input")
+    return documents

@@ -1,0 +1,304 @@
+"""The extraction engine: the only code that runs a model. Texts in, one TokenStats per text out.
+
+Pipeline for one (model, text variant):
+
+1. Tokenize each text without special tokens; put the tokenizer's own prefix (BOS) in front if it adds one.
+2. Plan windows (``plan_windows``): a text that fits the window is one segment; a longer one becomes
+   overlapping windows with an explicit stride, each content token scored exactly once.
+3. Sort all segments by length (longest first, so an out-of-memory error happens at once), batch them,
+   right-pad, and run the model's base network once per batch.
+4. For each scored position only, project the hidden state to the vocabulary in chunks of rows and reduce
+   it in float32 to O(1) numbers per position (log-prob of the actual token, mean and std of log p, rank,
+   top-1 log-prob). Full-vocabulary tensors never leave the device and never exist for more than one chunk.
+5. Stitch each document's segments back together in text order and restore the input order.
+
+The causal shift happens in exactly one place, ``_scored_rows``: the token at position j is predicted by the
+hidden state at position j - 1. Worked example, GPT-2 style (no BOS), text tokens [a, b, c], batch padded to 5:
+
+    position        0   1   2   3    4
+    input_ids       a   b   c   pad  pad
+    attention_mask  1   1   1   0    0
+    score_from = 1: targets at positions 1..2 = [b, c], predicted from hidden states at positions 0..1.
+
+With a BOS-adding tokenizer the input is [BOS, a, b, c] and score_from = 1 scores [a, b, c]. Padding is
+never detected by comparing ids with ``pad_token_id`` (pad is often EOS, and real EOS tokens would be lost):
+each segment's own length decides which positions are real.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from llm_mia.errors import LlmMiaError
+from llm_mia.models import LoadedModel
+from llm_mia.stats import TokenStats, zlib_length
+
+logger = logging.getLogger(__name__)
+
+STATUS_EMPTY = "empty or whitespace-only text"
+STATUS_TOO_SHORT = "no scorable tokens (one token without BOS: nothing predicts it)"
+STATUS_NONFINITE = "non-finite logits (NaN/inf): try float32"
+
+# Bytes of float32 scratch allowed for one vocabulary chunk; about five (rows, V) temporaries are alive at once.
+VOCAB_CHUNK_BUDGET_BYTES = 256 * 2**20
+_TEMPORARIES_PER_CHUNK = 5
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How texts are batched and windowed.
+
+    ``batch_size``: segments per forward pass. ``window``: tokens per model call including the BOS prefix
+    (default: the model's context length). ``stride``: new tokens scored per window after the first (default:
+    half of the window's content capacity); every scored token beyond the first window sees at least
+    ``window - len(prefix) - stride`` tokens of context. ``progress``: show a tqdm bar over documents.
+    """
+
+    batch_size: int = 8
+    window: int | None = None
+    stride: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise LlmMiaError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.window is not None and self.window < 2:
+            raise LlmMiaError(f"window must be >= 2 tokens, got {self.window}")
+        if self.stride is not None and self.stride < 1:
+            raise LlmMiaError(f"stride must be >= 1 token, got {self.stride}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One model call's worth of one document: ``input_ids`` = prefix + a slice of content tokens.
+
+    Tokens at positions ``score_from .. len(input_ids) - 1`` are scored (each predicted from the position
+    before it).
+    """
+
+    document: int  # index of the text in the input
+    part: int  # index of this window within the document, in text order
+    input_ids: tuple[int, ...]
+    score_from: int
+
+
+def plan_windows(
+    content_length: int, prefix_length: int, *, window: int, stride: int | None
+) -> list[tuple[int, int, int]]:
+    """Split ``content_length`` tokens into windows; returns (start, score_start, end) in content coordinates.
+
+    Each window holds content[start:end] after the prefix and scores content[score_start:end]. Together the
+    scored ranges cover every scorable token exactly once: all of them with a prefix (BOS), all but the
+    first without. Text that fits gives a single window. Raises if the window leaves no room for context.
+    """
+    capacity = window - prefix_length  # content tokens per window
+    if capacity < 2:
+        raise LlmMiaError(f"window {window} leaves {capacity} content token(s) after the prefix; use >= 2")
+    first_scored = 0 if prefix_length else 1
+    if content_length <= capacity:
+        return [(0, first_scored, content_length)]
+    stride = capacity // 2 if stride is None else stride
+    if stride > capacity - 1:
+        raise LlmMiaError(
+            f"stride {stride} leaves no context in a window of {capacity} content tokens; use <= {capacity - 1}"
+        )
+    windows = [(0, first_scored, capacity)]
+    end = capacity
+    while end < content_length:
+        new_end = min(end + stride, content_length)
+        windows.append((new_end - capacity, end, new_end))
+        end = new_end
+    return windows
+
+
+@dataclass
+class _Tokenized:
+    content_ids: list[int]
+    first_token_bytes: int  # UTF-8 bytes of the first content token's span (unscored without BOS)
+
+
+def _tokenize(texts: Sequence[str], loaded: LoadedModel) -> list[_Tokenized]:
+    tokenizer = loaded.tokenizer
+    if not texts:
+        return []
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    # split_special_tokens: a text that contains "<|endoftext|>" is scored as those characters, not as the
+    # special token. verbose=False: long texts are windowed below, the "longer than the maximum" warning is moot.
+    encoded = tokenizer(
+        list(texts),
+        add_special_tokens=False,
+        split_special_tokens=True,
+        return_offsets_mapping=fast,
+        verbose=False,
+    )
+    result = []
+    for index, text in enumerate(texts):
+        ids = list(encoded["input_ids"][index])
+        if not ids:
+            result.append(_Tokenized(ids, 0))
+            continue
+        if fast and len(ids) > 1:
+            first_bytes = len(text[: encoded["offset_mapping"][index][1][0]].encode("utf-8"))
+        else:
+            first_bytes = len(tokenizer.decode(ids[:1]).encode("utf-8"))
+        result.append(_Tokenized(ids, first_bytes))
+    return result
+
+
+def _lm_head_logits(loaded: LoadedModel, hidden: torch.Tensor) -> torch.Tensor:
+    """Project hidden states (rows, H) to float32 logits (rows, V), with the model's final soft-capping."""
+    logits = loaded.model.get_output_embeddings()(hidden).float()
+    cap = getattr(loaded.model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def _reduce_vocab(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Float32 per-row reductions of (rows, V) logits; consumes ``logits`` in place.
+
+    Two-pass variance (sum_v p (log p - mu)^2) instead of E[log p^2] - mu^2, which loses digits to
+    cancellation when log p is nearly constant under p (flat distributions).
+    """
+    target_logit = logits.gather(1, targets[:, None])  # (rows, 1)
+    rank = 1 + (logits > target_logit).sum(dim=1)  # (rows,)
+    log_normaliser = torch.logsumexp(logits, dim=1, keepdim=True)  # (rows, 1)
+    top1 = logits.amax(dim=1) - log_normaliser[:, 0]
+    logp = logits.sub_(log_normaliser)  # (rows, V) log p, in place
+    p = logp.exp()  # (rows, V)
+    mu = (p * logp).sum(dim=1)  # (rows,)
+    variance = (p.mul_((logp - mu[:, None]).square_())).sum(dim=1)
+    return {
+        "logprob": (target_logit[:, 0] - log_normaliser[:, 0]),
+        "mu": mu,
+        "sigma": variance.clamp_min_(0.0).sqrt_(),
+        "rank": rank,
+        "top1_logprob": top1,
+    }
+
+
+def _scored_rows(segments: Sequence[Segment], device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(batch index, predicting position, target id) for every scored token: the causal shift, done once."""
+    batch_index, positions, targets = [], [], []
+    for row, segment in enumerate(segments):
+        predicting = range(segment.score_from - 1, len(segment.input_ids) - 1)
+        batch_index.extend([row] * len(predicting))
+        positions.extend(predicting)
+        targets.extend(segment.input_ids[segment.score_from :])
+    as_tensor = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
+    return as_tensor(batch_index), as_tensor(positions), as_tensor(targets)
+
+
+@torch.inference_mode()
+def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np.ndarray]:
+    """One forward pass over right-padded segments; returns the reductions for all scored rows, flattened."""
+    device = loaded.device
+    longest = max(len(s.input_ids) for s in segments)
+    input_ids = torch.zeros((len(segments), longest), dtype=torch.long)  # pad id is irrelevant: masked
+    attention_mask = torch.zeros((len(segments), longest), dtype=torch.long)
+    for row, segment in enumerate(segments):
+        input_ids[row, : len(segment.input_ids)] = torch.tensor(segment.input_ids)
+        attention_mask[row, : len(segment.input_ids)] = 1
+    base = loaded.model.base_model
+    hidden = base(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).last_hidden_state
+    batch_index, positions, targets = _scored_rows(segments, device)
+    rows_hidden = hidden[batch_index, positions]  # (N, H): only the positions that predict a scored token
+    vocab = loaded.model.get_output_embeddings().weight.shape[0]
+    chunk_rows = max(1, VOCAB_CHUNK_BUDGET_BYTES // (vocab * 4 * _TEMPORARIES_PER_CHUNK))
+    pieces: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, rows_hidden.shape[0], chunk_rows):
+        logits = _lm_head_logits(loaded, rows_hidden[start : start + chunk_rows])
+        for name, values in _reduce_vocab(logits, targets[start : start + chunk_rows]).items():
+            pieces.setdefault(name, []).append(values)
+    out = {name: torch.cat(values).cpu().numpy() for name, values in pieces.items()}
+    out["token_ids"] = targets.cpu().numpy()
+    return out
+
+
+def _segments_for(
+    doc: int, tokenized: _Tokenized, loaded: LoadedModel, window: int, stride: int | None
+) -> list[Segment]:
+    prefix = tuple(loaded.prefix_ids)
+    content = tokenized.content_ids
+    plan = plan_windows(len(content), len(prefix), window=window, stride=stride)
+    return [
+        Segment(doc, part, prefix + tuple(content[start:end]), len(prefix) + score_start - start)
+        for part, (start, score_start, end) in enumerate(plan)
+    ]
+
+
+def extract(texts: Sequence[str], loaded: LoadedModel, settings: ExtractionSettings | None = None) -> list[TokenStats]:
+    """Run ``loaded`` over ``texts``; return one TokenStats per text, in input order.
+
+    Empty or whitespace-only texts, texts with no scorable token and documents whose logits contain NaN/inf
+    get a TokenStats with a status saying why (and empty arrays); every other text is scored in full.
+    A text's numbers do not depend on the batch size or on the other texts (up to float rounding, < 1e-4).
+    """
+    settings = settings or ExtractionSettings()
+    window = settings.window or loaded.context_length
+    if window > loaded.context_length:
+        raise LlmMiaError(f"window {window} exceeds the model's context length {loaded.context_length}")
+    candidates = [i for i, text in enumerate(texts) if text.strip()]
+    tokenized = dict(zip(candidates, _tokenize([texts[i] for i in candidates], loaded), strict=True))
+    segments: list[Segment] = []
+    for index, tokens in tokenized.items():
+        if len(tokens.content_ids) + len(loaded.prefix_ids) >= 2:  # at least one token has a predecessor
+            segments.extend(_segments_for(index, tokens, loaded, window, settings.stride))
+    segments.sort(key=lambda segment: -len(segment.input_ids))  # longest first: any OOM happens at once
+    remaining = Counter(segment.document for segment in segments)
+    parts: dict[int, list[dict[str, np.ndarray]]] = {doc: [{}] * count for doc, count in remaining.items()}
+    with tqdm(total=len(texts), unit="doc", disable=not settings.progress, desc="scoring") as bar:
+        bar.update(len(texts) - len(remaining))  # documents with nothing to run are done already
+        for start in range(0, len(segments), settings.batch_size):
+            batch = segments[start : start + settings.batch_size]
+            flat = _run_batch(loaded, batch)
+            offset = 0
+            for segment in batch:
+                count = len(segment.input_ids) - segment.score_from
+                parts[segment.document][segment.part] = {k: v[offset : offset + count] for k, v in flat.items()}
+                offset += count
+                remaining[segment.document] -= 1
+                if remaining[segment.document] == 0:
+                    bar.update(1)
+    return [_assemble(texts[i], tokenized.get(i), parts.get(i), loaded) for i in range(len(texts))]
+
+
+def _assemble(
+    text: str, tokens: _Tokenized | None, parts: list[dict[str, np.ndarray]] | None, loaded: LoadedModel
+) -> TokenStats:
+    n_bytes = len(text.encode("utf-8"))
+    common = {
+        "n_bytes": n_bytes,
+        "zlib_bytes": zlib_length(text),
+        "bos_added": loaded.adds_bos,
+        "tokenizer_id": loaded.tokenizer_id,
+    }
+    if tokens is None:
+        return TokenStats.empty(status=STATUS_EMPTY, n_tokens=0, **common)
+    if not parts:
+        return TokenStats.empty(status=STATUS_TOO_SHORT, n_tokens=len(tokens.content_ids), **common)
+    joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    finite = all(np.isfinite(joined[name]).all() for name in ("logprob", "mu", "sigma", "top1_logprob"))
+    if not finite:
+        return TokenStats.empty(
+            status=STATUS_NONFINITE, n_tokens=len(tokens.content_ids), n_windows=len(parts), **common
+        )
+    return TokenStats(
+        token_ids=joined["token_ids"].astype(np.int64),
+        logprob=joined["logprob"],
+        mu=joined["mu"],
+        sigma=joined["sigma"],
+        rank=joined["rank"].astype(np.int64),
+        top1_logprob=joined["top1_logprob"],
+        n_bytes_scored=n_bytes if loaded.adds_bos else n_bytes - tokens.first_token_bytes,
+        n_tokens=len(tokens.content_ids),
+        n_windows=len(parts),
+        **common,
+    )

