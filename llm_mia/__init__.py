@@ -9,7 +9,7 @@ higher scores to likelier members; calibration and dataset-level tests turn scor
 
 from llm_mia.api import score
 from llm_mia.documents import Columns, Document, read_documents
-from llm_mia.extract import ExtractionSettings, extract
+from llm_mia.extract import ExtractionSettings
 from llm_mia.models import ModelSpec, load_model
 from llm_mia.stats import TokenStats
 
@@ -21,7 +21,6 @@ __all__ = [
     "ExtractionSettings",
     "ModelSpec",
     "TokenStats",
-    "extract",
     "load_model",
     "read_documents",
     "score",

@@ -11,6 +11,7 @@ per-document status, so one bad row never costs the rest of the run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -52,16 +53,21 @@ class Columns:
 
 
 def _parse_label(value: Any, where: str) -> int | None:
-    """Labels are 1 (member) / 0 (non-member); accepts bools, 0/1 numbers and the strings "0"/"1"."""
+    """Labels are 1 (member) / 0 (non-member); accepts bools, 0/1 numbers and strings such as "1", "0.0", "true"."""
     if value is None or (isinstance(value, float) and value != value):  # None or NaN: unlabelled
         return None
     if isinstance(value, bool):
         return int(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("", "nan", "none", "null"):
+            return None
+        if text in ("true", "false"):
+            return int(text == "true")
+        with contextlib.suppress(ValueError):
+            value = float(text)
     if isinstance(value, int | float) and value in (0, 1):
         return int(value)
-    if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false", ""):
-        text = value.strip().lower()
-        return None if text == "" else int(text in ("1", "true"))
     raise InputError(f"{where}: label {value!r} is not 0/1 (1 = member, 0 = non-member); fix the label column")
 
 
@@ -79,7 +85,8 @@ def _record_to_document(record: Mapping[str, Any], index: int, columns: Columns,
     doc_id = str(index) if raw_id is None or raw_id == "" else str(raw_id)
     label = _parse_label(record.get(columns.label), where)
     group = record.get(columns.group)
-    return Document(id=doc_id, text=text, label=label, group=None if group is None else str(group))
+    missing_group = group is None or group == "" or (isinstance(group, float) and group != group)
+    return Document(id=doc_id, text=text, label=label, group=None if missing_group else str(group))
 
 
 def _decode_lines(path: Path) -> list[str]:

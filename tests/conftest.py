@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny random models of each architecture (saved to disk and loaded through the
+ordinary path-loading code) and, for slow tests, the packaged SmolLM2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import ARCHITECTURES, make_tiny_model
+
+from llm_mia.models import ModelSpec, load_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One saved tiny model directory per architecture (llama and gemma3 add BOS; the others do not)."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {arch: make_tiny_model(root / arch, arch, max_positions=256) for arch in ARCHITECTURES}
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_model_dirs: dict[str, Path]):
+    """Loaded tiny models by architecture, on CPU in float32."""
+    return {arch: load_model(ModelSpec(name=str(path), device="cpu")) for arch, path in tiny_model_dirs.items()}
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The packaged SmolLM2-135M (converted from its GGUF once into the cache)."""
+    return load_model(ModelSpec(name="smollm2-135m", device="cpu"))
