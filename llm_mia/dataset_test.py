@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -75,6 +76,13 @@ TEST_DESCRIPTION = (
 COMBINATION = (
     "p-values of the half-splits combined as min(1, 2 x median) (Meinshausen, Meier & Bühlmann 2009), "
     "valid under dependence between splits"
+)
+
+CONTROL_ASSUMPTION = (
+    "the control texts were never seen by the model and are of the same kind as the suspect work (same "
+    "author or genre, language, format and era; e.g. chapters written later, text published after the model's "
+    "data cutoff, or paraphrases of the work). If they differ in kind, a significant result can reflect that "
+    "difference rather than training"
 )
 
 Verdict = Literal["consistent", "not distinguishable", "withheld"]
@@ -293,10 +301,17 @@ def split_test(
     score_control = transform(test_control) @ weights  # (n_test_control,)
     n_train = (len(train_suspect), len(train_control))
     n_test = (len(test_suspect), len(test_control))
-    if not np.any(weights > 0) or (np.ptp(score_suspect) == 0 and np.ptp(score_control) == 0):
-        # no feature points towards "suspect = member" on the training half: no evidence, p = 1
+    if not np.any(weights > 0) or np.ptp(np.r_[score_suspect, score_control]) == 0:
+        # no feature points towards "suspect = member" on the training half, or every test passage scores the
+        # same: no evidence, p = 1
         return SplitResult(1.0, 0.0, float("nan"), 0.0, 0.5, tuple(weights.tolist()), n_train, n_test)
-    test = ttest_ind(score_suspect, score_control, equal_var=False, alternative="greater")
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # a set whose passages all score the same (e.g. a feature clipped flat) has variance ~0; scipy warns
+        # about precision, and the test is still the right one
+        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
+        test = ttest_ind(score_suspect, score_control, equal_var=False, alternative="greater")
+    if not math.isfinite(test.pvalue):  # both sets constant: the t statistic is undefined; count it as no evidence
+        return SplitResult(1.0, float(test.statistic), float("nan"), 0.0, 0.5, tuple(weights.tolist()), n_train, n_test)
     auroc = roc_auc_score(np.r_[np.ones(n_test[0]), np.zeros(n_test[1])], np.r_[score_suspect, score_control])
     return SplitResult(
         p_value=float(test.pvalue),

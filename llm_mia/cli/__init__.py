@@ -16,6 +16,7 @@ from llm_mia.errors import LlmMiaError
 # (subcommand, module under llm_mia.cli, one-line help). Adding a subcommand = one module + one line here.
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("score", "score", "score documents with membership scorers (one forward pass per model and text variant)"),
+    ("dataset-test", "dataset_test", "test whether a whole work was trained on: many passages vs a control set"),
     ("list", "list_scorers", "list the registered scorers with their hyperparameters"),
 )
 
