@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from llm_mia import extract as extract_module
+import llm_mia.extract as extract_module
 from llm_mia.extract import (
     STATUS_EMPTY,
     STATUS_NONFINITE,
@@ -161,8 +161,9 @@ def test_vocabulary_chunking_does_not_change_results(tiny_loaded, monkeypatch):
     texts = random_texts(6, seed=3)
     whole = extract(texts, loaded, QUIET)
     vocab = loaded.model.get_output_embeddings().weight.shape[0]
-    # budget for a single row per chunk
-    monkeypatch.setattr(extract_module, "VOCAB_CHUNK_BUDGET_BYTES", vocab * 4 * extract_module._TEMPORARIES_PER_CHUNK)
+    one_row = vocab * 4 * extract_module._TEMPORARIES_PER_CHUNK
+    monkeypatch.setitem(extract_module.VOCAB_CHUNK_BUDGET_BYTES, "cpu", one_row)
+    assert extract_module.vocab_chunk_rows(vocab, "cpu") == 1
     chunked = extract(texts, loaded, QUIET)
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_allclose(a.logprob, b.logprob, atol=1e-6)

