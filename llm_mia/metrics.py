@@ -130,7 +130,8 @@ class TprAtFpr:
     """TPR at a target FPR, with what it rests on.
 
     ``tpr``: largest TPR over thresholds whose FPR on the ``n_nonmembers`` non-members is <= ``target_fpr``;
-    ``achieved_fpr``: that threshold's FPR; ``threshold``: flag as member when score >= threshold;
+    ``achieved_fpr``: that threshold's FPR; ``threshold``: flag as member when score >= threshold (+inf when
+    only flagging nothing keeps the FPR within the target);
     ``tpr_ci``: Clopper-Pearson interval of the TPR over ``n_members`` (the threshold itself is chosen on the
     same data, so this understates the uncertainty); ``resolvable``: False when 1/n_nonmembers > target_fpr,
     i.e. the figure rests on zero false positives and cannot speak about the FPR asked for.
@@ -167,7 +168,7 @@ class TprAtFpr:
             "tpr": self.tpr,
             "tpr_ci": list(self.tpr_ci),
             "achieved_fpr": self.achieved_fpr,
-            "threshold": self.threshold,
+            "threshold": self.threshold if math.isfinite(self.threshold) else None,  # None: flags nothing
             "n_members": self.n_members,
             "n_nonmembers": self.n_nonmembers,
             "resolvable": self.resolvable,
@@ -353,3 +354,122 @@ def evaluate_frame(
 def best_auroc(evaluations: Mapping[str, ScorerEvaluation]) -> float | None:
     """The highest AUROC among the attacks (None when there are none)."""
     return max((e.auroc for e in evaluations.values()), default=None)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A labelled score table evaluated: every scorer, the blind baseline beside them, and the warning.
+
+    ``skipped``: scorers that could not be evaluated, with why (e.g. no scored members). ``blind`` is None when
+    the baseline did not run, and ``blind_skipped`` says why (no texts given, too few texts, ...).
+    """
+
+    scorers: dict[str, ScorerEvaluation]
+    skipped: dict[str, str]
+    blind: Any  # llm_mia.blind.BlindBaselineResult | None
+    blind_skipped: str | None
+    n_rows: int
+    n_unlabelled: int
+    settings: dict[str, Any]
+
+    @property
+    def best_attack_auroc(self) -> float | None:
+        return best_auroc(self.scorers)
+
+    def warning(self) -> str | None:
+        """The blind baseline's distribution-shift warning against the best attack, or None."""
+        return None if self.blind is None else self.blind.warning(self.best_attack_auroc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "direction": "higher score = more likely a member",
+            "n_rows": self.n_rows,
+            "n_unlabelled": self.n_unlabelled,
+            "settings": self.settings,
+            "scorers": {name: e.to_dict() for name, e in self.scorers.items()},
+            "skipped_scorers": self.skipped,
+            "best_attack_auroc": self.best_attack_auroc,
+            "blind_baseline": None if self.blind is None else self.blind.to_dict(self.best_attack_auroc),
+            "blind_baseline_skipped": self.blind_skipped,
+            "warning": self.warning(),
+            "notes": {
+                "oracle_balanced_accuracy": "threshold chosen on the evaluated data itself: an optimistic figure",
+                "tpr_at_fpr": "n = non-members the FPR rests on; with n of them the smallest FPR resolved is 1/n",
+            },
+        }
+
+
+def evaluate(
+    frame: Any,
+    *,
+    texts: Mapping[str, str] | None = None,
+    columns: Sequence[str] | None = None,
+    fprs: Sequence[float] = DEFAULT_FPRS,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    folds: int = 5,
+) -> Evaluation:
+    """Evaluate a labelled score table (as ``llm_mia.score`` returns) and run the blind baseline beside it.
+
+    ``texts``: document id -> text for the blind baseline (ids of the labelled rows); without it the baseline
+    is skipped and the result says so. Per scorer, rows with a non-ok status or a missing score are excluded and
+    counted. A scorer with no usable member or non-member is listed in ``skipped`` rather than failing the rest.
+    """
+    from llm_mia.blind import blind_baseline
+    from llm_mia.results import score_columns
+
+    if "label" not in frame.columns:
+        raise InputError("score table has no label column; evaluation needs labels (1 = member, 0 = non-member)")
+    names = list(columns) if columns is not None else score_columns(frame)
+    if not names:
+        raise InputError("score table has no score columns to evaluate")
+    settings = {"fprs": list(fprs), "n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
+    evaluations: dict[str, ScorerEvaluation] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            evaluations[name] = evaluate_frame(
+                frame, columns=[name], fprs=fprs, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+            )[name]
+        except InputError as error:
+            if "not found; available" in str(error) or "none of the" in str(error):
+                raise
+            skipped[name] = str(error)
+    labelled = frame[frame["label"].notna()]
+    blind, blind_skipped = None, None
+    if texts is None:
+        blind_skipped = "no texts given (the blind baseline needs the member and non-member texts)"
+    else:
+        ids = labelled["id"].astype(str).tolist()
+        missing = [i for i in ids if i not in texts]
+        if missing:
+            raise InputError(
+                f"{len(missing)} labelled document id(s) have no text for the blind baseline (first: {missing[0]!r}); "
+                f"pass the texts the scores were computed on"
+            )
+        labels = labelled["label"].astype(int).tolist()
+        members = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 1]
+        nonmembers = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 0]
+        try:
+            blind = blind_baseline(
+                members,
+                nonmembers,
+                folds=folds,
+                seed=seed,
+                fprs=fprs,
+                n_bootstrap=n_bootstrap,
+                confidence=confidence,
+            )
+        except InputError as error:
+            blind_skipped = str(error)
+        settings["blind_folds"] = folds
+    return Evaluation(
+        scorers=evaluations,
+        skipped=skipped,
+        blind=blind,
+        blind_skipped=blind_skipped,
+        n_rows=len(frame),
+        n_unlabelled=int(len(frame) - len(labelled)),
+        settings=settings,
+    )

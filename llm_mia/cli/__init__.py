@@ -17,6 +17,9 @@ from llm_mia.errors import LlmMiaError
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("score", "score", "score documents with membership scorers (one forward pass per model and text variant)"),
     ("dataset-test", "dataset_test", "test whether a whole work was trained on: many passages vs a control set"),
+    ("evaluate", "evaluate", "evaluate scorers on a labelled set: AUROC [CI], TPR at low FPR, blind baseline, plots"),
+    ("calibrate", "calibrate", "fit a threshold at a target FPR on known non-member scores, checked on held-out ones"),
+    ("verdict", "verdict", "per-document p-values and verdicts from a calibration and a score file"),
     ("list", "list_scorers", "list the registered scorers with their hyperparameters"),
 )
 

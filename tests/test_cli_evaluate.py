@@ -1,0 +1,264 @@
+"""`llm-mia evaluate`, `llm-mia calibrate` and `llm-mia verdict` end to end through main([...])."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from tiny_models import make_tiny_model
+
+from llm_mia.cli import main
+from llm_mia.results import sha256_documents, write_rows, write_run_record
+
+MODEL_RECORD = {
+    "target": {"name": "tiny", "revision": None, "config_sha256": "abc", "tokenizer_id": "tok", "dtype": "float32"}
+}
+
+
+def _row(doc_id, label, status="ok", **scores):
+    return {
+        "id": doc_id,
+        "label": label,
+        "group": None,
+        "status": status,
+        "n_bytes": 40,
+        "n_tokens": 10,
+        "n_scored": 10,
+        "n_windows": 1,
+        **scores,
+    }
+
+
+def _record(source, texts, **extra):
+    return {
+        "input": {"source": str(source), "documents": len(texts), "sha256": sha256_documents(texts)},
+        "models": MODEL_RECORD,
+        "scorers": [{"column": "loss", "scorer": "loss", "params": {}}],
+        "settings": {"batch_size": 8, "window": None, "stride": None},
+        **extra,
+    }
+
+
+@pytest.fixture
+def shifted_set(tmp_path):
+    """60 + 60 labelled documents in two visibly different styles, a score file and a run record."""
+    rng = np.random.default_rng(0)
+    texts, rows = [], []
+    for i in range(120):
+        label = int(i < 60)
+        topic = rng.choice(["river", "meadow", "orchard"]) if label else rng.choice(["server", "cache", "cluster"])
+        texts.append({"id": f"d{i}", "text": f"The {topic} number {i} was quiet today.", "label": label})
+        loss = None if i == 3 else float(rng.normal(1.0 * label, 1.0))
+        rows.append(_row(f"d{i}", label, "empty text" if i == 3 else "ok", loss=loss, zlib=float(rng.normal())))
+    rows.append(_row("unlabelled", None, loss=0.0, zlib=0.0))
+    texts_path = tmp_path / "texts.jsonl"
+    texts_path.write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
+    scores_path = write_rows(rows, tmp_path / "scores.jsonl")
+    all_texts = [t["text"] for t in texts]
+    return {"scores": scores_path, "texts": texts_path, "rows": rows, "record_texts": all_texts}
+
+
+def test_evaluate_scores_file_prints_table_and_writes_json_and_plots(shifted_set, tmp_path, capsys):
+    out = tmp_path / "eval"
+    args = ["evaluate", "--scores", str(shifted_set["scores"]), "--input", str(shifted_set["texts"])]
+    assert main([*args, "--output-dir", str(out), "--bootstrap", "200"]) == 0
+    printed = capsys.readouterr().out
+    assert "evaluated 120 labelled documents" in printed and "1 unlabelled ignored" in printed
+    for name in ("loss", "zlib", "blind baseline"):
+        assert any(line.startswith(name) for line in printed.splitlines())
+    assert "(n=60)*" in printed and "TPR@0.1% FPR needs >= 1000 non-members" in printed
+    assert "WARNING: distribution shift" in printed
+
+    report = json.loads((out / "evaluation.json").read_text())
+    kept = [r for r in shifted_set["rows"] if r["label"] is not None and r["status"] == "ok"]
+    expected = roc_auc_score([r["label"] for r in kept], [r["loss"] for r in kept])
+    assert report["scorers"]["loss"]["auroc"] == pytest.approx(expected)
+    assert report["scorers"]["loss"]["n_excluded"] == 1
+    assert (report["scorers"]["loss"]["n_members"], report["scorers"]["loss"]["n_nonmembers"]) == (59, 60)
+    low, high = report["scorers"]["loss"]["auroc_ci"]
+    assert low < expected < high
+    tpr = {t["target_fpr"]: t for t in report["scorers"]["loss"]["tpr_at_fpr"]}
+    assert tpr[0.001]["resolvable"] is False and tpr[0.05]["resolvable"] is True
+    assert tpr[0.05]["n_nonmembers"] == 60
+    assert report["blind_baseline"]["auroc"] > 0.95
+    assert report["warning"] == report["blind_baseline"]["warning"] and report["warning"]
+    assert report["scores"]["sha256"] and report["n_unlabelled"] == 1
+    for stem in ("roc", "roc_loglog", "histograms"):
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (out / f"{stem}.svg").read_bytes()[:2000]
+
+    # the output directory is not silently replaced
+    assert main([*args, "--output-dir", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_evaluate_finds_texts_through_the_run_record(shifted_set, capsys):
+    scores = shifted_set["scores"]
+    write_run_record(scores, _record(shifted_set["texts"], shifted_set["record_texts"]))
+    assert main(["evaluate", "--scores", str(scores), "--bootstrap", "100"]) == 0
+    printed = capsys.readouterr().out
+    assert "target model: tiny" in printed
+    assert any(line.startswith("blind baseline  ") for line in printed.splitlines())
+    # texts edited since scoring: the baseline is skipped, and the output says why
+    shifted_set["texts"].write_text(shifted_set["texts"].read_text().replace("quiet", "loud"), encoding="utf-8")
+    assert main(["evaluate", "--scores", str(scores), "--bootstrap", "100"]) == 0
+    assert "blind baseline: not run (the texts in" in capsys.readouterr().out
+
+
+def test_evaluate_errors(shifted_set, tmp_path, capsys):
+    assert main(["evaluate", "--scores", str(shifted_set["scores"]), "--scorers", "min_k"]) == 2
+    assert "available: loss, zlib" in capsys.readouterr().err
+    assert main(["evaluate", "--scores", str(shifted_set["scores"]), "--fpr", "5"]) == 2
+    assert "strictly between 0 and 1" in capsys.readouterr().err
+    unlabelled = write_rows([_row("a", None, loss=1.0), _row("b", None, loss=2.0)], tmp_path / "u.jsonl")
+    assert main(["evaluate", "--scores", str(unlabelled), "--no-blind"]) == 2
+    assert "none of the 2 rows has a label" in capsys.readouterr().err
+
+
+def _write_scores(path, prefix, values, *, record_source, labels=None, statuses=None):
+    rows = [
+        _row(
+            f"{prefix}{i}",
+            None if labels is None else labels[i],
+            "ok" if statuses is None else statuses[i],
+            loss=None if v is None else float(v),
+        )
+        for i, v in enumerate(values)
+    ]
+    write_rows(rows, path)
+    write_run_record(path, _record(record_source, [f"{prefix}{i}" for i in range(len(values))]))
+    return path
+
+
+def test_calibrate_then_verdict_round_trip(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    controls = _write_scores(tmp_path / "controls.jsonl", "c", rng.normal(size=300), record_source="controls")
+    suspects_values = [5.0, 4.0, 0.0, -1.0, None]
+    suspects = _write_scores(
+        tmp_path / "suspects.jsonl",
+        "s",
+        suspects_values,
+        record_source="suspects",
+        statuses=["ok", "ok", "ok", "ok", "empty text"],
+    )
+    calibration = tmp_path / "calibration.json"
+    args = ["calibrate", "--controls", str(controls), "--fpr", "0.02", "--output", str(calibration)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "calibrated loss at FPR 0.02 on 150 controls, 150 held out" in printed
+    assert "(Clopper-Pearson)" in printed
+
+    data = json.loads(calibration.read_text())
+    fit_ids, heldout_ids = set(data["controls_source"]["fit_ids"]), set(data["controls_source"]["heldout_ids"])
+    assert fit_ids.isdisjoint(heldout_ids) and len(fit_ids | heldout_ids) == 300
+    fitted = np.array(data["controls"])
+    assert len(fitted) == 150
+    check = data["fpr_check"]
+    assert check["n_controls"] == 150 and check["fpr"] == check["false_positives"] / 150
+
+    output = tmp_path / "verdicts.jsonl"
+    assert main(["verdict", "--calibration", str(calibration), "--scores", str(suspects), "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "consistent with training on these texts" in printed and "prove" not in printed
+    verdicts = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [v["id"] for v in verdicts] == ["s0", "s1", "s2", "s3", "s4"]
+    for verdict, value in zip(verdicts, suspects_values, strict=True):
+        if value is None:
+            assert verdict["verdict"] == "inconclusive" and verdict["p_value"] is None
+            assert "empty text" in verdict["statement"]
+            continue
+        expected_p = (1 + np.sum(fitted >= value)) / (len(fitted) + 1)
+        assert verdict["p_value"] == pytest.approx(expected_p)
+        assert verdict["verdict"] == ("member" if expected_p <= 0.02 else "non-member")
+    assert verdicts[0]["verdict"] == "member" and verdicts[3]["verdict"] == "non-member"
+    assert verdicts[0]["statement"].startswith("consistent with training on this text")
+    assert verdicts[3]["statement"].startswith("not distinguishable from unseen text")
+    assert (tmp_path / "verdicts.jsonl.run.json").is_file()
+
+    # with Benjamini-Hochberg: adjusted p-values are reported
+    assert main(["verdict", "--calibration", str(calibration), "--scores", str(suspects), "--adjust", "bh"]) == 0
+    assert "p (BH)" in capsys.readouterr().out
+
+
+def test_calibrate_and_verdict_refuse_unsound_inputs(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    labels = [1] * 5 + [0] * 295
+    mixed = _write_scores(tmp_path / "mixed.jsonl", "m", rng.normal(size=300), record_source="m", labels=labels)
+    calibration = tmp_path / "calibration.json"
+    assert main(["calibrate", "--controls", str(mixed), "--output", str(calibration)]) == 2
+    assert "5 row(s) are labelled 1 (member)" in capsys.readouterr().err
+    assert main(["calibrate", "--controls", str(mixed), "--controls-from-labels", "--output", str(calibration)]) == 0
+    assert "on 147 controls, 148 held out" in capsys.readouterr().out  # the 295 rows labelled 0
+
+    few = _write_scores(tmp_path / "few.jsonl", "f", rng.normal(size=60), record_source="f")
+    assert main(["calibrate", "--controls", str(few), "--fpr", "0.01", "--output", str(tmp_path / "c2.json")]) == 2
+    assert "30 controls cannot reach FPR 0.01" in capsys.readouterr().err
+
+    # the calibration's own controls are not judged
+    assert main(["verdict", "--calibration", str(calibration), "--scores", str(mixed)]) == 2
+    assert "disjoint" in capsys.readouterr().err
+
+    # scores from another model are refused unless the user says otherwise
+    other = _write_scores(tmp_path / "other.jsonl", "o", [1.0, 2.0], record_source="o")
+    record = json.loads((tmp_path / "other.jsonl.run.json").read_text())
+    record["models"]["target"]["name"] = "another-model"
+    (tmp_path / "other.jsonl.run.json").write_text(json.dumps(record))
+    assert main(["verdict", "--calibration", str(calibration), "--scores", str(other)]) == 2
+    assert "target model name: controls 'tiny', scores 'another-model'" in capsys.readouterr().err
+    assert main(["verdict", "--calibration", str(calibration), "--scores", str(other), "--allow-mismatch"]) == 0
+
+
+def test_evaluate_scores_with_a_tiny_model_then_evaluates(tmp_path, capsys):
+    model = make_tiny_model(tmp_path / "llama", "llama", max_positions=128)
+    rng = np.random.default_rng(3)
+    words = ["the", "cat", "river", "sat", "on", "a", "mat", "near", "old", "stone", "bridge"]
+    labelled = tmp_path / "labelled.jsonl"
+    with labelled.open("w", encoding="utf-8") as handle:
+        for i in range(24):
+            text = " ".join(rng.choice(words, size=12)) + "."
+            handle.write(json.dumps({"id": f"t{i}", "text": text, "label": i % 2}) + "\n")
+    saved = tmp_path / "scores.jsonl"
+    out = tmp_path / "eval"
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(model),
+            "--device",
+            "cpu",
+            "--input",
+            str(labelled),
+            "--scorers",
+            "loss",
+            "zlib",
+            "--no-progress",
+            "--bootstrap",
+            "100",
+            "--folds",
+            "3",
+            "--save-scores",
+            str(saved),
+            "--output-dir",
+            str(out),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "evaluated 24 labelled documents" in printed
+    assert any(line.startswith("blind baseline") for line in printed.splitlines())
+    report = json.loads((out / "evaluation.json").read_text())
+    assert set(report["scorers"]) == {"loss", "zlib"}
+    assert report["run_record"]["models"]["target"]["name"] == str(model)
+    assert report["run_record"]["input"]["documents"] == 24
+    assert report["scorers"]["loss"]["n_members"] == 12
+    assert saved.is_file() and (tmp_path / "scores.jsonl.run.json").is_file()
+    # evaluating the saved scores gives the same numbers
+    assert main(["evaluate", "--scores", str(saved), "--no-blind", "--bootstrap", "100"]) == 0
+    again = capsys.readouterr().out
+
+    def loss_cells(text):
+        return next(line.split() for line in text.splitlines() if line.startswith("loss "))
+
+    assert loss_cells(again) == loss_cells(printed)
