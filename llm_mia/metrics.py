@@ -86,6 +86,8 @@ def bootstrap_auroc_ci(
     ``scipy.stats.mannwhitneyu`` and take the (1 - confidence)/2 and (1 + confidence)/2 quantiles (Efron &
     Tibshirani 1993, ch. 13). The resample indices depend only on ``seed``, n_1 and n_0, so two scorers
     evaluated on the same documents with the same seed are resampled identically (paired).
+    With perfect separation every resample gives 1.0 and the interval collapses to [1, 1]; it then says
+    nothing about how few texts that rests on, so read it with n_1 and n_0.
     """
     from scipy.stats import mannwhitneyu
 
@@ -304,6 +306,29 @@ def evaluate_scorer(
     )
 
 
+def _labelled_columns(frame: Any, columns: Sequence[str] | None) -> tuple[Any, list[str], Any, Any]:
+    """(labelled rows, score column names, labels, non-ok mask) of a score table, validated."""
+    from llm_mia.results import score_columns
+
+    if "label" not in frame.columns:
+        raise InputError("score table has no label column; evaluation needs labels (1 = member, 0 = non-member)")
+    labelled = frame[frame["label"].notna()]
+    if labelled.empty:
+        raise InputError(
+            f"none of the {len(frame)} rows has a label; evaluation needs 1 = member / 0 = non-member labels"
+        )
+    names = list(columns) if columns is not None else score_columns(frame)
+    if not names:
+        raise InputError("score table has no score columns to evaluate")
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        available = ", ".join(score_columns(frame))
+        raise InputError(f"score column(s) {', '.join(missing)} not found; available: {available}")
+    not_ok = (labelled["status"] != "ok").to_numpy() if "status" in labelled.columns else None
+    labels = labelled["label"].astype(int).to_numpy()
+    return labelled, names, labels, not_ok
+
+
 def evaluate_frame(
     frame: Any,
     *,
@@ -319,27 +344,10 @@ def evaluate_frame(
     excluded and counted in ``n_excluded``. Every scorer uses the same bootstrap seed, so scorers scored on
     the same rows are resampled identically.
     """
-    from llm_mia.results import score_columns
-
-    if "label" not in frame.columns:
-        raise InputError("score table has no label column; evaluation needs labels (1 = member, 0 = non-member)")
-    labelled = frame[frame["label"].notna()]
-    if labelled.empty:
-        raise InputError(
-            f"none of the {len(frame)} rows has a label; evaluation needs 1 = member / 0 = non-member labels"
-        )
-    names = list(columns) if columns is not None else score_columns(frame)
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        available = ", ".join(score_columns(frame))
-        raise InputError(f"score column(s) {', '.join(missing)} not found; available: {available}")
-    not_ok = (labelled["status"] != "ok").to_numpy() if "status" in labelled.columns else None
-    labels = labelled["label"].astype(int).to_numpy()
-    results = {}
-    for name in names:
-        values = labelled[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        results[name] = evaluate_scorer(
-            values,
+    labelled, names, labels, not_ok = _labelled_columns(frame, columns)
+    return {
+        name: evaluate_scorer(
+            labelled[name].to_numpy(dtype=np.float64, na_value=np.nan),
             labels,
             name=name,
             fprs=fprs,
@@ -348,7 +356,8 @@ def evaluate_frame(
             seed=seed,
             exclude=not_ok,
         )
-    return results
+        for name in names
+    }
 
 
 def best_auroc(evaluations: Mapping[str, ScorerEvaluation]) -> float | None:
@@ -417,26 +426,25 @@ def evaluate(
     counted. A scorer with no usable member or non-member is listed in ``skipped`` rather than failing the rest.
     """
     from llm_mia.blind import blind_baseline
-    from llm_mia.results import score_columns
 
-    if "label" not in frame.columns:
-        raise InputError("score table has no label column; evaluation needs labels (1 = member, 0 = non-member)")
-    names = list(columns) if columns is not None else score_columns(frame)
-    if not names:
-        raise InputError("score table has no score columns to evaluate")
+    labelled, names, labels, not_ok = _labelled_columns(frame, columns)
     settings = {"fprs": list(fprs), "n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
     evaluations: dict[str, ScorerEvaluation] = {}
     skipped: dict[str, str] = {}
     for name in names:
         try:
-            evaluations[name] = evaluate_frame(
-                frame, columns=[name], fprs=fprs, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
-            )[name]
-        except InputError as error:
-            if "not found; available" in str(error) or "none of the" in str(error):
-                raise
+            evaluations[name] = evaluate_scorer(
+                labelled[name].to_numpy(dtype=np.float64, na_value=np.nan),
+                labels,
+                name=name,
+                fprs=fprs,
+                n_bootstrap=n_bootstrap,
+                confidence=confidence,
+                seed=seed,
+                exclude=not_ok,
+            )
+        except InputError as error:  # e.g. every member's score is missing: report it, evaluate the others
             skipped[name] = str(error)
-    labelled = frame[frame["label"].notna()]
     blind, blind_skipped = None, None
     if texts is None:
         blind_skipped = "no texts given (the blind baseline needs the member and non-member texts)"
@@ -448,7 +456,6 @@ def evaluate(
                 f"{len(missing)} labelled document id(s) have no text for the blind baseline (first: {missing[0]!r}); "
                 f"pass the texts the scores were computed on"
             )
-        labels = labelled["label"].astype(int).tolist()
         members = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 1]
         nonmembers = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 0]
         try:

@@ -262,3 +262,24 @@ def test_evaluate_scores_with_a_tiny_model_then_evaluates(tmp_path, capsys):
         return next(line.split() for line in text.splitlines() if line.startswith("loss "))
 
     assert loss_cells(again) == loss_cells(printed)
+
+
+@pytest.mark.slow
+def test_evaluate_packaged_model_on_the_builtin_sample(tmp_path, capsys):
+    """SmolLM2 on famous public-domain passages (members) vs passages written in 2026 (non-members)."""
+    from llm_mia.cli.common import builtin_sample_path
+
+    rows = [json.loads(line) for line in builtin_sample_path().read_text(encoding="utf-8").splitlines()]
+    labelled = tmp_path / "sample.jsonl"
+    labelled.write_text(
+        "".join(json.dumps({**r, "label": int(r["group"].startswith("famous"))}) + "\n" for r in rows),
+        encoding="utf-8",
+    )
+    args = ["evaluate", "--input", str(labelled), "--device", "cpu", "--no-progress", "--folds", "4"]
+    assert main([*args, "--scorers", "loss", "min_k", "--output-dir", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    # the famous passages are in any web-scale training set: the loss ranks them far above the new ones
+    assert report["scorers"]["loss"]["auroc"] > 0.9
+    # and the two sets also differ in time and style, which the blind baseline reports beside the attack
+    assert report["blind_baseline"]["n_members"] == 8 and report["blind_baseline"]["folds"] == 4
+    assert "blind baseline" in capsys.readouterr().out

@@ -183,3 +183,32 @@ def test_evaluate_frame_ignores_unlabelled_and_excludes_bad_status():
     assert best_auroc(results) == 1.0
     with pytest.raises(InputError, match="not found; available: loss, zlib"):
         evaluate_frame(frame, columns=["min_k"])
+
+
+def test_evaluate_runs_the_blind_baseline_and_skips_unusable_scorers():
+    from llm_mia.metrics import evaluate
+
+    rng = np.random.default_rng(6)
+    ids = [f"d{i}" for i in range(40)]
+    labels = [int(i < 20) for i in range(40)]
+    frame = pd.DataFrame(
+        {
+            "id": ids,
+            "label": labels,
+            "status": ["ok"] * 40,
+            "loss": rng.normal(size=40) + np.array(labels),
+            "recall": [np.nan] * 20 + list(rng.normal(size=20)),  # no member has this score
+        }
+    )
+    styles = {1: "a calm river story ", 0: "a server log entry "}
+    texts = {i: styles[label] + i for i, label in zip(ids, labels, strict=True)}
+    result = evaluate(frame, texts=texts, n_bootstrap=100, folds=4)
+    assert list(result.scorers) == ["loss"]
+    assert "0 members" in result.skipped["recall"]
+    assert result.blind is not None and result.blind.folds == 4 and result.blind.auroc > 0.9
+    assert result.warning() == result.blind.warning(result.scorers["loss"].auroc) is not None
+    assert result.to_dict()["blind_baseline"]["warning"] == result.warning()
+    no_texts = evaluate(frame, n_bootstrap=100)
+    assert no_texts.blind is None and "no texts given" in no_texts.blind_skipped and no_texts.warning() is None
+    with pytest.raises(InputError, match=r"1 labelled document id\(s\) have no text.*'d0'"):
+        evaluate(frame, texts={i: t for i, t in texts.items() if i != "d0"}, n_bootstrap=10)
