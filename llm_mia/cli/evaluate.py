@@ -7,6 +7,7 @@ examples:
   llm-mia evaluate --model ./my-model --input WikiMIA_length32.jsonl --format wikimia --scorers loss zlib min_k
   llm-mia evaluate --model ./my-model --input mimir_arxiv/ --format mimir --save-scores scores.jsonl
 
+With --scores, --scorers picks score columns by name (default: all); with --input it names the scorers to run.
 Labels: 1 = member, 0 = non-member; unlabelled rows are ignored. Per scorer, rows with a non-ok status or no
 score are excluded and counted. TPR@FPR figures show n, the number of non-members they rest on: with n
 non-members the smallest FPR they can resolve is 1/n, and figures below it are marked.
@@ -54,6 +55,9 @@ OUTPUT_FILES = ("evaluation.json", "roc", "roc_loglog", "histograms")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scores", help="a labelled score file (.jsonl/.csv) from `llm-mia score`; skips scoring")
     add_input_arguments(parser)
+    for action in parser._actions:  # evaluate has no built-in default input: labels are needed
+        if action.dest == "input":
+            action.help = "labelled texts to score and evaluate (or, with --scores, the texts for the blind baseline)"
     parser.add_argument(
         "--format",
         choices=FORMATS,

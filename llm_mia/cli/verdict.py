@@ -11,7 +11,8 @@ For each document: p = (1 + #{controls >= score}) / (n + 1) against the n calibr
                 adjustment across the documents.
 A member verdict holds the FPR at alpha for one document judged alone; when judging many, --adjust bh
 controls the false discovery rate among those flagged. A non-member verdict is not evidence that the model
-never saw the text: this scorer on this model could not tell. No verdict proves anything.
+never saw the text: this scorer on this model could not tell. A verdict is evidence with a stated error
+rate, not certainty.
 
 The scores must come from the same model, scorer and settings as the controls (checked against both run
 records) and must not include the controls themselves.
