@@ -1,0 +1,206 @@
+"""`llm-mia dataset-test` end to end on tiny models, through main([...])."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import make_tiny_model
+
+import llm_mia.cli.dataset_test as dataset_test_cli
+from llm_mia.cli import main
+
+ADJECTIVES = ["old", "quiet", "bright", "narrow", "heavy", "green", "cold", "gentle", "broken", "silver"]
+NOUNS = ["keeper", "river", "baker", "market", "lighthouse", "bridge", "farmer", "ship", "garden", "window"]
+VERBS = ["watched", "crossed", "painted", "carried", "mended", "followed", "opened", "visited"]
+PLACES = ["harbour", "village", "square", "cliff", "station", "orchard", "library", "meadow"]
+
+
+def _story(rng: random.Random, sentences: int) -> str:
+    """Suspect and control texts of the same kind: sentences from one template and one vocabulary."""
+    return " ".join(
+        f"The {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(VERBS)} the {rng.choice(NOUNS)} "
+        f"near the {rng.choice(PLACES)}."
+        for _ in range(sentences)
+    )
+
+
+@pytest.fixture(scope="module")
+def works(tmp_path_factory) -> tuple[Path, Path]:
+    """A suspect work of 4 chapter files and a control set of 6, written by the same generator."""
+    root = tmp_path_factory.mktemp("works")
+    rng = random.Random(0)
+    for name, files in (("suspect", 4), ("control", 6)):
+        (root / name).mkdir()
+        for index in range(files):
+            suffix = ".md" if index % 2 else ".txt"
+            (root / name / f"chapter{index}{suffix}").write_text(_story(rng, 12), encoding="utf-8")
+    return root / "suspect", root / "control"
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("llama"), "llama", max_positions=64)
+
+
+def _args(model: Path, works: tuple[Path, Path], output: Path, *extra: str) -> list[str]:
+    suspect, control = works
+    return [
+        "dataset-test",
+        "--model",
+        str(model),
+        "--suspect",
+        str(suspect),
+        "--control",
+        str(control),
+        "--passage-tokens",
+        "24",
+        "--scorers",
+        "loss",
+        "zlib",
+        "min_k",
+        "--output-dir",
+        str(output),
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tmp_path, capsys, monkeypatch):
+    extraction_calls = []
+    real_extract_views = dataset_test_cli.extract_views
+
+    def counting_extract_views(documents, views, **kwargs):
+        extraction_calls.append((len(documents), list(views)))
+        return real_extract_views(documents, views, **kwargs)
+
+    monkeypatch.setattr(dataset_test_cli, "extract_views", counting_extract_views)
+    output = tmp_path / "report"
+    assert main(_args(tiny_llama, works, output, "--splits", "5")) == 0
+    printed = capsys.readouterr().out
+
+    # what the user reads: the test, the negative control, the blind baseline, the assumption, the verdict
+    assert "one-sided Welch t-test" in printed and "min(1, 2 x median)" in printed
+    assert "negative control: p = " in printed and "blind baseline:   AUROC" in printed
+    assert "assumption: the control texts were never seen by the model" in printed
+    verdict_line = next(line for line in printed.splitlines() if line.startswith("verdict"))
+    assert verdict_line.startswith(
+        ("verdict: consistent with training on these texts (p = ", "verdict: not distinguishable from unseen text")
+    ) or verdict_line.startswith("verdict withheld")
+    assert "prove" not in printed
+
+    report = json.loads((output / "report.json").read_text())
+    passages = [json.loads(line) for line in (output / "passages.jsonl").read_text().splitlines()]
+    scores = [json.loads(line) for line in (output / "scores.jsonl").read_text().splitlines()]
+    n_suspect = sum(p["set"] == "suspect" for p in passages)
+    n_control = sum(p["set"] == "control" for p in passages)
+    # one extraction over suspect and control passages together, one view (loss, zlib, min_k read the target)
+    assert extraction_calls == [(n_suspect + n_control, ["target"])]
+
+    assert report["features"] == ["loss", "zlib", "min_k"]
+    assert report["passages"]["suspect"]["passages"] == n_suspect
+    assert report["passages"]["control"]["passages"] == n_control
+    assert report["passages"]["suspect"]["sources"] == 4 and report["passages"]["control"]["sources"] == 6
+    main_test = report["result"]["main"]
+    assert main_test["splits"] == 5 and len(main_test["per_split"]) == 5
+    assert 0.0 <= main_test["p_value"] <= 1.0
+    assert main_test["n_suspect"] == report["passages"]["suspect"]["tested"]
+    assert 0.0 <= report["result"]["negative_control"]["p_value"] <= 1.0
+    assert "whole sources" in report["result"]["negative_control"]["note"]
+    assert report["verdict"] in ("consistent", "not distinguishable", "withheld")
+    assert report["result"]["p_value_curve"][-1]["p_value"] == main_test["p_value"]
+    assert report["blind_baseline"]["result"]["n_members"] == n_suspect
+    assert report["models"]["target"]["adds_bos"] is True
+    assert report["settings"]["passage_tokens"] == 24 and report["settings"]["passage_stride"] == 24
+
+    # every passage maps back to its file, and its scores sit in scores.jsonl under the same id
+    suspect_dir, control_dir = works
+    by_id = {row["id"]: row for row in scores}
+    for passage in passages:
+        directory = suspect_dir if passage["set"] == "suspect" else control_dir
+        source_text = (directory / passage["source"]).read_text(encoding="utf-8")
+        text = source_text[passage["char_start"] : passage["char_end"]]
+        assert text.strip()
+        row = by_id[f"{passage['set']}:{passage['id']}"]
+        assert row["group"] == passage["set"] and row["label"] == (1 if passage["set"] == "suspect" else 0)
+        assert row["n_bytes"] == len(text.encode("utf-8"))
+        assert passage["in_test"] == (row["status"] == "ok")
+    assert (output / "scores.jsonl.run.json").is_file()
+    assert (output / "p_value_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = (output / "summary.md").read_text()
+    assert summary.startswith("# Dataset-level membership test") and "**Verdict:**" in summary
+
+    # a second run refuses to overwrite the report unless asked
+    assert main(_args(tiny_llama, works, output)) == 2
+    assert "already holds report.json" in capsys.readouterr().err
+    assert main(_args(tiny_llama, works, output, "--overwrite", "--splits", "2")) == 0
+
+
+def test_too_few_passages_is_an_error_naming_the_counts(tiny_llama, works, tmp_path, capsys):
+    short = tmp_path / "short.txt"
+    short.write_text("The old keeper.")  # a handful of tokens: one passage
+    _, control = works
+    args = _args(tiny_llama, (short, control), tmp_path / "out")
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "--suspect gives 1 passage(s)" in error and "at least 8 suspect and 16 control" in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--passage-tokens", "16", "--passage-stride", "32"], "passage stride 32 is not in 1..16"),
+        (["--alpha", "0"], "--alpha 0.0 is not in (0, 1)"),
+        (["--splits", "0"], "--splits 0 must be >= 1"),
+        (["--scorers", "los"], "unknown scorer 'los'"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(works, tmp_path, capsys, extra, message):
+    # the model path does not exist: these errors must come before the model is loaded
+    assert main([*_args(tmp_path / "no-model", works, tmp_path / "out"), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_work_names_the_path(tiny_llama, works, tmp_path, capsys):
+    _, control = works
+    assert main(_args(tiny_llama, (tmp_path / "nowhere", control), tmp_path / "out")) == 2
+    assert "nowhere: no such file or directory" in capsys.readouterr().err
+
+
+def _fine_tune(model_dir: Path, texts: list[str], output: Path, *, steps: int = 300) -> Path:
+    """Train the tiny model on the suspect texts (overlapping 48-token chunks, full batch, Adam)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    ids = [token for text in texts for token in tokenizer(text)["input_ids"]]
+    chunks = torch.tensor([ids[i : i + 48] for i in range(0, len(ids) - 48, 24)])  # (n_chunks, 48)
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        model(input_ids=chunks, labels=chunks).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    return output
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_the_suspect_work_is_flagged(works, tmp_path, capsys):
+    suspect, _ = works
+    base = make_tiny_model(tmp_path / "base", "gpt2", max_positions=64)
+    texts = [path.read_text(encoding="utf-8") for path in sorted(suspect.iterdir())]
+    trained = _fine_tune(base, texts, tmp_path / "trained")
+    assert main(_args(trained, works, tmp_path / "report")) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["verdict"] == "consistent", capsys.readouterr().out
+    assert report["result"]["main"]["p_value"] <= 0.05 < report["result"]["negative_control"]["p_value"]
