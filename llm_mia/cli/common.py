@@ -42,12 +42,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def add_input_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+def add_input_arguments(
+    parser: argparse.ArgumentParser, *, required: bool = False, input_help: str | None = None
+) -> None:
     group = parser.add_argument_group("input")
     group.add_argument(
         "--input",
         required=required,
-        help="JSONL, JSON, CSV, Parquet, .txt, a directory of .txt files or a saved datasets directory"
+        help=input_help
+        or "JSONL, JSON, CSV, Parquet, .txt, a directory of .txt files or a saved datasets directory"
         + ("" if required else " (default: a built-in sample of real text)"),
     )
     group.add_argument("--text-column", default="text", help="column holding the text (default: text)")

@@ -54,10 +54,10 @@ OUTPUT_FILES = ("evaluation.json", "roc", "roc_loglog", "histograms")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scores", help="a labelled score file (.jsonl/.csv) from `llm-mia score`; skips scoring")
-    add_input_arguments(parser)
-    for action in parser._actions:  # evaluate has no built-in default input: labels are needed
-        if action.dest == "input":
-            action.help = "labelled texts to score and evaluate (or, with --scores, the texts for the blind baseline)"
+    add_input_arguments(  # no built-in default here: evaluation needs labels
+        parser,
+        input_help="labelled texts to score and evaluate (or, with --scores, the texts for the blind baseline)",
+    )
     parser.add_argument(
         "--format",
         choices=FORMATS,
