@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from llm_mia.cache import StatsCache
+from llm_mia.cache import entry_key as cache_entry_key
+from llm_mia.cache import settings_key as cache_settings_key
 from llm_mia.errors import LlmMiaError
 from llm_mia.models import LoadedModel
 from llm_mia.stats import TokenStats, zlib_length
@@ -45,6 +48,7 @@ logger = logging.getLogger(__name__)
 STATUS_EMPTY = "empty or whitespace-only text"
 STATUS_TOO_SHORT = "no scorable tokens (one token without BOS: nothing predicts it)"
 STATUS_NONFINITE = "non-finite logits (NaN/inf): try float32"
+STATUS_OUT_OF_MEMORY = "out of memory even as a batch of one: rerun with a smaller --window"
 
 # Bytes of float32 scratch for one vocabulary chunk; about five (rows, V) temporaries are alive at once.
 # On CPU the reductions are memory-bound, so chunks sized to stay in cache are several times faster than big
@@ -243,44 +247,166 @@ def _segments_for(
     ]
 
 
-def extract(texts: Sequence[str], loaded: LoadedModel, settings: ExtractionSettings | None = None) -> list[TokenStats]:
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of a multi-process run: ``index`` of ``count`` processes, and a barrier."""
+
+    index: int
+    count: int
+    wait_for_everyone: Callable[[], None]
+
+
+def _batches(segments: list[Segment], batch_size: int) -> list[list[Segment]]:
+    """Length-sorted batches (longest first, so an out-of-memory error happens at once)."""
+    ordered = sorted(segments, key=lambda segment: -len(segment.input_ids))
+    return [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
+
+
+def _batch_groups(batches: list[list[Segment]]) -> list[list[int]]:
+    """Batches linked by a shared document (a long text's windows), as groups that must run in one process.
+
+    Assigning whole groups to processes keeps every batch's composition the same for any number of
+    processes, so a document's numbers do not depend on how the work was split.
+    """
+    parent = list(range(len(batches)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_batch_of: dict[int, int] = {}
+    for number, batch in enumerate(batches):
+        for segment in batch:
+            other = first_batch_of.setdefault(segment.document, number)
+            parent[root(number)] = root(other)
+    groups: dict[int, list[int]] = {}
+    for number in range(len(batches)):
+        groups.setdefault(root(number), []).append(number)
+    return list(groups.values())
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in str(error).lower() or "can't allocate memory" in str(error).lower()
+    )
+
+
+def _run_with_backoff(loaded: LoadedModel, batch: list[Segment]) -> list[tuple[Segment, dict[str, np.ndarray] | None]]:
+    """Run a batch; on out-of-memory halve it and retry the same segments, down to one.
+
+    A segment that does not fit even alone comes back with ``None`` (its document is then reported with
+    STATUS_OUT_OF_MEMORY), never silently dropped.
+    """
+    try:
+        flat = _run_batch(loaded, batch)
+    except (RuntimeError, torch.OutOfMemoryError) as error:
+        if not _is_out_of_memory(error):
+            raise
+        if loaded.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        if len(batch) == 1:
+            logger.warning("document %d does not fit in memory even alone", batch[0].document)
+            return [(batch[0], None)]
+        half = len(batch) // 2
+        logger.warning(
+            "out of memory on a batch of %d segments; retrying as %d + %d", len(batch), half, len(batch) - half
+        )
+        return _run_with_backoff(loaded, batch[:half]) + _run_with_backoff(loaded, batch[half:])
+    results, offset = [], 0
+    for segment in batch:
+        count = len(segment.input_ids) - segment.score_from
+        results.append((segment, {k: v[offset : offset + count] for k, v in flat.items()}))
+        offset += count
+    return results
+
+
+def extract(
+    texts: Sequence[str],
+    loaded: LoadedModel,
+    settings: ExtractionSettings | None = None,
+    *,
+    cache: StatsCache | None = None,
+    shard: Shard | None = None,
+) -> list[TokenStats]:
     """Run ``loaded`` over ``texts``; return one TokenStats per text, in input order.
 
-    Empty or whitespace-only texts, texts with no scorable token and documents whose logits contain NaN/inf
-    get a TokenStats with a status saying why (and empty arrays); every other text is scored in full.
-    A text's numbers do not depend on the batch size or on the other texts (up to float rounding, < 1e-4).
+    Empty or whitespace-only texts, texts with no scorable token, documents whose logits contain NaN/inf and
+    documents that do not fit in memory even alone get a TokenStats with a status saying why (and empty
+    arrays); every other text is scored in full. A text's numbers do not depend on the batch size or on the
+    other texts (up to float rounding, < 1e-4).
+
+    ``cache``: documents already in the cache are not recomputed, and each finished batch is committed, so
+    a killed run resumes where it stopped. ``shard``: in a multi-process run, this process computes its share
+    of the batches (whole groups of batches, identical for any process count), commits them to the shared
+    ``cache`` (required), waits for the others, and returns every document's stats.
     """
     settings = settings or ExtractionSettings()
     window = settings.window or loaded.context_length
     if window > loaded.context_length:
         raise LlmMiaError(f"window {window} exceeds the model's context length {loaded.context_length}")
+    if shard is not None and cache is None:
+        raise LlmMiaError("a multi-process run needs the stats cache to merge results; do not disable it")
+    keys: dict[int, str] = {}
+    cached: dict[int, TokenStats] = {}
     candidates = [i for i, text in enumerate(texts) if text.strip()]
-    tokenized = dict(zip(candidates, _tokenize([texts[i] for i in candidates], loaded), strict=True))
+    if cache is not None:
+        settings_id = cache_settings_key(loaded, window=window, stride=settings.stride)
+        keys = {i: cache_entry_key(settings_id, texts[i]) for i in candidates}
+        if shard is not None:  # every process must see the same cache state, or their batch plans differ
+            shard.wait_for_everyone()
+        found = cache.get_many(list(keys.values()))
+        cached = {i: found[keys[i]] for i in candidates if keys[i] in found}
+        if shard is not None:
+            shard.wait_for_everyone()
+    missing = [i for i in candidates if i not in cached]
+    tokenized = dict(zip(missing, _tokenize([texts[i] for i in missing], loaded), strict=True))
     segments: list[Segment] = []
     for index, tokens in tokenized.items():
         if len(tokens.content_ids) + len(loaded.prefix_ids) >= 2:  # at least one token has a predecessor
             segments.extend(_segments_for(index, tokens, loaded, window, settings.stride))
-    segments.sort(key=lambda segment: -len(segment.input_ids))  # longest first: any OOM happens at once
-    remaining = Counter(segment.document for segment in segments)
-    parts: dict[int, list[dict[str, np.ndarray]]] = {doc: [{}] * count for doc, count in remaining.items()}
+    batches = _batches(segments, settings.batch_size)
+    if shard is not None:
+        groups = _batch_groups(batches)
+        batches = [batches[n] for g, group in enumerate(groups) if g % shard.count == shard.index for n in group]
+    remaining = Counter(segment.document for batch in batches for segment in batch)
+    parts: dict[int, list[dict[str, np.ndarray] | None]] = {doc: [{}] * n for doc, n in remaining.items()}
+    for doc, n in Counter(segment.document for segment in segments).items():
+        parts.setdefault(doc, [{}] * n)
+    mine = set(remaining)
     with tqdm(total=len(texts), unit="doc", disable=not settings.progress, desc="scoring") as bar:
-        bar.update(len(texts) - len(remaining))  # documents with nothing to run are done already
-        for start in range(0, len(segments), settings.batch_size):
-            batch = segments[start : start + settings.batch_size]
-            flat = _run_batch(loaded, batch)
-            offset = 0
-            for segment in batch:
-                count = len(segment.input_ids) - segment.score_from
-                parts[segment.document][segment.part] = {k: v[offset : offset + count] for k, v in flat.items()}
-                offset += count
+        bar.update(len(texts) - len(remaining))  # cached, empty, too short, or another process's
+        for batch in batches:
+            finished = []
+            for segment, values in _run_with_backoff(loaded, batch):
+                parts[segment.document][segment.part] = values
                 remaining[segment.document] -= 1
                 if remaining[segment.document] == 0:
-                    bar.update(1)
-    return [_assemble(texts[i], tokenized.get(i), parts.get(i), loaded) for i in range(len(texts))]
+                    finished.append(segment.document)
+            if cache is not None and finished:  # one transaction per batch: a kill loses at most this batch
+                done = {doc: _assemble(texts[doc], tokenized[doc], parts[doc], loaded) for doc in finished}
+                cache.put_many((keys[doc], stats) for doc, stats in done.items())
+                cached.update(done)
+            bar.update(len(finished))
+    if shard is not None:
+        shard.wait_for_everyone()
+        others = [i for i in missing if i not in mine and i in parts]
+        found = cache.get_many([keys[i] for i in others])
+        lost = [i for i in others if keys[i] not in found]
+        if lost:
+            raise LlmMiaError(f"{len(lost)} document(s) computed by other processes are missing from the cache")
+        cached.update({i: found[keys[i]] for i in others})
+    return [
+        cached[i] if i in cached else _assemble(texts[i], tokenized.get(i), parts.get(i), loaded)
+        for i in range(len(texts))
+    ]
 
 
 def _assemble(
-    text: str, tokens: _Tokenized | None, parts: list[dict[str, np.ndarray]] | None, loaded: LoadedModel
+    text: str, tokens: _Tokenized | None, parts: list[dict[str, np.ndarray] | None] | None, loaded: LoadedModel
 ) -> TokenStats:
     n_bytes = len(text.encode("utf-8"))
     common = {
@@ -293,6 +419,10 @@ def _assemble(
         return TokenStats.empty(status=STATUS_EMPTY, n_tokens=0, **common)
     if not parts:
         return TokenStats.empty(status=STATUS_TOO_SHORT, n_tokens=len(tokens.content_ids), **common)
+    if any(part is None for part in parts):
+        return TokenStats.empty(
+            status=STATUS_OUT_OF_MEMORY, n_tokens=len(tokens.content_ids), n_windows=len(parts), **common
+        )
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     finite = all(np.isfinite(joined[name]).all() for name in ("logprob", "mu", "sigma", "top1_logprob"))
     if not finite:

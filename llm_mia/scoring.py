@@ -10,9 +10,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from llm_mia.cache import StatsCache
 from llm_mia.documents import Document
 from llm_mia.errors import LlmMiaError
-from llm_mia.extract import ExtractionSettings, extract
+from llm_mia.extract import ExtractionSettings, Shard, extract
 from llm_mia.models import LoadedModel
 from llm_mia.scorers import VIEWS, ScorerCall, ScoreUnavailable
 from llm_mia.stats import STATUS_OK, TokenStats
@@ -35,8 +36,13 @@ def extract_views(
     *,
     models: dict[str, LoadedModel],
     settings: ExtractionSettings,
+    cache: StatsCache | None = None,
+    shard: Shard | None = None,
 ) -> dict[str, list[TokenStats]]:
-    """One extraction per view: the view's model over the view's text variant of every document."""
+    """One extraction per view: the view's model over the view's text variant of every document.
+
+    ``cache`` and ``shard`` are passed to :func:`llm_mia.extract.extract` (resume; multi-process runs).
+    """
     stats: dict[str, list[TokenStats]] = {}
     for view in views:
         spec = VIEWS[view]
@@ -44,7 +50,7 @@ def extract_views(
             raise LlmMiaError(f"view {view!r} needs a {spec.model} model, and none was given")
         texts = [apply_variant(spec.variant, document.text) for document in documents]
         logger.info("extracting view %s (%s model, %s text)", view, spec.model, spec.variant)
-        stats[view] = extract(texts, models[spec.model], settings)
+        stats[view] = extract(texts, models[spec.model], settings, cache=cache, shard=shard)
     return stats
 
 

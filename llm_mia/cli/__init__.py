@@ -21,6 +21,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("calibrate", "calibrate", "fit a threshold at a target FPR on known non-member scores, checked on held-out ones"),
     ("verdict", "verdict", "per-document p-values and verdicts from a calibration and a score file"),
     ("list", "list_scorers", "list the registered scorers with their hyperparameters"),
+    ("cache", "cache", "inspect, verify or clear the stats cache that lets killed runs resume"),
 )
 
 

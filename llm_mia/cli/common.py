@@ -7,8 +7,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from llm_mia.cache import StatsCache
+from llm_mia.distributed import current_shard, is_main_process, process_device
 from llm_mia.documents import Columns, Document, read_documents
-from llm_mia.extract import ExtractionSettings
+from llm_mia.extract import ExtractionSettings, Shard
 from llm_mia.models import DEFAULT_MODEL, DTYPES, LoadedModel, ModelSpec, load_model
 from llm_mia.results import sha256_documents
 from llm_mia.scorers import ScorerCall, parse_scorer_specs
@@ -40,6 +44,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window", type=int, help="tokens per model call (default: the model's context length)")
     group.add_argument("--stride", type=int, help="new tokens per window for long texts (default: half a window)")
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    group.add_argument(
+        "--cache-dir",
+        help="stats cache database (default: <cache>/stats/tokenstats.sqlite); a killed run resumes from it",
+    )
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
 
 
 def add_input_arguments(
@@ -80,12 +89,19 @@ def scorer_calls_from_args(args: argparse.Namespace) -> list[ScorerCall]:
     return parse_scorer_specs(args.scorers, has_reference=args.reference is not None)
 
 
-def load_models_from_args(args: argparse.Namespace) -> dict[str, LoadedModel]:
-    common = {"dtype": args.dtype, "device": args.device, "trust_remote_code": args.trust_remote_code}
+def load_models_from_args(args: argparse.Namespace, shard: Shard | None = None) -> dict[str, LoadedModel]:
+    device = process_device(args.device, shard)
+    common = {"dtype": args.dtype, "device": device, "trust_remote_code": args.trust_remote_code}
     models = {"target": load_model(ModelSpec(name=args.model, revision=args.revision, **common))}
     if args.reference:
         models["reference"] = load_model(ModelSpec(name=args.reference, revision=args.reference_revision, **common))
     return models
+
+
+def cache_from_args(args: argparse.Namespace) -> StatsCache | None:
+    if args.no_cache:
+        return None
+    return StatsCache(Path(args.cache_dir) / "tokenstats.sqlite" if args.cache_dir else None)
 
 
 def settings_from_args(args: argparse.Namespace) -> ExtractionSettings:
@@ -97,11 +113,21 @@ def settings_from_args(args: argparse.Namespace) -> ExtractionSettings:
 def score_from_args(
     args: argparse.Namespace, documents: list[Document], source: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Score documents as the arguments say; returns the rows and a run record (models, scorers, settings)."""
+    """Score documents as the arguments say; returns the rows and a run record (models, scorers, settings).
+
+    Under a multi-process launcher every process takes part and every process gets the rows; only the main
+    process should write them (see ``llm_mia.distributed.is_main_process``).
+    """
     calls = scorer_calls_from_args(args)  # validate names before loading any model
-    models = load_models_from_args(args)
+    shard = current_shard(args.device)
+    models = load_models_from_args(args, shard)
     settings = settings_from_args(args)
-    stats = extract_views(documents, needed_views(calls), models=models, settings=settings)
+    cache = cache_from_args(args)
+    if shard is not None and not is_main_process(shard):
+        settings = ExtractionSettings(
+            batch_size=settings.batch_size, window=settings.window, stride=settings.stride, progress=False
+        )
+    stats = extract_views(documents, needed_views(calls), models=models, settings=settings, cache=cache, shard=shard)
     rows = score_rows(documents, calls, stats)
     record = {
         "input": {
@@ -112,6 +138,12 @@ def score_from_args(
         "models": {role: model.describe() for role, model in models.items()},
         "scorers": [{"column": c.column, "scorer": c.scorer.name, "params": dict(c.params)} for c in calls],
         "settings": {"batch_size": settings.batch_size, "window": settings.window, "stride": settings.stride},
+        "execution": {
+            "processes": 1 if shard is None else shard.count,
+            "torch_threads": torch.get_num_threads(),
+            "cache": None if cache is None else {"path": str(cache.path), "hits": cache.hits, "stored": cache.stored},
+            "random_seed": "none used: scoring is deterministic",
+        },
         "direction": "higher score = more likely a member",
     }
     return rows, record

@@ -23,6 +23,7 @@ from llm_mia.cli.common import (
     documents_from_args,
     score_from_args,
 )
+from llm_mia.distributed import current_shard, is_main_process
 from llm_mia.results import check_output_path, write_rows, write_run_record
 from llm_mia.scoring import META_COLUMNS
 
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     output = check_output_path(args.output, overwrite=args.overwrite) if args.output else None
     documents, source = documents_from_args(args)
     rows, record = score_from_args(args, documents, source)
+    if not is_main_process(current_shard(args.device)):
+        return 0  # the main process writes the merged rows
     if output is None:
         print_table(rows)
         return 0

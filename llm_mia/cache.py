@@ -1,0 +1,213 @@
+"""Content-addressed TokenStats cache: a killed run resumes where it stopped, with identical results.
+
+Key = SHA-256 of (model fingerprint, extraction settings, engine version, exact text). The model fingerprint
+hashes every file that decides the numbers (config, weights, tokenizer) plus the revision; settings are the
+dtype, window, stride and BOS prefix. Nothing in the key depends on batch size, process count or document
+order, so the cache is shared by single- and multi-process runs.
+
+Storage: one SQLite database (stdlib, transactional: a SIGKILL mid-write leaves the last committed state),
+one row per document with the scalar fields as JSON, the arrays as an ``.npz`` blob read with
+``allow_pickle=False``, and a SHA-256 checksum of both. An entry whose checksum does not match, or that does
+not decode, is treated as missing and recomputed; a database file that SQLite cannot read is moved aside.
+No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llm_mia.models import LoadedModel, cache_dir, sha256_file
+from llm_mia.stats import TokenStats
+
+logger = logging.getLogger(__name__)
+
+# Bump when the engine's numbers change for the same model, settings and text: old entries stop matching.
+ENGINE_VERSION = "1"
+
+_ARRAY_FIELDS = ("token_ids", "logprob", "mu", "sigma", "rank", "top1_logprob")
+_SCALAR_FIELDS = tuple(f.name for f in fields(TokenStats) if f.name not in _ARRAY_FIELDS)
+_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja", ".tiktoken")
+
+
+def default_cache_path() -> Path:
+    return cache_dir() / "stats" / "tokenstats.sqlite"
+
+
+def _memoised_file_hashes() -> Path:
+    return cache_dir() / "file-hashes.json"
+
+
+def model_fingerprint(loaded: LoadedModel) -> str:
+    """SHA-256 over the model directory's files that decide the numbers, and the revision.
+
+    File hashes are memoised by (path, size, mtime) in the cache directory, so a 500 MB checkpoint is hashed
+    once, not at every load.
+    """
+    memo_path = _memoised_file_hashes()
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    digest = hashlib.sha256(f"revision={loaded.spec.revision}\n".encode())
+    changed = False
+    for path in sorted(Path(loaded.directory).iterdir()):
+        if not path.is_file() or path.suffix not in _MODEL_FILE_SUFFIXES or path.name == "llm_mia_source.json":
+            continue
+        stat = path.stat()
+        memo_key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        if memo_key not in memo:
+            memo[memo_key] = sha256_file(path)
+            changed = True
+        digest.update(f"{path.name}={memo[memo_key]}\n".encode())
+    if changed:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = memo_path.with_name(f".{memo_path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(memo))
+        os.replace(temporary, memo_path)
+    return digest.hexdigest()
+
+
+def settings_key(loaded: LoadedModel, *, window: int, stride: int | None) -> str:
+    """Everything besides the text that decides a document's TokenStats, as one string."""
+    return json.dumps(
+        {
+            "engine": ENGINE_VERSION,
+            "model": model_fingerprint(loaded),
+            "dtype": loaded.spec.dtype,
+            "window": window,
+            "stride": stride,
+            "prefix": list(loaded.prefix_ids),
+        },
+        sort_keys=True,
+    )
+
+
+def entry_key(settings: str, text: str) -> str:
+    digest = hashlib.sha256(settings.encode())
+    digest.update(b"\0")
+    digest.update(text.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _encode(stats: TokenStats) -> tuple[str, bytes, str]:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: getattr(stats, name) for name in _ARRAY_FIELDS})
+    blob = buffer.getvalue()
+    meta = json.dumps({name: getattr(stats, name) for name in _SCALAR_FIELDS}, sort_keys=True)
+    return meta, blob, hashlib.sha256(meta.encode() + blob).hexdigest()
+
+
+def _decode(meta: str, blob: bytes, checksum: str) -> TokenStats | None:
+    if hashlib.sha256(meta.encode() + blob).hexdigest() != checksum:
+        return None
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+            values = {name: arrays[name] for name in _ARRAY_FIELDS}
+        values.update(json.loads(meta))
+        return TokenStats(**values)
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+
+
+class StatsCache:
+    """The on-disk TokenStats store (see module docstring). Safe for several processes at once."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.hits = 0
+        self.stored = 0
+        self.rejected = 0
+        self._connection = self._open()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode, NORMAL survives a killed process (the last committed batch is kept); only a power
+        # loss may lose the newest transactions, never consistency. FULL would fsync every batch.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, meta TEXT NOT NULL, "
+            "arrays BLOB NOT NULL, checksum TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            connection = self._connect()
+            connection.execute("SELECT count(*) FROM stats").fetchone()
+            return connection
+        except sqlite3.DatabaseError as error:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            logger.warning("cache %s is unreadable (%s); moved aside to %s, starting afresh", self.path, error, aside)
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return self._connect()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, TokenStats]:
+        """Entries found and intact, by key; damaged entries are logged, counted and left out."""
+        found: dict[str, TokenStats] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):  # SQLite limits the number of bound parameters
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT key, meta, arrays, checksum FROM stats WHERE key IN ({marks})"
+            for key, meta, blob, checksum in self._connection.execute(query, chunk):
+                stats = _decode(meta, blob, checksum)
+                if stats is None:
+                    self.rejected += 1
+                    logger.warning("cache entry %s… failed its checksum; recomputing it", key[:12])
+                else:
+                    found[key] = stats
+        self.hits += len(found)
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, TokenStats]]) -> None:
+        """Store entries in one transaction: all of them or, if the process dies, none."""
+        rows = [(key, *_encode(stats), time.time()) for key, stats in items]
+        if not rows:
+            return
+        with self._connection:
+            self._connection.execute("BEGIN IMMEDIATE")
+            self._connection.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", rows)
+        self.stored += len(rows)
+
+    def info(self) -> dict[str, Any]:
+        count, size = self._connection.execute(
+            "SELECT count(*), coalesce(sum(length(arrays)), 0) FROM stats"
+        ).fetchone()
+        return {"path": str(self.path), "entries": count, "array_bytes": size, "file_bytes": self.path.stat().st_size}
+
+    def verify(self, *, delete_damaged: bool = False) -> tuple[int, list[str]]:
+        """Check every entry's checksum and decoding; returns (entries checked, damaged keys)."""
+        damaged, checked = [], 0
+        for key, meta, blob, checksum in self._connection.execute("SELECT key, meta, arrays, checksum FROM stats"):
+            checked += 1
+            if _decode(meta, blob, checksum) is None:
+                damaged.append(key)
+        if delete_damaged and damaged:
+            with self._connection:
+                self._connection.executemany("DELETE FROM stats WHERE key = ?", [(k,) for k in damaged])
+        return checked, damaged
+
+    def clear(self) -> int:
+        with self._connection:
+            removed = self._connection.execute("DELETE FROM stats").rowcount
+        self._connection.execute("VACUUM")
+        return removed
+
+    def close(self) -> None:
+        self._connection.close()
