@@ -1,0 +1,38 @@
+"""Known-split benchmarks: build member / non-member splits from real text, train models on the members, score.
+
+A benchmark needs ground truth that public sets cannot give offline (and that the popular ones get wrong through
+distribution shift). This package makes it: a random split of one collection has no shift by construction, and a
+model trained or fine-tuned here on one part of it has seen exactly that part.
+
+- :mod:`llm_mia.bench.splits`: corpora (Wikipedia summaries, Python documentation, Debian changelogs), cleaning,
+  exact and 13-gram near-duplicate removal, seeded member / non-member / calibration / reference splits with a
+  manifest (per-document SHA-256 and split).
+- :mod:`llm_mia.bench.training`: seeded, deterministic CPU training: fine-tune SmolLM2-135M, or train a
+  GPT-2-architecture model from scratch with its own byte-level BPE; trained models are cached with their
+  config, seed, data manifest and file hashes.
+- :mod:`llm_mia.bench.run`: named presets run end to end (split, train, score every scorer, evaluate, report).
+
+Heavy dependencies (torch, transformers, tokenizers) are imported inside the functions that need them.
+"""
+
+from llm_mia.bench.splits import (
+    CORPORA,
+    SplitConfig,
+    SplitResult,
+    build_split,
+    clean_text,
+    deduplicate,
+    draw_split,
+    load_corpus,
+)
+
+__all__ = [
+    "CORPORA",
+    "SplitConfig",
+    "SplitResult",
+    "build_split",
+    "clean_text",
+    "deduplicate",
+    "draw_split",
+    "load_corpus",
+]
