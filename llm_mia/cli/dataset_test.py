@@ -190,6 +190,7 @@ def _blind(
 def plot_curve(result: DatasetInferenceResult, path: Path) -> Path:
     """p-value (log scale) against the number of suspect passages, with the split range and alpha."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -209,6 +210,8 @@ def plot_curve(result: DatasetInferenceResult, path: Path) -> Path:
     ax.axhline(result.alpha, color="red", linestyle="--", label=f"alpha = {result.alpha:g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # 20, not 2 x 10^1
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("suspect passages (control passages in proportion)")
     ax.set_ylabel("p-value (one-sided Welch t-test)")
     ax.set_title("Dataset inference: p-value vs number of passages")
