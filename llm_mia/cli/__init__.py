@@ -20,6 +20,8 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("evaluate", "evaluate", "evaluate scorers on a labelled set: AUROC [CI], TPR at low FPR, blind baseline, plots"),
     ("calibrate", "calibrate", "fit a threshold at a target FPR on known non-member scores, checked on held-out ones"),
     ("verdict", "verdict", "per-document p-values and verdicts from a calibration and a score file"),
+    ("benchmark", "benchmark", "known-split benchmark: build a split, train on the members, score, evaluate, report"),
+    ("demo", "demo", "first run: fine-tune SmolLM2 on known texts, then find which texts it was trained on"),
     ("list", "list_scorers", "list the registered scorers with their hyperparameters"),
     ("cache", "cache", "inspect, verify or clear the stats cache that lets killed runs resume"),
 )
