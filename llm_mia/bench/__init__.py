@@ -15,6 +15,7 @@ model trained or fine-tuned here on one part of it has seen exactly that part.
 Heavy dependencies (torch, transformers, tokenizers) are imported inside the functions that need them.
 """
 
+from llm_mia.bench.run import PRESETS, BenchmarkConfig, BenchmarkResult, get_preset, run_benchmark
 from llm_mia.bench.splits import (
     CORPORA,
     SplitConfig,
@@ -25,14 +26,33 @@ from llm_mia.bench.splits import (
     draw_split,
     load_corpus,
 )
+from llm_mia.bench.training import (
+    Gpt2Architecture,
+    TrainedModels,
+    TrainingConfig,
+    fine_tune,
+    train_from_scratch,
+    train_tokenizer,
+)
 
 __all__ = [
     "CORPORA",
+    "PRESETS",
+    "BenchmarkConfig",
+    "BenchmarkResult",
+    "Gpt2Architecture",
     "SplitConfig",
     "SplitResult",
+    "TrainedModels",
+    "TrainingConfig",
     "build_split",
     "clean_text",
     "deduplicate",
     "draw_split",
+    "fine_tune",
+    "get_preset",
     "load_corpus",
+    "run_benchmark",
+    "train_from_scratch",
+    "train_tokenizer",
 ]

@@ -482,7 +482,7 @@ def _run(
 
 
 def _ci(low_high: Sequence[float]) -> str:
-    return f"[{low_high[0]:.2f}, {low_high[1]:.2f}]"
+    return f"[{low_high[0]:.3f}, {low_high[1]:.3f}]"
 
 
 def _tpr_cell(record: Any) -> str:

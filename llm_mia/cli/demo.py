@@ -81,15 +81,19 @@ def summary_lines(result: Any) -> list[str]:
     control = epoch.control.scorers.get("loss")
     if control is not None:
         low, high = control.auroc_ci
-        neutral = low <= 0.5 <= high
-        lines.append(
-            f"  - SmolLM2 before fine-tuning: loss AUROC {control.auroc:.2f} [{low:.2f}, {high:.2f}]. Before training "
-            "on the members it could "
-            + (
-                "not tell them apart, so the split itself carries no signal."
-                if neutral
-                else "already tell them apart: the split is not neutral, read the rest with care."
+        if low <= 0.5 <= high:
+            reading = (
+                "Before training on the members it could not tell them apart, so the split itself carries no signal."
             )
+        else:
+            easier = "easier" if low > 0.5 else "harder"
+            reading = (
+                f"Before fine-tuning it already found these members {easier} to predict than these non-members: "
+                "by chance, since the split is random, and likely with this few texts. The loss numbers start from "
+                "that imbalance; the reference scorer measures only the change that fine-tuning made."
+            )
+        lines.append(
+            f"  - SmolLM2 before fine-tuning: loss AUROC {control.auroc:.2f} [{low:.2f}, {high:.2f}]. {reading}"
         )
     blind = evaluation.blind
     if blind is not None:
