@@ -372,10 +372,10 @@ def extract(
     if shard is not None:
         groups = _batch_groups(batches)
         batches = [batches[n] for g, group in enumerate(groups) if g % shard.count == shard.index for n in group]
-    remaining = Counter(segment.document for batch in batches for segment in batch)
-    parts: dict[int, list[dict[str, np.ndarray] | None]] = {doc: [{}] * n for doc, n in remaining.items()}
-    for doc, n in Counter(segment.document for segment in segments).items():
-        parts.setdefault(doc, [{}] * n)
+    parts: dict[int, list[dict[str, np.ndarray] | None]] = {
+        doc: [{}] * n for doc, n in Counter(segment.document for segment in segments).items()
+    }
+    remaining = Counter(segment.document for batch in batches for segment in batch)  # this process's share
     mine = set(remaining)
     with tqdm(total=len(texts), unit="doc", disable=not settings.progress, desc="scoring") as bar:
         bar.update(len(texts) - len(remaining))  # cached, empty, too short, or another process's
