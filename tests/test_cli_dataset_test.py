@@ -161,6 +161,22 @@ def test_too_few_passages_is_an_error_naming_the_counts(tiny_llama, works, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+def test_too_few_control_passages_fail_before_any_scoring(tiny_llama, works, tmp_path, capsys, monkeypatch):
+    # the negative control needs 2 x 8 control passages: 10 must be refused before the model scores anything
+    suspect, _ = works
+    control = tmp_path / "control.jsonl"
+    control.write_text("".join(json.dumps({"id": f"c{i}", "text": f"The quiet river {i}."}) + "\n" for i in range(10)))
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("passages were scored although the test cannot run")
+
+    monkeypatch.setattr(dataset_test_cli, "extract_views", no_scoring)
+    assert main(_args(tiny_llama, (suspect, control), tmp_path / "out")) == 2
+    error = capsys.readouterr().err
+    assert "--control gives 10 passage(s)" in error and "at least 8 suspect and 16 control" in error
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -321,8 +321,12 @@ def run(args: argparse.Namespace) -> int:
             args.passage_tokens,
             target.context_length,
         )
-    for name, found in (("suspect", suspect), ("control", control)):
-        if len(found) < MIN_PASSAGES_PER_SET:
+    # the negative control splits the controls in two, so they need twice the minimum; check before scoring
+    for name, found, needed in (
+        ("suspect", suspect, MIN_PASSAGES_PER_SET),
+        ("control", control, 2 * MIN_PASSAGES_PER_SET),
+    ):
+        if len(found) < needed:
             raise LlmMiaError(
                 f"--{name} gives {len(found)} passage(s) of up to {args.passage_tokens} tokens; the test needs at "
                 f"least {MIN_PASSAGES_PER_SET} suspect and {2 * MIN_PASSAGES_PER_SET} control passages. Add text "
