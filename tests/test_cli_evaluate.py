@@ -112,6 +112,10 @@ def test_evaluate_errors(shifted_set, tmp_path, capsys):
     assert "available: loss, zlib" in capsys.readouterr().err
     assert main(["evaluate", "--scores", str(shifted_set["scores"]), "--fpr", "5"]) == 2
     assert "strictly between 0 and 1" in capsys.readouterr().err
+    # an FPR given twice is one column, not a crash
+    assert main(["evaluate", "--scores", str(shifted_set["scores"]), "--no-blind", "--fpr", "0.05", "0.05"]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("scorer"))
+    assert header.count("TPR@5%FPR") == 1
     unlabelled = write_rows([_row("a", None, loss=1.0), _row("b", None, loss=2.0)], tmp_path / "u.jsonl")
     assert main(["evaluate", "--scores", str(unlabelled), "--no-blind"]) == 2
     assert "none of the 2 rows has a label" in capsys.readouterr().err

@@ -185,12 +185,12 @@ def _tpr_cell(record: Any) -> str:
 
 def format_table(evaluation: Evaluation) -> list[str]:
     """The printed table: one row per scorer, then the blind baseline row."""
-    fprs = evaluation.settings["fprs"]
+    fprs = sorted(set(evaluation.settings["fprs"]))  # one column per FPR, as in the results, even if given twice
     level = f"{evaluation.settings['confidence']:.0%}"
     header = [
         "scorer",
         f"AUROC [{level} CI]",
-        *(f"TPR@{format_fpr(f)}FPR" for f in sorted(fprs)),
+        *(f"TPR@{format_fpr(f)}FPR" for f in fprs),
         "bal.acc (oracle)",
         "members/non",
         "excluded",
