@@ -16,36 +16,30 @@ The bootstrap interval covers resampling of texts, not the variation between cro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from llm_mia.errors import InputError
-from llm_mia.metrics import DEFAULT_FPRS, TprAtFpr, evaluate_scorer
+from llm_mia.metrics import DEFAULT_FPRS, ScorerEvaluation, evaluate_scorer
 
 # Below this AUROC lower bound, with no attack to compare against, the sets count as indistinguishable.
 ABOVE_CHANCE_LOWER_BOUND = 0.6
 
 
-@dataclass(frozen=True)
-class BlindBaselineResult:
-    """Out-of-fold evaluation of the blind (model-free) classifier. Higher score = more member-like.
+@dataclass(frozen=True, kw_only=True)
+class BlindBaselineResult(ScorerEvaluation):
+    """Out-of-fold evaluation of the blind (model-free) classifier: the same figures as for an attack
+    (:class:`~llm_mia.metrics.ScorerEvaluation`), plus the cross-validation settings. Higher score = more
+    member-like.
 
     ``scores``: out-of-fold P(member) per text, members first then non-members, in input order.
     """
 
-    auroc: float
-    auroc_ci: tuple[float, float]
-    confidence: float
-    tpr_at_fpr: dict[float, TprAtFpr]
-    oracle_balanced_accuracy: float
-    n_members: int
-    n_nonmembers: int
     folds: int
     seed: int
     scores: tuple[float, ...] = field(default=(), repr=False)
-    roc: tuple[tuple[float, ...], tuple[float, ...]] = field(default=((), ()), repr=False)
 
     def shift_detected(self, best_attack_auroc: float | None = None) -> bool:
         """True when the sets differ in distribution enough to undermine the attack numbers.
@@ -78,15 +72,11 @@ class BlindBaselineResult:
         )
 
     def to_dict(self, best_attack_auroc: float | None = None) -> dict[str, Any]:
+        figures = super().to_dict()
+        del figures["name"], figures["n_excluded"]  # always "blind baseline" and 0: every text gets a score
         return {
             "method": "tf-idf word 1-2 + char 2-5 grams, logistic regression, out-of-fold (Das et al. 2024)",
-            "auroc": self.auroc,
-            "auroc_ci": list(self.auroc_ci),
-            "confidence": self.confidence,
-            "tpr_at_fpr": [r.to_dict() for r in self.tpr_at_fpr.values()],
-            "oracle_balanced_accuracy": self.oracle_balanced_accuracy,
-            "n_members": self.n_members,
-            "n_nonmembers": self.n_nonmembers,
+            **figures,
             "folds": self.folds,
             "seed": self.seed,
             "warning": self.warning(best_attack_auroc),
@@ -148,16 +138,5 @@ def blind_baseline(
     evaluation = evaluate_scorer(
         scores, labels, name="blind baseline", fprs=fprs, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
     )
-    return BlindBaselineResult(
-        auroc=evaluation.auroc,
-        auroc_ci=evaluation.auroc_ci,
-        confidence=confidence,
-        tpr_at_fpr=evaluation.tpr_at_fpr,
-        oracle_balanced_accuracy=evaluation.oracle_balanced_accuracy,
-        n_members=n_members,
-        n_nonmembers=n_nonmembers,
-        folds=folds,
-        seed=seed,
-        scores=tuple(float(s) for s in scores),
-        roc=evaluation.roc,
-    )
+    figures = {f.name: getattr(evaluation, f.name) for f in fields(ScorerEvaluation)}
+    return BlindBaselineResult(**figures, folds=folds, seed=seed, scores=tuple(float(s) for s in scores))

@@ -99,3 +99,21 @@ def test_tiny_sets_and_bad_arguments_are_clear_errors():
         blind_baseline("some text", ["c d"] * 3)
     with pytest.raises(InputError, match="every text is empty"):
         blind_baseline([""] * 3, [" "] * 3, folds=2)
+
+
+def test_figures_are_the_attack_figures_of_its_out_of_fold_scores():
+    # the blind row is read beside the attacks, so it must be computed exactly like them
+    from llm_mia.metrics import evaluate_scorer
+
+    rng = np.random.default_rng(3)
+    members = _sentences(rng, NOUNS, VERBS, ADJECTIVES, 15)
+    nonmembers = _sentences(rng, NOUNS + TECH_NOUNS, VERBS, ADJECTIVES, 15)
+    result = blind_baseline(members, nonmembers, folds=3, seed=2, n_bootstrap=100, fprs=(0.1,))
+    attack = evaluate_scorer(
+        list(result.scores), [1] * 15 + [0] * 15, name="blind baseline", fprs=(0.1,), n_bootstrap=100, seed=2
+    )
+    assert result.to_dict()["auroc_ci"] == attack.to_dict()["auroc_ci"]
+    assert result.tpr_at_fpr == attack.tpr_at_fpr and result.roc == attack.roc
+    expected = {key: value for key, value in attack.to_dict().items() if key not in ("name", "n_excluded")}
+    assert {key: result.to_dict()[key] for key in expected} == expected
+    assert list(result.to_dict())[:1] + list(result.to_dict())[-3:] == ["method", "folds", "seed", "warning"]
