@@ -427,22 +427,13 @@ def evaluate(
     """
     from llm_mia.blind import blind_baseline
 
-    labelled, names, labels, not_ok = _labelled_columns(frame, columns)
+    labelled, names, labels, _ = _labelled_columns(frame, columns)
     settings = {"fprs": list(fprs), "n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
     evaluations: dict[str, ScorerEvaluation] = {}
     skipped: dict[str, str] = {}
     for name in names:
         try:
-            evaluations[name] = evaluate_scorer(
-                labelled[name].to_numpy(dtype=np.float64, na_value=np.nan),
-                labels,
-                name=name,
-                fprs=fprs,
-                n_bootstrap=n_bootstrap,
-                confidence=confidence,
-                seed=seed,
-                exclude=not_ok,
-            )
+            evaluations.update(evaluate_frame(labelled, columns=[name], **settings))
         except InputError as error:  # e.g. every member's score is missing: report it, evaluate the others
             skipped[name] = str(error)
     blind, blind_skipped = None, None

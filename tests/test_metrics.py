@@ -183,6 +183,9 @@ def test_evaluate_frame_ignores_unlabelled_and_excludes_bad_status():
     assert best_auroc(results) == 1.0
     with pytest.raises(InputError, match="not found; available: loss, zlib"):
         evaluate_frame(frame, columns=["min_k"])
+    from llm_mia.metrics import evaluate  # the full evaluation gives each scorer the very same figures
+
+    assert evaluate(frame, n_bootstrap=50).scorers == results
 
 
 def test_evaluate_runs_the_blind_baseline_and_skips_unusable_scorers():
