@@ -96,7 +96,8 @@ def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tm
     ) or verdict_line.startswith("verdict withheld")
     assert "prove" not in printed
 
-    report = json.loads((output / "report.json").read_text())
+    # strict JSON: NaN/infinity (e.g. the df of a split with no evidence) must be written as null
+    report = json.loads((output / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     passages = [json.loads(line) for line in (output / "passages.jsonl").read_text().splitlines()]
     scores = [json.loads(line) for line in (output / "scores.jsonl").read_text().splitlines()]
     n_suspect = sum(p["set"] == "suspect" for p in passages)

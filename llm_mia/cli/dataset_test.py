@@ -53,6 +53,7 @@ from llm_mia.cli.common import (
     scorer_calls_from_args,
     settings_from_args,
 )
+from llm_mia.cli.evaluate import _finite
 from llm_mia.dataset_test import (
     COMBINATION,
     CONTROL_ASSUMPTION,
@@ -115,17 +116,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", required=True, help="directory for the report (created if missing)")
     output.add_argument("--overwrite", action="store_true", help="replace report files already in --output-dir")
-
-
-def _json_ready(value: Any) -> Any:
-    """Non-finite floats become null: JSON has no NaN or infinity."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(item) for item in value]
-    return value
 
 
 def _check_output_dir(path: str, *, overwrite: bool) -> Path:
@@ -432,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
         for index, passage in enumerate(found)
     ]
     write_rows(passage_rows, output_dir / "passages.jsonl")
-    (output_dir / "report.json").write_text(json.dumps(_json_ready(report), indent=2, default=str), encoding="utf-8")
+    (output_dir / "report.json").write_text(json.dumps(_finite(report), indent=2, default=str), encoding="utf-8")
     (output_dir / "summary.md").write_text(_markdown(report), encoding="utf-8")
     plot_curve(result, output_dir / "p_value_curve.png")
 
