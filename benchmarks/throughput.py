@@ -65,7 +65,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-chars", type=int, default=600, help="cut each paragraph to about 128 tokens")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     loaded = load_model(ModelSpec(args.model, dtype=args.dtype, device=args.device))
     summaries = list(wikipedia_summaries().values())

@@ -50,17 +50,20 @@ STATUS_TOO_SHORT = "no scorable tokens (one token without BOS: nothing predicts 
 STATUS_NONFINITE = "non-finite logits (NaN/inf): try float32"
 STATUS_OUT_OF_MEMORY = "out of memory even as a batch of one: rerun with a smaller --window"
 
-# Bytes of float32 scratch for one vocabulary chunk; about five (rows, V) temporaries are alive at once.
-# On CPU the reductions are memory-bound, so chunks sized to stay in cache are several times faster than big
-# ones; on a GPU, bigger chunks keep the device busy.
-VOCAB_CHUNK_BUDGET_BYTES = {"cpu": 24 * 2**20, "cuda": 1024 * 2**20}
-_TEMPORARIES_PER_CHUNK = 5
+# Vocabulary work is chunked over scored rows, at two sizes. The head's matmul runs on up to HEAD_CHUNK_BYTES of
+# logits at once, so its (V, H) weight matrix is read once per chunk, as in a plain forward pass. The float32
+# reductions then run on sub-chunks of REDUCE_CHUNK_BYTES: on CPU they are memory-bound, and sub-chunks that
+# stay in cache are several times faster than whole chunks; a GPU prefers few, large kernels. Peak extra
+# memory is bounded by these budgets whatever the vocabulary size (Gemma's 262k included).
+HEAD_CHUNK_BYTES = 256 * 2**20
+REDUCE_CHUNK_BYTES = {"cpu": 12 * 2**20, "cuda": 1024 * 2**20}
 
 
-def vocab_chunk_rows(vocab_size: int, device: str) -> int:
-    """Rows per vocabulary chunk so that the chunk's float32 temporaries fit the device's budget."""
-    budget = VOCAB_CHUNK_BUDGET_BYTES["cuda" if device.startswith("cuda") else "cpu"]
-    return max(1, budget // (vocab_size * 4 * _TEMPORARIES_PER_CHUNK))
+def vocab_chunk_rows(vocab_size: int, device: str) -> tuple[int, int]:
+    """(rows per head matmul, rows per float32 reduction) for this vocabulary size and device."""
+    head_rows = max(1, HEAD_CHUNK_BYTES // (vocab_size * 4))
+    reduce_budget = REDUCE_CHUNK_BYTES["cuda" if device.startswith("cuda") else "cpu"]
+    return head_rows, max(1, min(head_rows, reduce_budget // (vocab_size * 4)))
 
 
 @dataclass(frozen=True)
@@ -164,37 +167,36 @@ def _tokenize(texts: Sequence[str], loaded: LoadedModel) -> list[_Tokenized]:
     return result
 
 
-def _lm_head_logits(loaded: LoadedModel, hidden: torch.Tensor) -> torch.Tensor:
-    """Project hidden states (rows, H) to float32 logits (rows, V), with the model's final soft-capping."""
-    logits = loaded.model.get_output_embeddings()(hidden).float()
-    cap = getattr(loaded.model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+def _softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
+    """Final logit soft-capping (Gemma 2 style): cap * tanh(logits / cap); identity when the model has none."""
+    return torch.tanh(logits / cap) * cap if cap else logits
 
 
 def _reduce_vocab(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """Float32 per-row reductions of (rows, V) logits; consumes ``logits`` in place.
 
-    Two-pass variance (sum_v p (log p - mu)^2) instead of E[log p^2] - mu^2, which loses digits to
-    cancellation when log p is nearly constant under p (flat distributions). Row dot products use
-    ``vecdot`` so no (rows, V) product temporary is made.
+    One exponential per element: with m = max_v logit, e_v = exp(logit_v - m) and S = sum_v e_v,
+    log p_v = logit_v - m - log S, mu = (1/S) sum_v e_v log p_v and sigma^2 = (1/S) sum_v e_v (log p_v - mu)^2.
+    The variance is two-pass, not E[log p^2] - mu^2, which loses digits to cancellation when log p is nearly
+    constant under p (flat distributions).
     """
     target_logit = logits.gather(1, targets[:, None])  # (rows, 1)
     rank = 1 + (logits > target_logit).sum(dim=1)  # (rows,)
-    log_normaliser = torch.logsumexp(logits, dim=1, keepdim=True)  # (rows, 1)
-    top1 = logits.amax(dim=1) - log_normaliser[:, 0]
-    logp = logits.sub_(log_normaliser)  # (rows, V) log p, in place
-    p = logp.exp()  # (rows, V)
-    mu = torch.linalg.vecdot(p, logp)  # (rows,) sum_v p log p
+    top = logits.amax(dim=1, keepdim=True)  # (rows, 1)
+    shifted = logits.sub_(top)  # (rows, V) logit - m <= 0, in place
+    weights = shifted.exp()  # (rows, V) e_v, unnormalised probabilities
+    total = weights.sum(dim=1, keepdim=True)  # (rows, 1) S >= 1
+    log_total = total.log()
+    logp = shifted.sub_(log_total)  # (rows, V) log p, in place
+    mu = (weights * logp).sum(dim=1) / total[:, 0]  # (rows,)
     centred = logp.sub_(mu[:, None])  # (rows, V) log p - mu, in place
-    variance = torch.linalg.vecdot(p.mul_(centred), centred)  # (rows,) sum_v p (log p - mu)^2
+    variance = weights.mul_(centred).mul_(centred).sum(dim=1) / total[:, 0]
     return {
-        "logprob": target_logit[:, 0] - log_normaliser[:, 0],
+        "logprob": target_logit[:, 0] - top[:, 0] - log_total[:, 0],
         "mu": mu,
         "sigma": variance.clamp_min_(0.0).sqrt_(),
         "rank": rank,
-        "top1_logprob": top1,
+        "top1_logprob": -log_total[:, 0],  # the top token has logit m: log p = -log S
     }
 
 
@@ -224,12 +226,17 @@ def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np
     hidden = base(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).last_hidden_state
     batch_index, positions, targets = _scored_rows(segments, device)
     rows_hidden = hidden[batch_index, positions]  # (N, H): only the positions that predict a scored token
-    chunk_rows = vocab_chunk_rows(loaded.model.get_output_embeddings().weight.shape[0], device)
+    head = loaded.model.get_output_embeddings()
+    cap = getattr(loaded.model.config, "final_logit_softcapping", None)
+    head_rows, reduce_rows = vocab_chunk_rows(head.weight.shape[0], device)
     pieces: dict[str, list[torch.Tensor]] = {}
-    for start in range(0, rows_hidden.shape[0], chunk_rows):
-        logits = _lm_head_logits(loaded, rows_hidden[start : start + chunk_rows])
-        for name, values in _reduce_vocab(logits, targets[start : start + chunk_rows]).items():
-            pieces.setdefault(name, []).append(values)
+    for start in range(0, rows_hidden.shape[0], head_rows):
+        logits = head(rows_hidden[start : start + head_rows])  # (rows, V) in the model's dtype
+        for sub in range(0, logits.shape[0], reduce_rows):
+            chunk = _softcap(logits[sub : sub + reduce_rows].float(), cap)  # float32 from here on
+            chunk_targets = targets[start + sub : start + sub + chunk.shape[0]]
+            for name, values in _reduce_vocab(chunk, chunk_targets).items():
+                pieces.setdefault(name, []).append(values)
     out = {name: torch.cat(values).cpu().numpy() for name, values in pieces.items()}
     out["token_ids"] = targets.cpu().numpy()
     return out

@@ -161,9 +161,9 @@ def test_vocabulary_chunking_does_not_change_results(tiny_loaded, monkeypatch):
     texts = random_texts(6, seed=3)
     whole = extract(texts, loaded, QUIET)
     vocab = loaded.model.get_output_embeddings().weight.shape[0]
-    one_row = vocab * 4 * extract_module._TEMPORARIES_PER_CHUNK
-    monkeypatch.setitem(extract_module.VOCAB_CHUNK_BUDGET_BYTES, "cpu", one_row)
-    assert extract_module.vocab_chunk_rows(vocab, "cpu") == 1
+    monkeypatch.setattr(extract_module, "HEAD_CHUNK_BYTES", 3 * vocab * 4)
+    monkeypatch.setitem(extract_module.REDUCE_CHUNK_BYTES, "cpu", vocab * 4)
+    assert extract_module.vocab_chunk_rows(vocab, "cpu") == (3, 1)
     chunked = extract(texts, loaded, QUIET)
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_allclose(a.logprob, b.logprob, atol=1e-6)
@@ -251,3 +251,18 @@ def test_non_finite_logits_flag_only_that_document(tiny_loaded):
         handle.remove()
     assert stats[0].status == STATUS_NONFINITE
     assert stats[1].ok
+
+
+def test_final_logit_softcapping_is_applied_like_the_model_does(tiny_model_dirs):
+    from llm_mia.models import ModelSpec, load_model
+
+    loaded = load_model(ModelSpec(str(tiny_model_dirs["gemma3"]), device="cpu"))
+    loaded.model.config.final_logit_softcapping = 0.05  # strong enough to change every log-prob
+    text = "the river carried cold water past old mills"
+    reference = brute_force(loaded, text)
+    (stats,) = extract([text], loaded, QUIET)
+    np.testing.assert_allclose(stats.logprob, reference["logprob"], atol=2e-5)
+    np.testing.assert_allclose(stats.sigma, reference["sigma"], atol=2e-5)
+    loaded.model.config.final_logit_softcapping = None
+    (uncapped,) = extract([text], loaded, QUIET)
+    assert np.abs(uncapped.logprob - stats.logprob).max() > 1e-3
