@@ -1,6 +1,6 @@
 """Why a "natural" member / non-member split is not evidence: SmolLM2 on old Wikipedia vs 2025-2026 changelogs.
 
-    python benchmarks/natural_shift.py                       # 100 + 100 texts, a few minutes on 2 CPU cores
+    python benchmarks/natural_shift.py                       # 64 + 64 texts, a few minutes on 2 CPU cores
     python benchmarks/natural_shift.py --n 50 --output-dir /tmp/natural-shift --threads 1
 
 "Members": Wikipedia lead summaries of vital articles, almost certainly in SmolLM2's pretraining data.
@@ -30,7 +30,12 @@ from llm_mia.metrics import Evaluation
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=100, help="texts per side (default: 100)")
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=64,
+        help="texts per side (default: 64; this machine has 66 changelog entries of 20-120 words)",
+    )
     parser.add_argument("--min-words", type=int, default=20, help="shortest text kept, in words (default: 20)")
     parser.add_argument("--max-words", type=int, default=120, help="longest text kept, in words (default: 120)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw, bootstrap and blind baseline (0)")
