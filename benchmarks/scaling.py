@@ -43,7 +43,12 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048, 8192])
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     loaded = load_model(ModelSpec(args.model, device=args.device, dtype=args.dtype))
     quiet = ExtractionSettings(batch_size=args.batch_size, progress=False)
 

@@ -124,7 +124,10 @@ def main() -> None:
     parser.add_argument("--max-chars", type=int, default=600)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     target = load_model(ModelSpec("smollm2-135m", device=args.device, dtype=args.dtype))
     reference = load_model(ModelSpec(perturbed_reference(target.directory), device=args.device, dtype=args.dtype))
