@@ -113,8 +113,8 @@ def summary_lines(result: Any) -> list[str]:
     if calibration is not None:
         held = calibration["heldout_nonmembers"]
         lines.append(
-            f"  - a threshold on the {best_name} score, set so that about {format_fpr(config.calibration_fpr)} of unseen "
-            f"texts would be flagged (fitted on the {calibration['n_controls']} controls), flags "
+            f"  - a threshold on the {best_name} score, set so that about {format_fpr(config.calibration_fpr)} of "
+            f"unseen texts would be flagged (fitted on the {calibration['n_controls']} controls), flags "
             f"{calibration['members_flagged']} of {calibration['n_members']} members and {held['false_positives']} "
             f"of {held['n_controls']} non-members (measured false-positive rate {held['fpr']:.2f}, 95% CI "
             f"{held['fpr_ci'][0]:.2f}-{held['fpr_ci'][1]:.2f})."
