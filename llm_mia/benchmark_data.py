@@ -9,78 +9,28 @@ Nothing here downloads: point the loaders at files you already have (e.g. saved 
   ``member-<row>`` and ``nonmember-<row>``; an empty or missing side is skipped.
 * **generic**: any input ``llm_mia.documents.read_documents`` reads, with a label on every document.
 
-Files may be ``.json`` (a list of objects), ``.jsonl``, ``.parquet`` or a ``save_to_disk`` directory (pick a
-split of a DatasetDict with ``split``, e.g. ``WikiMIA_length32``); generic also reads ``.csv``.
+Files may be ``.json`` (a list of objects), ``.jsonl``, ``.csv``, ``.parquet`` or a ``save_to_disk`` directory
+(pick a split of a DatasetDict with ``split``, e.g. ``WikiMIA_length32``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Columns, Document, check_unique_ids, read_documents
+from llm_mia.documents import Columns, Document, check_unique_ids, read_documents, read_records
 from llm_mia.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("auto", "wikimia", "mimir", "generic")
-RECORD_FORMATS = ".json, .jsonl, .parquet or a saved datasets directory"
 
 
 def _read_records(path: Path, *, split: str | None) -> list[dict[str, Any]]:
-    """Rows of a JSON / JSONL / Parquet file or a saved datasets directory, as dicts."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory; expected {RECORD_FORMATS}")
-    if path.is_dir():
-        import datasets
-
-        try:
-            loaded = datasets.load_from_disk(str(path))
-        except FileNotFoundError:
-            raise InputError(f"{path}: not a saved datasets directory (datasets.Dataset.save_to_disk)") from None
-        if isinstance(loaded, datasets.DatasetDict):
-            names = list(loaded.keys())
-            if split is None and len(names) == 1:
-                split = names[0]
-            if split not in loaded:
-                raise InputError(f"{path}: choose a split with --split; splits found: {', '.join(names)}")
-            loaded = loaded[split]
-        return [dict(row) for row in loaded]
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    if suffix not in (".json", ".jsonl"):
-        raise InputError(f"{path}: unsupported extension {suffix!r} for a benchmark file; expected {RECORD_FORMATS}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: invalid UTF-8 at byte {error.start}; re-encode the file as UTF-8") from None
-    if suffix == ".json" and text.lstrip().startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{error.lineno}: malformed JSON ({error.msg})") from None
-    else:
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise InputError(
-                    f"{path}:{number}: malformed JSON ({error.msg} at column {error.colno}); "
-                    f"each line must be one JSON object"
-                ) from None
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise InputError(f"{path} record {index}: expected a JSON object, got {type(record).__name__}")
-    return records
+    """Rows of a JSON / JSONL / CSV / Parquet file or a saved datasets directory, as dicts."""
+    return [record for _, record in read_records(path, split=split)]
 
 
 def _label(value: Any, where: str) -> int:

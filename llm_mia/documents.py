@@ -104,8 +104,11 @@ def _decode_lines(path: Path) -> list[str]:
     return lines
 
 
-def _read_jsonl(path: Path, columns: Columns) -> list[Document]:
-    documents = []
+Record = tuple[str, dict[str, Any]]  # (where it came from: "file:line" or "file row i", the row)
+
+
+def _jsonl_records(path: Path) -> list[Record]:
+    records = []
     for number, line in enumerate(_decode_lines(path), start=1):
         if not line.strip():
             continue
@@ -118,11 +121,11 @@ def _read_jsonl(path: Path, columns: Columns) -> list[Document]:
             ) from None
         if not isinstance(record, dict):
             raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        documents.append(_record_to_document(record, len(documents), columns, f"{path}:{number}"))
-    return documents
+        records.append((f"{path}:{number}", record))
+    return records
 
 
-def _read_json(path: Path, columns: Columns) -> list[Document]:
+def _json_records(path: Path) -> list[Record]:
     text = "".join(_decode_lines(path))
     try:
         records = json.loads(text)
@@ -130,33 +133,19 @@ def _read_json(path: Path, columns: Columns) -> list[Document]:
         raise InputError(f"{path}:{error.lineno}: malformed JSON ({error.msg})") from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise InputError(f"{path}: a .json input must be a list of objects; use .jsonl for one object per line")
-    return [_record_to_document(r, i, columns, f"{path} item {i}") for i, r in enumerate(records)]
+    return [(f"{path} item {i}", r) for i, r in enumerate(records)]
 
 
-def _read_csv(path: Path, columns: Columns) -> list[Document]:
+def _csv_records(path: Path) -> list[Record]:
     reader = csv.DictReader(io.StringIO("".join(_decode_lines(path)), newline=""))
-    documents = []
-    for row in reader:
-        # a row's line number is where it ends; multi-line quoted fields make it differ from the index
-        where = f"{path}:{reader.line_num}"
-        documents.append(_record_to_document(row, len(documents), columns, where))
-    return documents
+    # a row's line number is where it ends; multi-line quoted fields make it differ from the row index
+    return [(f"{path}:{reader.line_num}", row) for row in reader]
 
 
-def _read_records_table(records: Iterable[Mapping[str, Any]], columns: Columns, path: Path) -> list[Document]:
-    return [_record_to_document(r, i, columns, f"{path} row {i}") for i, r in enumerate(records)]
-
-
-def _read_parquet(path: Path, columns: Columns) -> list[Document]:
+def _parquet_records(path: Path) -> list[Record]:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    if columns.text not in table.column_names:
-        raise InputError(
-            f"{path}: no text column {columns.text!r}; columns found: {', '.join(table.column_names)}. "
-            f"Pass the right name with --text-column."
-        )
-    return _read_records_table(table.to_pylist(), columns, path)
+    return [(f"{path} row {i}", r) for i, r in enumerate(pq.read_table(path).to_pylist())]
 
 
 def _is_saved_dataset(path: Path) -> bool:
@@ -165,7 +154,7 @@ def _is_saved_dataset(path: Path) -> bool:
     )
 
 
-def _read_saved_dataset(path: Path, columns: Columns, split: str | None) -> list[Document]:
+def _saved_dataset_records(path: Path, split: str | None) -> list[Record]:
     import datasets
 
     loaded = datasets.load_from_disk(str(path))
@@ -176,12 +165,28 @@ def _read_saved_dataset(path: Path, columns: Columns, split: str | None) -> list
         if split not in loaded:
             raise InputError(f"{path}: choose a split with --split; splits found: {', '.join(names)}")
         loaded = loaded[split]
-    if columns.text not in loaded.column_names:
-        raise InputError(
-            f"{path}: no text column {columns.text!r}; columns found: {', '.join(loaded.column_names)}. "
-            f"Pass the right name with --text-column."
-        )
-    return _read_records_table(loaded, columns, path)
+    return [(f"{path} row {i}", dict(r)) for i, r in enumerate(loaded)]
+
+
+_RECORD_READERS = {".jsonl": _jsonl_records, ".json": _json_records, ".csv": _csv_records, ".parquet": _parquet_records}
+RECORD_FORMATS = ".jsonl, .json, .csv, .parquet or a saved datasets directory"
+
+
+def read_records(path: str | Path, *, split: str | None = None) -> list[Record]:
+    """Rows of a table-like input (JSONL, JSON list, CSV, Parquet, saved datasets directory) as dicts.
+
+    Each row comes with where it was found ("file:line" or "file row i") for error messages. Invalid UTF-8
+    and malformed JSON are reported with their line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory; expected {RECORD_FORMATS}")
+    if _is_saved_dataset(path):
+        return _saved_dataset_records(path, split)
+    reader = _RECORD_READERS.get(path.suffix.lower())
+    if path.is_dir() or reader is None:
+        raise InputError(f"{path}: unsupported input {path.suffix or 'directory'!r}; expected {RECORD_FORMATS}")
+    return reader(path)
 
 
 def _read_text_file(path: Path, doc_id: str) -> Document:
@@ -205,17 +210,17 @@ def read_documents(path: str | Path, *, columns: Columns | None = None, split: s
     columns = columns or Columns()
     if not path.exists():
         raise InputError(f"{path}: no such file or directory; supported inputs: {SUPPORTED_FORMATS}")
-    if path.is_dir():
-        documents = _read_saved_dataset(path, columns, split) if _is_saved_dataset(path) else _read_text_directory(path)
+    if path.is_dir() and not _is_saved_dataset(path):
+        documents = _read_text_directory(path)
+    elif path.suffix.lower() == ".txt":
+        documents = [_read_text_file(path, path.name)]
+    elif _is_saved_dataset(path) or path.suffix.lower() in _RECORD_READERS:
+        records = read_records(path, split=split)
+        documents = [_record_to_document(record, i, columns, where) for i, (where, record) in enumerate(records)]
     else:
-        suffix = path.suffix.lower()
-        readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
-        if suffix == ".txt":
-            documents = [_read_text_file(path, path.name)]
-        elif suffix in readers:
-            documents = readers[suffix](path, columns)
-        else:
-            raise InputError(f"{path}: unsupported extension {suffix!r}; supported inputs: {SUPPORTED_FORMATS}")
+        raise InputError(
+            f"{path}: unsupported extension {path.suffix.lower()!r}; supported inputs: {SUPPORTED_FORMATS}"
+        )
     check_unique_ids(documents, source=str(path))
     logger.info("read %d documents from %s", len(documents), path)
     return documents

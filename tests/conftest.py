@@ -15,6 +15,17 @@ from tiny_models import ARCHITECTURES, make_tiny_model
 from llm_mia.models import ModelSpec, load_model
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_stats_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never read or write the user's own stats cache (converted models are still shared)."""
+    import llm_mia.cache
+
+    path = tmp_path_factory.mktemp("stats-cache") / "tokenstats.sqlite"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(llm_mia.cache, "default_cache_path", lambda: path)
+        yield path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One saved tiny model directory per architecture (llama and gemma3 add BOS; the others do not)."""

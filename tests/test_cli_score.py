@@ -47,7 +47,8 @@ def test_api_gives_the_same_numbers_as_the_cli(tiny_model_dirs, labelled_jsonl, 
     output = tmp_path / "scores.csv"
     model = str(tiny_model_dirs["llama"])
     args = ["score", "--model", model, "--input", str(labelled_jsonl), "--output", str(output), "--no-progress"]
-    assert main([*args, "--scorers", "loss", "min_k:k=0.1,0.5"]) == 0
+    # no cache: entries from other runs were computed in other batches, equal only up to float rounding
+    assert main([*args, "--no-cache", "--scorers", "loss", "min_k:k=0.1,0.5"]) == 0
     with output.open() as handle:
         cli_rows = list(csv.DictReader(handle))
     documents = llm_mia.read_documents(labelled_jsonl)
