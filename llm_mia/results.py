@@ -51,9 +51,14 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-def _json_safe(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null, inside dicts, lists and tuples too."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
     return value
 
 
@@ -65,7 +70,7 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
         def write(stream: Any) -> None:
             for row in rows:
-                stream.write(json.dumps({k: _json_safe(v) for k, v in row.items()}, ensure_ascii=False) + "\n")
+                stream.write(json.dumps(json_ready(row), ensure_ascii=False) + "\n")
 
     else:
 
@@ -73,7 +78,7 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
             writer = csv.DictWriter(stream, fieldnames=columns)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: "" if _json_safe(v) is None else v for k, v in row.items()})
+                writer.writerow({k: "" if json_ready(v) is None else v for k, v in row.items()})
 
     _atomic_write(path, write)
     return path

@@ -711,8 +711,8 @@ def results_dict(result: BenchmarkResult) -> dict[str, Any]:
 
 def write_report(result: BenchmarkResult, directory: Path) -> list[Path]:
     """Write the report directory (see module docstring); returns the files written."""
-    from llm_mia.cli.evaluate import _finite, write_outputs
-    from llm_mia.results import sha256_documents, write_rows, write_run_record
+    from llm_mia.cli.evaluate import write_outputs
+    from llm_mia.results import json_ready, sha256_documents, write_rows, write_run_record
 
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -743,7 +743,7 @@ def write_report(result: BenchmarkResult, directory: Path) -> list[Path]:
     manifest = directory / "manifest.json"
     manifest.write_text(json.dumps(result.split.manifest, indent=1), encoding="utf-8")
     results = directory / RESULTS_FILE
-    results.write_text(json.dumps(_finite(results_dict(result)), indent=2, default=str), encoding="utf-8")
+    results.write_text(json.dumps(json_ready(results_dict(result)), indent=2, default=str), encoding="utf-8")
     markdown = directory / "results.md"
     markdown.write_text("\n".join(markdown_tables(result)) + "\n", encoding="utf-8")
     written += [manifest, results, markdown]

@@ -53,7 +53,6 @@ from llm_mia.cli.common import (
     scorer_calls_from_args,
     settings_from_args,
 )
-from llm_mia.cli.evaluate import _finite
 from llm_mia.dataset_test import (
     COMBINATION,
     CONTROL_ASSUMPTION,
@@ -69,7 +68,7 @@ from llm_mia.dataset_test import (
 from llm_mia.errors import LlmMiaError
 from llm_mia.passages import DEFAULT_PASSAGE_TOKENS, Passage, Source, check_passage_settings, passages_from_sources
 from llm_mia.passages import read_sources as read_work
-from llm_mia.results import sha256_documents, write_rows, write_run_record
+from llm_mia.results import json_ready, sha256_documents, write_rows, write_run_record
 from llm_mia.scoring import extract_views, needed_views, score_rows
 
 logger = logging.getLogger(__name__)
@@ -422,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
         for index, passage in enumerate(found)
     ]
     write_rows(passage_rows, output_dir / "passages.jsonl")
-    (output_dir / "report.json").write_text(json.dumps(_finite(report), indent=2, default=str), encoding="utf-8")
+    (output_dir / "report.json").write_text(json.dumps(json_ready(report), indent=2, default=str), encoding="utf-8")
     (output_dir / "summary.md").write_text(_markdown(report), encoding="utf-8")
     plot_curve(result, output_dir / "p_value_curve.png")
 

@@ -40,6 +40,7 @@ from llm_mia.models import sha256_file
 from llm_mia.results import (
     RUN_RECORD_SUFFIX,
     check_output_path,
+    json_ready,
     read_scores,
     score_columns,
     sha256_documents,
@@ -238,17 +239,6 @@ def format_table(evaluation: Evaluation) -> list[str]:
     return lines
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
 def write_outputs(evaluation: Evaluation, frame: Any, identity: dict[str, Any], directory: Path) -> list[Path]:
     """evaluation.json and the ROC / histogram figures."""
     import numpy as np
@@ -284,7 +274,7 @@ def write_outputs(evaluation: Evaluation, frame: Any, identity: dict[str, Any], 
         "files": [p.name for p in written],
     }
     json_path = directory / "evaluation.json"
-    json_path.write_text(json.dumps(_finite(report), indent=2, default=str, allow_nan=False), encoding="utf-8")
+    json_path.write_text(json.dumps(json_ready(report), indent=2, default=str, allow_nan=False), encoding="utf-8")
     return [json_path, *written]
 
 
