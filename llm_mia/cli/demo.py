@@ -26,7 +26,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cli.benchmark import add_run_arguments, print_epoch
+from llm_mia.cli.benchmark import add_run_arguments, busy_machine_hint, print_epoch
 from llm_mia.errors import LlmMiaError
 
 
@@ -152,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         f"llm-mia demo: fine-tune SmolLM2-135M on {args.members} Wikipedia summaries, then ask which texts it was "
         f"trained on (a few minutes on 2 CPU cores; the fine-tuned model is cached for later runs)"
     )
+    hint = busy_machine_hint(args.threads)
+    if hint:
+        print(hint)
     result = run_benchmark(
         config,
         output_dir=output_dir,
