@@ -26,7 +26,7 @@ from llm_mia.bench.training import (
 )
 from llm_mia.cli import main
 from llm_mia.documents import Document
-from llm_mia.errors import InputError
+from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.scorers import all_scorers
 
 TINY = Gpt2Architecture(n_layer=2, n_embd=64, n_head=2, vocab_size=512, n_positions=128)
@@ -79,7 +79,7 @@ def test_training_is_deterministic_and_cached(tmp_path: Path) -> None:
     # damaged weights are detected instead of silently re-used
     weights = first.snapshots[2] / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
-    with pytest.raises(Exception, match="differ from the hashes"):
+    with pytest.raises(LlmMiaError, match="differ from the hashes"):
         train_from_scratch(documents, cache_root=tmp_path / "a", progress=False, **common)
 
 

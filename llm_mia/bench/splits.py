@@ -316,15 +316,6 @@ class SplitConfig:
         if self.max_words is not None and self.max_words < self.min_words:
             raise InputError(f"max_words {self.max_words} is below min_words {self.min_words}")
 
-    def sizes(self) -> dict[str, int]:
-        return {
-            "member": self.members,
-            "nonmember": self.nonmembers,
-            "calibration": self.calibration,
-            "reference": self.reference,
-            "tokenizer": self.tokenizer,
-        }
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
