@@ -711,7 +711,7 @@ def results_dict(result: BenchmarkResult) -> dict[str, Any]:
 
 def write_report(result: BenchmarkResult, directory: Path) -> list[Path]:
     """Write the report directory (see module docstring); returns the files written."""
-    from llm_mia.cli.evaluate import write_outputs
+    from llm_mia.report import write_outputs
     from llm_mia.results import json_ready, sha256_documents, write_rows, write_run_record
 
     directory.mkdir(parents=True, exist_ok=True)

@@ -98,8 +98,8 @@ def list_presets() -> list[str]:
 
 def print_epoch(epoch: Any, config: Any) -> None:
     """The evaluation table of one snapshot, then calibration, control and any distribution-shift warning."""
-    from llm_mia.cli.evaluate import format_table
     from llm_mia.metrics import format_fpr
+    from llm_mia.report import format_table
 
     print()
     print(f"after {epoch.epoch} epoch{'s' if epoch.epoch != 1 else ''} of training:")
