@@ -81,6 +81,24 @@ def busy_machine_hint(threads: int | None) -> str | None:
     )
 
 
+def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace) -> Any:
+    """Run a benchmark config with the shared running flags (see add_run_arguments), after the busy-machine hint."""
+    from llm_mia.bench.run import run_benchmark
+
+    hint = busy_machine_hint(args.threads)
+    if hint:
+        print(hint)
+    return run_benchmark(
+        config,
+        output_dir=output_dir,
+        device=args.device,
+        use_cache=not args.no_cache,
+        progress=not args.no_progress,
+        threads=args.threads,
+        echo=print,
+    )
+
+
 def list_presets() -> list[str]:
     from llm_mia.bench.run import PRESETS
 
@@ -130,7 +148,7 @@ def print_epoch(epoch: Any, config: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.bench.run import check_report_dir, get_preset, run_benchmark
+    from llm_mia.bench.run import check_report_dir, get_preset
 
     if args.name is None:
         for line in list_presets():
@@ -146,18 +164,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise LlmMiaError(f"--threads {args.threads}: need at least 1")
     print(f"benchmark {config.name} ({config.size}): {config.description}")
-    hint = busy_machine_hint(args.threads)
-    if hint:
-        print(hint)
-    result = run_benchmark(
-        config,
-        output_dir=output_dir,
-        device=args.device,
-        use_cache=not args.no_cache,
-        progress=not args.no_progress,
-        threads=args.threads,
-        echo=print,
-    )
+    result = run_with_arguments(config, output_dir, args)
     for epoch in result.epochs:
         print_epoch(epoch, config)
     timings = result.timings

@@ -26,7 +26,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cli.benchmark import add_run_arguments, busy_machine_hint, print_epoch
+from llm_mia.cli.benchmark import add_run_arguments, print_epoch, run_with_arguments
 from llm_mia.errors import LlmMiaError
 
 
@@ -136,7 +136,7 @@ def summary_lines(result: Any) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.bench.run import check_report_dir, get_preset, run_benchmark
+    from llm_mia.bench.run import check_report_dir, get_preset
 
     if args.members < 5:
         raise LlmMiaError(f"--members {args.members}: the blind baseline's 5-fold cross-validation needs at least 5")
@@ -152,18 +152,7 @@ def run(args: argparse.Namespace) -> int:
         f"llm-mia demo: fine-tune SmolLM2-135M on {args.members} Wikipedia summaries, then ask which texts it was "
         f"trained on (a few minutes on 2 CPU cores; the fine-tuned model is cached for later runs)"
     )
-    hint = busy_machine_hint(args.threads)
-    if hint:
-        print(hint)
-    result = run_benchmark(
-        config,
-        output_dir=output_dir,
-        device=args.device,
-        use_cache=not args.no_cache,
-        progress=not args.no_progress,
-        threads=args.threads,
-        echo=print,
-    )
+    result = run_with_arguments(config, output_dir, args)
     print_epoch(result.epochs[-1], config)
     print()
     for line in summary_lines(result):
