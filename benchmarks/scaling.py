@@ -19,8 +19,9 @@ import resource
 import time
 
 from llm_mia.corpora import wikipedia_summaries
-from llm_mia.extract import ExtractionSettings, extract
+from llm_mia.extract import extract
 from llm_mia.models import ModelSpec, load_model
+from llm_mia.settings import ExtractionSettings
 
 
 def peak_rss_mib() -> float:

@@ -24,9 +24,10 @@ import time
 import torch
 
 from llm_mia.corpora import wikipedia_summaries
-from llm_mia.extract import ExtractionSettings, extract
+from llm_mia.extract import extract
 from llm_mia.models import ModelSpec, load_model
 from llm_mia.scorers import parse_scorer_specs
+from llm_mia.settings import ExtractionSettings
 
 SCORERS = ["loss", "zlib", "min_k", "min_k_plus_plus"]
 

@@ -5,23 +5,48 @@ higher scores to likelier members; calibration and dataset-level tests turn scor
 
     >>> import llm_mia
     >>> frame = llm_mia.score(["Some text."], model="smollm2-135m")  # doctest: +SKIP
+
+The names below load on first use (``import llm_mia`` itself imports neither torch nor the engine), so
+commands and scripts that only read score files start fast.
 """
 
-from llm_mia.api import score
-from llm_mia.documents import Columns, Document, read_documents
-from llm_mia.extract import ExtractionSettings
-from llm_mia.models import ModelSpec, load_model
-from llm_mia.stats import TokenStats
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Columns",
-    "Document",
-    "ExtractionSettings",
-    "ModelSpec",
-    "TokenStats",
-    "load_model",
-    "read_documents",
-    "score",
-]
+# public name -> module that defines it
+_EXPORTS = {
+    "score": "llm_mia.api",
+    "Columns": "llm_mia.documents",
+    "Document": "llm_mia.documents",
+    "read_documents": "llm_mia.documents",
+    "ExtractionSettings": "llm_mia.settings",
+    "ModelSettings": "llm_mia.settings",
+    "ScoringSettings": "llm_mia.settings",
+    "ModelSpec": "llm_mia.models",
+    "load_model": "llm_mia.models",
+    "TokenStats": "llm_mia.stats",
+    "score_documents": "llm_mia.workflows.score",
+    "evaluate_table": "llm_mia.workflows.evaluate",
+    "calibrate_score_file": "llm_mia.workflows.calibrate",
+    "judge_score_file": "llm_mia.workflows.calibrate",
+    "run_dataset_test": "llm_mia.workflows.dataset",
+    "run_benchmark": "llm_mia.known_split.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'llm_mia' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

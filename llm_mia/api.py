@@ -6,20 +6,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cache import StatsCache
 from llm_mia.documents import Document, as_documents
-from llm_mia.extract import ExtractionSettings
 from llm_mia.models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
-from llm_mia.scorers import parse_scorer_specs
-from llm_mia.scoring import extract_views, needed_views, score_rows
+from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
 
 
 def _as_loaded(model: str | ModelSpec | LoadedModel) -> LoadedModel:
     return model if isinstance(model, LoadedModel) else load_model(model)
 
 
+def _name(model: str | ModelSpec | LoadedModel) -> str:
+    if isinstance(model, LoadedModel):
+        return model.spec.name
+    return model.name if isinstance(model, ModelSpec) else model
+
+
 def score(
-    texts: Iterable[str | Document | Mapping[str, Any]],
+    texts: str | Iterable[str | Document | Mapping[str, Any]],
     *,
     model: str | ModelSpec | LoadedModel = DEFAULT_MODEL,
     scorers: Sequence[str] | None = None,
@@ -33,32 +36,30 @@ def score(
 ) -> Any:
     """Score texts for membership in ``model``'s training data; higher score = more likely a member.
 
-    ``texts``: strings, :class:`Document` objects or dicts with a ``text`` key (and optional ``id``,
-    ``label``, ``group``); items without an id get their position as id. ``scorers``: names or specs such
-    as ``"min_k:k=0.1,0.2"`` (default: every scorer the given models allow). ``model`` / ``reference``: a
-    packaged alias, local directory, ``.gguf`` file, cached Hugging Face id, :class:`ModelSpec`, or an
-    already loaded model (to reuse it across calls). ``cache``: True for the default stats cache, or a
-    database path; off by default here because a model object changed in memory (e.g. by a defense) would
-    not match its files on disk, which is what cache keys are made from.
+    ``texts``: one string (scored as one document), or strings, :class:`Document` objects or dicts with a
+    ``text`` key (and optional ``id``, ``label``, ``group``); items without an id get their position as id.
+    ``scorers``: names or specs such as ``"min_k:k=0.1,0.2"`` (default: every scorer the given models allow).
+    ``model`` / ``reference``: a packaged alias, local directory, ``.gguf`` file, cached Hugging Face id,
+    :class:`ModelSpec`, or an already loaded model (to reuse it across calls). ``cache``: True for the default
+    stats cache, or a database path; off by default here because a model object changed in memory (e.g. by a
+    defense) would not match its files on disk, which is what cache keys are made from.
 
-    Returns a pandas DataFrame (one row per document, columns as ``llm_mia.scoring.META_COLUMNS`` then one
-    per score) when pandas is installed and ``as_frame``; otherwise a list of dicts.
+    Returns a pandas DataFrame (one row per document, columns as ``llm_mia.score_files.META_COLUMNS`` then
+    one per score) when ``as_frame``; otherwise a list of dicts.
 
-    >>> rows = score(["The cat sat on the mat."], scorers=["loss"], as_frame=False)  # doctest: +SKIP
+    >>> rows = score("The cat sat on the mat.", scorers=["loss"], as_frame=False)  # doctest: +SKIP
     """
-    documents = as_documents(texts)
-    calls = parse_scorer_specs(list(scorers) if scorers else None, has_reference=reference is not None)
+    from llm_mia.workflows.score import score_documents
+
+    documents = as_documents([texts] if isinstance(texts, str) else texts)
+    settings = ScoringSettings(
+        models=ModelSettings(model=_name(model), reference=None if reference is None else _name(reference)),
+        scorers=None if scorers is None else tuple(scorers),
+        extraction=ExtractionSettings(batch_size=batch_size, window=window, stride=stride, progress=progress),
+        cache=cache,
+    )  # validates scorer names and settings before any model loads
     models = {"target": _as_loaded(model)}
     if reference is not None:
         models["reference"] = _as_loaded(reference)
-    settings = ExtractionSettings(batch_size=batch_size, window=window, stride=stride, progress=progress)
-    store = None if cache is False else StatsCache(None if cache is True else Path(cache))
-    stats = extract_views(documents, needed_views(calls), models=models, settings=settings, cache=store)
-    rows = score_rows(documents, calls, stats)
-    if not as_frame:
-        return rows
-    try:
-        import pandas as pd
-    except ImportError:
-        return rows
-    return pd.DataFrame(rows)
+    run = score_documents(documents, settings, models=models, tool="llm_mia.score")
+    return run.frame if as_frame else run.rows

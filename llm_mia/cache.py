@@ -1,9 +1,11 @@
 """Content-addressed TokenStats cache: a killed run resumes where it stopped, with identical results.
 
-Key = SHA-256 of (model fingerprint, extraction settings, engine version, exact text). The model fingerprint
-hashes every file that decides the numbers (config, weights, tokenizer) plus the revision; settings are the
-dtype, window, stride and BOS prefix. Nothing in the key depends on batch size, process count or document
-order, so the cache is shared by single- and multi-process runs.
+Key = SHA-256 of (model fingerprint, extraction settings, engine version, the batch layout the document was
+computed in, exact text). The model fingerprint hashes every file that decides the numbers (config, weights,
+tokenizer) plus the revision; settings are the dtype, window, stride, BOS prefix, device and CPU thread count.
+The batch layout (see ``extract._group_fingerprint``) is planned from the texts alone, identically for any
+process count and whatever the cache holds, so single- and multi-process runs share entries, and an entry is
+reused only where it has the very bits a fresh computation would give.
 
 Storage: one SQLite database (stdlib, transactional: a SIGKILL mid-write leaves the last committed state),
 one row per document with the scalar fields as JSON, the arrays as an ``.npz`` blob read with
@@ -28,13 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.models import LoadedModel, cache_dir, sha256_file
+from llm_mia.identity import cache_dir, sha256_file
+from llm_mia.models import LoadedModel
 from llm_mia.stats import TokenStats
 
 logger = logging.getLogger(__name__)
 
 # Bump when the engine's numbers change for the same model, settings and text: old entries stop matching.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 
 _ARRAY_FIELDS = ("token_ids", "logprob", "mu", "sigma", "rank", "top1_logprob")
 _SCALAR_FIELDS = tuple(f.name for f in fields(TokenStats) if f.name not in _ARRAY_FIELDS)
@@ -80,7 +83,13 @@ def model_fingerprint(loaded: LoadedModel) -> str:
 
 
 def settings_key(loaded: LoadedModel, *, window: int, stride: int | None) -> str:
-    """Everything besides the text that decides a document's TokenStats, as one string."""
+    """Everything besides the text and its batch that decides a document's TokenStats, as one string.
+
+    The device and, on CPU, the number of torch threads are part of it: they change how matrix products are
+    blocked, and so the last bits of a result.
+    """
+    import torch
+
     return json.dumps(
         {
             "engine": ENGINE_VERSION,
@@ -89,6 +98,8 @@ def settings_key(loaded: LoadedModel, *, window: int, stride: int | None) -> str
             "window": window,
             "stride": stride,
             "prefix": list(loaded.prefix_ids),
+            "device": loaded.device.split(":")[0],  # cuda:0 and cuda:1 of one multi-GPU run share entries
+            "threads": torch.get_num_threads() if loaded.device == "cpu" else None,
         },
         sort_keys=True,
     )

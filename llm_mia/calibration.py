@@ -33,13 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.errors import InputError, NotFittedError
 from llm_mia.metrics import clopper_pearson
 
 ADJUSTMENTS = ("none", "bh")
 MEMBER, NON_MEMBER, INCONCLUSIVE = "member", "non-member", "inconclusive"
-CALIBRATION_FORMAT = "llm-mia calibration"
-CALIBRATION_VERSION = 1
 
 
 def _finite_controls(control_scores: Any) -> np.ndarray:
@@ -121,7 +119,7 @@ class FprCheck:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class DocumentVerdict:
     """One document's verdict and the numbers that led to it.
 
     ``verdict``: "member" (consistent with training on this text), "non-member" (not distinguishable from
@@ -199,7 +197,7 @@ class FprCalibrator:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
-            raise LlmMiaError(f"this {type(self).__name__} is not fitted yet; call fit(control_scores) first")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(control_scores) first")
 
     def p_values(self, scores: Any) -> np.ndarray:
         """p = (1 + #{controls >= s}) / (n + 1) per score (NaN for a missing score)."""
@@ -228,7 +226,7 @@ class FprCalibrator:
 
     def verdicts(
         self, scores: Any, *, ids: Sequence[str] | None = None, reasons: Sequence[str | None] | None = None
-    ) -> list[Verdict]:
+    ) -> list[DocumentVerdict]:
         """A verdict per document. ``reasons[i]``: why document i has no score (shown when it is missing).
 
         member: (adjusted) p <= fpr. non-member: p > fpr. inconclusive: no score, or (with ``adjust="bh"``)
@@ -267,7 +265,7 @@ class FprCalibrator:
             else:
                 verdict, statement = NON_MEMBER, f"not distinguishable from unseen text (p = {p_value:.4g})"
             results.append(
-                Verdict(
+                DocumentVerdict(
                     id=doc_id,
                     score=None if math.isnan(score) else float(score),
                     p_value=None if math.isnan(p_value) else float(p_value),

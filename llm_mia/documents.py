@@ -1,8 +1,9 @@
 """Documents and the readers that turn user files into them.
 
 Supported inputs: JSON Lines (``.jsonl``), a JSON list of objects (``.json``), CSV (``.csv``), Parquet
-(``.parquet``), a single ``.txt`` file (one document), a directory of ``.txt`` files (one document each,
-id = relative path) and a directory written by ``datasets.Dataset.save_to_disk``.
+(``.parquet``), a single text file (one document: ``.txt``, ``.md``, ``.markdown``, ``.rst``, ``.text`` or no
+extension at all, such as ``LICENSE``), a directory of such text files (one document each, id = relative path;
+hidden files skipped) and a directory written by ``datasets.Dataset.save_to_disk``.
 
 Every reader validates as it goes and raises :class:`~llm_mia.errors.InputError` naming the file, the line
 or row, and the fix. Empty or whitespace-only texts are *not* errors here: they are read and later given a
@@ -25,7 +26,11 @@ from llm_mia.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_FORMATS = ".jsonl, .json, .csv, .parquet, .txt, a directory of .txt files, a saved datasets directory"
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".text", "")  # "" = no extension (LICENSE, COPYING)
+SUPPORTED_FORMATS = (
+    ".jsonl, .json, .csv, .parquet, a text file (.txt, .md, .rst or no extension), a directory of text files, "
+    "a saved datasets directory"
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,16 @@ class Columns:
     group: str = "group"
 
 
-def _parse_label(value: Any, where: str) -> int | None:
-    """Labels are 1 (member) / 0 (non-member); accepts bools, 0/1 numbers and strings such as "1", "0.0", "true"."""
+def parse_label(value: Any, where: str) -> int | None:
+    """The one label rule: 1 (member), 0 (non-member) or None (unlabelled).
+
+    Accepts bools, the numbers 0 and 1 (``1.0`` too) and strings such as ``"1"``, ``"0.0"``, ``"true"``; None,
+    NaN and empty / ``"nan"`` / ``"none"`` / ``"null"`` strings mean unlabelled. Anything else is an error
+    naming ``where``.
+
+    >>> [parse_label(v, "row 1") for v in (1, 0.0, "true", " 1 ", None, float("nan"), "")]
+    [1, 0, 1, 1, None, None, None]
+    """
     if value is None or (isinstance(value, float) and value != value):  # None or NaN: unlabelled
         return None
     if isinstance(value, bool):
@@ -83,7 +96,7 @@ def _record_to_document(record: Mapping[str, Any], index: int, columns: Columns,
         raise InputError(f"{where}: text must be a string, got {type(text).__name__} ({text!r:.60})")
     raw_id = record.get(columns.id)
     doc_id = str(index) if raw_id is None or raw_id == "" else str(raw_id)
-    label = _parse_label(record.get(columns.label), where)
+    label = parse_label(record.get(columns.label), where)
     group = record.get(columns.group)
     missing_group = group is None or group == "" or (isinstance(group, float) and group != group)
     return Document(id=doc_id, text=text, label=label, group=None if missing_group else str(group))
@@ -193,10 +206,27 @@ def _read_text_file(path: Path, doc_id: str) -> Document:
     return Document(id=doc_id, text="".join(_decode_lines(path)))
 
 
+def is_text_file(path: Path) -> bool:
+    """A file read as one plain text: a text suffix or none at all, not hidden."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in TEXT_SUFFIXES
+
+
+def text_files(directory: Path) -> list[Path]:
+    """Every text file below ``directory`` (hidden files and directories skipped), in sorted path order."""
+    return sorted(
+        p
+        for p in directory.rglob("*")
+        if is_text_file(p) and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    )
+
+
 def _read_text_directory(path: Path) -> list[Document]:
-    files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    files = text_files(path)
     if not files:
-        raise InputError(f"{path}: directory holds no .txt files (and is not a saved datasets directory)")
+        raise InputError(
+            f"{path}: directory holds no text files (.txt, .md, .rst or no extension) and is not a saved "
+            f"datasets directory"
+        )
     return [_read_text_file(p, p.relative_to(path).as_posix()) for p in files]
 
 
@@ -212,7 +242,7 @@ def read_documents(path: str | Path, *, columns: Columns | None = None, split: s
         raise InputError(f"{path}: no such file or directory; supported inputs: {SUPPORTED_FORMATS}")
     if path.is_dir() and not _is_saved_dataset(path):
         documents = _read_text_directory(path)
-    elif path.suffix.lower() == ".txt":
+    elif path.suffix.lower() in TEXT_SUFFIXES and path.is_file():
         documents = [_read_text_file(path, path.name)]
     elif _is_saved_dataset(path) or path.suffix.lower() in _RECORD_READERS:
         records = read_records(path, split=split)

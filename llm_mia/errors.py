@@ -1,9 +1,17 @@
-"""Error types the toolkit raises for problems the user can fix."""
+"""Error types the toolkit raises for problems the user can fix, and the one "unknown name" message.
+
+Every input or settings problem is an :class:`LlmMiaError`, which is a ``ValueError`` (scikit-learn's
+convention: a bad value passed in), so callers may catch either. Using a fitted object before ``fit`` raises
+:class:`NotFittedError`, which is also an ``AttributeError`` (as scikit-learn's is).
+"""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 
-class LlmMiaError(Exception):
+
+class LlmMiaError(ValueError):
     """Base class: a problem with the user's input or settings, with a message that says how to fix it."""
 
 
@@ -15,8 +23,24 @@ class ModelNotFoundError(LlmMiaError):
     """A model could not be resolved offline; the message says what was looked for and how to provide it."""
 
 
-class UnknownNameError(LlmMiaError, KeyError):
+class UnknownNameError(InputError, KeyError):
     """An unknown registered name (scorer, model alias, ...); the message lists close matches and all names."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class NotFittedError(LlmMiaError, AttributeError):
+    """A calibrator or test was used before ``fit``; the message names the call that is missing."""
+
+
+def unknown_name(kind: str, name: str, available: Iterable[str], *, hint: str = "") -> UnknownNameError:
+    """The error for an unknown ``name`` of some ``kind``: close matches first, then every valid name.
+
+    >>> str(unknown_name("scorer", "los", ["loss", "zlib"]))
+    "unknown scorer 'los'; did you mean loss? available: loss, zlib"
+    """
+    names = list(available)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    guess = f"; did you mean {', '.join(close)}?" if close else ";"
+    return UnknownNameError(f"unknown {kind} {name!r}{guess} available: {', '.join(names)}{hint}")

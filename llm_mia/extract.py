@@ -28,6 +28,7 @@ each segment's own length decides which positions are real.
 from __future__ import annotations
 
 import logging
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from llm_mia.cache import entry_key as cache_entry_key
 from llm_mia.cache import settings_key as cache_settings_key
 from llm_mia.errors import LlmMiaError
 from llm_mia.models import LoadedModel
+from llm_mia.settings import ExtractionSettings
 from llm_mia.stats import TokenStats, zlib_length
 
 logger = logging.getLogger(__name__)
@@ -64,30 +66,6 @@ def vocab_chunk_rows(vocab_size: int, device: str) -> tuple[int, int]:
     head_rows = max(1, HEAD_CHUNK_BYTES // (vocab_size * 4))
     reduce_budget = REDUCE_CHUNK_BYTES["cuda" if device.startswith("cuda") else "cpu"]
     return head_rows, max(1, min(head_rows, reduce_budget // (vocab_size * 4)))
-
-
-@dataclass(frozen=True)
-class ExtractionSettings:
-    """How texts are batched and windowed.
-
-    ``batch_size``: segments per forward pass. ``window``: tokens per model call including the BOS prefix
-    (default: the model's context length). ``stride``: new tokens scored per window after the first (default:
-    half of the window's content capacity); every scored token beyond the first window sees at least
-    ``window - len(prefix) - stride`` tokens of context. ``progress``: show a tqdm bar over documents.
-    """
-
-    batch_size: int = 8
-    window: int | None = None
-    stride: int | None = None
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise LlmMiaError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.window is not None and self.window < 2:
-            raise LlmMiaError(f"window must be >= 2 tokens, got {self.window}")
-        if self.stride is not None and self.stride < 1:
-            raise LlmMiaError(f"stride must be >= 1 token, got {self.stride}")
 
 
 @dataclass(frozen=True)
@@ -331,6 +309,24 @@ def _run_with_backoff(loaded: LoadedModel, batch: list[Segment]) -> list[tuple[S
     return results
 
 
+def _group_fingerprint(batches: Sequence[Sequence[Segment]]) -> str:
+    """What decides a group's numbers besides model and settings: every batch's segments, in batch order.
+
+    A document's floats depend on its batch (padding length, rows per matmul), so cache entries are keyed by
+    this too: an entry computed in another batch layout is never reused, and a resumed run gives the same bits
+    as an uninterrupted one whatever the cache held.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for batch in batches:
+        digest.update(b"batch")
+        for segment in batch:
+            digest.update(np.asarray(segment.input_ids, dtype=np.int64).tobytes())
+            digest.update(segment.score_from.to_bytes(4, "little"))
+    return digest.hexdigest()
+
+
 def extract(
     texts: Sequence[str],
     loaded: LoadedModel,
@@ -338,18 +334,21 @@ def extract(
     *,
     cache: StatsCache | None = None,
     shard: Shard | None = None,
+    description: str = "scoring",
 ) -> list[TokenStats]:
     """Run ``loaded`` over ``texts``; return one TokenStats per text, in input order.
 
     Empty or whitespace-only texts, texts with no scorable token, documents whose logits contain NaN/inf and
     documents that do not fit in memory even alone get a TokenStats with a status saying why (and empty
     arrays); every other text is scored in full. A text's numbers do not depend on the batch size or on the
-    other texts (up to float rounding, < 1e-4).
+    other texts beyond float rounding (< 1e-4); for the same texts and settings they are bit-identical.
 
-    ``cache``: documents already in the cache are not recomputed, and each finished batch is committed, so
-    a killed run resumes where it stopped. ``shard``: in a multi-process run, this process computes its share
-    of the batches (whole groups of batches, identical for any process count), commits them to the shared
-    ``cache`` (required), waits for the others, and returns every document's stats.
+    Batches are planned once over every text, whatever the cache holds. ``cache``: groups of batches whose
+    documents are all cached (computed in this very batch layout) are not recomputed, and each finished batch
+    is committed, so a killed run resumes where it stopped with the same bits. ``shard``: in a multi-process
+    run, this process computes its share of the groups (identical for any process count), commits them to the
+    shared ``cache`` (required), waits for the others, and returns every document's stats. ``description``
+    labels the progress bar (which counts tokens).
     """
     settings = settings or ExtractionSettings()
     window = settings.window or loaded.context_length
@@ -357,57 +356,71 @@ def extract(
         raise LlmMiaError(f"window {window} exceeds the model's context length {loaded.context_length}")
     if shard is not None and cache is None:
         raise LlmMiaError("a multi-process run needs the stats cache to merge results; do not disable it")
-    keys: dict[int, str] = {}
-    cached: dict[int, TokenStats] = {}
     candidates = [i for i, text in enumerate(texts) if text.strip()]
-    if cache is not None:
-        settings_id = cache_settings_key(loaded, window=window, stride=settings.stride)
-        keys = {i: cache_entry_key(settings_id, texts[i]) for i in candidates}
-        if shard is not None:  # every process must see the same cache state, or their batch plans differ
-            shard.wait_for_everyone()
-        found = cache.get_many(list(keys.values()))
-        cached = {i: found[keys[i]] for i in candidates if keys[i] in found}
-        if shard is not None:
-            shard.wait_for_everyone()
-    missing = [i for i in candidates if i not in cached]
-    tokenized = dict(zip(missing, _tokenize([texts[i] for i in missing], loaded), strict=True))
+    tokenized = dict(zip(candidates, _tokenize([texts[i] for i in candidates], loaded), strict=True))
     segments: list[Segment] = []
     for index, tokens in tokenized.items():
         if len(tokens.content_ids) + len(loaded.prefix_ids) >= 2:  # at least one token has a predecessor
             segments.extend(_segments_for(index, tokens, loaded, window, settings.stride))
     batches = _batches(segments, settings.batch_size)
-    if shard is not None:
-        groups = _batch_groups(batches)
-        batches = [batches[n] for g, group in enumerate(groups) if g % shard.count == shard.index for n in group]
+    groups = _batch_groups(batches)
+    keys: dict[int, str] = {}
+    cached: dict[int, TokenStats] = {}
+    if cache is not None:
+        settings_id = cache_settings_key(loaded, window=window, stride=settings.stride)
+        for group in groups:
+            fingerprint = _group_fingerprint([batches[n] for n in group])
+            for n in group:
+                for segment in batches[n]:
+                    keys[segment.document] = cache_entry_key(f"{settings_id}|{fingerprint}", texts[segment.document])
+        found = cache.get_many(list(keys.values()))
+        cached = {doc: found[key] for doc, key in keys.items() if key in found}
+    mine = [group for g, group in enumerate(groups) if shard is None or g % shard.count == shard.index]
+    todo = [group for group in mine if any(s.document not in cached for n in group for s in batches[n])]
+    work = [batches[n] for group in todo for n in group]
     parts: dict[int, list[dict[str, np.ndarray] | None]] = {
         doc: [{}] * n for doc, n in Counter(segment.document for segment in segments).items()
     }
-    remaining = Counter(segment.document for batch in batches for segment in batch)  # this process's share
-    mine = set(remaining)
-    with tqdm(total=len(texts), unit="doc", disable=not settings.progress, desc="scoring") as bar:
-        bar.update(len(texts) - len(remaining))  # cached, empty, too short, or another process's
-        for batch in batches:
+    remaining = Counter(segment.document for batch in work for segment in batch)
+    computed: dict[int, TokenStats] = {}
+    n_tokens = sum(len(s.input_ids) - s.score_from for batch in work for s in batch)
+    with tqdm(total=n_tokens, unit="tok", unit_scale=True, disable=not settings.progress, desc=description) as bar:
+        reused = len({s.document for group in mine for n in group for s in batches[n]} - set(remaining))
+        if reused:
+            message = f"{description}: resuming, {reused} document(s) found in the stats cache ({cache.path})"
+            if settings.progress:
+                bar.write(message, file=sys.stderr)
+            logger.info(message)
+        for batch in work:
             finished = []
             for segment, values in _run_with_backoff(loaded, batch):
                 parts[segment.document][segment.part] = values
                 remaining[segment.document] -= 1
                 if remaining[segment.document] == 0:
                     finished.append(segment.document)
-            if cache is not None and finished:  # one transaction per batch: a kill loses at most this batch
-                done = {doc: _assemble(texts[doc], tokenized[doc], parts[doc], loaded) for doc in finished}
+            done = {doc: _assemble(texts[doc], tokenized[doc], parts[doc], loaded) for doc in finished}
+            computed.update(done)
+            if cache is not None and done:  # one transaction per batch: a kill loses at most this batch
                 cache.put_many((keys[doc], stats) for doc, stats in done.items())
-                cached.update(done)
-            bar.update(len(finished))
+            bar.update(sum(len(s.input_ids) - s.score_from for s in batch))
     if shard is not None:
         shard.wait_for_everyone()
-        others = [i for i in missing if i not in mine and i in parts]
+        others = [
+            s.document
+            for g, group in enumerate(groups)
+            if g % shard.count != shard.index
+            for n in group
+            for s in batches[n]
+        ]
+        others = list(dict.fromkeys(doc for doc in others if doc not in cached))
         found = cache.get_many([keys[i] for i in others])
         lost = [i for i in others if keys[i] not in found]
         if lost:
             raise LlmMiaError(f"{len(lost)} document(s) computed by other processes are missing from the cache")
         cached.update({i: found[keys[i]] for i in others})
+    results = {**cached, **computed}  # a recomputed group's fresh numbers equal its cached ones bit for bit
     return [
-        cached[i] if i in cached else _assemble(texts[i], tokenized.get(i), parts.get(i), loaded)
+        results[i] if i in results else _assemble(texts[i], tokenized.get(i), parts.get(i), loaded)
         for i in range(len(texts))
     ]
 

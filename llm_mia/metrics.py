@@ -20,7 +20,7 @@ The numbers the field reports and what each rests on:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -306,26 +306,30 @@ def evaluate_scorer(
     )
 
 
-def _labelled_columns(frame: Any, columns: Sequence[str] | None) -> tuple[Any, list[str], Any, Any]:
-    """(labelled rows, score column names, labels, non-ok mask) of a score table, validated."""
-    from llm_mia.results import score_columns
+def labelled_rows(frame: Any) -> tuple[Any, Any]:
+    """(labelled rows, their 0/1 labels) of a score table; labels read by the one label rule
+    (``llm_mia.documents.parse_label``: 1, 0, 1.0, "true", ...; empty or NaN = unlabelled)."""
+    from llm_mia.documents import parse_label
 
     if "label" not in frame.columns:
         raise InputError("score table has no label column; evaluation needs labels (1 = member, 0 = non-member)")
-    labelled = frame[frame["label"].notna()]
-    if labelled.empty:
+    ids = frame["id"].astype(str).tolist() if "id" in frame.columns else [str(i) for i in range(len(frame))]
+    parsed = [parse_label(value, f"document {doc_id!r}") for doc_id, value in zip(ids, frame["label"], strict=True)]
+    keep = np.array([label is not None for label in parsed], dtype=bool)
+    if not keep.any():
         raise InputError(
             f"none of the {len(frame)} rows has a label; evaluation needs 1 = member / 0 = non-member labels"
         )
-    names = list(columns) if columns is not None else score_columns(frame)
-    if not names:
-        raise InputError("score table has no score columns to evaluate")
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        available = ", ".join(score_columns(frame))
-        raise InputError(f"score column(s) {', '.join(missing)} not found; available: {available}")
+    return frame[keep], np.array([label for label in parsed if label is not None], dtype=np.int64)
+
+
+def _labelled_columns(frame: Any, columns: Sequence[str] | None) -> tuple[Any, list[str], Any, Any]:
+    """(labelled rows, score column names, labels, non-ok mask) of a score table, validated."""
+    from llm_mia.score_files import pick_score_columns
+
+    labelled, labels = labelled_rows(frame)
+    names = pick_score_columns(frame, columns, source="score table")
     not_ok = (labelled["status"] != "ok").to_numpy() if "status" in labelled.columns else None
-    labels = labelled["label"].astype(int).to_numpy()
     return labelled, names, labels, not_ok
 
 
@@ -358,116 +362,3 @@ def evaluate_frame(
         )
         for name in names
     }
-
-
-def best_auroc(evaluations: Mapping[str, ScorerEvaluation]) -> float | None:
-    """The highest AUROC among the attacks (None when there are none)."""
-    return max((e.auroc for e in evaluations.values()), default=None)
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """A labelled score table evaluated: every scorer, the blind baseline beside them, and the warning.
-
-    ``skipped``: scorers that could not be evaluated, with why (e.g. no scored members). ``blind`` is None when
-    the baseline did not run, and ``blind_skipped`` says why (no texts given, too few texts, ...).
-    """
-
-    scorers: dict[str, ScorerEvaluation]
-    skipped: dict[str, str]
-    blind: Any  # llm_mia.blind.BlindBaselineResult | None
-    blind_skipped: str | None
-    n_rows: int
-    n_unlabelled: int
-    settings: dict[str, Any]
-
-    @property
-    def best_attack_auroc(self) -> float | None:
-        return best_auroc(self.scorers)
-
-    def warning(self) -> str | None:
-        """The blind baseline's distribution-shift warning against the best attack, or None."""
-        return None if self.blind is None else self.blind.warning(self.best_attack_auroc)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "direction": "higher score = more likely a member",
-            "n_rows": self.n_rows,
-            "n_unlabelled": self.n_unlabelled,
-            "settings": self.settings,
-            "scorers": {name: e.to_dict() for name, e in self.scorers.items()},
-            "skipped_scorers": self.skipped,
-            "best_attack_auroc": self.best_attack_auroc,
-            "blind_baseline": None if self.blind is None else self.blind.to_dict(self.best_attack_auroc),
-            "blind_baseline_skipped": self.blind_skipped,
-            "warning": self.warning(),
-            "notes": {
-                "oracle_balanced_accuracy": "threshold chosen on the evaluated data itself: an optimistic figure",
-                "tpr_at_fpr": "n = non-members the FPR rests on; with n of them the smallest FPR resolved is 1/n",
-            },
-        }
-
-
-def evaluate(
-    frame: Any,
-    *,
-    texts: Mapping[str, str] | None = None,
-    columns: Sequence[str] | None = None,
-    fprs: Sequence[float] = DEFAULT_FPRS,
-    n_bootstrap: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    folds: int = 5,
-) -> Evaluation:
-    """Evaluate a labelled score table (as ``llm_mia.score`` returns) and run the blind baseline beside it.
-
-    ``texts``: document id -> text for the blind baseline (ids of the labelled rows); without it the baseline
-    is skipped and the result says so. Per scorer, rows with a non-ok status or a missing score are excluded and
-    counted. A scorer with no usable member or non-member is listed in ``skipped`` rather than failing the rest.
-    """
-    from llm_mia.blind import blind_baseline
-
-    labelled, names, labels, _ = _labelled_columns(frame, columns)
-    settings = {"fprs": list(fprs), "n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
-    evaluations: dict[str, ScorerEvaluation] = {}
-    skipped: dict[str, str] = {}
-    for name in names:
-        try:
-            evaluations.update(evaluate_frame(labelled, columns=[name], **settings))
-        except InputError as error:  # e.g. every member's score is missing: report it, evaluate the others
-            skipped[name] = str(error)
-    blind, blind_skipped = None, None
-    if texts is None:
-        blind_skipped = "no texts given (the blind baseline needs the member and non-member texts)"
-    else:
-        ids = labelled["id"].astype(str).tolist()
-        missing = [i for i in ids if i not in texts]
-        if missing:
-            raise InputError(
-                f"{len(missing)} labelled document id(s) have no text for the blind baseline (first: {missing[0]!r}); "
-                f"pass the texts the scores were computed on"
-            )
-        members = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 1]
-        nonmembers = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 0]
-        try:
-            blind = blind_baseline(
-                members,
-                nonmembers,
-                folds=folds,
-                seed=seed,
-                fprs=fprs,
-                n_bootstrap=n_bootstrap,
-                confidence=confidence,
-            )
-        except InputError as error:
-            blind_skipped = str(error)
-        settings["blind_folds"] = folds
-    return Evaluation(
-        scorers=evaluations,
-        skipped=skipped,
-        blind=blind,
-        blind_skipped=blind_skipped,
-        n_rows=len(frame),
-        n_unlabelled=int(len(frame) - len(labelled)),
-        settings=settings,
-    )

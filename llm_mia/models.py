@@ -17,7 +17,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import LlmMiaError, ModelNotFoundError
+from llm_mia.identity import cache_dir, package_version, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -74,22 +74,6 @@ class ModelSpec:
             raise LlmMiaError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if not (self.device in ("cpu", "cuda", "auto", "mps") or self.device.startswith("cuda:")):
             raise LlmMiaError(f"device {self.device!r} is not cpu, cuda, cuda:N, mps or auto")
-
-
-def cache_dir() -> Path:
-    """Root of llm-mia's on-disk cache (converted models, later extraction caches)."""
-    if os.environ.get("LLM_MIA_CACHE"):
-        return Path(os.environ["LLM_MIA_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "llm-mia"
-
-
-def sha256_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def packaged_gguf_path(alias: str) -> Path:
@@ -144,7 +128,7 @@ def convert_gguf(gguf_path: Path) -> Path:
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        record = {"gguf": str(gguf_path), "sha256": digest, "transformers": _version("transformers")}
+        record = {"gguf": str(gguf_path), "sha256": digest, "transformers": package_version("transformers")}
         (staging / _SOURCE_RECORD).write_text(json.dumps(record, indent=2))
         try:
             staging.rename(target)
@@ -200,13 +184,6 @@ def resolve_model_directory(spec: ModelSpec) -> Path:
         f"downloads: copy the model to this machine (e.g. a directory written by save_pretrained, or a "
         f"Hugging Face cache from a connected machine via HF_HOME) and pass its path."
     )
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def _tokenizer_fingerprint(tokenizer: Any) -> str:

@@ -1,20 +1,16 @@
 """Cut long works into passages of a fixed number of tokens, each traceable to the exact text it came from.
 
-A dataset-level test (``llm_mia.dataset_test``) scores many passages of one work. Every passage records its
+A dataset-level test (``llm_mia.dataset_inference``) scores many passages of one work. Every passage records its
 ``source`` (file path relative to the input, or document id) and the character offsets of its text in that
 source, so ``source_text[passage.char_start:passage.char_end] == passage.text`` always holds and every number
 in a report can be traced back to the words it was computed on.
 
-Inputs (:func:`read_sources`):
-
-- a plain-text or Markdown file (``.txt``, ``.md``, ``.markdown``): one source. Markdown is read as written,
-  markup included, since that is how web crawls usually hold it;
-- a directory: every ``.txt`` / ``.md`` / ``.markdown`` file below it, in sorted path order, one source each;
-- a document file (``.jsonl``, ``.json``, ``.csv``, ``.parquet``, read by ``llm_mia.documents.read_documents``):
-  one source per document, named by its id.
-
-Files are decoded as UTF-8 without newline translation, so offsets are code-point offsets into the file's
-exact text (``\\r\\n`` stays two characters).
+Inputs (:func:`read_sources`): anything ``llm_mia.documents.read_documents`` reads. A text file (``.txt``,
+``.md``, ``.rst``, no extension) is one source, named by its file name; a directory gives one source per text
+file (named by relative path); a document file (``.jsonl``, ``.json``, ``.csv``, ``.parquet``) one source per
+document, named by its id. Markdown is read as written, markup included, since that is how web crawls
+usually hold it. Files are decoded as UTF-8 without newline translation, so offsets are code-point offsets
+into the file's exact text (``\\r\\n`` stays two characters).
 
 How a source of T tokens (the target model's tokenizer, no special tokens) becomes passages, for a passage
 length N and a stride S <= N (:func:`plan_passages`):
@@ -48,12 +44,10 @@ from typing import Any
 import numpy as np
 
 from llm_mia.documents import Document, read_documents
-from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.errors import LlmMiaError
 
 logger = logging.getLogger(__name__)
 
-TEXT_SUFFIXES = (".txt", ".md", ".markdown")
-DOCUMENT_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 DEFAULT_PASSAGE_TOKENS = 128
 
 
@@ -101,39 +95,12 @@ class Passage:
         }
 
 
-def _read_text_file(path: Path, name: str) -> Source:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise InputError(
-            f"{path}:{line}: invalid UTF-8 at byte {error.start} of the file; "
-            f"re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-        ) from None
-    return Source(name=name, text=text)
-
-
 def read_sources(path: str | Path) -> list[Source]:
-    """Read a work: a ``.txt``/``.md`` file, a directory of them, or a document file (see module docstring).
+    """Read a work with :func:`llm_mia.documents.read_documents`: one source per text file or per document.
 
-    Raises InputError for a missing path, an unsupported extension or a directory without text files.
+    Raises InputError for a missing path, an unsupported format or a directory without text files.
     """
-    path = Path(path)
-    allowed = f"a {'/'.join(TEXT_SUFFIXES)} file, a directory of them, or a {'/'.join(DOCUMENT_SUFFIXES)} file"
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory; a work is {allowed}")
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-        if not files:
-            raise InputError(f"{path}: directory holds no {', '.join(TEXT_SUFFIXES)} files; a work is {allowed}")
-        return [_read_text_file(p, p.relative_to(path).as_posix()) for p in files]
-    suffix = path.suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        return [_read_text_file(path, path.name)]
-    if suffix in DOCUMENT_SUFFIXES:
-        return [Source(name=d.id, text=d.text) for d in read_documents(path)]
-    raise InputError(f"{path}: unsupported extension {suffix!r}; a work is {allowed}")
+    return [Source(name=document.id, text=document.text) for document in read_documents(path)]
 
 
 def check_passage_settings(*, passage_tokens: int, stride: int | None) -> int:

@@ -1,28 +1,33 @@
 """From documents to score rows: run the extractions the chosen scorers need, once each, then the scorers.
 
-This is the one place that knows which (model, text variant) pairs a scorer set needs. Extraction results
-are computed once per pair and shared by every scorer that reads them.
+This is the one place that knows which (model, text variant) pairs a scorer set needs, and the one place
+that turns extractions into rows: every caller (the score workflow, evaluation, dataset-level tests,
+benchmarks, the Ray Data map step) goes through :func:`compute_scores`. Extraction results are computed once
+per pair and shared by every scorer that reads them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from llm_mia.cache import StatsCache
 from llm_mia.documents import Document
 from llm_mia.errors import LlmMiaError
-from llm_mia.extract import ExtractionSettings, Shard, extract
+from llm_mia.extract import Shard, extract
+from llm_mia.identity import sha256_text
 from llm_mia.models import LoadedModel
+from llm_mia.score_files import META_COLUMNS
 from llm_mia.scorers import VIEWS, ScorerCall, ScoreUnavailable
+from llm_mia.settings import ExtractionSettings
 from llm_mia.stats import STATUS_OK, TokenStats
 from llm_mia.variants import apply_variant
 
 logger = logging.getLogger(__name__)
 
-# Columns every score row starts with; every other column is a score.
-META_COLUMNS = ("id", "label", "group", "status", "n_bytes", "n_tokens", "n_scored", "n_windows")
+__all__ = ["META_COLUMNS", "compute_scores", "extract_views", "needed_views", "score_rows"]
 
 
 def needed_views(calls: Sequence[ScorerCall]) -> list[str]:
@@ -34,7 +39,7 @@ def extract_views(
     documents: Sequence[Document],
     views: Sequence[str],
     *,
-    models: dict[str, LoadedModel],
+    models: Mapping[str, LoadedModel],
     settings: ExtractionSettings,
     cache: StatsCache | None = None,
     shard: Shard | None = None,
@@ -48,19 +53,21 @@ def extract_views(
         spec = VIEWS[view]
         if spec.model not in models:
             raise LlmMiaError(f"view {view!r} needs a {spec.model} model, and none was given")
+        model = models[spec.model]
         texts = [apply_variant(spec.variant, document.text) for document in documents]
-        logger.info("extracting view %s (%s model, %s text)", view, spec.model, spec.variant)
-        stats[view] = extract(texts, models[spec.model], settings, cache=cache, shard=shard)
+        label = f"{spec.model} {Path(model.spec.name).name}, {spec.variant} text"
+        logger.info("extracting view %s (%s)", view, label)
+        stats[view] = extract(texts, model, settings, cache=cache, shard=shard, description=label)
     return stats
 
 
 def score_rows(
-    documents: Sequence[Document], calls: Sequence[ScorerCall], stats: dict[str, list[TokenStats]]
+    documents: Sequence[Document], calls: Sequence[ScorerCall], stats: Mapping[str, list[TokenStats]]
 ) -> list[dict[str, Any]]:
-    """One row per document: identity, token counts, a status, and every score (None when unavailable).
+    """One row per document: identity, token counts, a status, the text's SHA-256, and every score.
 
-    The status is ``ok`` when every score was computed; otherwise it lists, per score, why not, so a short
-    or empty document never stops the others from being scored.
+    A score is None when unavailable. The status is ``ok`` when every score was computed; otherwise it lists,
+    per score, why not, so a short or empty document never stops the others from being scored.
     """
     rows = []
     for index, document in enumerate(documents):
@@ -85,7 +92,29 @@ def score_rows(
                 "n_tokens": target.n_tokens,
                 "n_scored": target.n_scored,
                 "n_windows": target.n_windows,
+                "text_sha256": sha256_text(document.text),
                 **scores,
             }
         )
     return rows
+
+
+def compute_scores(
+    documents: Sequence[Document],
+    calls: Sequence[ScorerCall],
+    *,
+    models: Mapping[str, LoadedModel],
+    settings: ExtractionSettings,
+    cache: StatsCache | None = None,
+    shard: Shard | None = None,
+    given: Mapping[str, list[TokenStats]] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, list[TokenStats]]]:
+    """Extract every view the calls need (except those ``given``, already extracted), then score every document.
+
+    Returns the rows and the extractions by view (so a caller can reuse one, e.g. a fixed reference model's,
+    for the next call).
+    """
+    given = dict(given or {})
+    missing = [view for view in needed_views(calls) if view not in given]
+    stats = {**given, **extract_views(documents, missing, models=models, settings=settings, cache=cache, shard=shard)}
+    return score_rows(documents, calls, stats), stats

@@ -1,7 +1,7 @@
 """Score a corpus with Ray Data: llm-mia's extraction as the map step of a distributed data engine.
 
 Each actor loads the model once (``__init__``) and scores whole batches of rows with the same code as
-``llm-mia score`` (``extract_views`` then ``score_rows``); Ray shards the dataset over actors, on one
+``llm-mia score`` (``llm_mia.scoring.compute_scores``); Ray shards the dataset over actors, on one
 machine or a cluster. Per-document numbers do not depend on how rows are grouped into batches (within
 float rounding), so the result equals a single-process run.
 
@@ -24,22 +24,24 @@ class ScoreBatch:
     """A Ray Data callable class: one model copy per actor, one ``map_batches`` call per batch of rows."""
 
     def __init__(self, model: str, scorers: list[str] | None, batch_size: int) -> None:
-        from llm_mia.extract import ExtractionSettings
-        from llm_mia.models import ModelSpec, load_model
-        from llm_mia.scorers import parse_scorer_specs
+        from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
+        from llm_mia.workflows.score import load_models
 
-        self.models = {"target": load_model(ModelSpec(model))}
-        self.calls = parse_scorer_specs(scorers, has_reference=False)
-        self.settings = ExtractionSettings(batch_size=batch_size, progress=False)
+        self.settings = ScoringSettings(
+            models=ModelSettings(model=model),
+            scorers=tuple(scorers) if scorers else None,
+            extraction=ExtractionSettings(batch_size=batch_size, progress=False),
+            cache=False,
+        )
+        self.models = load_models(self.settings.models)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         from llm_mia.documents import Document
-        from llm_mia.scoring import extract_views, needed_views, score_rows
+        from llm_mia.scoring import compute_scores
 
         ids = batch["id"] if "id" in batch else [None] * len(batch["text"])
         documents = [Document(id=str(i), text=str(t)) for i, t in zip(ids, batch["text"], strict=True)]
-        stats = extract_views(documents, needed_views(self.calls), models=self.models, settings=self.settings)
-        rows = score_rows(documents, self.calls, stats)
+        rows, _ = compute_scores(documents, self.settings.calls, models=self.models, settings=self.settings.extraction)
         return {column: [row[column] for row in rows] for column in rows[0]}
 
 

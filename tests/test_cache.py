@@ -16,7 +16,8 @@ import torch
 import llm_mia.extract as extract_module
 from llm_mia.cache import StatsCache
 from llm_mia.cli import main
-from llm_mia.extract import STATUS_OUT_OF_MEMORY, ExtractionSettings, extract
+from llm_mia.extract import STATUS_OUT_OF_MEMORY, extract
+from llm_mia.settings import ExtractionSettings
 
 WORDS = "the river carried cold water past old mills while children counted boats and birds above".split()  # noqa: SIM905
 
@@ -55,18 +56,34 @@ def test_cache_hits_return_identical_stats_and_skip_the_model(tiny_loaded, tmp_p
         assert_identical(a, b)
 
 
-def test_cache_key_depends_on_settings_and_text_not_on_batch_size(tiny_loaded, tmp_path):
+def test_cache_key_depends_on_settings_text_and_batch_layout(tiny_loaded, tmp_path):
     loaded = tiny_loaded["gpt2"]
     texts = corpus(6)
     cache = StatsCache(tmp_path / "c.sqlite")
     extract(texts, loaded, ExtractionSettings(batch_size=2, progress=False), cache=cache)
     assert cache.stored == 6
-    extract(texts, loaded, ExtractionSettings(batch_size=5, progress=False), cache=cache)
+    extract(texts, loaded, ExtractionSettings(batch_size=2, progress=False), cache=cache)
     assert cache.hits == 6 and cache.stored == 6
-    extract(texts, loaded, ExtractionSettings(window=16, progress=False), cache=cache)
-    assert cache.stored == 12  # another window is another extraction
-    extract([t + "!" for t in texts], loaded, ExtractionSettings(progress=False), cache=cache)
-    assert cache.stored == 18
+    # another batch size puts documents in other batches, where their last bits may differ: never reused
+    extract(texts, loaded, ExtractionSettings(batch_size=5, progress=False), cache=cache)
+    assert cache.hits == 6 and cache.stored == 12
+    extract(texts, loaded, ExtractionSettings(batch_size=2, window=16, progress=False), cache=cache)
+    assert cache.stored == 18  # another window is another extraction
+    extract([t + "!" for t in texts], loaded, ExtractionSettings(batch_size=2, progress=False), cache=cache)
+    assert cache.stored == 24
+
+
+def test_a_resumed_run_gives_the_same_bits_whatever_the_cache_held(tiny_loaded, tmp_path):
+    loaded = tiny_loaded["llama"]
+    texts = corpus(24, seed=5)
+    settings = ExtractionSettings(batch_size=4, progress=False)
+    uncached = extract(texts, loaded, settings)
+    cache = StatsCache(tmp_path / "c.sqlite")
+    extract(texts[::2], loaded, settings, cache=cache)  # half the documents, cached from other batches
+    extract(texts[:7], loaded, ExtractionSettings(batch_size=3, progress=False), cache=cache)
+    mixed = extract(texts, loaded, settings, cache=cache)
+    for a, b in zip(uncached, mixed, strict=True):
+        assert_identical(a, b)
 
 
 def test_a_crash_mid_run_resumes_with_only_the_missing_documents(tiny_loaded, tmp_path, monkeypatch):
@@ -109,7 +126,8 @@ def test_damaged_entries_are_detected_and_recomputed(tiny_loaded, tmp_path):
     checked, damaged = cache.verify()
     assert checked == 5 and sorted(damaged) == sorted([key, key2])
     again = extract(texts, loaded, ExtractionSettings(progress=False), cache=cache)
-    assert cache.rejected == 2 and cache.stored == 2
+    # the damaged entries' batch (here all five documents) runs again, giving the very same bits
+    assert cache.rejected == 2 and cache.stored == 5
     for a, b in zip(first, again, strict=True):
         assert_identical(a, b)
     assert StatsCache(path).verify() == (5, [])

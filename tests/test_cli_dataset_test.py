@@ -10,7 +10,7 @@ import pytest
 import torch
 from tiny_models import make_tiny_model
 
-import llm_mia.cli.dataset_test as dataset_test_cli
+import llm_mia.scoring as scoring_module
 from llm_mia.cli import main
 
 ADJECTIVES = ["old", "quiet", "bright", "narrow", "heavy", "green", "cold", "gentle", "broken", "silver"]
@@ -75,13 +75,13 @@ def _args(model: Path, works: tuple[Path, Path], output: Path, *extra: str) -> l
 
 def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tmp_path, capsys, monkeypatch):
     extraction_calls = []
-    real_extract_views = dataset_test_cli.extract_views
+    real_extract_views = scoring_module.extract_views
 
     def counting_extract_views(documents, views, **kwargs):
         extraction_calls.append((len(documents), list(views)))
         return real_extract_views(documents, views, **kwargs)
 
-    monkeypatch.setattr(dataset_test_cli, "extract_views", counting_extract_views)
+    monkeypatch.setattr(scoring_module, "extract_views", counting_extract_views)
     output = tmp_path / "report"
     assert main(_args(tiny_llama, works, output, "--splits", "5")) == 0
     printed = capsys.readouterr().out
@@ -142,7 +142,7 @@ def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tm
 
     # a second run refuses to overwrite the report unless asked
     assert main(_args(tiny_llama, works, output)) == 2
-    assert "already holds report.json" in capsys.readouterr().err
+    assert "report.json exists; pass --overwrite" in capsys.readouterr().err
     assert main(_args(tiny_llama, works, output, "--overwrite", "--splits", "2")) == 0
     # the rerun found every passage's stats in the cache instead of running the model again (the cache is
     # keyed by text, so passages with the same text share one entry)
@@ -171,7 +171,7 @@ def test_too_few_control_passages_fail_before_any_scoring(tiny_llama, works, tmp
     def no_scoring(*args, **kwargs):
         raise AssertionError("passages were scored although the test cannot run")
 
-    monkeypatch.setattr(dataset_test_cli, "extract_views", no_scoring)
+    monkeypatch.setattr(scoring_module, "extract_views", no_scoring)
     assert main(_args(tiny_llama, (suspect, control), tmp_path / "out")) == 2
     error = capsys.readouterr().err
     assert "--control gives 10 passage(s)" in error and "at least 8 suspect and 16 control" in error
@@ -182,8 +182,8 @@ def test_too_few_control_passages_fail_before_any_scoring(tiny_llama, works, tmp
     ("extra", "message"),
     [
         (["--passage-tokens", "16", "--passage-stride", "32"], "passage stride 32 is not in 1..16"),
-        (["--alpha", "0"], "--alpha 0.0 is not in (0, 1)"),
-        (["--splits", "0"], "--splits 0 must be >= 1"),
+        (["--alpha", "0"], "alpha 0.0 is not in (0, 1)"),
+        (["--splits", "0"], "splits 0 must be >= 1"),
         (["--scorers", "los"], "unknown scorer 'los'"),
     ],
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from llm_mia.cli import main
-from llm_mia.models import cache_dir
+from llm_mia.identity import cache_dir
 from llm_mia.scorers import all_scorers
 
 

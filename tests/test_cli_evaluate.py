@@ -10,7 +10,9 @@ from sklearn.metrics import roc_auc_score
 from tiny_models import make_tiny_model
 
 from llm_mia.cli import main
-from llm_mia.results import sha256_documents, write_rows, write_run_record
+from llm_mia.identity import sha256_texts as sha256_documents
+from llm_mia.records import write_run_record
+from llm_mia.score_files import write_rows
 
 MODEL_RECORD = {
     "target": {"name": "tiny", "revision": None, "config_sha256": "abc", "tokenizer_id": "tok", "dtype": "float32"}

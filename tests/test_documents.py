@@ -38,12 +38,18 @@ def test_text_directory_and_single_file(tmp_path):
     (tmp_path / "book" / "part").mkdir(parents=True)
     (tmp_path / "book" / "one.txt").write_text("Chapter one.")
     (tmp_path / "book" / "part" / "two.txt").write_text("Chapter two.")
-    (tmp_path / "book" / "notes.md").write_text("ignored")
+    (tmp_path / "book" / "notes.md").write_text("Notes.")
+    (tmp_path / "book" / "LICENSE").write_text("Public domain.")  # no extension: still a text file
+    (tmp_path / "book" / ".hidden.txt").write_text("ignored")
+    (tmp_path / "book" / "cover.png").write_bytes(b"\x89PNG")
     assert read_documents(tmp_path / "book") == [
+        Document("LICENSE", "Public domain."),
+        Document("notes.md", "Notes."),
         Document("one.txt", "Chapter one."),
         Document("part/two.txt", "Chapter two."),
     ]
     assert read_documents(tmp_path / "book" / "one.txt") == [Document("one.txt", "Chapter one.")]
+    assert read_documents(tmp_path / "book" / "LICENSE") == [Document("LICENSE", "Public domain.")]
 
 
 def test_missing_ids_get_stable_positions_and_custom_columns(tmp_path):

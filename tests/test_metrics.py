@@ -11,7 +11,6 @@ from sklearn.metrics import roc_auc_score
 from llm_mia.errors import InputError
 from llm_mia.metrics import (
     auroc,
-    best_auroc,
     bootstrap_auroc_ci,
     clopper_pearson,
     evaluate_frame,
@@ -180,16 +179,21 @@ def test_evaluate_frame_ignores_unlabelled_and_excludes_bad_status():
     assert results["loss"].auroc == 1.0 and results["loss"].n_excluded == 1
     assert results["zlib"].auroc == pytest.approx(roc_auc_score([1, 0, 1, 0], [0.3, 0.1, 0.05, 0.2]))
     assert results["zlib"].n_excluded == 1  # the non-ok row, although its zlib value is present
-    assert best_auroc(results) == 1.0
-    with pytest.raises(InputError, match="not found; available: loss, zlib"):
+    assert max(r.auroc for r in results.values()) == 1.0
+    with pytest.raises(InputError, match="no score column 'min_k'; available: loss, zlib"):
         evaluate_frame(frame, columns=["min_k"])
-    from llm_mia.metrics import evaluate  # the full evaluation gives each scorer the very same figures
+    from llm_mia.workflows.evaluate import EvaluationSettings, best_auroc, evaluate_table
 
-    assert evaluate(frame, n_bootstrap=50).scorers == results
+    # the full evaluation gives each scorer the very same figures
+    evaluation = evaluate_table(frame, settings=EvaluationSettings(n_bootstrap=50))
+    assert evaluation.scorers == results and best_auroc(evaluation.scorers) == 1.0
 
 
 def test_evaluate_runs_the_blind_baseline_and_skips_unusable_scorers():
-    from llm_mia.metrics import evaluate
+    from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
+
+    def evaluate(frame, texts=None, **options):
+        return evaluate_table(frame, texts=texts, settings=EvaluationSettings(**options))
 
     rng = np.random.default_rng(6)
     ids = [f"d{i}" for i in range(40)]

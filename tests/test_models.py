@@ -37,7 +37,8 @@ def test_spec_validation():
 
 
 def test_bfloat16_runs_with_float32_reductions(tiny_model_dirs):
-    from llm_mia.extract import ExtractionSettings, extract
+    from llm_mia.extract import extract
+    from llm_mia.settings import ExtractionSettings
 
     loaded = load_model(ModelSpec(str(tiny_model_dirs["llama"]), dtype="bfloat16", device="cpu"))
     (stats,) = extract(["the river carried cold water"], loaded, ExtractionSettings(progress=False))

@@ -1,6 +1,9 @@
 """The ``llm-mia`` command: one small module per subcommand, each with ``add_arguments`` and ``run``.
 
-``main(argv) -> int`` is what tests call; ``console_main`` is the installed entry point.
+A subcommand parses its arguments, builds the settings of a library workflow (``llm_mia.workflows``; bad input
+fails here, before any model loads), calls it and writes what it returns. ``main(argv) -> int`` is what tests
+call; ``console_main`` is the installed entry point. Subcommand modules import nothing heavy at the top, so
+``llm-mia list`` and ``--help`` start without loading torch.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from llm_mia.errors import LlmMiaError
 # (subcommand, module under llm_mia.cli, one-line help). Adding a subcommand = one module + one line here.
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("score", "score", "score documents with membership scorers (one forward pass per model and text variant)"),
-    ("dataset-test", "dataset_test", "test whether a whole work was trained on: many passages vs a control set"),
+    ("dataset-test", "dataset_test", "test whether a whole work was trained on: many passages vs control works"),
     ("evaluate", "evaluate", "evaluate scorers on a labelled set: AUROC [CI], TPR at low FPR, blind baseline, plots"),
-    ("calibrate", "calibrate", "fit a threshold at a target FPR on known non-member scores, checked on held-out ones"),
+    ("calibrate", "calibrate", "fit a threshold at a target FPR on known non-member scores"),
     ("verdict", "verdict", "per-document p-values and verdicts from a calibration and a score file"),
     ("benchmark", "benchmark", "known-split benchmark: build a split, train on the members, score, evaluate, report"),
     ("demo", "demo", "first run: fine-tune SmolLM2 on known texts, then find which texts it was trained on"),
     ("list", "list_scorers", "list the registered scorers with their hyperparameters"),
     ("cache", "cache", "inspect, verify or clear the stats cache that lets killed runs resume"),
 )
+
+INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input or usage)."""
+    """Run the CLI; returns the exit status (0 ok, 2 bad input or usage, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
@@ -58,6 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LlmMiaError as error:
         print(f"llm-mia {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        resumable = hasattr(args, "cache_dir") and not args.no_cache  # commands that score through the cache
+        print(
+            f"\nllm-mia {args.command}: interrupted."
+            + (
+                " Every finished batch is kept in the stats cache: run the same command again to resume where it "
+                "stopped, with the same results."
+                if resumable
+                else ""
+            ),
+            file=sys.stderr,
+        )
+        return INTERRUPTED
 
 
 def console_main() -> None:

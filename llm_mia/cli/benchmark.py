@@ -27,17 +27,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
-from typing import Any
 
+from llm_mia.cli.common import add_run_arguments, print_epoch, run_with_arguments
 from llm_mia.errors import LlmMiaError
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from llm_mia.bench.run import PRESETS
+    from llm_mia.known_split.presets import PRESETS
 
     parser.add_argument("name", nargs="?", help=f"benchmark to run: {', '.join(PRESETS)} (none: list them)")
     parser.add_argument("--size", choices=("ci", "full"), default="ci", help="ci (minutes) or full (default: ci)")
@@ -51,56 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     overrides.add_argument("--learning-rate", type=float, help="peak learning rate")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared with ``llm-mia demo``: threads, device, cache, progress."""
-    group = parser.add_argument_group("running")
-    group.add_argument(
-        "--threads",
-        type=int,
-        help="torch CPU threads (default: torch's choice); on a busy shared machine 1 is often fastest",
-    )
-    group.add_argument("--device", default="cpu", help="cpu (default, deterministic), cuda or auto")
-    group.add_argument("--no-cache", action="store_true", help="rebuild the split and retrain instead of re-using")
-    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
-def busy_machine_hint(threads: int | None) -> str | None:
-    """A hint to pass ``--threads 1`` when other work keeps the cores busy and no thread count was given.
-
-    Under contention, torch's waiting OpenMP threads spin on cores that other processes need: on a busy 2-core
-    machine one thread trained SmolLM2 2.5-3x faster than two.
-    """
-    if threads is not None or not hasattr(os, "getloadavg"):
-        return None
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load < 0.75 * cores:
-        return None
-    return (
-        f"note: this machine is busy (load average {load:.1f} on {cores} cores); if this run is slow, "
-        f"--threads 1 is often several times faster on a shared machine"
-    )
-
-
-def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace) -> Any:
-    """Run a benchmark config with the shared running flags (see add_run_arguments), after the busy-machine hint."""
-    from llm_mia.bench.run import run_benchmark
-
-    hint = busy_machine_hint(args.threads)
-    if hint:
-        print(hint)
-    return run_benchmark(
-        config,
-        output_dir=output_dir,
-        device=args.device,
-        use_cache=not args.no_cache,
-        progress=not args.no_progress,
-        threads=args.threads,
-        echo=print,
-    )
-
-
 def list_presets() -> list[str]:
-    from llm_mia.bench.run import PRESETS
+    from llm_mia.known_split.presets import PRESETS
 
     lines = ["benchmarks (llm-mia benchmark NAME --size SIZE):"]
     for name, sizes in PRESETS.items():
@@ -114,41 +65,9 @@ def list_presets() -> list[str]:
     return lines
 
 
-def print_epoch(epoch: Any, config: Any) -> None:
-    """The evaluation table of one snapshot, then calibration, control and any distribution-shift warning."""
-    from llm_mia.metrics import format_fpr
-    from llm_mia.report import format_table
-
-    print()
-    print(f"after {epoch.epoch} epoch{'s' if epoch.epoch != 1 else ''} of training:")
-    for line in format_table(epoch.evaluation):
-        print(f"  {line}")
-    fpr = format_fpr(config.calibration_fpr)
-    if not any(epoch.calibration.values()):
-        print(f"  thresholds at {fpr} FPR: not fitted (too few calibration controls for that FPR)")
-    for name, entry in epoch.calibration.items():
-        if entry is None:
-            continue
-        held = entry["heldout_nonmembers"]
-        low, high = held["fpr_ci"]
-        print(
-            f"  {name}: threshold at {fpr} FPR fitted on {entry['n_controls']} calibration controls flags "
-            f"{entry['members_flagged']}/{entry['n_members']} members and {held['false_positives']}/"
-            f"{held['n_controls']} non-members (FPR {held['fpr']:.3f} [{low:.3f}, {high:.3f}])"
-        )
-    loss = epoch.control.scorers.get("loss")
-    if loss is not None:
-        print(
-            f"  control: loss under the reference model (never saw the members): AUROC {loss.auroc:.3f} "
-            f"[{loss.auroc_ci[0]:.3f}, {loss.auroc_ci[1]:.3f}] (near 0.5 unless the split is biased)"
-        )
-    warning = epoch.evaluation.warning()
-    if warning:
-        print(f"  {warning}")
-
-
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.bench.run import check_report_dir, get_preset
+    from llm_mia.known_split.presets import get_preset
+    from llm_mia.known_split.report import check_report_dir
 
     if args.name is None:
         for line in list_presets():

@@ -1,22 +1,16 @@
-"""Arguments and steps shared by subcommands that read documents and run models."""
+"""Arguments shared by subcommands, and the settings objects built from them (before any model loads)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from llm_mia.cache import StatsCache
-from llm_mia.distributed import current_shard, is_main_process, process_device
 from llm_mia.documents import Columns, Document, read_documents
-from llm_mia.extract import ExtractionSettings, Shard
-from llm_mia.models import DEFAULT_MODEL, DTYPES, LoadedModel, ModelSpec, load_model
-from llm_mia.results import sha256_documents
-from llm_mia.scorers import ScorerCall, parse_scorer_specs
-from llm_mia.scoring import extract_views, needed_views, score_rows
+from llm_mia.models import DEFAULT_MODEL, DTYPES
+from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
 
 
 def builtin_sample_path() -> Path:
@@ -30,7 +24,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=DEFAULT_MODEL,
         help=f"target model: packaged alias, local directory, .gguf file or cached Hugging Face id "
-        f"(default: {DEFAULT_MODEL}, the packaged SmolLM2-135M)",
+        f"(default: {DEFAULT_MODEL}, the packaged SmolLM2-135M-Instruct, dequantized from its Q4_1 GGUF)",
     )
     group.add_argument("--revision", help="Hugging Face revision of --model (branch, tag or commit)")
     group.add_argument("--reference", help="reference model for the `reference` scorer (same forms as --model)")
@@ -46,7 +40,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     group.add_argument(
         "--cache-dir",
-        help="stats cache database (default: <cache>/stats/tokenstats.sqlite); a killed run resumes from it",
+        help="stats cache directory (default: <cache>/stats); a killed run resumes from it with identical results",
     )
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
 
@@ -59,7 +53,7 @@ def add_input_arguments(
         "--input",
         required=required,
         help=input_help
-        or "JSONL, JSON, CSV, Parquet, .txt, a directory of .txt files or a saved datasets directory"
+        or "JSONL, JSON, CSV, Parquet, a text file, a directory of text files or a saved datasets directory"
         + ("" if required else " (default: a built-in sample of real text)"),
     )
     group.add_argument("--text-column", default="text", help="column holding the text (default: text)")
@@ -78,72 +72,122 @@ def add_scorer_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def columns_from_args(args: argparse.Namespace) -> Columns:
+    return Columns(text=args.text_column, id=args.id_column, label=args.label_column, group=args.group_column)
+
+
 def documents_from_args(args: argparse.Namespace) -> tuple[list[Document], str]:
     """Read the documents named by --input (or the built-in sample); returns them and their source."""
     source = args.input or str(builtin_sample_path())
-    columns = Columns(text=args.text_column, id=args.id_column, label=args.label_column, group=args.group_column)
-    return read_documents(source, columns=columns, split=args.split), source
+    return read_documents(source, columns=columns_from_args(args), split=args.split), source
 
 
-def scorer_calls_from_args(args: argparse.Namespace) -> list[ScorerCall]:
-    return parse_scorer_specs(args.scorers, has_reference=args.reference is not None)
-
-
-def load_models_from_args(args: argparse.Namespace, shard: Shard | None = None) -> dict[str, LoadedModel]:
-    device = process_device(args.device, shard)
-    common = {"dtype": args.dtype, "device": device, "trust_remote_code": args.trust_remote_code}
-    models = {"target": load_model(ModelSpec(name=args.model, revision=args.revision, **common))}
-    if args.reference:
-        models["reference"] = load_model(ModelSpec(name=args.reference, revision=args.reference_revision, **common))
-    return models
-
-
-def cache_from_args(args: argparse.Namespace) -> StatsCache | None:
+def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:
+    """Models, scorers, extraction and cache as the arguments say; validated here, before any model loads."""
+    cache: bool | Path = True
     if args.no_cache:
-        return None
-    return StatsCache(Path(args.cache_dir) / "tokenstats.sqlite" if args.cache_dir else None)
-
-
-def settings_from_args(args: argparse.Namespace) -> ExtractionSettings:
-    return ExtractionSettings(
-        batch_size=args.batch_size, window=args.window, stride=args.stride, progress=not args.no_progress
+        cache = False
+    elif args.cache_dir:
+        cache = Path(args.cache_dir) / "tokenstats.sqlite"
+    return ScoringSettings(
+        models=ModelSettings(
+            model=args.model,
+            revision=args.revision,
+            reference=args.reference,
+            reference_revision=args.reference_revision,
+            dtype=args.dtype,
+            device=args.device,
+            trust_remote_code=args.trust_remote_code,
+        ),
+        scorers=tuple(args.scorers) if args.scorers else None,
+        extraction=ExtractionSettings(
+            batch_size=args.batch_size, window=args.window, stride=args.stride, progress=not args.no_progress
+        ),
+        cache=cache,
     )
 
 
-def score_from_args(
-    args: argparse.Namespace, documents: list[Document], source: str
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Score documents as the arguments say; returns the rows and a run record (models, scorers, settings).
+# ------------------------------------------------------------------ known-split runs (benchmark, demo)
 
-    Under a multi-process launcher every process takes part and every process gets the rows; only the main
-    process should write them (see ``llm_mia.distributed.is_main_process``).
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared with ``llm-mia demo``: threads, device, cache, progress."""
+    group = parser.add_argument_group("running")
+    group.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: torch's choice); on a busy shared machine 1 is often fastest",
+    )
+    group.add_argument("--device", default="cpu", help="cpu (default, deterministic), cuda or auto")
+    group.add_argument("--no-cache", action="store_true", help="rebuild the split and retrain instead of re-using")
+    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def busy_machine_hint(threads: int | None) -> str | None:
+    """A hint to pass ``--threads 1`` when other work keeps the cores busy and no thread count was given.
+
+    Under contention, torch's waiting OpenMP threads spin on cores that other processes need: on a busy 2-core
+    machine one thread trained SmolLM2 2.5-3x faster than two.
     """
-    calls = scorer_calls_from_args(args)  # validate names before loading any model
-    shard = current_shard(args.device)
-    models = load_models_from_args(args, shard)
-    settings = settings_from_args(args)
-    cache = cache_from_args(args)
-    if shard is not None and not is_main_process(shard):
-        settings = ExtractionSettings(
-            batch_size=settings.batch_size, window=settings.window, stride=settings.stride, progress=False
+    if threads is not None or not hasattr(os, "getloadavg"):
+        return None
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load < 0.75 * cores:
+        return None
+    return (
+        f"note: this machine is busy (load average {load:.1f} on {cores} cores); if this run is slow, "
+        f"--threads 1 is often several times faster on a shared machine"
+    )
+
+
+def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace) -> Any:
+    """Run a benchmark config with the shared running flags (see add_run_arguments), after the busy-machine hint,
+    and write its report into ``output_dir``."""
+    from llm_mia.known_split.report import write_report
+    from llm_mia.known_split.run import run_benchmark
+
+    hint = busy_machine_hint(args.threads)
+    if hint:
+        print(hint)
+    result = run_benchmark(
+        config,
+        device=args.device,
+        use_cache=not args.no_cache,
+        progress=not args.no_progress,
+        threads=args.threads,
+        echo=print,
+    )
+    write_report(result, output_dir)
+    return result
+
+
+def print_epoch(epoch: Any, config: Any) -> None:
+    """The evaluation table of one snapshot, then calibration, control and any distribution-shift warning."""
+    from llm_mia.metrics import format_fpr
+
+    print()
+    print(f"after {epoch.epoch} epoch{'s' if epoch.epoch != 1 else ''} of training:")
+    for line in epoch.evaluation.table_lines():
+        print(f"  {line}")
+    fpr = format_fpr(config.calibration_fpr)
+    if not any(epoch.calibration.values()):
+        print(f"  thresholds at {fpr} FPR: not fitted (too few calibration controls for that FPR)")
+    for name, entry in epoch.calibration.items():
+        if entry is None:
+            continue
+        held = entry["heldout_nonmembers"]
+        low, high = held["fpr_ci"]
+        print(
+            f"  {name}: threshold at {fpr} FPR fitted on {entry['n_controls']} calibration controls flags "
+            f"{entry['members_flagged']}/{entry['n_members']} members and {held['false_positives']}/"
+            f"{held['n_controls']} non-members (FPR {held['fpr']:.3f} [{low:.3f}, {high:.3f}])"
         )
-    stats = extract_views(documents, needed_views(calls), models=models, settings=settings, cache=cache, shard=shard)
-    rows = score_rows(documents, calls, stats)
-    record = {
-        "input": {
-            "source": source,
-            "documents": len(documents),
-            "sha256": sha256_documents([d.text for d in documents]),
-        },
-        "models": {role: model.describe() for role, model in models.items()},
-        "scorers": [{"column": c.column, "scorer": c.scorer.name, "params": dict(c.params)} for c in calls],
-        "settings": {"batch_size": settings.batch_size, "window": settings.window, "stride": settings.stride},
-        "execution": {
-            "processes": 1 if shard is None else shard.count,
-            "torch_threads": torch.get_num_threads(),
-            "cache": None if cache is None else {"path": str(cache.path), "hits": cache.hits, "stored": cache.stored},
-            "random_seed": "none used: scoring is deterministic",
-        },
-        "direction": "higher score = more likely a member",
-    }
-    return rows, record
+    loss = epoch.control.scorers.get("loss")
+    if loss is not None:
+        print(
+            f"  control: loss under the reference model (never saw the members): AUROC {loss.auroc:.3f} "
+            f"[{loss.auroc_ci[0]:.3f}, {loss.auroc_ci[1]:.3f}] (near 0.5 unless the split is biased)"
+        )
+    warning = epoch.evaluation.warning()
+    if warning:
+        print(f"  {warning}")

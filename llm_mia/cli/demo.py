@@ -26,7 +26,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cli.benchmark import add_run_arguments, print_epoch, run_with_arguments
+from llm_mia.cli.common import add_run_arguments, print_epoch, run_with_arguments
 from llm_mia.errors import LlmMiaError
 
 
@@ -136,7 +136,8 @@ def summary_lines(result: Any) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.bench.run import check_report_dir, get_preset
+    from llm_mia.known_split.presets import get_preset
+    from llm_mia.known_split.report import check_report_dir
 
     if args.members < 5:
         raise LlmMiaError(f"--members {args.members}: the blind baseline's 5-fold cross-validation needs at least 5")

@@ -13,13 +13,12 @@ a status, and the others are scored as usual.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llm_mia.errors import LlmMiaError, UnknownNameError
+from llm_mia.errors import LlmMiaError, UnknownNameError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -103,9 +102,7 @@ def get_scorer(name: str) -> Scorer:
     registry = all_scorers()
     if name in registry:
         return registry[name]
-    close = difflib.get_close_matches(name, registry, n=3, cutoff=0.5)
-    hint = f" did you mean {', '.join(close)}?" if close else ""
-    raise UnknownNameError(f"unknown scorer {name!r};{hint} available: {', '.join(registry)}")
+    raise unknown_name("scorer", name, registry)
 
 
 @dataclass(frozen=True)
@@ -121,6 +118,10 @@ class ScorerCall:
         if not changed:
             return self.scorer.name
         return f"{self.scorer.name}[{','.join(f'{k}={v}' for k, v in changed.items())}]"
+
+    def describe(self) -> dict[str, Any]:
+        """The call as recorded in run records: output column, scorer name, every hyperparameter."""
+        return {"column": self.column, "scorer": self.scorer.name, "params": dict(self.params)}
 
     def __call__(self, views: Mapping[str, Any]) -> float:
         return float(self.scorer.function(*(views[v] for v in self.scorer.views), **self.params))

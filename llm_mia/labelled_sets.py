@@ -1,4 +1,4 @@
-"""Labelled benchmark sets from local files: WikiMIA, MIMIR and generic labelled tables -> Documents.
+"""Labelled sets from local files: WikiMIA, MIMIR and generic labelled tables -> Documents.
 
 Nothing here downloads: point the loaders at files you already have (e.g. saved with
 ``datasets.load_dataset(...).save_to_disk(...)`` or exported to JSONL/Parquet).
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Columns, Document, check_unique_ids, read_documents, read_records
-from llm_mia.errors import InputError
+from llm_mia.documents import Columns, Document, check_unique_ids, parse_label, read_documents, read_records
+from llm_mia.errors import InputError, unknown_name
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +34,11 @@ def _read_records(path: Path, *, split: str | None) -> list[dict[str, Any]]:
 
 
 def _label(value: Any, where: str) -> int:
-    if isinstance(value, bool) or (isinstance(value, int | float) and value in (0, 1)):
-        return int(value)
-    if isinstance(value, str) and value.strip() in ("0", "1"):
-        return int(value.strip())
-    raise InputError(f"{where}: label {value!r} is not 0 or 1 (1 = member, 0 = non-member)")
+    """A required label, by the one label rule (``llm_mia.documents.parse_label``)."""
+    label = parse_label(value, where)
+    if label is None:
+        raise InputError(f"{where}: no label; a labelled set needs 1 (member) or 0 (non-member) on every text")
+    return label
 
 
 def _check_both_classes(documents: Sequence[Document], source: str) -> None:
@@ -133,7 +133,7 @@ def load_benchmark(
 ) -> list[Document]:
     """Load a labelled set in the given ``format`` (one of ``FORMATS``; ``auto`` looks at the fields)."""
     if format not in FORMATS:
-        raise InputError(f"unknown benchmark format {format!r}; choose one of {', '.join(FORMATS)}")
+        raise unknown_name("labelled-set format", format, FORMATS)
     if format == "auto":
         format = detect_format(path, columns=columns, split=split)
         logger.info("%s: detected %s format", path, format)

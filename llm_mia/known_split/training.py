@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -45,6 +44,15 @@ from typing import Any
 
 from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.identity import (
+    cache_dir,
+    hash_directory,
+    sha256_file,
+    sha256_json_key,
+    sha256_text,
+    sha256_texts,
+    versions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,24 +119,9 @@ class Gpt2Architecture:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def sha256_file(path: Path) -> str:
-    from llm_mia.models import sha256_file as _sha
-
-    return _sha(path)
-
-
-def hash_directory(directory: Path) -> dict[str, str]:
-    """SHA-256 of every file in a directory (relative path -> digest), sorted by path."""
-    return {
-        path.relative_to(directory).as_posix(): sha256_file(path)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
-    }
-
-
 def data_manifest(documents: Sequence[Document]) -> list[dict[str, str]]:
     """id and SHA-256 of every training text, in training-set order."""
-    return [{"id": d.id, "sha256": hashlib.sha256(d.text.encode("utf-8")).hexdigest()} for d in documents]
+    return [{"id": d.id, "sha256": sha256_text(d.text)} for d in documents]
 
 
 @contextlib.contextmanager
@@ -327,19 +320,16 @@ def new_gpt2(tokenizer: Any, architecture: Gpt2Architecture, *, seed: int) -> An
 # --------------------------------------------------------------------------------------------- cache
 
 
-def _versions() -> dict[str, str | None]:
-    from llm_mia.results import _versions as versions
+def _environment() -> dict[str, str | None]:
+    """Package versions, torch threads and the processor, for the training record."""
+    import torch
 
-    found = versions()
-    try:
-        import torch
-
-        found["torch_threads"] = str(torch.get_num_threads())
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    found["machine"] = platform.machine()
-    found["processor"] = platform.processor() or None
-    return found
+    return {
+        **versions(),
+        "torch_threads": str(torch.get_num_threads()),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+    }
 
 
 @dataclass(frozen=True)
@@ -388,10 +378,9 @@ def cached_training(
     each snapshot, and returns extra record fields. Writes go to a staging directory renamed into place,
     so an interrupted run leaves nothing that looks complete.
     """
-    from llm_mia.models import cache_dir
 
     payload = json.dumps(identity, sort_keys=True, default=str).encode("utf-8")
-    key = hashlib.sha256(payload).hexdigest()[:16]
+    key = sha256_json_key(payload)
     root = (cache_root or cache_dir()) / "bench" / "models"
     directory = root / f"{name}-{key}"
     if use_cache:
@@ -426,7 +415,7 @@ def cached_training(
             **extra,
             "snapshots": snapshot_records,
             "wall_seconds": round(time.perf_counter() - started, 1),
-            "environment": _versions(),
+            "environment": _environment(),
         }
         (staging / TRAINING_RECORD).write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
         if directory.exists():
@@ -513,7 +502,6 @@ def train_from_scratch(
     """
     if architecture.n_positions < config.max_length:
         raise InputError(f"max_length {config.max_length} exceeds the model's {architecture.n_positions} positions")
-    from llm_mia.results import sha256_documents
 
     identity = {
         "recipe": "from-scratch",
@@ -522,7 +510,7 @@ def train_from_scratch(
         "tokenizer": {
             "kind": "byte-level BPE (tokenizers)",
             "vocab_size": architecture.vocab_size,
-            "trained_on_sha256": sha256_documents(list(tokenizer_texts)),
+            "trained_on_sha256": sha256_texts(list(tokenizer_texts)),
             "trained_on_texts": len(tokenizer_texts),
         },
         "training": config.to_dict(),

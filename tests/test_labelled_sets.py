@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from llm_mia.benchmark_data import detect_format, load_benchmark, load_labelled, load_mimir, load_wikimia
 from llm_mia.documents import Columns, Document
 from llm_mia.errors import InputError
+from llm_mia.labelled_sets import detect_format, load_benchmark, load_labelled, load_mimir, load_wikimia
 
 WIKIMIA = [
     {"input": "The Battle of Hastings was fought in 1066.", "label": 1},
@@ -91,7 +91,7 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(InputError, match="found 2 members and 0 non-members"):
         load_benchmark(tmp_path / "one.jsonl")
     _write_jsonl(tmp_path / "bad.jsonl", [{"input": "a", "label": 3}])
-    with pytest.raises(InputError, match="label 3 is not 0 or 1"):
+    with pytest.raises(InputError, match="label 3 is not 0/1"):
         load_wikimia(tmp_path / "bad.jsonl")
     _write_jsonl(tmp_path / "nolabel.jsonl", [{"input": "a"}])
     with pytest.raises(InputError, match="missing label"):
@@ -99,7 +99,7 @@ def test_errors_name_the_problem(tmp_path):
     (tmp_path / "broken.jsonl").write_text('{"input": "a", "label": 1}\n{oops\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"broken.jsonl:2: malformed JSON"):
         load_wikimia(tmp_path / "broken.jsonl")
-    with pytest.raises(InputError, match="unknown benchmark format 'bookmia'"):
+    with pytest.raises(InputError, match="unknown labelled-set format 'bookmia'; did you mean wikimia"):
         load_benchmark(tmp_path / "one.jsonl", format="bookmia")
     with pytest.raises(InputError, match="no such file"):
         load_mimir(tmp_path / "absent.jsonl")

@@ -14,9 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_mia.bench.run import BenchmarkConfig, calibrated_rates, get_preset, run_benchmark
-from llm_mia.bench.splits import SplitConfig, build_split
-from llm_mia.bench.training import (
+from llm_mia.cli import main
+from llm_mia.documents import Document
+from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.known_split.presets import BenchmarkConfig, get_preset
+from llm_mia.known_split.report import write_report
+from llm_mia.known_split.run import calibrated_rates, run_benchmark
+from llm_mia.known_split.splits import SplitConfig, build_split
+from llm_mia.known_split.training import (
     Gpt2Architecture,
     TrainingConfig,
     tokenize_for_training,
@@ -24,9 +29,6 @@ from llm_mia.bench.training import (
     train_from_scratch,
     train_tokenizer,
 )
-from llm_mia.cli import main
-from llm_mia.documents import Document
-from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.scorers import all_scorers
 
 TINY = Gpt2Architecture(n_layer=2, n_embd=64, n_head=2, vocab_size=512, n_positions=128)
@@ -110,13 +112,8 @@ def bench_cache(tmp_path: Path) -> Path:
 
 
 def test_trained_model_separates_members_and_untrained_model_does_not(bench_cache: Path, tmp_path: Path) -> None:
-    result = run_benchmark(
-        tiny_config(epochs=(0, 30)),
-        output_dir=tmp_path / "report",
-        cache_root=bench_cache,
-        progress=False,
-        threads=1,
-    )
+    result = run_benchmark(tiny_config(epochs=(0, 30)), cache_root=bench_cache, progress=False, threads=1)
+    write_report(result, tmp_path / "report")
     untrained, trained = result.epoch(0), result.epoch(30)
     assert trained.evaluation.scorers["loss"].auroc > 0.9
     assert trained.evaluation.scorers["loss"].auroc_ci[0] > 0.7
@@ -191,7 +188,7 @@ def test_presets_exist_in_every_size_and_validate() -> None:
             assert config.split.members >= 8
     with pytest.raises(InputError, match="unknown benchmark"):
         get_preset("nope")
-    with pytest.raises(InputError, match="no size"):
+    with pytest.raises(InputError, match="unknown size"):
         get_preset("gpt2-wikipedia", "huge")
 
 

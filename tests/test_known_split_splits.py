@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from llm_mia.bench.splits import (
+from llm_mia.documents import Document
+from llm_mia.errors import InputError
+from llm_mia.known_split.splits import (
     SPLITS,
     SplitConfig,
     _chunk_blocks,
@@ -22,8 +24,6 @@ from llm_mia.bench.splits import (
     load_split,
     python_docs_documents,
 )
-from llm_mia.documents import Document
-from llm_mia.errors import InputError
 
 WORDS = tuple(f"word{i}" for i in range(50))
 

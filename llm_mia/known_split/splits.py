@@ -47,6 +47,7 @@ from typing import Any
 
 from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.identity import cache_dir, sha256_text, sha256_texts
 
 logger = logging.getLogger(__name__)
 
@@ -280,10 +281,6 @@ def deduplicate(
 # --------------------------------------------------------------------------------------------------- splits
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 @dataclass(frozen=True)
 class SplitConfig:
     """What to split and how. Sizes are numbers of documents per split; the pool must hold their sum.
@@ -321,7 +318,7 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
-class SplitResult:
+class BenchmarkSplit:
     """A drawn split: documents per split (members labelled 1, non-members 0, the others unlabelled) and
     the manifest that records it."""
 
@@ -416,11 +413,10 @@ def prepare_pool(config: SplitConfig) -> tuple[list[Document], dict[str, Any]]:
         and (config.max_words is None or word_count(d.text) <= config.max_words)
     ]
     pool, removed = deduplicate(in_window, ngram=config.ngram, max_overlap=config.max_overlap)
-    from llm_mia.results import sha256_documents
 
     report = {
         "raw_documents": len(raw),
-        "raw_sha256": sha256_documents([d.text for d in raw]),
+        "raw_sha256": sha256_texts([d.text for d in raw]),
         "empty_after_cleaning": len(cleaned) - len(non_empty),
         "outside_word_window": len(non_empty) - len(in_window),
         "exact_duplicates_removed": sum(r.kind == "exact" for r in removed),
@@ -435,7 +431,6 @@ def make_manifest(
     config: SplitConfig, parts: Mapping[str, Sequence[Document]], report: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The manifest: settings, what cleaning and deduplication did, and per document id, split, SHA-256."""
-    from llm_mia.results import sha256_documents
 
     return {
         "format": MANIFEST_FORMAT,
@@ -443,10 +438,10 @@ def make_manifest(
         "corpus": config.corpus,
         "corpus_description": CORPORA[config.corpus][0],
         "config": config.to_dict(),
-        "cleaning": "llm_mia.bench.splits.clean_text (NFC, control characters removed, whitespace normalised)",
+        "cleaning": "llm_mia.known_split.splits.clean_text (NFC, control characters removed, whitespace normalised)",
         "pool": dict(report),
         "sizes": {name: len(parts[name]) for name in SPLITS},
-        "split_sha256": {name: sha256_documents([d.text for d in parts[name]]) for name in SPLITS},
+        "split_sha256": {name: sha256_texts([d.text for d in parts[name]]) for name in SPLITS},
         "documents": [
             {
                 "id": d.id,
@@ -462,7 +457,7 @@ def make_manifest(
     }
 
 
-def save_split(split: SplitResult, directory: Path) -> Path:
+def save_split(split: BenchmarkSplit, directory: Path) -> Path:
     """Write ``manifest.json`` and ``documents.jsonl`` (id, split, label, group, text) into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -475,7 +470,7 @@ def save_split(split: SplitResult, directory: Path) -> Path:
     return directory
 
 
-def load_split(directory: Path) -> SplitResult:
+def load_split(directory: Path) -> BenchmarkSplit:
     """Read a split written by :func:`save_split`, checking every text against the manifest's SHA-256."""
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     if manifest.get("format") != MANIFEST_FORMAT:
@@ -491,17 +486,15 @@ def load_split(directory: Path) -> SplitResult:
             parts[record["split"]].append(Document(record["id"], record["text"], record["label"], record["group"]))
     if sum(len(p) for p in parts.values()) != len(expected):
         raise InputError(f"{directory}: documents.jsonl and manifest.json list different documents")
-    return SplitResult({name: tuple(docs) for name, docs in parts.items()}, manifest)
+    return BenchmarkSplit({name: tuple(docs) for name, docs in parts.items()}, manifest)
 
 
-def build_split(config: SplitConfig, *, cache_root: Path | None = None, use_cache: bool = True) -> SplitResult:
+def build_split(config: SplitConfig, *, cache_root: Path | None = None, use_cache: bool = True) -> BenchmarkSplit:
     """Pool, draw and manifest for ``config``; cached under ``<cache>/bench/splits/`` and re-used when the
     settings and the raw corpus are unchanged (the cache key includes the raw corpus's SHA-256)."""
-    from llm_mia.models import cache_dir
-    from llm_mia.results import sha256_documents
 
     raw = load_corpus(config.corpus, chunk_words=config.chunk_words)
-    raw_sha = sha256_documents([d.text for d in raw])
+    raw_sha = sha256_texts([d.text for d in raw])
     key_payload = json.dumps({"config": config.to_dict(), "raw_sha256": raw_sha, "v": MANIFEST_VERSION}, sort_keys=True)
     key = hashlib.sha256(key_payload.encode("utf-8")).hexdigest()[:16]
     directory = (cache_root or cache_dir()) / "bench" / "splits" / f"{config.corpus}-{key}"
@@ -510,7 +503,7 @@ def build_split(config: SplitConfig, *, cache_root: Path | None = None, use_cach
         return load_split(directory)
     pool, report = prepare_pool(config)
     parts = draw_split(pool, seed=config.seed, **_size_kwargs(config))
-    split = SplitResult(parts, make_manifest(config, parts, report))
+    split = BenchmarkSplit(parts, make_manifest(config, parts, report))
     if use_cache:
         save_split(split, directory)
     return split

@@ -4,29 +4,33 @@ A benchmark needs ground truth that public sets cannot give offline (and that th
 distribution shift). This package makes it: a random split of one collection has no shift by construction, and a
 model trained or fine-tuned here on one part of it has seen exactly that part.
 
-- :mod:`llm_mia.bench.splits`: corpora (Wikipedia summaries, Python documentation, Debian changelogs), cleaning,
+- :mod:`llm_mia.known_split.splits`: corpora (Wikipedia summaries, Python documentation, Debian changelogs), cleaning,
   exact and 13-gram near-duplicate removal, seeded member / non-member / calibration / reference splits with a
   manifest (per-document SHA-256 and split).
-- :mod:`llm_mia.bench.training`: seeded, deterministic CPU training: fine-tune SmolLM2-135M, or train a
+- :mod:`llm_mia.known_split.training`: seeded, deterministic CPU training: fine-tune SmolLM2-135M, or train a
   GPT-2-architecture model from scratch with its own byte-level BPE; trained models are cached with their
   config, seed, data manifest and file hashes.
-- :mod:`llm_mia.bench.run`: named presets run end to end (split, train, score every scorer, evaluate, report).
+- :mod:`llm_mia.known_split.presets`: the named benchmarks at each size;
+- :mod:`llm_mia.known_split.run`: a preset run end to end (split, train, score every scorer, evaluate), returned;
+- :mod:`llm_mia.known_split.report`: its report directory (tables, JSON, figures).
 
 Heavy dependencies (torch, transformers, tokenizers) are imported inside the functions that need them.
 """
 
-from llm_mia.bench.run import PRESETS, BenchmarkConfig, BenchmarkResult, get_preset, run_benchmark
-from llm_mia.bench.splits import (
+from llm_mia.known_split.presets import PRESETS, BenchmarkConfig, get_preset
+from llm_mia.known_split.report import write_report
+from llm_mia.known_split.run import BenchmarkResult, run_benchmark
+from llm_mia.known_split.splits import (
     CORPORA,
+    BenchmarkSplit,
     SplitConfig,
-    SplitResult,
     build_split,
     clean_text,
     deduplicate,
     draw_split,
     load_corpus,
 )
-from llm_mia.bench.training import (
+from llm_mia.known_split.training import (
     Gpt2Architecture,
     TrainedModels,
     TrainingConfig,
@@ -40,9 +44,9 @@ __all__ = [
     "PRESETS",
     "BenchmarkConfig",
     "BenchmarkResult",
+    "BenchmarkSplit",
     "Gpt2Architecture",
     "SplitConfig",
-    "SplitResult",
     "TrainedModels",
     "TrainingConfig",
     "build_split",
@@ -55,4 +59,5 @@ __all__ = [
     "run_benchmark",
     "train_from_scratch",
     "train_tokenizer",
+    "write_report",
 ]

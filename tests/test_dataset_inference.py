@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from llm_mia.dataset_test import (
+from llm_mia.dataset_inference import (
     MIN_PASSAGES_PER_SET,
     cohens_d,
     combine_p_values,

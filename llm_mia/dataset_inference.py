@@ -86,11 +86,11 @@ CONTROL_ASSUMPTION = (
     "difference rather than training"
 )
 
-Verdict = Literal["consistent", "not distinguishable", "withheld"]
+WorkVerdict = Literal["consistent", "not distinguishable", "withheld"]
 
 
 @dataclass(frozen=True)
-class SplitResult:
+class HalfSplitResult:
     """One half-split: the t-test on the held-out half, and what was fitted on the training half.
 
     ``weights`` are the non-negative coefficients of the standardised features (all zero when no feature
@@ -113,7 +113,7 @@ class DatasetTestResult:
     """Several half-splits of one suspect-vs-control test, with their combined p-value (module docstring)."""
 
     p_value: float
-    splits: tuple[SplitResult, ...]
+    splits: tuple[HalfSplitResult, ...]
     n_suspect: int
     n_control: int
     feature_names: tuple[str, ...]
@@ -186,7 +186,7 @@ class DatasetInferenceResult:
     negative_control: DatasetTestResult
     curve: tuple[CurvePoint, ...]
     alpha: float
-    verdict: Verdict
+    verdict: WorkVerdict
     test: str = field(default="")
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,7 +274,7 @@ def split_test(
     test_control: np.ndarray,
     *,
     clip_quantile: float = DEFAULT_CLIP_QUANTILE,
-) -> SplitResult:
+) -> HalfSplitResult:
     """One half-split: clip and standardise (fitted on the training half), fit w >= 0, Welch-test the test half.
 
     Steps 2-4 of the module docstring. Inputs are (n, f) feature matrices, higher = member in every column.
@@ -305,16 +305,18 @@ def split_test(
     if not np.any(weights > 0) or np.ptp(np.r_[score_suspect, score_control]) == 0:
         # no feature points towards "suspect = member" on the training half, or every test passage scores the
         # same: no evidence, p = 1
-        return SplitResult(1.0, 0.0, float("nan"), 0.0, 0.5, tuple(weights.tolist()), n_train, n_test)
+        return HalfSplitResult(1.0, 0.0, float("nan"), 0.0, 0.5, tuple(weights.tolist()), n_train, n_test)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         # a set whose passages all score the same (e.g. a feature clipped flat) has variance ~0; scipy warns
         # about precision, and the test is still the right one
         warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
         test = ttest_ind(score_suspect, score_control, equal_var=False, alternative="greater")
     if not math.isfinite(test.pvalue):  # both sets constant: the t statistic is undefined; count it as no evidence
-        return SplitResult(1.0, float(test.statistic), float("nan"), 0.0, 0.5, tuple(weights.tolist()), n_train, n_test)
+        return HalfSplitResult(
+            1.0, float(test.statistic), float("nan"), 0.0, 0.5, tuple(weights.tolist()), n_train, n_test
+        )
     auroc = roc_auc_score(np.r_[np.ones(n_test[0]), np.zeros(n_test[1])], np.r_[score_suspect, score_control])
-    return SplitResult(
+    return HalfSplitResult(
         p_value=float(test.pvalue),
         t_statistic=float(test.statistic),
         degrees_of_freedom=float(test.df),
@@ -560,7 +562,7 @@ def dataset_inference(
     control_check = negative_control(control_matrix, groups=control_groups, feature_names=feature_names, **common)
     curve = p_value_curve(suspect_matrix, control_matrix, sizes=curve_sizes, **common)
     if control_check.p_value <= alpha:
-        verdict: Verdict = "withheld"
+        verdict: WorkVerdict = "withheld"
     elif main.p_value <= alpha:
         verdict = "consistent"
     else:

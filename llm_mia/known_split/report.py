@@ -1,0 +1,278 @@
+"""The report of a known-split benchmark run: ``results.md`` (tables), ``results.json`` (every number, settings,
+hashes, timings), ``manifest.json`` (the split), ``auroc_by_epoch.png/.svg``, and per epoch ``epoch-N/`` with
+``scores.jsonl`` (+ run record), ``evaluation.json`` and the ROC / histogram figures.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from llm_mia.known_split.presets import PRESETS, BenchmarkConfig
+from llm_mia.known_split.run import BenchmarkResult
+from llm_mia.metrics import format_fpr
+from llm_mia.outputs import check_output_dir
+from llm_mia.workflows.evaluate import tpr_cell
+
+RESULTS_FILE = "results.json"
+
+
+def _ci(low_high: Sequence[float]) -> str:
+    return f"[{low_high[0]:.3f}, {low_high[1]:.3f}]"
+
+
+def _calibration_cell(entry: Mapping[str, Any] | None) -> str:
+    if entry is None:
+        return "too few controls"
+    held = entry["heldout_nonmembers"]
+    return (
+        f"TPR {entry['members_flagged']}/{entry['n_members']} = {entry['tpr']:.2f}; "
+        f"FPR {held['false_positives']}/{held['n_controls']} = {held['fpr']:.2f} {_ci(held['fpr_ci'])}"
+    )
+
+
+def command_line(config: BenchmarkConfig) -> str:
+    """The command that reproduces ``config`` when it is a preset (with overrides spelled out)."""
+    demo = config.size == "demo"
+    command = "llm-mia demo" if demo else f"llm-mia benchmark {config.name} --size {config.size}"
+    preset = PRESETS.get(config.name, {}).get(config.size)
+    if preset is None or preset == config:
+        return command
+    if preset.training.epochs != config.training.epochs:
+        command += " --epochs " + " ".join(map(str, config.training.epochs))
+    if preset.split.seed != config.split.seed:
+        command += f" --seed {config.split.seed}"
+    if preset.split.members != config.split.members:
+        command += f" --members {config.split.members}"
+    if preset.training.learning_rate != config.training.learning_rate:
+        command += f" --learning-rate {config.training.learning_rate:g}"
+    return command
+
+
+def markdown_tables(result: BenchmarkResult) -> list[str]:
+    """The Markdown report: settings, the AUROC-by-epoch sweep, and every number for each epoch."""
+    config, split = result.config, result.split
+    sizes = split.manifest["sizes"]
+
+    def timing(step: str) -> str:
+        return f"{result.timings.get(f'{step}_seconds', 0):.0f}"
+
+    training = config.training
+    if config.recipe == "fine-tune":
+        model = f"{config.base_model}, all weights fine-tuned"
+        reference = f"{config.base_model} before fine-tuning"
+    else:
+        arch = config.architecture
+        assert arch is not None
+        model = (
+            f"GPT-2 from scratch, {arch.n_layer} layers, {arch.n_embd} dims, {arch.n_head} heads, "
+            f"byte-level BPE of {arch.vocab_size} tokens trained on the {sizes['tokenizer']} tokenizer documents"
+        )
+        reference = f"the same GPT-2 recipe (seed {training.seed + 1}) on the {sizes['reference']} reference documents"
+    lines = [
+        f"## {config.name} ({config.size})",
+        "",
+        f"{config.description}.",
+        "",
+        f"- command: `{command_line(config)}`",
+        f"- data: {split.manifest['corpus_description']}; {sizes['member']} members, {sizes['nonmember']} "
+        f"non-members, {sizes['calibration']} calibration, {sizes['reference']} reference, {sizes['tokenizer']} "
+        f"tokenizer documents; "
+        f"{config.split.min_words}-{config.split.max_words} words; seed {config.split.seed}; split "
+        f"fingerprint `{split.fingerprint[:16]}`",
+        f"- model: {model}; reference model: {reference}",
+        f"- training: AdamW, learning rate {training.learning_rate:g} (linear warm-up over {training.warmup_steps} "
+        f"steps, then constant), batch {training.batch_size} documents, max {training.max_length} tokens per "
+        f"sequence, weight decay {training.weight_decay:g}, seed {training.seed}; snapshots after epochs "
+        f"{', '.join(map(str, training.epochs))}",
+        f"- wall time: {timing('total')} s (split {timing('split')} s, training {timing('training')} s"
+        + (" (re-used from cache)" if result.target.reused else "")
+        + f", scoring and evaluation {timing('scoring')} s) on {_machine()}",
+        "",
+        "### AUROC by epochs of training (members vs non-members, 95% bootstrap CI)",
+        "",
+    ]
+    header = ["scorer", *(f"{e.epoch} epoch{'s' if e.epoch != 1 else ''}" for e in result.epochs)]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    names = list(result.epochs[0].evaluation.scorers) if result.epochs else []
+    for name in names:
+        cells = []
+        for epoch in result.epochs:
+            scored = epoch.evaluation.scorers.get(name)
+            cells.append("n/a" if scored is None else f"{scored.auroc:.3f} {_ci(scored.auroc_ci)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    blind_cells = [
+        "not run"
+        if e.evaluation.blind is None
+        else f"{e.evaluation.blind.auroc:.3f} {_ci(e.evaluation.blind.auroc_ci)}"
+        for e in result.epochs
+    ]
+    lines.append("| blind baseline (no model) | " + " | ".join(blind_cells) + " |")
+    control_cells = [
+        f"{e.control.scorers['loss'].auroc:.3f} {_ci(e.control.scorers['loss'].auroc_ci)}"
+        if "loss" in e.control.scorers
+        else "n/a"
+        for e in result.epochs
+    ]
+    lines.append("| control: loss under the reference model | " + " | ".join(control_cells) + " |")
+    for epoch in result.epochs:
+        evaluation = epoch.evaluation
+        fprs = sorted(config.fprs)
+        lines += [
+            "",
+            f"### After {epoch.epoch} epoch{'s' if epoch.epoch != 1 else ''}",
+            "",
+            "| scorer | AUROC [95% CI] | "
+            + " | ".join(f"TPR@{format_fpr(f)}FPR" for f in fprs)
+            + f" | threshold at {format_fpr(config.calibration_fpr)} FPR fitted on {sizes['calibration']} "
+            f"calibration docs: members flagged; non-members flagged [95% CI] |",
+            "|---|---|" + "---|" * len(fprs) + "---|",
+        ]
+        for name, scored in evaluation.scorers.items():
+            lines.append(
+                f"| {name} | {scored.auroc:.3f} {_ci(scored.auroc_ci)} | "
+                + " | ".join(tpr_cell(scored.tpr_at_fpr[f]) for f in fprs)
+                + f" | {_calibration_cell(epoch.calibration.get(name))} |"
+            )
+        if evaluation.blind is not None:
+            blind = evaluation.blind
+            lines.append(
+                f"| blind baseline | {blind.auroc:.3f} {_ci(blind.auroc_ci)} | "
+                + " | ".join(tpr_cell(blind.tpr_at_fpr[f]) for f in fprs)
+                + " | - |"
+            )
+        warning = evaluation.warning()
+        if warning:
+            lines += ["", warning]
+    lines += [
+        "",
+        "n = non-members a TPR@FPR rests on; * = 1/n is above that FPR, so the figure rests on zero false "
+        "positives and cannot resolve it. Higher score = more likely member.",
+    ]
+    return lines
+
+
+def _machine() -> str:
+    cores = os.cpu_count()
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+    except ImportError:  # pragma: no cover
+        threads = None
+    return f"{platform.processor() or platform.machine()}, {cores} cores, torch threads {threads}"
+
+
+def plot_sweep(result: BenchmarkResult, stem: Path) -> list[Path]:
+    """AUROC (with CI) against epochs of training, one line per scorer, the blind baseline dashed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.5, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    epochs = [e.epoch for e in result.epochs]
+    names = list(result.epochs[0].evaluation.scorers) if result.epochs else []
+    for name in names:
+        values = [e.evaluation.scorers[name] for e in result.epochs if name in e.evaluation.scorers]
+        if len(values) != len(epochs):
+            continue
+        aurocs = [v.auroc for v in values]
+        low = [v.auroc - v.auroc_ci[0] for v in values]
+        high = [v.auroc_ci[1] - v.auroc for v in values]
+        axes.errorbar(epochs, aurocs, yerr=[low, high], marker="o", capsize=3, linewidth=1.2, label=name)
+    blind = [e.evaluation.blind.auroc if e.evaluation.blind else math.nan for e in result.epochs]
+    axes.plot(epochs, blind, linestyle="--", color="black", marker="x", label="blind baseline (no model)")
+    axes.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="chance")
+    axes.set_xlabel("epochs of training on the members")
+    axes.set_ylabel("AUROC (members vs non-members)")
+    axes.set_xticks(epochs)
+    axes.set_ylim(0.3, 1.02)
+    axes.set_title(f"{result.config.name} ({result.config.size})")
+    axes.legend(fontsize="x-small", loc="lower right")
+    axes.grid(True, alpha=0.3)
+    paths = []
+    for extension in ("png", "svg"):
+        path = stem.with_name(f"{stem.name}.{extension}")
+        figure.savefig(path, dpi=150)
+        paths.append(path)
+    return paths
+
+
+def results_dict(result: BenchmarkResult) -> dict[str, Any]:
+    """Everything in ``results.json``: config, split summary, training records, per-epoch numbers, timings."""
+    training_records = {}
+    for role, trained in (("target", result.target), ("reference", result.reference)):
+        if trained is None:
+            continue
+        record = dict(trained.record)
+        record.pop("data", None)  # the manifest has the documents
+        training_records[role] = {"directory": str(trained.directory), "reused": trained.reused, "record": record}
+    manifest = result.split.manifest
+    return {
+        "tool": "llm-mia benchmark",
+        "command": command_line(result.config),
+        "direction": "higher score = more likely a member",
+        "config": result.config.to_dict(),
+        "split": {
+            "fingerprint": result.split.fingerprint,
+            "sizes": manifest["sizes"],
+            "split_sha256": manifest["split_sha256"],
+            "pool": {k: v for k, v in manifest["pool"].items() if k != "removed"},
+        },
+        "training": training_records,
+        "epochs": [
+            {
+                "epoch": e.epoch,
+                "models": e.models,
+                "evaluation": e.evaluation.to_dict(),
+                "calibration": e.calibration,
+                "control_reference_model": {
+                    "what": "target-only scorers under the reference model, which never saw the members",
+                    "scorers": {name: s.to_dict() for name, s in e.control.scorers.items()},
+                },
+                "scoring_seconds": round(e.scoring_seconds, 1),
+            }
+            for e in result.epochs
+        ],
+        "timings": {k: round(v, 1) for k, v in result.timings.items()},
+        "machine": _machine(),
+    }
+
+
+def write_report(result: BenchmarkResult, directory: str | Path) -> list[Path]:
+    """Write the report directory (see module docstring); returns the files written."""
+    from llm_mia.outputs import write_json, write_text
+    from llm_mia.records import write_run_record
+    from llm_mia.score_files import write_rows
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for epoch in result.epochs:
+        sub = directory / f"epoch-{epoch.epoch}"
+        sub.mkdir(exist_ok=True)
+        scores = sub / "scores.jsonl"
+        written += [write_rows(epoch.frame.to_dict("records"), scores), write_run_record(scores, epoch.record)]
+        identity = {
+            "benchmark": result.config.name,
+            "size": result.config.size,
+            "epoch": epoch.epoch,
+            "run_record": epoch.record,
+        }
+        written += epoch.evaluation.write(sub, identity=identity)
+    written.append(write_json(directory / "manifest.json", result.split.manifest, indent=1))
+    written.append(write_json(directory / RESULTS_FILE, results_dict(result)))
+    written.append(write_text(directory / "results.md", "\n".join(markdown_tables(result)) + "\n"))
+    if len(result.epochs) > 1:
+        written += plot_sweep(result, directory / "auroc_by_epoch")
+    return written
+
+
+def check_report_dir(directory: str | Path, *, overwrite: bool) -> Path:
+    """Refuse to replace an existing report without ``overwrite``; checked before any work starts."""
+    return check_output_dir(directory, overwrite=overwrite, owned=[RESULTS_FILE])

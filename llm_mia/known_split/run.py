@@ -1,0 +1,318 @@
+"""Run a known-split benchmark end to end: split -> train -> score every scorer -> evaluate. Returns the
+numbers; :func:`llm_mia.known_split.report.write_report` writes them.
+
+Splits and trained models are cached (see :mod:`llm_mia.known_split.splits` and
+:mod:`llm_mia.known_split.training`), so a second run only scores. For every saved epoch of the target model,
+the benchmark scores the members, the non-members and the calibration documents with every registered scorer
+(``reference`` reads the reference model: SmolLM2 before fine-tuning, or a GPT-2 trained the same way on
+disjoint text), then evaluates:
+
+* per scorer: AUROC with its interval, TPR at 0.1/1/5% FPR with the n of non-members each rests on, the
+  blind baseline beside them (``llm_mia.workflows.evaluate``);
+* per scorer, a threshold calibrated at a target FPR on the *calibration* split (known non-members never
+  evaluated), with the FPR it actually reaches on the evaluation non-members (Clopper-Pearson interval) and the
+  share of members it flags (``llm_mia.calibration.FprCalibrator``);
+* a control: the same likelihood scorers under the reference model, which never saw the members. It should sit
+  near AUROC 0.5; if it does not, the split itself is biased.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_mia.documents import Document
+from llm_mia.errors import LlmMiaError
+from llm_mia.known_split.presets import BenchmarkConfig
+from llm_mia.known_split.splits import BenchmarkSplit, build_split
+from llm_mia.known_split.training import TrainedModels
+from llm_mia.workflows.evaluate import Evaluation
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EpochResult:
+    """One target snapshot evaluated. ``frame``: the score rows (all scored documents); ``evaluation``: members
+    vs non-members with the blind baseline; ``calibration``: per scorer, threshold fitted on the calibration
+    split and checked on the non-members (None where too few controls); ``control``: likelihood scorers under the
+    reference model (should be near chance)."""
+
+    epoch: int
+    frame: Any
+    evaluation: Evaluation
+    calibration: dict[str, dict[str, Any] | None]
+    control: Evaluation
+    scoring_seconds: float
+    models: dict[str, Any]
+    record: dict[str, Any] = field(default_factory=dict)  # run record of the score rows
+
+
+@dataclass
+class BenchmarkResult:
+    config: BenchmarkConfig
+    split: BenchmarkSplit
+    target: TrainedModels
+    reference: TrainedModels | None
+    epochs: list[EpochResult] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def epoch(self, epoch: int) -> EpochResult:
+        for result in self.epochs:
+            if result.epoch == epoch:
+                return result
+        raise KeyError(epoch)
+
+
+def train_models(
+    config: BenchmarkConfig,
+    split: BenchmarkSplit,
+    *,
+    device: str = "cpu",
+    cache_root: Path | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> tuple[TrainedModels, TrainedModels | None]:
+    """Train (or re-use) the target model and, for from-scratch, the reference model."""
+    from llm_mia.known_split.training import device_for_training, fine_tune, train_from_scratch
+
+    device = device_for_training(device)
+    if config.recipe == "fine-tune":
+        target = fine_tune(
+            split.members,
+            config=config.training,
+            base=config.base_model,
+            device=device,
+            cache_root=cache_root,
+            use_cache=use_cache,
+            progress=progress,
+        )
+        return target, None
+    assert config.architecture is not None  # checked in BenchmarkConfig
+    tokenizer_texts = [d.text for d in split.tokenizer]
+    common = {
+        "tokenizer_texts": tokenizer_texts,
+        "architecture": config.architecture,
+        "device": device,
+        "cache_root": cache_root,
+        "use_cache": use_cache,
+        "progress": progress,
+    }
+    target = train_from_scratch(split.members, config=config.training, role="target", **common)
+    reference_training = dataclasses.replace(config.training, seed=config.training.seed + 1)
+    reference = train_from_scratch(split.reference, config=reference_training, role="reference", **common)
+    return target, reference
+
+
+def calibrated_rates(
+    frame: Any, column: str, *, calibration_ids: set[str], fpr: float, confidence: float = 0.95
+) -> dict[str, Any] | None:
+    """Fit a threshold at ``fpr`` on the calibration rows' scores, then measure it on the labelled rows.
+
+    Returns the threshold, the FPR reached on the evaluation non-members (with a Clopper-Pearson interval) and
+    the members flagged (TPR, with its interval); None when the calibration split is too small for ``fpr``.
+    """
+    import numpy as np
+
+    from llm_mia.calibration import FprCalibrator, min_controls
+    from llm_mia.metrics import clopper_pearson
+
+    ok = (frame["status"] == "ok").to_numpy()
+    values = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+    usable = ok & np.isfinite(values)
+    is_calibration = frame["id"].astype(str).isin(calibration_ids).to_numpy()
+    controls = values[usable & is_calibration]
+    if len(controls) < min_controls(fpr):
+        return None
+    label = frame["label"].to_numpy(dtype=np.float64, na_value=np.nan)
+    members, nonmembers = values[usable & (label == 1)], values[usable & (label == 0)]
+    calibrator = FprCalibrator(fpr=fpr, confidence=confidence).fit(controls)
+    check = calibrator.check_fpr(nonmembers)
+    flagged = int(calibrator.predict(members).sum())
+    return {
+        "target_fpr": fpr,
+        "n_controls": len(controls),
+        "threshold": calibrator.threshold_,
+        "heldout_nonmembers": check.to_dict(),
+        "members_flagged": flagged,
+        "n_members": len(members),
+        "tpr": flagged / len(members) if len(members) else float("nan"),
+        "tpr_ci": list(clopper_pearson(flagged, len(members), confidence=confidence)) if len(members) else None,
+    }
+
+
+def score_snapshot(
+    documents: Sequence[Document],
+    *,
+    target: Any,
+    reference: Any = None,
+    reference_stats: list[Any] | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
+    """Every registered scorer on ``documents``, one extraction per view.
+
+    The reference model's extraction can be passed in (``reference_stats``) instead of the model, so a fixed
+    reference (SmolLM2 before fine-tuning) is run once for all snapshots. Returns the score rows, the control
+    rows (the scorers that read only the target, applied to the reference model's extraction: no extra pass)
+    and the reference extraction.
+    """
+    from llm_mia.scorers import parse_scorer_specs
+    from llm_mia.scoring import compute_scores, score_rows
+    from llm_mia.settings import ExtractionSettings
+
+    calls = parse_scorer_specs(None, has_reference=True)
+    settings = ExtractionSettings(batch_size=batch_size, progress=progress)
+    given = {}
+    if reference_stats is not None:
+        given["reference"] = reference_stats
+    elif reference is None:
+        raise LlmMiaError("score_snapshot needs a reference model or its extraction")
+    models = {"target": target} if reference is None else {"target": target, "reference": reference}
+    rows, stats = compute_scores(documents, calls, models=models, settings=settings, given=given)
+    control_calls = [call for call in calls if call.scorer.views == ("target",)]
+    control_rows = score_rows(documents, control_calls, {"target": stats["reference"]})
+    return rows, control_rows, stats["reference"]
+
+
+def run_benchmark(
+    config: BenchmarkConfig,
+    *,
+    device: str = "cpu",
+    cache_root: Path | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+    threads: int | None = None,
+    echo: Callable[[str], None] = logger.info,
+) -> BenchmarkResult:
+    """Run a benchmark end to end and return every number (see module docstring); nothing is written.
+
+    ``device``: where to train and score (``cpu``; ``cuda`` or ``auto`` use a GPU when there is one; the
+    determinism guarantee is for CPU). ``use_cache=False`` rebuilds the split and retrains. ``threads``: torch
+    CPU threads for training and scoring (None: torch's default). ``echo`` receives one line per step (the CLI
+    prints them).
+    """
+    from llm_mia.known_split.training import torch_threads
+
+    with torch_threads(threads):
+        return _run(
+            config,
+            device=device,
+            cache_root=cache_root,
+            use_cache=use_cache,
+            progress=progress,
+            echo=echo,
+        )
+
+
+def _run(
+    config: BenchmarkConfig,
+    *,
+    device: str,
+    cache_root: Path | None,
+    use_cache: bool,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> BenchmarkResult:
+    import pandas as pd
+
+    from llm_mia.identity import sha256_texts
+    from llm_mia.models import ModelSpec, load_model
+    from llm_mia.records import run_record
+    from llm_mia.scorers import parse_scorer_specs
+    from llm_mia.settings import ExtractionSettings
+    from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    split = build_split(config.split, cache_root=cache_root, use_cache=use_cache)
+    timings["split_seconds"] = time.perf_counter() - started
+    sizes = split.manifest["sizes"]
+    echo(
+        f"split: {config.split.corpus}, {sizes['member']} members / {sizes['nonmember']} non-members / "
+        f"{sizes['calibration']} calibration / {sizes['reference']} reference / {sizes['tokenizer']} tokenizer "
+        f"documents (seed {config.split.seed}, "
+        f"pool {split.manifest['pool']['pool_documents']} after cleaning and deduplication)"
+    )
+    mark = time.perf_counter()
+    echo(f"training: {config.recipe}, epochs {', '.join(map(str, config.training.epochs))} (cached runs are re-used)")
+    target, reference = train_models(
+        config, split, device=device, cache_root=cache_root, use_cache=use_cache, progress=progress
+    )
+    timings["training_seconds"] = time.perf_counter() - mark
+    for role, trained in (("target", target), ("reference", reference)):
+        if trained is not None:
+            echo(f"{role} model: {trained.directory} ({'re-used' if trained.reused else 'trained'})")
+
+    documents = split.evaluation_documents()
+    texts = {d.id: d.text for d in documents}
+    calibration_ids = {d.id for d in split.calibration}
+    base, base_stats = None, None
+    if config.recipe == "fine-tune":
+        base = load_model(ModelSpec(name=config.base_model, device=device))
+    result = BenchmarkResult(config=config, split=split, target=target, reference=reference, timings=timings)
+    for epoch in config.training.epochs:
+        mark = time.perf_counter()
+        target_model = load_model(ModelSpec(name=str(target.snapshots[epoch]), device=device))
+        if base is not None:
+            reference_model = base
+        else:
+            assert reference is not None
+            reference_model = load_model(ModelSpec(name=str(reference.snapshots[epoch]), device=device))
+        echo(f"epoch {epoch}: scoring {len(documents)} documents with every scorer")
+        rows, control_rows, reference_stats = score_snapshot(
+            documents,
+            target=target_model,
+            reference=reference_model,
+            reference_stats=base_stats,
+            batch_size=config.scoring_batch_size,
+            progress=progress,
+        )
+        if base is not None:
+            base_stats = reference_stats  # the base model does not change between snapshots
+        frame, control_frame = pd.DataFrame(rows), pd.DataFrame(control_rows)
+        settings = EvaluationSettings(
+            fprs=config.fprs, n_bootstrap=config.n_bootstrap, confidence=config.confidence, seed=config.split.seed
+        )
+        evaluation = evaluate_table(frame, texts=texts, settings=settings)
+        control = evaluate_table(control_frame, settings=dataclasses.replace(settings, blind=False))
+        calibration = {
+            name: calibrated_rates(
+                frame, name, calibration_ids=calibration_ids, fpr=config.calibration_fpr, confidence=config.confidence
+            )
+            for name in evaluation.scorers
+        }
+        models = {"target": target_model.describe(), "reference": reference_model.describe()}
+        record = run_record(
+            "llm-mia benchmark",
+            inputs={
+                "source": f"benchmark {config.name} ({config.size}), split {split.fingerprint[:16]}",
+                "documents": len(documents),
+                "sha256": sha256_texts([d.text for d in documents]),
+            },
+            models=models,
+            scorers=[call.describe() for call in parse_scorer_specs(None, has_reference=True)],
+            settings=ExtractionSettings(batch_size=config.scoring_batch_size).to_dict(),
+            execution={"processes": 1, "device": device, "epoch": epoch},
+        )
+        result.epochs.append(
+            EpochResult(
+                epoch=epoch,
+                frame=frame,
+                evaluation=evaluation,
+                calibration=calibration,
+                control=control,
+                scoring_seconds=time.perf_counter() - mark,
+                models=models,
+                record=record,
+            )
+        )
+        del target_model
+    timings["scoring_seconds"] = sum(e.scoring_seconds for e in result.epochs)
+    timings["total_seconds"] = time.perf_counter() - started
+    return result

@@ -1,0 +1,116 @@
+"""Validated settings for scoring: which models, how texts are batched and windowed, which scorers, which cache.
+
+Frozen dataclasses, checked on construction, importable without torch: a command builds its settings (and so
+reports a bad scorer name, dtype or window) before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_mia.errors import LlmMiaError
+from llm_mia.models import DEFAULT_MODEL, DTYPES, ModelSpec
+from llm_mia.scorers import ScorerCall, parse_scorer_specs
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How texts are batched and windowed.
+
+    ``batch_size``: segments per forward pass. ``window``: tokens per model call including the BOS prefix
+    (default: the model's context length). ``stride``: new tokens scored per window after the first (default:
+    half of the window's content capacity); every scored token beyond the first window sees at least
+    ``window - len(prefix) - stride`` tokens of context. ``progress``: show a progress bar over tokens.
+    """
+
+    batch_size: int = 8
+    window: int | None = None
+    stride: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise LlmMiaError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.window is not None and self.window < 2:
+            raise LlmMiaError(f"window must be >= 2 tokens, got {self.window}")
+        if self.stride is not None and self.stride < 1:
+            raise LlmMiaError(f"stride must be >= 1 token, got {self.stride}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """What decides the numbers (progress does not)."""
+        return {"batch_size": self.batch_size, "window": self.window, "stride": self.stride}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The target model and an optional reference model, and how both are loaded.
+
+    ``model`` / ``reference``: packaged alias, local directory, ``.gguf`` file or cached Hugging Face id
+    (``revision`` / ``reference_revision`` pick a snapshot of an id). ``dtype`` and ``device`` apply to both;
+    log-softmax and every reduction run in float32 whatever the dtype. ``trust_remote_code`` stays off unless
+    asked for.
+    """
+
+    model: str = DEFAULT_MODEL
+    revision: str | None = None
+    reference: str | None = None
+    reference_revision: str | None = None
+    dtype: str = "float32"
+    device: str = "auto"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise LlmMiaError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        self.specs()  # validates the device
+
+    def specs(self, *, device: str | None = None) -> dict[str, ModelSpec]:
+        """One :class:`ModelSpec` per role (``target``, and ``reference`` when given)."""
+        common = {"dtype": self.dtype, "device": device or self.device, "trust_remote_code": self.trust_remote_code}
+        specs = {"target": ModelSpec(name=self.model, revision=self.revision, **common)}
+        if self.reference:
+            specs["reference"] = ModelSpec(name=self.reference, revision=self.reference_revision, **common)
+        return specs
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """Everything that decides a score table: models, scorers, extraction settings, and the stats cache.
+
+    ``scorers``: names or specs such as ``"min_k:k=0.1,0.2"`` (None: every scorer the models allow); parsed on
+    construction, so an unknown name fails here. ``cache``: True for the default stats cache, False for none,
+    or the path of a cache database. The cache never changes a number: a resumed run gives the same bits as
+    an uninterrupted one.
+    """
+
+    models: ModelSettings = field(default_factory=ModelSettings)
+    scorers: tuple[str, ...] | None = None
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+    cache: bool | str | Path = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scorers, str):
+            raise LlmMiaError(f"scorers must be a sequence of names, not the string {self.scorers!r}")
+        if self.scorers is not None:
+            object.__setattr__(self, "scorers", tuple(self.scorers))
+        self.calls  # noqa: B018  (parses and validates the scorer specs)
+
+    @property
+    def calls(self) -> list[ScorerCall]:
+        """The scorer calls (one per column), in the order asked for."""
+        return parse_scorer_specs(
+            list(self.scorers) if self.scorers else None, has_reference=bool(self.models.reference)
+        )
+
+    @property
+    def cache_path(self) -> Path | None:
+        """The cache database to use: None when off, else the given path or the default location."""
+        if self.cache is False:
+            return None
+        if self.cache is True:
+            from llm_mia.cache import default_cache_path
+
+            return default_cache_path()
+        return Path(self.cache)

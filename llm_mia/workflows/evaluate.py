@@ -1,0 +1,387 @@
+"""The evaluation workflow: a labelled score table evaluated scorer by scorer, with the blind baseline beside it.
+
+:func:`evaluate_table` takes a score table (``llm_mia.score`` or a score file) and, for the blind baseline,
+the texts by id; :func:`evaluate_documents` scores labelled documents first. The result,
+:class:`Evaluation`, prints as a table (:meth:`Evaluation.table_lines`) and writes ``evaluation.json`` and
+the ROC / histogram figures (:meth:`Evaluation.write`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.metrics import DEFAULT_FPRS, ScorerEvaluation, evaluate_frame, format_fpr, labelled_rows
+from llm_mia.outputs import write_json
+from llm_mia.records import DIRECTION
+from llm_mia.score_files import pick_score_columns
+from llm_mia.tables import text_table
+
+EVALUATION_FILE = "evaluation.json"
+FIGURES = ("roc", "roc_loglog", "histograms")
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How a labelled table is evaluated.
+
+    ``fprs``: false-positive rates for TPR@FPR. ``n_bootstrap`` resamples and ``confidence`` level of the
+    intervals; ``seed`` of the bootstrap and the blind baseline's folds; ``folds`` of the blind baseline's
+    cross-validation; ``blind``: run the blind baseline (needs the texts); ``columns``: score columns to
+    evaluate (None: all).
+    """
+
+    fprs: tuple[float, ...] = DEFAULT_FPRS
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+    folds: int = 5
+    blind: bool = True
+    columns: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fprs", tuple(sorted(set(self.fprs))))
+        for fpr in self.fprs:
+            if not 0 < fpr < 1:
+                raise LlmMiaError(f"FPR {fpr}: false-positive rates lie strictly between 0 and 1 (e.g. 0.01 for 1%)")
+        if self.n_bootstrap < 1:
+            raise LlmMiaError(f"n_bootstrap {self.n_bootstrap}: need at least 1 resample (1000 is usual)")
+        if not 0 < self.confidence < 1:
+            raise LlmMiaError(f"confidence {self.confidence}: must lie strictly between 0 and 1 (e.g. 0.95)")
+        if self.folds < 2:
+            raise LlmMiaError(f"folds {self.folds}: cross-validation needs at least 2 folds")
+        if self.columns is not None:
+            object.__setattr__(self, "columns", tuple(self.columns))
+
+    def metric_settings(self) -> dict[str, Any]:
+        return {
+            "fprs": list(self.fprs),
+            "n_bootstrap": self.n_bootstrap,
+            "confidence": self.confidence,
+            "seed": self.seed,
+        }
+
+
+def best_auroc(evaluations: Mapping[str, ScorerEvaluation]) -> float | None:
+    """The highest AUROC among the attacks (None when there are none)."""
+    return max((e.auroc for e in evaluations.values()), default=None)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A labelled score table evaluated: every scorer, the blind baseline beside them, and the warning.
+
+    ``skipped``: scorers that could not be evaluated, with why (e.g. no scored members). ``blind`` is None when
+    the baseline did not run, and ``blind_skipped`` says why (no texts given, too few texts, ...). ``frame``:
+    the table evaluated (for the histograms).
+    """
+
+    scorers: dict[str, ScorerEvaluation]
+    skipped: dict[str, str]
+    blind: Any  # llm_mia.blind.BlindBaselineResult | None
+    blind_skipped: str | None
+    n_rows: int
+    n_unlabelled: int
+    settings: dict[str, Any]
+    frame: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def best_attack_auroc(self) -> float | None:
+        return best_auroc(self.scorers)
+
+    def warning(self) -> str | None:
+        """The blind baseline's distribution-shift warning against the best attack, or None."""
+        return None if self.blind is None else self.blind.warning(self.best_attack_auroc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "direction": DIRECTION,
+            "n_rows": self.n_rows,
+            "n_unlabelled": self.n_unlabelled,
+            "settings": self.settings,
+            "scorers": {name: e.to_dict() for name, e in self.scorers.items()},
+            "skipped_scorers": self.skipped,
+            "best_attack_auroc": self.best_attack_auroc,
+            "blind_baseline": None if self.blind is None else self.blind.to_dict(self.best_attack_auroc),
+            "blind_baseline_skipped": self.blind_skipped,
+            "warning": self.warning(),
+            "notes": {
+                "oracle_balanced_accuracy": "threshold chosen on the evaluated data itself: an optimistic figure",
+                "tpr_at_fpr": "n = non-members the FPR rests on; with n of them the smallest FPR resolved is 1/n",
+            },
+        }
+
+    def table_lines(self) -> list[str]:
+        """The printed table: one row per scorer, then the blind baseline row, then the notes."""
+        fprs = sorted(set(self.settings["fprs"]))
+        level = f"{self.settings['confidence']:.0%}"
+        header = [
+            "scorer",
+            f"AUROC [{level} CI]",
+            *(f"TPR@{format_fpr(f)}FPR" for f in fprs),
+            "bal.acc (oracle)",
+            "members/non",
+            "excluded",
+        ]
+
+        def row(name: str, result: Any, excluded: str) -> list[str]:
+            low, high = result.auroc_ci
+            return [
+                name,
+                f"{result.auroc:.3f} [{low:.3f}, {high:.3f}]",
+                *(tpr_cell(r) for r in result.tpr_at_fpr.values()),
+                f"{result.oracle_balanced_accuracy:.3f}",
+                f"{result.n_members}/{result.n_nonmembers}",
+                excluded,
+            ]
+
+        body = [row(name, result, str(result.n_excluded)) for name, result in self.scorers.items()]
+        if self.blind is not None:
+            body.append(row("blind baseline", self.blind, "-"))
+        lines = text_table(header, body)
+        for name, reason in self.skipped.items():
+            lines.append(f"{name}: not evaluated ({reason})")
+        if self.blind is None:
+            lines.append(f"blind baseline: not run ({self.blind_skipped})")
+        unresolved = [
+            r
+            for result in [*self.scorers.values(), *([self.blind] if self.blind else [])]
+            for r in result.tpr_at_fpr.values()
+            if not r.resolvable
+        ]
+        if unresolved:
+            worst = min(unresolved, key=lambda r: r.target_fpr)
+            lines.append(
+                f"* 1/n > FPR: n non-members cannot resolve this FPR, so the figure rests on zero false positives "
+                f"(TPR@{format_fpr(worst.target_fpr)} FPR needs >= {math.ceil(1 / worst.target_fpr)} non-members)"
+            )
+        lines.append(
+            "n = non-members a TPR@FPR rests on; bal.acc (oracle) uses the best threshold on these same data "
+            "(optimistic); higher score = more likely member"
+        )
+        return lines
+
+    def write(self, directory: str | Path, *, identity: Mapping[str, Any] | None = None) -> list[Path]:
+        """Write ``evaluation.json`` (every number, the settings and ``identity``: model, data, run record) and
+        the ROC (linear and log-log) and histogram figures (PNG and SVG) into ``directory``."""
+        import numpy as np
+
+        from llm_mia import plots
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        curves = {name: result.roc for name, result in self.scorers.items()}
+        labels = {name: f"{name} (AUROC {result.auroc:.3f})" for name, result in self.scorers.items()}
+        if self.blind is not None:
+            curves["blind baseline"] = self.blind.roc
+            labels["blind baseline"] = f"blind baseline (AUROC {self.blind.auroc:.3f})"
+        n_nonmembers = max((r.n_nonmembers for r in self.scorers.values()), default=0)
+        if curves:
+            common = {"labels": labels, "dashed": ["blind baseline"]}
+            written += plots.plot_roc(curves, directory / "roc", **common)
+            resolution = 1 / n_nonmembers if n_nonmembers else None
+            written += plots.plot_roc(
+                curves, directory / "roc_loglog", log_log=True, resolution_fpr=resolution, **common
+            )
+        if self.scorers and self.frame is not None:
+            labelled, label = labelled_rows(self.frame)
+            ok = (labelled["status"] == "ok").to_numpy() if "status" in labelled.columns else True
+            score_sets = {}
+            for name in self.scorers:
+                values = labelled[name].to_numpy(dtype=np.float64, na_value=np.nan)
+                keep = np.isfinite(values) & np.asarray(ok)
+                score_sets[name] = (values[keep & (label == 1)], values[keep & (label == 0)])
+            written += plots.plot_histograms(score_sets, directory / "histograms")
+        report = {"tool": "llm-mia evaluate", **(identity or {}), **self.to_dict(), "files": [p.name for p in written]}
+        return [write_json(directory / EVALUATION_FILE, report), *written]
+
+
+def tpr_cell(record: Any) -> str:
+    """One TPR@FPR cell: the rate, the non-members it rests on, and * when the FPR is not resolved."""
+    return f"{record.tpr:.3f} (n={record.n_nonmembers}){'' if record.resolvable else '*'}"
+
+
+def _check_texts(texts: Any) -> Mapping[str, str] | None:
+    if texts is None or isinstance(texts, Mapping):
+        return texts
+    raise InputError(
+        f"texts must map each document id to its text (a dict such as {{'doc-1': 'text ...'}}), got a "
+        f"{type(texts).__name__}; build it with {{d.id: d.text for d in documents}}"
+    )
+
+
+def evaluate_table(
+    frame: Any,
+    *,
+    texts: Mapping[str, str] | None = None,
+    settings: EvaluationSettings | None = None,
+    blind_skipped: str | None = None,
+) -> Evaluation:
+    """Evaluate a labelled score table and run the blind baseline beside it.
+
+    ``texts``: document id -> text for the blind baseline (ids of the labelled rows); without it the baseline
+    is skipped and ``blind_skipped`` (or a default reason) says why. Unlabelled rows are ignored. Per scorer,
+    rows with a non-ok status or a missing score are excluded and counted. A scorer with no usable member or
+    non-member is listed in ``skipped`` rather than failing the rest.
+    """
+    from llm_mia.blind import blind_baseline
+
+    settings = settings or EvaluationSettings()
+    texts = _check_texts(texts)
+    labelled, labels = labelled_rows(frame)
+    names = pick_score_columns(frame, settings.columns, source="score table")
+    metric_settings = settings.metric_settings()
+    evaluations: dict[str, ScorerEvaluation] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            evaluations.update(evaluate_frame(labelled, columns=[name], **metric_settings))
+        except InputError as error:  # e.g. every member's score is missing: report it, evaluate the others
+            skipped[name] = str(error)
+    blind = None
+    if not settings.blind:
+        blind_skipped = blind_skipped or "skipped (blind baseline turned off)"
+    elif texts is None:
+        blind_skipped = blind_skipped or "no texts given (the blind baseline needs the member and non-member texts)"
+    else:
+        ids = labelled["id"].astype(str).tolist()
+        missing = [i for i in ids if i not in texts]
+        if missing:
+            raise InputError(
+                f"{len(missing)} labelled document id(s) have no text for the blind baseline (first: {missing[0]!r}); "
+                f"pass the texts the scores were computed on"
+            )
+        members = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 1]
+        nonmembers = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 0]
+        try:
+            blind = blind_baseline(
+                members,
+                nonmembers,
+                folds=settings.folds,
+                seed=settings.seed,
+                fprs=settings.fprs,
+                n_bootstrap=settings.n_bootstrap,
+                confidence=settings.confidence,
+            )
+        except InputError as error:
+            blind_skipped = str(error)
+        metric_settings["blind_folds"] = settings.folds
+    return Evaluation(
+        scorers=evaluations,
+        skipped=skipped,
+        blind=blind,
+        blind_skipped=blind_skipped,
+        n_rows=len(frame),
+        n_unlabelled=int(len(frame) - len(labelled)),
+        settings=metric_settings,
+        frame=frame,
+    )
+
+
+def read_labelled_texts(
+    path: str | Path, *, format: str = "auto", columns: Any = None, split: str | None = None
+) -> list[Any]:
+    """Documents of a text file in the layout asked for (``llm_mia.labelled_sets.FORMATS``); labels may be
+    missing here (with a score file they come from the scores)."""
+    from llm_mia.documents import read_documents
+    from llm_mia.labelled_sets import detect_format, load_mimir, load_wikimia
+
+    form = detect_format(path, columns=columns, split=split) if format == "auto" else format
+    if form == "wikimia":
+        return load_wikimia(path, split=split)
+    if form == "mimir":
+        return load_mimir(path, split=split)
+    return read_documents(path, columns=columns, split=split)
+
+
+def texts_from_run_record(record: Mapping[str, Any] | None, **read_options: Any) -> tuple[dict[str, str] | None, str]:
+    """The scored texts, found through a run record's input path and used only if their hash still matches.
+
+    Returns (texts by id or None, a note saying where they came from or why not).
+    """
+    from llm_mia.identity import sha256_texts
+
+    source = ((record or {}).get("input") or {}).get("source")
+    if not source:
+        return None, "no texts: pass --input with the scored texts to run the blind baseline"
+    if not Path(source).exists():
+        return None, f"the scored input {source} is gone; pass --input with the scored texts"
+    try:
+        documents = read_labelled_texts(source, **read_options)
+    except LlmMiaError as error:
+        return None, f"could not re-read the scored input {source} ({error}); pass --input"
+    if sha256_texts([d.text for d in documents]) != (record or {})["input"].get("sha256"):
+        return None, f"the texts in {source} changed since scoring (hash differs); pass --input with the scored texts"
+    return {d.id: d.text for d in documents}, f"texts re-read from {source} (hash matches the run record)"
+
+
+def evaluate_score_file(
+    path: str | Path,
+    *,
+    texts_from: str | Path | None = None,
+    settings: EvaluationSettings | None = None,
+    **read_options: Any,
+) -> tuple[Evaluation, dict[str, Any]]:
+    """Evaluate a labelled score file. The blind baseline's texts come from ``texts_from`` or, failing that,
+    from the input named in the file's run record when its hash still matches. Returns the evaluation and the
+    identity block for ``evaluation.json`` (score file hash, run record, where the texts came from)."""
+    from llm_mia.identity import sha256_file
+    from llm_mia.records import read_run_record
+    from llm_mia.score_files import read_scores
+
+    settings = settings or EvaluationSettings()
+    path = Path(path)
+    frame = read_scores(path)
+    record = read_run_record(path)
+    identity: dict[str, Any] = {
+        "scores": {"path": str(path), "sha256": sha256_file(path)},
+        "run_record": record,
+        "run_record_note": None if record else f"no run record found beside {path}",
+    }
+    texts: dict[str, str] | None = None
+    if not settings.blind:
+        note = "skipped (--no-blind)"
+    elif texts_from is not None:
+        texts = {d.id: d.text for d in read_labelled_texts(texts_from, **read_options)}
+        note = f"texts from {texts_from}"
+    else:
+        texts, note = texts_from_run_record(record, **read_options)
+    identity["texts"] = note
+    pick_score_columns(frame, settings.columns, source=str(path))  # a wrong --scorers fails before any work
+    evaluation = evaluate_table(frame, texts=texts, settings=settings, blind_skipped=None if texts else note)
+    return evaluation, identity
+
+
+def evaluate_documents_file(
+    path: str | Path,
+    scoring: Any,
+    *,
+    settings: EvaluationSettings | None = None,
+    format: str = "auto",
+    columns: Any = None,
+    split: str | None = None,
+) -> tuple[Evaluation, dict[str, Any], Any]:
+    """Read a labelled set (WikiMIA, MIMIR or generic), score it with ``scoring`` and evaluate it. Returns the
+    evaluation, the identity block and the score run (to save the rows)."""
+    from llm_mia.labelled_sets import load_benchmark
+    from llm_mia.workflows.score import score_documents
+
+    settings = settings or EvaluationSettings()
+    documents = load_benchmark(path, format=format, columns=columns, split=split)
+    run = score_documents(documents, scoring, source=str(path), tool="llm-mia evaluate")
+    run.record["input"]["format"] = format
+    texts = {d.id: d.text for d in documents} if settings.blind else None
+    evaluation = evaluate_table(
+        run.frame, texts=texts, settings=settings, blind_skipped=None if texts else "skipped (--no-blind)"
+    )
+    identity = {
+        "scores": None,
+        "run_record": run.record,
+        "texts": "the scored input" if settings.blind else "skipped (--no-blind)",
+    }
+    return evaluation, identity, run

@@ -1,0 +1,110 @@
+"""The scoring workflow: documents in, one score row per document and a run record out.
+
+Used by ``llm-mia score``, ``llm_mia.score``, evaluation, dataset-level tests and the Ray Data map step. Under
+a multi-process launcher (``torchrun``, ``accelerate launch``) every process takes part: each loads the models
+on its own device, computes its share of the batches into the shared stats cache, and every process gets all
+rows; only the main process should write them (``ScoreRun.is_main``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from llm_mia.documents import Document
+from llm_mia.errors import InputError
+from llm_mia.identity import sha256_texts
+from llm_mia.models import LoadedModel, load_model
+from llm_mia.records import run_record, write_run_record
+from llm_mia.score_files import write_rows
+from llm_mia.settings import ModelSettings, ScoringSettings
+
+
+@dataclass
+class ScoreRun:
+    """The rows of a scoring run (input order), its run record, and whether this is the main process."""
+
+    rows: list[dict[str, Any]]
+    record: dict[str, Any]
+    is_main: bool = True
+
+    @property
+    def frame(self) -> Any:
+        """The rows as a pandas DataFrame (one row per document; scores NaN where unavailable)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    @property
+    def n_not_ok(self) -> int:
+        return sum(row["status"] != "ok" for row in self.rows)
+
+    def write(self, path: str | Path) -> tuple[Path, Path]:
+        """Write the rows (``.jsonl`` or ``.csv``) and the run record beside them; returns both paths."""
+        return write_rows(self.rows, path), write_run_record(path, self.record)
+
+
+def check_documents(documents: Sequence[Document], *, source: str) -> None:
+    """Refuse an input with nothing to score before any model is loaded."""
+    if not documents:
+        raise InputError(f"{source}: no documents; nothing to score")
+    if not any(document.text.strip() for document in documents):
+        raise InputError(f"{source}: all {len(documents)} document(s) are empty or whitespace-only; nothing to score")
+
+
+def load_models(settings: ModelSettings) -> dict[str, LoadedModel]:
+    """Load the target (and reference) model offline, each process of a launched run on its own device."""
+    from llm_mia.distributed import current_shard, process_device
+
+    device = process_device(settings.device, current_shard(settings.device))
+    return {role: load_model(spec) for role, spec in settings.specs(device=device).items()}
+
+
+def score_documents(
+    documents: Sequence[Document],
+    settings: ScoringSettings | None = None,
+    *,
+    models: Mapping[str, LoadedModel] | None = None,
+    source: str = "input",
+    tool: str = "llm-mia score",
+) -> ScoreRun:
+    """Score ``documents`` with the settings' scorers; higher score = more likely a member.
+
+    ``models``: already loaded models by role (``target``, ``reference``) to use instead of loading the ones
+    the settings name. ``source`` names the input in messages and the run record. Refuses an empty input (or
+    one where every text is empty) before loading anything.
+    """
+    from llm_mia.cache import StatsCache
+    from llm_mia.distributed import current_shard, is_main_process
+    from llm_mia.scoring import compute_scores
+
+    settings = settings or ScoringSettings()
+    calls = settings.calls
+    check_documents(documents, source=source)
+    shard = current_shard(settings.models.device)
+    if models is None:
+        models = load_models(settings.models)
+    cache_path = settings.cache_path
+    cache = None if cache_path is None else StatsCache(cache_path)
+    extraction = settings.extraction
+    if not is_main_process(shard):
+        extraction = replace(extraction, progress=False)
+    rows, _ = compute_scores(documents, calls, models=models, settings=extraction, cache=cache, shard=shard)
+    import torch
+
+    record = run_record(
+        tool,
+        inputs={"source": source, "documents": len(documents), "sha256": sha256_texts([d.text for d in documents])},
+        models={role: model.describe() for role, model in models.items()},
+        scorers=[call.describe() for call in calls],
+        settings=settings.extraction.to_dict(),
+        execution={
+            "processes": 1 if shard is None else shard.count,
+            "torch_threads": torch.get_num_threads(),
+            "cache": None if cache is None else {"path": str(cache.path), "hits": cache.hits, "stored": cache.stored},
+            "random_seed": "none used: scoring is deterministic",
+        },
+    )
+    return ScoreRun(rows=rows, record=record, is_main=is_main_process(shard))
