@@ -3,7 +3,8 @@
 Controls are texts the model cannot have seen: published after its training cutoff, or held out by
 construction. Everything here rests on one assumption, stated once: **under the null, a document's score is
 exchangeable with the control scores** (the controls are drawn from the same distribution as the documents
-would be if they were non-members). Check it with the blind baseline (``llm_mia.blind``) first.
+would be if they were non-members: same kind of text, same length and format). Check it with the blind
+baseline (``llm_mia.blind``) and the length check of ``llm_mia.workflows.calibrate``.
 
 * Per-document p-value (conformal / permutation p-value, e.g. Vovk et al. 2005; Bates et al. 2023,
   "Testing for outliers with conformal p-values"):
@@ -12,12 +13,25 @@ would be if they were non-members). Check it with the blind baseline (``llm_mia.
 
   valid for any score distribution: P(p <= alpha) <= alpha for a fresh non-member. The smallest attainable
   p-value is 1 / (n + 1).
-* Threshold at a target FPR alpha: flag a document as a member when p(s) <= alpha, equivalently when
-  s > t, t the (k+1)-th largest control with k = floor(alpha (n + 1)) - 1. The expected FPR on fresh
-  non-members is then <= alpha. The FPR actually achieved is measured on *held-out* controls (disjoint from
-  the ones the threshold was fitted on) and reported with a Clopper-Pearson interval.
-* Across many documents, optional Benjamini-Hochberg (1995) adjustment (``scipy.stats.false_discovery_control``)
-  controls the false discovery rate among the documents flagged.
+* Threshold at a target FPR alpha, two guarantees (``guarantee``). A threshold t at the (k+1)-th largest of n
+  controls flags s > t; for a continuous score its realised FPR on fresh non-members is
+  1 - F(t) ~ Beta(k + 1, n - k) over the draw of the controls.
+
+  - ``marginal`` (default): k = floor(alpha (n + 1)) - 1, so the *expected* FPR, (k + 1) / (n + 1), is
+    <= alpha; the same as p(s) <= alpha. It holds on average over control sets: for the one set at hand the
+    realised FPR exceeds alpha with probability P(Beta(k + 1, n - k) > alpha), which is large for small n
+    (0.37 for 100 controls at 1%) and is printed beside every such threshold.
+  - ``conditional``: the largest k with P(Beta(k + 1, n - k) > alpha) <= delta, so that with probability at
+    least 1 - delta over the controls drawn, *this* threshold's FPR is <= alpha (Vovk 2012, "Conditional
+    validity of inductive conformal predictors"; Bates et al. 2023, sec. 3). It needs more controls: at least
+    log(delta) / log(1 - alpha) (299 for 1% at delta = 0.05).
+
+  Both are fitted on all the controls; holding some out to measure the FPR (``holdout``) only halves the
+  controls at these sizes, so it is optional.
+* Across many documents, Benjamini-Hochberg (1995) adjustment (``scipy.stats.false_discovery_control``)
+  controls the false discovery rate among the documents flagged; it is the default for more than one
+  document. With n controls no p-value goes below 1 / (n + 1), so BH across N documents can flag anything
+  only if at least ceil(N / (alpha (n + 1))) documents score above every control: :func:`bh_floor` says so.
 
 Calibration data must be disjoint from the data a verdict is given on: a control scored again as a
 "suspect" would be compared against itself. ``fit`` takes the controls; ``p_values`` / ``predict`` /
@@ -34,9 +48,10 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import InputError, NotFittedError
-from llm_mia.metrics import clopper_pearson
+from llm_mia.metrics import clopper_pearson, format_p_value
 
 ADJUSTMENTS = ("none", "bh")
+GUARANTEES = ("marginal", "conditional")
 MEMBER, NON_MEMBER, INCONCLUSIVE = "member", "non-member", "inconclusive"
 
 
@@ -69,7 +84,8 @@ def benjamini_hochberg(p_values: Any) -> np.ndarray:
     """Benjamini-Hochberg (1995) adjusted p-values (``scipy.stats.false_discovery_control(method="bh")``).
 
     p_adj(i) = min_{j >= i} min(1, m p_(j) / j) over the sorted p-values; NaN entries are left out of m and
-    stay NaN. Flagging p_adj <= q controls the false discovery rate at q (independent or PRDS p-values).
+    stay NaN. Flagging p_adj <= q controls the false discovery rate at q (independent or PRDS p-values;
+    conformal p-values sharing one control set are PRDS, Bates et al. 2023).
     """
     from scipy.stats import false_discovery_control
 
@@ -82,13 +98,55 @@ def benjamini_hochberg(p_values: Any) -> np.ndarray:
 
 
 def max_false_alarms(n_controls: int, fpr: float) -> int:
-    """k = floor(fpr (n + 1)) - 1: the most controls a score may tie or fall below and still get p <= fpr."""
+    """Marginal rule: k = floor(fpr (n + 1)) - 1, the most controls a score may tie or fall below and still
+    get p <= fpr (-1: no threshold reaches ``fpr``)."""
     return math.floor(fpr * (n_controls + 1) + 1e-9) - 1
 
 
-def min_controls(fpr: float) -> int:
-    """The fewest controls for which p <= fpr is attainable: 1 / (n + 1) <= fpr."""
-    return math.ceil(1 / fpr - 1e-9) - 1
+def exceed_probability(n_controls: int, k: int, fpr: float) -> float:
+    """P(realised FPR > fpr) for a threshold at the (k+1)-th largest of n controls: P(Beta(k+1, n-k) > fpr).
+
+    >>> round(exceed_probability(100, 0, 0.01), 3)  # 100 controls, threshold at the largest, target 1%
+    0.366
+    """
+    from scipy.stats import beta
+
+    return float(beta.sf(fpr, k + 1, n_controls - k))
+
+
+def conditional_false_alarms(n_controls: int, fpr: float, delta: float) -> int:
+    """Conditional rule: the largest k with P(Beta(k + 1, n - k) > fpr) <= delta (-1: none).
+
+    >>> conditional_false_alarms(299, 0.01, 0.05), conditional_false_alarms(298, 0.01, 0.05)
+    (0, -1)
+    """
+    best = -1
+    for k in range(n_controls):
+        if exceed_probability(n_controls, k, fpr) > delta:
+            break
+        best = k
+    return best
+
+
+def min_controls(fpr: float, *, guarantee: str = "marginal", delta: float = 0.05) -> int:
+    """The fewest controls for which a threshold at ``fpr`` exists under ``guarantee``.
+
+    >>> min_controls(0.01), min_controls(0.01, guarantee="conditional")
+    (99, 299)
+    """
+    if guarantee == "marginal":
+        return math.ceil(1 / fpr - 1e-9) - 1
+    return math.ceil(math.log(delta) / math.log(1 - fpr) - 1e-9)
+
+
+def bh_floor(n_controls: int, n_documents: int, q: float) -> int:
+    """How many documents must score above every control before BH at level q can flag any: with p-values no
+    smaller than 1 / (n + 1), the j-th smallest passes only if N / (j (n + 1)) <= q.
+
+    >>> bh_floor(100, 110, 0.05), bh_floor(5000, 110, 0.05)
+    (22, 1)
+    """
+    return max(1, math.ceil(n_documents / (q * (n_controls + 1)) - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -104,8 +162,8 @@ class FprCheck:
     def describe(self) -> str:
         low, high = self.fpr_ci
         return (
-            f"held-out FPR {self.fpr:.4g} ({self.false_positives} of {self.n_controls}) "
-            f"[{self.confidence:.0%} CI {low:.4g}, {high:.4g}] (Clopper-Pearson)"
+            f"held-out FPR {self.fpr:.3g} ({self.false_positives} of {self.n_controls}) "
+            f"[{self.confidence:.0%} CI {low:.3g}, {high:.3g}] (Clopper-Pearson)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,8 +181,8 @@ class DocumentVerdict:
     """One document's verdict and the numbers that led to it.
 
     ``verdict``: "member" (consistent with training on this text), "non-member" (not distinguishable from
-    unseen text) or "inconclusive" (no score, or p <= alpha only before the multiple-testing adjustment).
-    ``p_adjusted`` is None unless an adjustment was asked for.
+    unseen text) or "inconclusive" (no score, a text unlike the controls, or p <= alpha only before the
+    multiple-testing adjustment). ``p_adjusted`` is None unless an adjustment was asked for.
     """
 
     id: str
@@ -153,26 +211,41 @@ class FprCalibrator:
     """Threshold at a target false-positive rate, p-values and verdicts, fitted on known non-member scores.
 
     scikit-learn conventions: ``__init__`` stores settings, ``fit(control_scores)`` learns ``controls_``
-    (sorted), ``n_controls_`` and ``threshold_`` and returns self; ``check_fpr(heldout_scores)`` stores
-    ``fpr_check_``. The controls given to ``fit``, the held-out controls given to ``check_fpr`` and the
-    documents given to ``p_values`` / ``predict`` / ``verdicts`` must be disjoint.
+    (sorted), ``n_controls_``, ``k_`` (controls allowed above the threshold), ``threshold_`` and
+    ``exceed_probability_`` and returns self; ``check_fpr(heldout_scores)`` stores ``fpr_check_``. The controls
+    given to ``fit``, held-out controls and the documents judged must be disjoint. See the module docstring
+    for ``guarantee`` (``marginal`` or ``conditional`` at confidence 1 - ``delta``) and ``adjust``.
 
-    Decision rule: member when score > ``threshold_``, identical to p <= ``fpr`` with
-    p = (1 + #{controls >= s}) / (n + 1); the expected FPR on fresh non-members is <= ``fpr``.
+    Decision rule: member when score > ``threshold_``; with ``adjust="bh"``, when the BH-adjusted p-value is
+    <= ``fpr`` (a false discovery rate).
 
     >>> calibrator = FprCalibrator(fpr=0.25).fit([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
     >>> calibrator.threshold_, calibrator.predict([6.5, 7.5]).tolist()
     (6.0, [True, True])
     """
 
-    def __init__(self, *, fpr: float = 0.01, confidence: float = 0.95, adjust: str = "none") -> None:
+    def __init__(
+        self,
+        *,
+        fpr: float = 0.01,
+        guarantee: str = "marginal",
+        delta: float = 0.05,
+        confidence: float = 0.95,
+        adjust: str = "none",
+    ) -> None:
         self.fpr = fpr
+        self.guarantee = guarantee
+        self.delta = delta
         self.confidence = confidence
         self.adjust = adjust
 
     def _validate_settings(self) -> None:
         if not 0 < self.fpr < 1:
             raise InputError(f"fpr must lie strictly between 0 and 1, got {self.fpr}; e.g. 0.01 for 1%")
+        if self.guarantee not in GUARANTEES:
+            raise InputError(f"guarantee must be one of {', '.join(GUARANTEES)}; got {self.guarantee!r}")
+        if not 0 < self.delta < 1:
+            raise InputError(f"delta must lie strictly between 0 and 1, got {self.delta}; e.g. 0.05")
         if not 0 < self.confidence < 1:
             raise InputError(f"confidence must lie strictly between 0 and 1, got {self.confidence}")
         if self.adjust not in ADJUSTMENTS:
@@ -183,21 +256,42 @@ class FprCalibrator:
         self._validate_settings()
         controls = np.sort(_finite_controls(control_scores))
         n = len(controls)
-        k = max_false_alarms(n, self.fpr)
+        if self.guarantee == "marginal":
+            k = max_false_alarms(n, self.fpr)
+        else:
+            k = conditional_false_alarms(n, self.fpr, self.delta)
         if k < 0:
+            needed = min_controls(self.fpr, guarantee=self.guarantee, delta=self.delta)
             raise InputError(
-                f"{n} controls cannot reach FPR {self.fpr:g}: the smallest p-value they allow is "
-                f"1/(n+1) = {1 / (n + 1):.4g}. Use at least {min_controls(self.fpr)} controls, or a larger FPR "
-                f"(>= {1 / (n + 1):.4g})"
+                f"{n} controls cannot give a {self.guarantee} FPR of {self.fpr:g}"
+                + (f" at {1 - self.delta:.0%} confidence" if self.guarantee == "conditional" else "")
+                + f": use at least {needed} controls, or a larger FPR"
+                + ("" if self.guarantee == "marginal" else ", or --guarantee marginal")
             )
         self.controls_ = controls
         self.n_controls_ = n
+        self.k_ = k
         self.threshold_ = float(controls[n - 1 - k])  # the (k+1)-th largest control
+        self.exceed_probability_ = exceed_probability(n, k, self.fpr)
         return self
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(control_scores) first")
+
+    def guarantee_statement(self) -> str:
+        """What the threshold guarantees, in words, with the numbers it rests on."""
+        self._check_fitted()
+        n, alpha = self.n_controls_, self.fpr
+        if self.guarantee == "conditional":
+            return (
+                f"FPR <= {alpha:g} with {1 - self.delta:.0%} confidence over the {n} controls drawn "
+                f"(calibration-conditional)"
+            )
+        return (
+            f"FPR <= {alpha:g} on average over sets of {n} controls (marginal); for this set the FPR exceeds "
+            f"{alpha:g} with probability {self.exceed_probability_:.2g}"
+        )
 
     def p_values(self, scores: Any) -> np.ndarray:
         """p = (1 + #{controls >= s}) / (n + 1) per score (NaN for a missing score)."""
@@ -225,12 +319,19 @@ class FprCalibrator:
         return self.fpr_check_
 
     def verdicts(
-        self, scores: Any, *, ids: Sequence[str] | None = None, reasons: Sequence[str | None] | None = None
+        self,
+        scores: Any,
+        *,
+        ids: Sequence[str] | None = None,
+        reasons: Sequence[str | None] | None = None,
+        not_comparable: Sequence[str | None] | None = None,
     ) -> list[DocumentVerdict]:
-        """A verdict per document. ``reasons[i]``: why document i has no score (shown when it is missing).
+        """A verdict per document. ``reasons[i]``: why document i has no score; ``not_comparable[i]``: why
+        document i is not comparable with the controls (e.g. longer than every control): it is then
+        "inconclusive" whatever its score, and left out of the adjustment.
 
-        member: (adjusted) p <= fpr. non-member: p > fpr. inconclusive: no score, or (with ``adjust="bh"``)
-        p <= fpr before the Benjamini-Hochberg adjustment but not after it.
+        member: score > threshold_ (or, with ``adjust="bh"``, BH-adjusted p <= fpr). non-member: otherwise.
+        inconclusive: no score, not comparable, or (with BH) p <= fpr before the adjustment but not after it.
         """
         self._check_fitted()
         self._validate_settings()
@@ -238,32 +339,38 @@ class FprCalibrator:
         ids = [str(i) for i in range(len(scores))] if ids is None else [str(i) for i in ids]
         if len(ids) != len(scores):
             raise InputError(f"got {len(ids)} ids for {len(scores)} scores")
-        p = self.p_values(scores)
+        unlike = list(not_comparable) if not_comparable is not None else [None] * len(scores)
+        usable = np.array([not math.isnan(s) and u is None for s, u in zip(scores, unlike, strict=True)])
+        p = self.p_values(np.where(usable, scores, np.nan))
         adjusted = benjamini_hochberg(p) if self.adjust == "bh" else None
         alpha, n = self.fpr, self.n_controls_
         control = (
-            f"false discovery rate controlled at {alpha:g} across {int(np.sum(~np.isnan(p)))} documents, "
-            f"on {n} controls"
+            f"false discovery rate <= {alpha:g} across {int(usable.sum())} documents, on {n} controls"
             if adjusted is not None
-            else f"FPR controlled at {alpha:g} on {n} controls"
+            else self.guarantee_statement()
         )
         results = []
         for index, (doc_id, score, p_value) in enumerate(zip(ids, scores, p, strict=True)):
             p_adj = None if adjusted is None else float(adjusted[index])
+            shown = f"p = {format_p_value(p_value)}" if not math.isnan(p_value) else ""
+            if p_adj is not None and not math.isnan(p_adj):
+                shown += f", BH-adjusted p = {format_p_value(p_adj)}"
             if math.isnan(score):
                 reason = reasons[index] if reasons is not None and reasons[index] else "score unavailable"
                 verdict, statement = INCONCLUSIVE, f"no verdict: no score ({reason})"
-            elif (p_adj if p_adj is not None else p_value) <= alpha:
-                shown = f"p = {p_value:.4g}" + ("" if p_adj is None else f", adjusted p = {p_adj:.4g}")
-                verdict, statement = MEMBER, f"consistent with training on this text ({shown}, {control})"
-            elif p_value <= alpha:
+            elif unlike[index] is not None:
+                verdict, statement = INCONCLUSIVE, f"no verdict: {unlike[index]}, so its score is not comparable"
+            elif (p_adj <= alpha) if p_adj is not None else (score > self.threshold_):
+                verdict, statement = MEMBER, f"consistent with training on this text ({shown}; {control})"
+            elif p_adj is not None and p_value <= alpha:
                 verdict, statement = (
                     INCONCLUSIVE,
-                    f"inconclusive: p = {p_value:.4g} is at most {alpha:g} for this text alone, but not after the "
-                    f"Benjamini-Hochberg adjustment across documents (adjusted p = {p_adj:.4g})",
+                    f"inconclusive: p = {format_p_value(p_value)} is at most {alpha:g} for this text alone, but "
+                    f"not after the Benjamini-Hochberg adjustment across documents (adjusted p = "
+                    f"{format_p_value(p_adj)})",
                 )
             else:
-                verdict, statement = NON_MEMBER, f"not distinguishable from unseen text (p = {p_value:.4g})"
+                verdict, statement = NON_MEMBER, f"not distinguishable from unseen text ({shown})"
             results.append(
                 DocumentVerdict(
                     id=doc_id,
@@ -284,19 +391,31 @@ class FprCalibrator:
         check = getattr(self, "fpr_check_", None)
         return {
             "fpr": self.fpr,
+            "guarantee": self.guarantee,
+            "delta": self.delta,
             "confidence": self.confidence,
             "threshold": self.threshold_,
+            "k": self.k_,
+            "exceed_probability": self.exceed_probability_,
+            "guarantee_statement": self.guarantee_statement(),
             "n_controls": self.n_controls_,
             "controls": [float(c) for c in self.controls_],
             "fpr_check": None if check is None else check.to_dict(),
-            "rule": "member when score > threshold, i.e. p = (1 + #{controls >= s}) / (n + 1) <= fpr",
+            "rule": "member when score > threshold (the (k+1)-th largest control); "
+            "p = (1 + #{controls >= s}) / (n + 1)",
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, adjust: str = "none") -> FprCalibrator:
         """Rebuild a fitted calibrator from ``to_dict`` output (re-fitting checks the threshold matches)."""
         try:
-            calibrator = cls(fpr=float(data["fpr"]), confidence=float(data["confidence"]), adjust=adjust)
+            calibrator = cls(
+                fpr=float(data["fpr"]),
+                guarantee=data.get("guarantee", "marginal"),
+                delta=float(data.get("delta", 0.05)),
+                confidence=float(data["confidence"]),
+                adjust=adjust,
+            )
             calibrator.fit(data["controls"])
         except KeyError as error:
             raise InputError(f"calibration data lacks the field {error.args[0]!r}; re-run llm-mia calibrate") from None
@@ -332,14 +451,22 @@ def split_controls(
 
 
 def calibrate(
-    control_scores: Any, *, fpr: float = 0.01, holdout: float = 0.5, seed: int = 0, confidence: float = 0.95
+    control_scores: Any,
+    *,
+    fpr: float = 0.01,
+    guarantee: str = "marginal",
+    delta: float = 0.05,
+    holdout: float = 0.0,
+    seed: int = 0,
+    confidence: float = 0.95,
 ) -> FprCalibrator:
-    """Split controls (seeded), fit the threshold on one part and measure its FPR on the other.
-
-    Returns the fitted calibrator with ``fpr_check_`` set. The held-out part costs resolution (p-values rest
-    on the fitted part only) and buys an honest, measured FPR.
-    """
+    """Fit a threshold on the controls; with ``holdout`` > 0, on a seeded part of them, measuring the FPR it
+    reaches on the rest (``fpr_check_``). Holding out costs resolution (p-values rest on the fitted part only)
+    and at a few hundred controls cannot confirm a 1% target, so the default fits on all of them."""
+    calibrator = FprCalibrator(fpr=fpr, guarantee=guarantee, delta=delta, confidence=confidence)
+    if holdout == 0:
+        return calibrator.fit(control_scores)
     fit_part, heldout_part, _, _ = split_controls(control_scores, holdout=holdout, seed=seed)
-    calibrator = FprCalibrator(fpr=fpr, confidence=confidence).fit(fit_part)
+    calibrator.fit(fit_part)
     calibrator.check_fpr(heldout_part)
     return calibrator

@@ -1,596 +1,464 @@
-"""Dataset-level membership inference: was this *set* of passages (a book, an article collection) trained on?
+"""Dataset-level membership inference: was this work (a book, a site, an article collection) trained on?
 
 Single passages rarely carry a reliable membership signal on large pretrained models; many passages of one
-work together do. This module is the statistics of Maini et al. 2024, "LLM Dataset Inference: Did you train
-on my dataset?" (NeurIPS 2024), on feature matrices that the scoring stage produced: one row per passage, one
-column per scorer, higher = more likely a member in every column. No model is touched here.
+work together do (Maini et al. 2024, "LLM Dataset Inference"). This module turns per-passage membership
+scores (one row per passage, one column per scorer, higher = member) into a verdict about the *work*, and
+refuses to give one where its assumption cannot hold. No model is touched here.
 
-One half-split (:func:`split_test`):
+**The unit of inference is the work.** Passages of one work share author, topic and format, so a test over
+passages treats any difference between the suspect work and the control text as "training" (measured: with a
+between-work offset of 0.5 passage standard deviations, a passage-level test called one unseen work
+"consistent with training" in 59 of 200 runs). So the design depends on the controls:
 
-1. Split the suspect passages S and the control passages C (text the model cannot have seen, of the same
-   kind) each at random into a training half and a test half.
-2. Clip outliers: each feature is clipped to ``[q_lo, q_hi]``, the ``clip_quantile`` and ``1 - clip_quantile``
-   quantiles of the *training* half (winsorising), then standardised z = (x - mean) / std with the training
-   half's mean and std (``sklearn.preprocessing.StandardScaler``). Nothing about the test half is used.
-3. Learn a linear combination on the training half: least squares of the label (suspect = 1, control = 0,
-   classes weighted equally) on z with weights constrained to be >= 0 (``sklearn.linear_model.
-   LinearRegression(positive=True)``). Every feature is a membership score (higher = member), so a
-   non-negative combination is one too: the test can only pass when suspect passages look *more* like
-   members, not merely different. The combined score of a passage is s = w . z.
-4. On the test half, a one-sided Welch t-test (unequal variances) of H0: mean s(suspect) <= mean s(control)
-   against H1: mean s(suspect) > mean s(control) (``scipy.stats.ttest_ind(equal_var=False,
-   alternative="greater")``):
+* **work-level** (the verdict design): the controls are many *separate* works of the same kind as the suspect
+  work (other books of the genre, articles by other authors, published after the model's data cutoff). The
+  test is :func:`llm_mia.work_permutation.work_permutation_test`: the suspect work(s) ranked among all
+  works by a statistic computed identically for every labelling, so between-work variance is in the null.
+  **Assumption:** had the suspect work not been trained on, it would be one more work like the control
+  works (exchangeable with them). **Guarantee:** P(verdict "consistent" | the work was not trained on) <=
+  alpha, per work (marginal over the draw of works). With one suspect work the smallest p is
+  1 / (m + 1): m >= 19 control works for alpha = 0.05.
+* **passage-level** (no verdict of training): a single control source, or too few control works for the
+  work-level test to reach alpha. The Maini et al. passage-level test (:mod:`llm_mia.half_split`) still runs
+  and is reported, but between-work differences are not controlled, so a significant result is
+  "inconclusive", never "consistent with training".
 
-       t = (m_S - m_C) / sqrt(v_S / n_S + v_C / n_C),
-       df = (v_S/n_S + v_C/n_C)^2 / ((v_S/n_S)^2/(n_S - 1) + (v_C/n_C)^2/(n_C - 1))   (Welch-Satterthwaite)
+**Safeguards**, each able to withhold the verdict (and each tested on the case it exists for):
 
-   and the effect size Cohen's d = (m_S - m_C) / s_pooled, s_pooled^2 = ((n_S-1) v_S + (n_C-1) v_C) /
-   (n_S + n_C - 2) (Cohen 1988).
+* *negative control with the main test's structure*: the first half of the control works (in the order
+  given) against the second half, by the same permutation test in both directions; it fires (p <= alpha) when
+  control works from different collections differ from each other, so that a suspect work resembling one of
+  them would be flagged for that. In the passage-level design: the first and second half of the control text
+  against each other.
+* *same cutting, same lengths*: passages on both sides must have the same token length (the cutter makes
+  them equal; :func:`length_check` refuses a median difference above 10%);
+* *format*: a suspect work whose bytes per token or compressibility lies more than ``FORMAT_LIMIT`` robust
+  standard deviations (1.4826 MAD) from the control works' median is not like them (a heuristic guard, not a
+  test: it stops code against prose, or markup against plain text);
+* *blind baseline* (computed by the workflow, which holds the texts): a model-free classifier that tells the
+  suspect text from the control works withholds the verdict (``llm_mia.workflows.dataset``);
+* *work sizes*: with several suspect works, works on the two sides must have comparable passage counts
+  (median ratio at most ``SIZE_RATIO_LIMIT``).
 
-Several random half-splits (:func:`dataset_test`) show how much the answer depends on the split. Their
-p-values are dependent (same passages), so they are combined by the quantile rule of Meinshausen, Meier &
-Bühlmann 2009 ("p-Values for High-Dimensional Regression", JASA 104:1671), with gamma = 1/2:
-
-    p_combined = min(1, 2 * median(p_1, ..., p_K))
-
-which is a valid p-value under any dependence between the splits (conservative by up to a factor 2).
-
-Negative control (:func:`negative_control`): the control passages are split into two pseudo-sets and tested
-against each other the same way, in both directions (Bonferroni: twice the smaller p-value). Both are unseen
-text, so the test must not reject; if it does (p <= alpha),
-the test is picking up differences between unseen texts and the main verdict is withheld. When the control
-passages come from several sources (files, documents), the pseudo-sets are formed from whole sources, which
-mirrors the main test (suspect and control are different works) and catches between-source differences that
-a passage-level t-test would otherwise mistake for membership.
-
-Minimums: every set entering one test needs at least ``MIN_PASSAGES_PER_SET`` passages (so each half has at
-least 4 for the fit and the t-test); the negative control needs twice that many control passages.
+A "not distinguishable" result states the effect the test could have detected; it is not evidence of absence.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from llm_mia.errors import LlmMiaError
+from llm_mia.half_split import (
+    DEFAULT_CLIP_QUANTILE,
+    DEFAULT_SPLITS,
+    MIN_PASSAGES_PER_SET,
+    TEST_DESCRIPTION,
+    CurvePoint,
+    PassageTestResult,
+    negative_control,
+    p_value_curve,
+    passage_test,
+)
+from llm_mia.metrics import format_p_value
+from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, WorkTestResult, work_permutation_test
 
-logger = logging.getLogger(__name__)
-
-MIN_PASSAGES_PER_SET = 8
-DEFAULT_SPLITS = 10
-DEFAULT_CLIP_QUANTILE = 0.025
 DEFAULT_ALPHA = 0.05
+FORMAT_LIMIT = 4.0  # robust standard deviations between the suspect work and the control works' median
+LENGTH_TOLERANCE = 0.10  # relative difference of median passage token counts
+SIZE_RATIO_LIMIT = 4.0  # ratio of median passages per work, suspect side vs control side (several suspect works)
 
-TEST_DESCRIPTION = (
-    "one-sided Welch t-test (unequal variances, H1: suspect passages score higher) on the held-out half of a "
-    "random half-split; the score is a non-negative linear combination of the per-passage membership scores, "
-    "fitted on the other half after clipping each feature to its {low:g}-{high:g}% training quantiles and "
-    "standardising (Maini et al. 2024, LLM Dataset Inference)"
-)
-COMBINATION = (
-    "p-values of the half-splits combined as min(1, 2 x median) (Meinshausen, Meier & Bühlmann 2009), "
-    "valid under dependence between splits"
-)
+WORK_LEVEL, PASSAGE_LEVEL = "work-level", "passage-level"
+WorkVerdict = Literal["consistent", "not distinguishable", "inconclusive", "withheld"]
 
 CONTROL_ASSUMPTION = (
-    "the control texts were never seen by the model and are of the same kind as the suspect work (same "
-    "author or genre, language, format and era; e.g. chapters written later, text published after the model's "
-    "data cutoff, or paraphrases of the work). If they differ in kind, a significant result can reflect that "
+    "had the suspect work not been trained on, it would be one more work like the control works: the control "
+    "works are separate works (other authors' books or articles, not later chapters or paraphrases of the suspect "
+    "work) of the same kind (genre, language, format, era) that the model cannot have seen, cut into passages "
+    "the same way. If the suspect work differs from all of them in kind, a significant result can reflect that "
     "difference rather than training"
 )
 
-WorkVerdict = Literal["consistent", "not distinguishable", "withheld"]
 
+def min_control_works(alpha: float, suspect_works: int = 1) -> int:
+    """The fewest control works with which the work-level test can reach p <= alpha.
 
-@dataclass(frozen=True)
-class HalfSplitResult:
-    """One half-split: the t-test on the held-out half, and what was fitted on the training half.
-
-    ``weights`` are the non-negative coefficients of the standardised features (all zero when no feature
-    separated the training halves in the member direction; then ``p_value`` is 1). ``auroc`` is the area
-    under the ROC curve of the combined score on the test half (suspect = positive).
+    >>> min_control_works(0.05), min_control_works(0.01), min_control_works(0.05, suspect_works=3)
+    (19, 99, 3)
     """
-
-    p_value: float
-    t_statistic: float
-    degrees_of_freedom: float
-    effect_size: float
-    auroc: float
-    weights: tuple[float, ...]
-    n_train: tuple[int, int]  # (suspect, control)
-    n_test: tuple[int, int]  # (suspect, control)
+    m = 1
+    while math.comb(m + suspect_works, suspect_works) < 1 / alpha - 1e-9:
+        m += 1
+    return m
 
 
 @dataclass(frozen=True)
-class DatasetTestResult:
-    """Several half-splits of one suspect-vs-control test, with their combined p-value (module docstring)."""
+class Safeguard:
+    """One check that can withhold a verdict: its name, whether it fired, and what it found."""
 
-    p_value: float
-    splits: tuple[HalfSplitResult, ...]
-    n_suspect: int
-    n_control: int
-    feature_names: tuple[str, ...]
-    clip_quantile: float
-    note: str = ""  # how the sets were formed, for negative controls
-
-    @property
-    def p_values(self) -> np.ndarray:
-        return np.array([s.p_value for s in self.splits])
-
-    @property
-    def effect_sizes(self) -> np.ndarray:
-        return np.array([s.effect_size for s in self.splits])
-
-    @property
-    def auroc(self) -> float:
-        """Median over splits of the combined score's test-half AUROC."""
-        return float(np.median([s.auroc for s in self.splits]))
-
-    def spread(self, values: np.ndarray) -> dict[str, float]:
-        low, q25, median, q75, high = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0])
-        return {"min": float(low), "q25": float(q25), "median": float(median), "q75": float(q75), "max": float(high)}
+    name: str
+    fired: bool
+    detail: str
+    ran: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary, with every split."""
-        weights = np.array([s.weights for s in self.splits])
-        return {
-            "p_value": self.p_value,
-            "n_suspect": self.n_suspect,
-            "n_control": self.n_control,
-            "splits": len(self.splits),
-            "p_value_spread": self.spread(self.p_values),
-            "effect_size_cohens_d": self.spread(self.effect_sizes),
-            "auroc_median": self.auroc,
-            "median_weights": dict(zip(self.feature_names, np.median(weights, axis=0).tolist(), strict=True)),
-            "note": self.note,
-            "per_split": [
-                {
-                    "p_value": s.p_value,
-                    "t": s.t_statistic,
-                    "df": s.degrees_of_freedom,
-                    "cohens_d": s.effect_size,
-                    "auroc": s.auroc,
-                    "weights": list(s.weights),
-                    "n_train": list(s.n_train),
-                    "n_test": list(s.n_test),
-                }
-                for s in self.splits
-            ],
-        }
+        return {"name": self.name, "ran": self.ran, "fired": self.fired, "detail": self.detail}
 
 
-@dataclass(frozen=True)
-class CurvePoint:
-    """The test on the first ``n_suspect`` suspect passages (and a proportional number of control passages)."""
+def length_check(suspect_tokens: ArrayLike, control_tokens: ArrayLike) -> Safeguard:
+    """Passages on the two sides must have the same token length: median counts within ``LENGTH_TOLERANCE``.
 
-    n_suspect: int
-    n_control: int
-    p_value: float  # combined over splits
-    p_median: float
-    p_min: float
-    p_max: float
+    >>> length_check([128] * 10, [83] * 10).fired
+    True
+    """
+    suspect, control = float(np.median(suspect_tokens)), float(np.median(control_tokens))
+    difference = abs(suspect - control) / max(suspect, control, 1.0)
+    return Safeguard(
+        "passage lengths",
+        difference > LENGTH_TOLERANCE,
+        f"median tokens per passage: suspect {suspect:.0f}, control {control:.0f} "
+        f"(difference {difference:.0%}, limit {LENGTH_TOLERANCE:.0%})",
+    )
+
+
+def _work_means(values: np.ndarray, works: Sequence[str]) -> dict[str, np.ndarray]:
+    groups: dict[str, list[int]] = {}
+    for index, work in enumerate(works):
+        groups.setdefault(str(work), []).append(index)
+    return {work: values[indices].mean(axis=0) for work, indices in groups.items()}
+
+
+def format_check(
+    suspect_format: ArrayLike,
+    suspect_works: Sequence[str],
+    control_format: ArrayLike,
+    control_works: Sequence[str],
+    *,
+    names: Sequence[str] = ("bytes per token", "compressed bytes per byte"),
+) -> Safeguard:
+    """Is a suspect work unlike every control work in format? Robust z of its per-work mean of each format
+    feature against the control works' per-work means: (x - median) / (1.4826 MAD); fires beyond
+    ``FORMAT_LIMIT`` (with several suspect works, on the median of theirs)."""
+    control_means = np.array(list(_work_means(np.asarray(control_format, float), control_works).values()))
+    suspect_means = np.array(list(_work_means(np.asarray(suspect_format, float), suspect_works).values()))
+    if len(control_means) < 3:
+        return Safeguard("format", False, "not run: fewer than 3 control works", ran=False)
+    centre = np.median(control_means, axis=0)
+    scale = 1.4826 * np.median(np.abs(control_means - centre), axis=0)
+    scale = np.where(scale > 0, scale, control_means.std(axis=0))
+    suspect = np.median(suspect_means, axis=0)
+    z = np.where(scale > 0, (suspect - centre) / np.where(scale > 0, scale, 1.0), 0.0)
+    worst = int(np.argmax(np.abs(z)))
+    return Safeguard(
+        "format",
+        bool(abs(z[worst]) > FORMAT_LIMIT),
+        f"{names[worst]}: suspect {suspect[worst]:.3g}, control works' median {centre[worst]:.3g} "
+        f"({z[worst]:+.1f} robust SDs; limit {FORMAT_LIMIT:g})",
+    )
+
+
+def size_check(suspect_works: Sequence[str], control_works: Sequence[str]) -> Safeguard:
+    """With several suspect works: works on both sides must have comparable numbers of passages."""
+    suspect_sizes = np.unique(np.asarray(suspect_works, dtype=str), return_counts=True)[1]
+    control_sizes = np.unique(np.asarray(control_works, dtype=str), return_counts=True)[1]
+    if len(suspect_sizes) < 2:
+        return Safeguard(
+            "work sizes",
+            False,
+            f"one suspect work of {int(suspect_sizes[0])} passages; control works are compared with it on at "
+            f"most as many passages each",
+        )
+    ratio = float(np.median(suspect_sizes) / np.median(control_sizes))
+    return Safeguard(
+        "work sizes",
+        not 1 / SIZE_RATIO_LIMIT <= ratio <= SIZE_RATIO_LIMIT,
+        f"median passages per work: suspect {np.median(suspect_sizes):g}, control {np.median(control_sizes):g} "
+        f"(limit: within a factor {SIZE_RATIO_LIMIT:g})",
+    )
+
+
+def work_negative_control(
+    control: np.ndarray,
+    control_works: Sequence[str],
+    *,
+    alpha: float,
+    splits: int,
+    seed: int,
+    clip_quantile: float,
+    permutations: int = 199,
+) -> Safeguard:
+    """Control works against control works, by the main test: the first half of the control works, in the order
+    given, as pseudo-suspects against the second half and the other way round (p = 2 x the smaller of the two,
+    Bonferroni). Fires when p <= alpha: unseen works then differ from
+    other unseen works as much as the test's null allows for, the way control works from two collections
+    (sources, periods, sites) do, and a suspect work resembling one of them would be flagged for that.
+    (Leaving random single works out instead could never fire: a randomly chosen work's rank is uniform.)"""
+    counts: dict[str, int] = {}
+    for work in control_works:
+        counts[str(work)] = counts.get(str(work), 0) + 1
+    names = [name for name in counts if counts[name] >= 2]  # a work needs a training and a test passage
+    rows = [i for i, work in enumerate(control_works) if counts[str(work)] >= 2]
+    control, control_works = control[rows], [str(control_works[i]) for i in rows]
+    half = len(names) // 2
+    if half < 1 or math.comb(len(names), half) < 1 / alpha:
+        return Safeguard("negative control", False, "not run: too few control works to split in two", ran=False)
+    options = {"splits": splits, "permutations": permutations, "seed": seed + 7919, "clip_quantile": clip_quantile}
+    forward = work_permutation_test(control, control_works, names[:half], **options).p_value
+    backward = work_permutation_test(control, control_works, names[half:], **options).p_value
+    p_value = min(1.0, 2 * min(forward, backward))  # both directions, Bonferroni
+    return Safeguard(
+        "negative control",
+        p_value <= alpha,
+        f"the first {half} control works (in the order given) against the other {len(names) - half}, by the same "
+        f"test in both directions: p = {format_p_value(p_value)}",
+    )
 
 
 @dataclass(frozen=True)
 class DatasetInferenceResult:
-    """The main test, its negative control, the p-value curve, and the verdict at ``alpha``."""
+    """The design used, its test, the safeguards, the verdict at ``alpha`` and what it means.
 
-    main: DatasetTestResult
-    negative_control: DatasetTestResult
-    curve: tuple[CurvePoint, ...]
-    alpha: float
+    ``work_test`` is set in the work-level design; ``passage_test`` (with ``curve``) is always computed (in the
+    work-level design as exploratory detail). ``qualifications``: sentences that must be read with the verdict.
+    """
+
+    design: str
     verdict: WorkVerdict
-    test: str = field(default="")
+    alpha: float
+    work_test: WorkTestResult | None
+    passage_test: PassageTestResult
+    passage_negative_control: PassageTestResult | None
+    curve: tuple[CurvePoint, ...]
+    safeguards: tuple[Safeguard, ...]
+    qualifications: tuple[str, ...]
+    power: str
+    design_reason: str
+
+    @property
+    def p_value(self) -> float:
+        """The p-value the verdict rests on (work-level, or passage-level when that is the design)."""
+        return self.work_test.p_value if self.work_test is not None else self.passage_test.p_value
+
+    def sentence(self) -> str:
+        return verdict_sentence(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
+            "verdict_sentence": self.sentence(),
+            "design": self.design,
+            "design_reason": self.design_reason,
             "alpha": self.alpha,
-            "test": self.test,
-            "combination": COMBINATION,
-            "main": self.main.to_dict(),
-            "negative_control": self.negative_control.to_dict(),
+            "p_value": self.p_value,
+            "assumption": CONTROL_ASSUMPTION,
+            "guarantee": (
+                f"P(consistent | not trained on) <= {self.alpha:g} per work, if the assumption holds"
+                if self.design == WORK_LEVEL
+                else "none for training: between-work differences are not controlled"
+            ),
+            "work_test": None if self.work_test is None else self.work_test.to_dict(),
+            "passage_test": {
+                "role": "main test" if self.design == PASSAGE_LEVEL else "exploratory (passages are not the unit)",
+                "test": TEST_DESCRIPTION.format(
+                    low=100 * self.passage_test.clip_quantile, high=100 * (1 - self.passage_test.clip_quantile)
+                ),
+                **self.passage_test.to_dict(),
+            },
+            "passage_negative_control": None
+            if self.passage_negative_control is None
+            else self.passage_negative_control.to_dict(),
+            "safeguards": [s.to_dict() for s in self.safeguards],
+            "qualifications": list(self.qualifications),
+            "power": self.power,
             "p_value_curve": [vars(point) for point in self.curve],
         }
 
 
 def _as_matrix(values: ArrayLike, name: str) -> np.ndarray:
-    """Features as a float (n, f) matrix; a 1-D input is one feature."""
     matrix = np.asarray(values, dtype=np.float64)
     if matrix.ndim == 1:
         matrix = matrix[:, None]
     if matrix.ndim != 2 or matrix.shape[1] == 0:
         raise LlmMiaError(f"{name} features must be a (passages, features) matrix, got shape {matrix.shape}")
-    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
-    if bad.size:
-        raise LlmMiaError(
-            f"{name} features: {bad.size} passage(s) have missing or non-finite scores (first at row {bad[0]}); "
-            f"drop those passages first (their score status says why)"
-        )
+    if not np.isfinite(matrix).all():
+        raise LlmMiaError(f"{name} features: some passages lack a score; drop them first (their status says why)")
     return matrix
-
-
-def _check_counts(n_suspect: int, n_control: int, *, control_factor: int = 1) -> None:
-    need_control = MIN_PASSAGES_PER_SET * control_factor
-    if n_suspect < MIN_PASSAGES_PER_SET or n_control < need_control:
-        why = " (the negative control splits the control passages into two sets)" if control_factor > 1 else ""
-        raise LlmMiaError(
-            f"a dataset test needs at least {MIN_PASSAGES_PER_SET} suspect and {need_control} control passages"
-            f"{why}; got {n_suspect} suspect and {n_control} control. Add text, or cut shorter passages "
-            f"(--passage-tokens)"
-        )
-
-
-def _check_clip(clip_quantile: float) -> None:
-    if not 0.0 <= clip_quantile < 0.5:
-        raise LlmMiaError(f"clip_quantile must be in [0, 0.5), got {clip_quantile}; 0.025 clips 2.5% per side")
-
-
-def combine_p_values(p_values: ArrayLike) -> float:
-    """Combine dependent p-values of repeated half-splits: p = min(1, 2 * median(p_k)).
-
-    The quantile aggregation Q(gamma) = min(1, quantile_gamma(p_k / gamma)) with gamma = 1/2 from
-    Meinshausen, Meier & Bühlmann 2009 ("p-Values for High-Dimensional Regression"), valid under arbitrary
-    dependence: if the median is <= x then at least half the p_k are <= x, and by Markov's inequality that
-    has probability <= 2x under H0.
-
-    >>> combine_p_values([0.01, 0.02, 0.5])
-    0.04
-    """
-    values = np.asarray(p_values, dtype=np.float64)
-    if values.size == 0:
-        raise LlmMiaError("no p-values to combine")
-    return float(min(1.0, 2.0 * np.median(values)))
-
-
-def cohens_d(suspect: ArrayLike, control: ArrayLike) -> float:
-    """Cohen's d = (mean_S - mean_C) / s_pooled, s_pooled^2 = ((n_S-1) v_S + (n_C-1) v_C) / (n_S + n_C - 2).
-
-    ``v`` are sample variances (ddof = 1). Source: Cohen 1988, "Statistical Power Analysis for the
-    Behavioral Sciences". Returns 0 when both sets are constant and equal, +-inf when constant and unequal.
-
-    >>> cohens_d([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
-    1.0
-    """
-    a, b = np.asarray(suspect, dtype=np.float64), np.asarray(control, dtype=np.float64)
-    difference = a.mean() - b.mean()
-    pooled = ((a.size - 1) * a.var(ddof=1) + (b.size - 1) * b.var(ddof=1)) / (a.size + b.size - 2)
-    if pooled == 0.0:
-        return 0.0 if difference == 0.0 else math.copysign(math.inf, difference)
-    return float(difference / math.sqrt(pooled))
-
-
-def split_test(
-    train_suspect: np.ndarray,
-    train_control: np.ndarray,
-    test_suspect: np.ndarray,
-    test_control: np.ndarray,
-    *,
-    clip_quantile: float = DEFAULT_CLIP_QUANTILE,
-) -> HalfSplitResult:
-    """One half-split: clip and standardise (fitted on the training half), fit w >= 0, Welch-test the test half.
-
-    Steps 2-4 of the module docstring. Inputs are (n, f) feature matrices, higher = member in every column.
-    """
-    from scipy.stats import ttest_ind
-    from sklearn.linear_model import LinearRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.preprocessing import StandardScaler
-
-    train = np.vstack([train_suspect, train_control])  # (n_train, f)
-    low = np.quantile(train, clip_quantile, axis=0)  # (f,)
-    high = np.quantile(train, 1.0 - clip_quantile, axis=0)  # (f,)
-    scaler = StandardScaler().fit(np.clip(train, low, high))
-
-    def transform(features: np.ndarray) -> np.ndarray:
-        return scaler.transform(np.clip(features, low, high))  # (n, f)
-
-    labels = np.r_[np.ones(len(train_suspect)), np.zeros(len(train_control))]  # (n_train,)
-    # equal total weight per class, so an unbalanced split does not tilt the fit towards the larger set
-    sample_weight = np.where(labels == 1, 0.5 / len(train_suspect), 0.5 / len(train_control))
-    regression = LinearRegression(positive=True).fit(transform(train), labels, sample_weight=sample_weight)
-    weights = np.asarray(regression.coef_, dtype=np.float64)  # (f,)
-
-    score_suspect = transform(test_suspect) @ weights  # (n_test_suspect,)
-    score_control = transform(test_control) @ weights  # (n_test_control,)
-    n_train = (len(train_suspect), len(train_control))
-    n_test = (len(test_suspect), len(test_control))
-    if not np.any(weights > 0) or np.ptp(np.r_[score_suspect, score_control]) == 0:
-        # no feature points towards "suspect = member" on the training half, or every test passage scores the
-        # same: no evidence, p = 1
-        return HalfSplitResult(1.0, 0.0, float("nan"), 0.0, 0.5, tuple(weights.tolist()), n_train, n_test)
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        # a set whose passages all score the same (e.g. a feature clipped flat) has variance ~0; scipy warns
-        # about precision, and the test is still the right one
-        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
-        test = ttest_ind(score_suspect, score_control, equal_var=False, alternative="greater")
-    if not math.isfinite(test.pvalue):  # both sets constant: the t statistic is undefined; count it as no evidence
-        return HalfSplitResult(
-            1.0, float(test.statistic), float("nan"), 0.0, 0.5, tuple(weights.tolist()), n_train, n_test
-        )
-    auroc = roc_auc_score(np.r_[np.ones(n_test[0]), np.zeros(n_test[1])], np.r_[score_suspect, score_control])
-    return HalfSplitResult(
-        p_value=float(test.pvalue),
-        t_statistic=float(test.statistic),
-        degrees_of_freedom=float(test.df),
-        effect_size=cohens_d(score_suspect, score_control),
-        auroc=float(auroc),
-        weights=tuple(weights.tolist()),
-        n_train=n_train,
-        n_test=n_test,
-    )
-
-
-def _halves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    order = rng.permutation(n)
-    return order[: n // 2], order[n // 2 :]
-
-
-def _feature_names(names: Sequence[str] | None, n_features: int) -> tuple[str, ...]:
-    if names is None:
-        return tuple(f"feature_{i}" for i in range(n_features))
-    if len(names) != n_features:
-        raise LlmMiaError(f"{len(names)} feature names for {n_features} feature columns; give one name per column")
-    return tuple(names)
-
-
-def dataset_test(
-    suspect: ArrayLike,
-    control: ArrayLike,
-    *,
-    splits: int = DEFAULT_SPLITS,
-    seed: int = 0,
-    clip_quantile: float = DEFAULT_CLIP_QUANTILE,
-    feature_names: Sequence[str] | None = None,
-) -> DatasetTestResult:
-    """Test whether suspect passages score higher than control passages, over ``splits`` random half-splits.
-
-    ``suspect``, ``control``: (passages, features) matrices of membership scores (higher = member). Each
-    split runs :func:`split_test`; the p-values are combined by :func:`combine_p_values`. The same ``seed``
-    gives the same splits.
-
-    >>> rng = np.random.default_rng(0)
-    >>> result = dataset_test(rng.normal(1.0, 1.0, (60, 2)), rng.normal(0.0, 1.0, (60, 2)), seed=0)
-    >>> result.p_value < 0.001
-    True
-    """
-    suspect_matrix, control_matrix = _as_matrix(suspect, "suspect"), _as_matrix(control, "control")
-    if suspect_matrix.shape[1] != control_matrix.shape[1]:
-        raise LlmMiaError(
-            f"suspect has {suspect_matrix.shape[1]} feature columns and control {control_matrix.shape[1]}; "
-            f"score both with the same scorers"
-        )
-    _check_counts(len(suspect_matrix), len(control_matrix))
-    _check_clip(clip_quantile)
-    if splits < 1:
-        raise LlmMiaError(f"splits must be >= 1, got {splits}; 10 is a good default")
-    names = _feature_names(feature_names, suspect_matrix.shape[1])
-    rng = np.random.default_rng(seed)
-    results = []
-    for _ in range(splits):
-        train_s, test_s = _halves(len(suspect_matrix), rng)
-        train_c, test_c = _halves(len(control_matrix), rng)
-        results.append(
-            split_test(
-                suspect_matrix[train_s],
-                control_matrix[train_c],
-                suspect_matrix[test_s],
-                control_matrix[test_c],
-                clip_quantile=clip_quantile,
-            )
-        )
-    return DatasetTestResult(
-        p_value=combine_p_values([r.p_value for r in results]),
-        splits=tuple(results),
-        n_suspect=len(suspect_matrix),
-        n_control=len(control_matrix),
-        feature_names=names,
-        clip_quantile=clip_quantile,
-    )
-
-
-def _bisect_by_group(groups: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random whole groups to each side, each next group to the side with fewer passages so far."""
-    unique, counts = np.unique(groups, return_counts=True)
-    sides: tuple[list[int], list[int]] = ([], [])
-    sizes = [0, 0]
-    for index in rng.permutation(len(unique)):
-        side = 0 if sizes[0] <= sizes[1] else 1
-        sides[side].append(int(index))
-        sizes[side] += int(counts[index])
-    first = np.isin(groups, unique[sides[0]])
-    return np.flatnonzero(first), np.flatnonzero(~first)
-
-
-def negative_control(
-    control: ArrayLike,
-    *,
-    groups: Sequence[str] | None = None,
-    splits: int = DEFAULT_SPLITS,
-    seed: int = 0,
-    clip_quantile: float = DEFAULT_CLIP_QUANTILE,
-    feature_names: Sequence[str] | None = None,
-) -> DatasetTestResult:
-    """Control vs control: split the control passages into two pseudo-sets and test them like the main test.
-
-    Each of the ``splits`` repetitions draws a new random bisection and a new half-split, and runs
-    :func:`split_test` in both directions (either pseudo-set as "suspect"): unseen text that scores higher
-    than other unseen text in either direction is what would make the main test give a false positive. The
-    repetition's p-value is min(1, 2 x min(p_forward, p_backward)) (Bonferroni over the two directions), and
-    the repetitions are combined by :func:`combine_p_values`.
-    With ``groups`` (the source of each passage) naming at least two sources, and the sources small enough
-    that greedy balancing leaves each side >= ``MIN_PASSAGES_PER_SET`` passages (largest source <= n - 2 x
-    minimum), the pseudo-sets are made of whole sources; otherwise of single passages. ``note`` says which.
-    """
-    matrix = _as_matrix(control, "control")
-    _check_counts(MIN_PASSAGES_PER_SET, len(matrix), control_factor=2)
-    _check_clip(clip_quantile)
-    if splits < 1:
-        raise LlmMiaError(f"splits must be >= 1, got {splits}; 10 is a good default")
-    names = _feature_names(feature_names, matrix.shape[1])
-    labels = None if groups is None else np.asarray([str(g) for g in groups])
-    if labels is not None and len(labels) != len(matrix):
-        raise LlmMiaError(f"{len(labels)} group labels for {len(matrix)} control passages; give one per passage")
-    by_group = False
-    if labels is not None:
-        _, counts = np.unique(labels, return_counts=True)
-        by_group = len(counts) >= 2 and (len(matrix) - counts.max()) >= 2 * MIN_PASSAGES_PER_SET
-    if by_group:
-        note = f"pseudo-sets of whole sources ({len(np.unique(labels))} control sources)"
-    elif labels is not None and len(np.unique(labels)) >= 2:
-        note = "pseudo-sets of single passages (the control sources are too few or too uneven to split whole)"
-    else:
-        note = "pseudo-sets of single passages (one control source)"
-    rng = np.random.default_rng(seed)
-    results = []
-    for _ in range(splits):
-        first, second = _bisect_by_group(labels, rng) if by_group else _halves(len(matrix), rng)
-        pseudo_suspect, pseudo_control = matrix[first], matrix[second]
-        train_s, test_s = _halves(len(pseudo_suspect), rng)
-        train_c, test_c = _halves(len(pseudo_control), rng)
-        halves = (pseudo_suspect[train_s], pseudo_control[train_c], pseudo_suspect[test_s], pseudo_control[test_c])
-        forward = split_test(*halves, clip_quantile=clip_quantile)
-        backward = split_test(halves[1], halves[0], halves[3], halves[2], clip_quantile=clip_quantile)
-        best = forward if forward.p_value <= backward.p_value else backward
-        results.append(replace(best, p_value=min(1.0, 2.0 * best.p_value)))  # Bonferroni over the two directions
-    return DatasetTestResult(
-        p_value=combine_p_values([r.p_value for r in results]),
-        splits=tuple(results),
-        n_suspect=int(np.median([r.n_train[0] + r.n_test[0] for r in results])),
-        n_control=int(np.median([r.n_train[1] + r.n_test[1] for r in results])),
-        feature_names=names,
-        clip_quantile=clip_quantile,
-        note=note,
-    )
-
-
-def default_curve_sizes(n_suspect: int, *, points: int = 8) -> list[int]:
-    """Suspect-passage counts for the p-value curve: geometric from the minimum up to all of them."""
-    if n_suspect <= MIN_PASSAGES_PER_SET:
-        return [n_suspect]
-    grid = np.geomspace(MIN_PASSAGES_PER_SET, n_suspect, num=points)
-    return sorted({round(float(x)) for x in grid} | {n_suspect})
-
-
-def p_value_curve(
-    suspect: ArrayLike,
-    control: ArrayLike,
-    *,
-    sizes: Sequence[int] | None = None,
-    splits: int = DEFAULT_SPLITS,
-    seed: int = 0,
-    clip_quantile: float = DEFAULT_CLIP_QUANTILE,
-) -> list[CurvePoint]:
-    """Combined p-value as a function of the number of suspect passages.
-
-    Passages are put in one seeded random order and the test is run on the first n suspect passages and
-    the first round(n x n_control / n_suspect) control passages (at least the minimum), so each point adds
-    passages to the previous one. The last default point uses all passages: the main test's result.
-    """
-    suspect_matrix, control_matrix = _as_matrix(suspect, "suspect"), _as_matrix(control, "control")
-    _check_counts(len(suspect_matrix), len(control_matrix))
-    rng = np.random.default_rng(seed)
-    order_s, order_c = rng.permutation(len(suspect_matrix)), rng.permutation(len(control_matrix))
-    if sizes is None:
-        sizes = default_curve_sizes(len(suspect_matrix))
-    points = []
-    for n in sizes:
-        if not MIN_PASSAGES_PER_SET <= n <= len(suspect_matrix):
-            raise LlmMiaError(
-                f"curve size {n} is not in {MIN_PASSAGES_PER_SET}..{len(suspect_matrix)} (the suspect passages)"
-            )
-        if n == len(suspect_matrix):  # all passages, in their own order: exactly the main test
-            subset_s, subset_c = suspect_matrix, control_matrix
-        else:
-            proportional = round(n * len(control_matrix) / len(suspect_matrix))
-            n_control = min(len(control_matrix), max(MIN_PASSAGES_PER_SET, proportional))
-            subset_s = suspect_matrix[np.sort(order_s[:n])]
-            subset_c = control_matrix[np.sort(order_c[:n_control])]
-        result = dataset_test(
-            subset_s,
-            subset_c,
-            splits=splits,
-            seed=seed,
-            clip_quantile=clip_quantile,
-        )
-        p_values = result.p_values
-        points.append(
-            CurvePoint(
-                n_suspect=len(subset_s),
-                n_control=len(subset_c),
-                p_value=result.p_value,
-                p_median=float(np.median(p_values)),
-                p_min=float(p_values.min()),
-                p_max=float(p_values.max()),
-            )
-        )
-    return points
 
 
 def dataset_inference(
     suspect: ArrayLike,
     control: ArrayLike,
     *,
-    control_groups: Sequence[str] | None = None,
+    suspect_works: Sequence[str] | None = None,
+    control_works: Sequence[str] | None = None,
+    extra_safeguards: Sequence[Safeguard] = (),
+    suspect_format: ArrayLike | None = None,
+    control_format: ArrayLike | None = None,
+    suspect_tokens: ArrayLike | None = None,
+    control_tokens: ArrayLike | None = None,
     alpha: float = DEFAULT_ALPHA,
     splits: int = DEFAULT_SPLITS,
+    permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
     clip_quantile: float = DEFAULT_CLIP_QUANTILE,
     feature_names: Sequence[str] | None = None,
-    curve_sizes: Sequence[int] | None = None,
 ) -> DatasetInferenceResult:
-    """The whole dataset-level test: main test, negative control, p-value curve, verdict at ``alpha``.
+    """The dataset-level test with its safeguards and verdict (module docstring).
 
-    Verdict: ``"withheld"`` when the negative control rejects (its combined p <= alpha: the test separates
-    unseen texts, so its main result cannot be read as membership); else ``"consistent"`` (with training
-    on the suspect texts) when the main combined p <= alpha; else ``"not distinguishable"`` (from unseen
-    text). ``control_groups``: the source of each control passage, for the negative control.
+    ``suspect`` / ``control``: (passages, features) membership scores. ``suspect_works`` / ``control_works``:
+    the work of each passage (default: all suspect passages one work, all control passages one work, which
+    gives the passage-level design). ``suspect_format`` / ``control_format``: (passages, 2) bytes per token and
+    compressed bytes per byte, for the format check; ``suspect_tokens`` / ``control_tokens``: passage token
+    counts, for the length check; ``extra_safeguards``: checks run by the caller (the blind baseline).
+
+    >>> rng = np.random.default_rng(0)
+    >>> offsets = rng.normal(0, 0.3, 30)
+    >>> control = rng.normal(size=(300, 2)) + np.repeat(offsets, 10)[:, None]
+    >>> suspect = rng.normal(size=(10, 2)) + 2.0  # the suspect work, trained on
+    >>> works = [f"c{i}" for i in range(30) for _ in range(10)]
+    >>> result = dataset_inference(suspect, control, suspect_works=["book"] * 10, control_works=works)
+    >>> result.design, result.verdict, round(result.p_value, 3)
+    ('work-level', 'consistent', 0.032)
     """
     if not 0.0 < alpha < 1.0:
         raise LlmMiaError(f"alpha must be in (0, 1), got {alpha}; 0.05 is the usual choice")
-    suspect_matrix, control_matrix = _as_matrix(suspect, "suspect"), _as_matrix(control, "control")
-    _check_counts(len(suspect_matrix), len(control_matrix), control_factor=2)
+    suspect_x, control_x = _as_matrix(suspect, "suspect"), _as_matrix(control, "control")
+    if suspect_x.shape[1] != control_x.shape[1]:
+        raise LlmMiaError("suspect and control must be scored by the same scorers")
+    if len(suspect_x) < MIN_PASSAGES_PER_SET or len(control_x) < 2 * MIN_PASSAGES_PER_SET:
+        raise LlmMiaError(
+            f"a dataset test needs at least {MIN_PASSAGES_PER_SET} suspect and {2 * MIN_PASSAGES_PER_SET} control "
+            f"passages; got {len(suspect_x)} and {len(control_x)}. Add text, or cut shorter passages"
+        )
+    suspect_works = [f"suspect:{w}" for w in (suspect_works or ["suspect"] * len(suspect_x))]
+    control_works = [f"control:{w}" for w in (control_works or ["control"] * len(control_x))]
+    if len(suspect_works) != len(suspect_x) or len(control_works) != len(control_x):
+        raise LlmMiaError("give one work per passage, for suspect and control passages alike")
+    k, m = len(set(suspect_works)), len(set(control_works))
     common = {"splits": splits, "seed": seed, "clip_quantile": clip_quantile}
-    main = dataset_test(suspect_matrix, control_matrix, feature_names=feature_names, **common)
-    control_check = negative_control(control_matrix, groups=control_groups, feature_names=feature_names, **common)
-    curve = p_value_curve(suspect_matrix, control_matrix, sizes=curve_sizes, **common)
-    if control_check.p_value <= alpha:
+    passage = passage_test(suspect_x, control_x, feature_names=feature_names, **common)
+    curve = tuple(p_value_curve(suspect_x, control_x, **common))
+    needed = min_control_works(alpha, k)
+    safeguards: list[Safeguard] = list(extra_safeguards)
+    if suspect_tokens is not None and control_tokens is not None:
+        safeguards.append(length_check(suspect_tokens, control_tokens))
+    qualifications: list[str] = []
+    work, passage_control = None, None
+    if m >= needed and m >= 2:
+        design = WORK_LEVEL
+        reason = f"{k} suspect work(s) against {m} control works (>= {needed} needed to reach p <= {alpha:g})"
+        work = work_permutation_test(
+            np.vstack([suspect_x, control_x]),
+            suspect_works + control_works,
+            sorted(set(suspect_works)),
+            permutations=permutations,
+            feature_names=feature_names,
+            **common,
+        )
+        if suspect_format is not None and control_format is not None:
+            safeguards.append(format_check(suspect_format, suspect_works, control_format, control_works))
+        safeguards.append(size_check(suspect_works, control_works))
+        safeguards.append(work_negative_control(control_x, control_works, alpha=alpha, **common))
+        p_value = work.p_value
+        detectable = work.detectable(alpha)
+        power = (
+            f"with {m} control works and {work.n_labellings} labellings the smallest possible p is "
+            f"{format_p_value(work.smallest_p)}; p <= {alpha:g} needed the suspect work(s) at least "
+            f"{detectable:.2f} passage SDs above the control works on the fitted combination (observed "
+            f"{work.statistic:.2f})"
+        )
+    else:
+        design = PASSAGE_LEVEL
+        reason = (
+            f"{m} control work(s): the work-level test needs >= {needed} separate control works to reach p <= "
+            f"{alpha:g}, so between-work differences cannot be controlled and no verdict of training is given"
+        )
+        qualifications.append(
+            "between-work differences are not controlled: the suspect and control passages come from different "
+            "works, and any difference between the works (author, topic, format) looks like training to a "
+            f"passage-level test. Give >= {needed} separate control works of the same kind for a verdict"
+        )
+        passage_control = negative_control(
+            control_x, groups=[str(w) for w in control_works], feature_names=feature_names, **common
+        )
+        safeguards.append(
+            Safeguard(
+                "negative control",
+                passage_control.p_value <= alpha,
+                f"control vs control ({passage_control.note}): p = {format_p_value(passage_control.p_value)}",
+            )
+        )
+        p_value = passage.p_value
+        n_test = (max(2, len(suspect_x) // 2), max(2, len(control_x) // 2))
+        from scipy.stats import norm
+
+        d = (norm.isf(alpha / 2) + norm.isf(0.2)) * math.sqrt(1 / n_test[0] + 1 / n_test[1])
+        power = (
+            f"the passage-level test would have detected, with about 80% power, a difference of {d:.2f} passage "
+            f"SDs (Cohen's d) between suspect and control passages (normal approximation, splits combined)"
+        )
+    fired = [s for s in safeguards if s.fired]
+    if fired:
         verdict: WorkVerdict = "withheld"
-    elif main.p_value <= alpha:
-        verdict = "consistent"
+    elif p_value <= alpha:
+        verdict = "consistent" if design == WORK_LEVEL else "inconclusive"
     else:
         verdict = "not distinguishable"
-    test = TEST_DESCRIPTION.format(low=100 * clip_quantile, high=100 * (1 - clip_quantile))
-    return DatasetInferenceResult(main, control_check, tuple(curve), alpha, verdict, test)
-
-
-def format_p(p: float) -> str:
-    """p-values for people: 3 significant digits, scientific below 1e-3."""
-    return f"{p:.2e}" if p < 1e-3 else f"{p:.3g}"
+    return DatasetInferenceResult(
+        design=design,
+        verdict=verdict,
+        alpha=alpha,
+        work_test=work,
+        passage_test=passage,
+        passage_negative_control=passage_control,
+        curve=curve,
+        safeguards=tuple(safeguards),
+        qualifications=tuple(qualifications),
+        power=power,
+        design_reason=reason,
+    )
 
 
 def verdict_sentence(result: DatasetInferenceResult) -> str:
-    """The verdict in the project's wording ("consistent with training ..." / "not distinguishable ...")."""
-    main, control = result.main, result.negative_control
-    detail = (
-        f"p = {format_p(main.p_value)}, {main.n_suspect} suspect vs {main.n_control} control passages, "
-        f"false-positive rate controlled at alpha = {result.alpha:g} if the control texts are unseen and of the "
-        f"same kind; negative control p = {format_p(control.p_value)}"
-    )
+    """The verdict in the project's wording, with the numbers and the assumption it rests on."""
+    alpha = result.alpha
     if result.verdict == "withheld":
+        fired = "; ".join(f"{s.name}: {s.detail}" for s in result.safeguards if s.fired)
         return (
-            f"verdict withheld: the negative control (control vs control) gave p = {format_p(control.p_value)} "
-            f"<= alpha = {result.alpha:g}, so the test separates texts the model never saw; the main result "
-            f"(p = {format_p(main.p_value)}) cannot be read as membership. Use a control set more like the "
-            f"suspect work and more homogeneous (see --help)"
+            f"verdict withheld: {fired}. The test's assumption (suspect and control texts alike but for training) "
+            f"does not hold for these inputs, so its p-value (p = {format_p_value(result.p_value)}) cannot be read "
+            f"as evidence about training"
         )
-    if result.verdict == "consistent":
-        return f"consistent with training on these texts ({detail})"
-    return f"not distinguishable from unseen text ({detail})"
+    if result.design == WORK_LEVEL:
+        work = result.work_test
+        assert work is not None
+        detail = (
+            f"work-level permutation test, p = {format_p_value(work.p_value)} over {work.n_labellings} labellings "
+            f"with {len(work.control_works)} control works; false-positive rate at most {alpha:g} per work if, "
+            f"untrained, the work would be like the control works"
+        )
+        if result.verdict == "consistent":
+            return f"consistent with training on this work ({detail})"
+        return (
+            f"not distinguishable from unseen text ({detail}); {result.power}. This is not evidence that the work "
+            f"was not trained on"
+        )
+    detail = (
+        f"passage-level p = {format_p_value(result.passage_test.p_value)}, {result.passage_test.n_suspect} suspect "
+        f"vs {result.passage_test.n_control} control passages"
+    )
+    if result.verdict == "inconclusive":
+        return (
+            f"inconclusive: the suspect passages score higher than the control passages ({detail}), but with "
+            f"{result.design_reason.split(':')[0]} a difference between the works themselves cannot be told "
+            f"apart from training, so no verdict of training is given"
+        )
+    return (
+        f"not distinguishable from unseen text ({detail}; between-work differences not controlled); "
+        f"{result.power}. This is not evidence that the work was not trained on"
+    )

@@ -1,4 +1,5 @@
-"""Metrics on labelled score sets: AUROC with a bootstrap interval, TPR at low FPR, oracle balanced accuracy.
+"""Metrics on labelled score sets: AUROC with an interval, TPR at low FPR, oracle balanced accuracy, and the
+correction for choosing the best of several scorers.
 
 Pure functions over arrays. Convention everywhere: ``labels`` are 1 for members, 0 for non-members, and a
 higher score means "more likely a member". Nothing here flips a sign: a scorer whose AUROC is below 0.5 is
@@ -7,14 +8,20 @@ reported below 0.5.
 The numbers the field reports and what each rests on:
 
 * AUROC = P(S_member > S_nonmember) + 0.5 P(S_member = S_nonmember), the Mann-Whitney U statistic divided by
-  n_members * n_nonmembers (Hanley & McNeil 1982). Computed by ``sklearn.metrics.roc_auc_score``; the
-  bootstrap uses ``scipy.stats.mannwhitneyu`` (the same number, vectorised over resamples).
+  n_members * n_nonmembers (Hanley & McNeil 1982), with a DeLong interval on the logit scale (DeLong, DeLong &
+  Clarke-Pearson 1988; logit transform as in Pepe 2003, sec. 5.2), which keeps its coverage at small n and
+  high AUROC where a percentile bootstrap collapses; under perfect separation, an exact distribution-free
+  bound instead (see :func:`auroc_interval`).
 * TPR at a target FPR (Carlini et al. 2022, "Membership inference attacks from first principles"): the largest
-  true-positive rate over ROC thresholds whose false-positive rate is <= the target. With n non-members the
-  achievable FPRs are 0, 1/n, 2/n, ...; when 1/n > target the figure rests on zero false positives and says
-  nothing about the FPR asked for. Every figure carries n and that flag.
+  true-positive rate over ROC thresholds whose false-positive rate is <= the target. Its interval is a
+  bootstrap that re-chooses the threshold in every resample, so the threshold's own uncertainty is in it.
+  With n non-members a target FPR allows n x FPR false positives; the figure counts as resolved only when
+  that is at least 10 (:data:`MIN_FALSE_POSITIVES`): with fewer, the threshold sits on the few most extreme
+  non-members and the TPR is biased up.
 * Balanced accuracy at the best threshold = max_t (TPR(t) + 1 - FPR(t)) / 2. The threshold is chosen on the
   very data it is scored on, so it is an *oracle* (optimistic) figure, labelled as such.
+* Best of several scorers: the largest of K AUROCs is biased up. :func:`max_auroc_permutation_test` gives
+  family-wise p-values (Westfall & Young 1993 single-step max-T over label permutations).
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ import numpy as np
 from llm_mia.errors import InputError
 
 DEFAULT_FPRS: tuple[float, ...] = (0.001, 0.01, 0.05)
+# A TPR@FPR counts as resolved when its FPR allows at least this many false positives among the non-members.
+MIN_FALSE_POSITIVES = 10
+# p-values below this are printed as "p < 1e-06": their exact size rests on tail assumptions no data check.
+P_VALUE_FLOOR = 1e-6
 
 
 def _as_arrays(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -71,40 +82,60 @@ def auroc(scores: Any, labels: Any) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def bootstrap_auroc_ci(
-    scores: Any,
-    labels: Any,
-    *,
-    n_bootstrap: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval for the AUROC.
+def _placements(members: np.ndarray, nonmembers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's structural components: V10_i = P(member i > a non-member), V01_j = P(a member > non-member j),
+    ties counted one half; both computed with sorted searches, O(n log n)."""
+    sorted_non, sorted_mem = np.sort(nonmembers), np.sort(members)
+    below = np.searchsorted(sorted_non, members, side="left")  # non-members strictly below each member
+    at_or_below = np.searchsorted(sorted_non, members, side="right")
+    v10 = (below + 0.5 * (at_or_below - below)) / len(nonmembers)  # (n_1,)
+    above = len(members) - np.searchsorted(sorted_mem, nonmembers, side="right")  # members strictly above
+    at_or_above = len(members) - np.searchsorted(sorted_mem, nonmembers, side="left")
+    v01 = (above + 0.5 * (at_or_above - above)) / len(members)  # (n_0,)
+    return v10, v01
 
-    Method: resample (score, label) pairs with replacement within each class (stratified, so every resample
-    keeps n_1 members and n_0 non-members), compute AUROC = U / (n_1 n_0) on each resample with
-    ``scipy.stats.mannwhitneyu`` and take the (1 - confidence)/2 and (1 + confidence)/2 quantiles (Efron &
-    Tibshirani 1993, ch. 13). The resample indices depend only on ``seed``, n_1 and n_0, so two scorers
-    evaluated on the same documents with the same seed are resampled identically (paired).
-    With perfect separation every resample gives 1.0 and the interval collapses to [1, 1]; it then says
-    nothing about how few texts that rests on, so read it with n_1 and n_0.
+
+def auroc_interval(scores: Any, labels: Any, *, confidence: float = 0.95) -> tuple[float, float, str]:
+    """Confidence interval for the AUROC: (low, high, method).
+
+    Usual case: DeLong's variance, var = S10 / n_1 + S01 / n_0 with S10, S01 the sample variances of the
+    structural components (DeLong, DeLong & Clarke-Pearson 1988, "Comparing the areas under two or more
+    correlated ROC curves"), turned into an interval on the logit scale, logit(A) +- z se / (A (1 - A)), and
+    back, so it stays inside (0, 1) and covers at small n and high AUROC (Pepe 2003, "The Statistical
+    Evaluation of Medical Tests", sec. 5.2). When DeLong's variance is 0 but separation is not perfect (all
+    scores tied), Hanley & McNeil's (1982) variance is used.
+
+    Perfect separation (AUROC 1, or 0): the logit is infinite and any resampling interval collapses to [1, 1].
+    Instead an exact, distribution-free bound: with m = min(n_1, n_0), m disjoint (member, non-member) pairs are
+    each ordered correctly with probability A independently, so P(perfect separation) <= A^m, and every
+    A < ((1 - c)/2)^(1/m) is rejected: the interval is [((1 - c)/2)^(1/m), 1].
+
+    >>> [round(x, 3) for x in auroc_interval([0.1, 0.2, 0.3, 0.9, 0.8, 0.7], [0, 0, 0, 1, 1, 1])[:2]]
+    [0.292, 1.0]
     """
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import norm
 
-    if n_bootstrap < 1:
-        raise InputError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
     if not 0 < confidence < 1:
         raise InputError(f"confidence must lie strictly between 0 and 1, got {confidence}")
     scores, labels = _as_arrays(scores, labels)
     members, nonmembers = scores[labels == 1], scores[labels == 0]
-    rng = np.random.default_rng(seed)
-    member_draws = members[rng.integers(0, len(members), size=(n_bootstrap, len(members)))]  # (B, n_1)
-    nonmember_draws = nonmembers[rng.integers(0, len(nonmembers), size=(n_bootstrap, len(nonmembers)))]  # (B, n_0)
-    u_statistic = mannwhitneyu(member_draws, nonmember_draws, axis=1, method="asymptotic").statistic  # (B,)
-    aurocs = u_statistic / (len(members) * len(nonmembers))
+    n_1, n_0 = len(members), len(nonmembers)
+    v10, v01 = _placements(members, nonmembers)
+    area = float(v10.mean())
     tail = (1 - confidence) / 2
-    low, high = np.quantile(aurocs, [tail, 1 - tail])
-    return float(low), float(high)
+    if area in (0.0, 1.0):
+        bound = tail ** (1 / min(n_1, n_0))
+        return (bound, 1.0, "exact bound (perfect separation)") if area == 1.0 else (0.0, 1 - bound, "exact bound")
+    variance = (v10.var(ddof=1) if n_1 > 1 else 0.0) / n_1 + (v01.var(ddof=1) if n_0 > 1 else 0.0) / n_0
+    method = "DeLong, logit scale"
+    if variance <= 0:
+        q1, q2 = area / (2 - area), 2 * area**2 / (1 + area)
+        variance = (area * (1 - area) + (n_1 - 1) * (q1 - area**2) + (n_0 - 1) * (q2 - area**2)) / (n_1 * n_0)
+        method = "Hanley-McNeil, logit scale"
+    z = norm.ppf(1 - tail)
+    logit = math.log(area / (1 - area))
+    half = z * math.sqrt(variance) / (area * (1 - area))
+    return 1 / (1 + math.exp(-(logit - half))), 1 / (1 + math.exp(-(logit + half))), method
 
 
 def clopper_pearson(successes: int, trials: int, *, confidence: float = 0.95) -> tuple[float, float]:
@@ -133,10 +164,11 @@ class TprAtFpr:
 
     ``tpr``: largest TPR over thresholds whose FPR on the ``n_nonmembers`` non-members is <= ``target_fpr``;
     ``achieved_fpr``: that threshold's FPR; ``threshold``: flag as member when score >= threshold (+inf when
-    only flagging nothing keeps the FPR within the target);
-    ``tpr_ci``: Clopper-Pearson interval of the TPR over ``n_members`` (the threshold itself is chosen on the
-    same data, so this understates the uncertainty); ``resolvable``: False when 1/n_nonmembers > target_fpr,
-    i.e. the figure rests on zero false positives and cannot speak about the FPR asked for.
+    only flagging nothing keeps the FPR within the target); ``tpr_ci``: percentile bootstrap interval that
+    resamples members and non-members and re-chooses the threshold in each resample; ``resolvable``: True when
+    the target allows at least ``MIN_FALSE_POSITIVES`` false positives among the non-members
+    (n_nonmembers x target_fpr >= 10). Below that the threshold rests on the few most extreme non-members:
+    the TPR is biased up and its interval is a rough guide only.
     """
 
     target_fpr: float
@@ -149,19 +181,19 @@ class TprAtFpr:
     resolvable: bool
 
     @property
-    def min_resolvable_fpr(self) -> float:
-        """1/n: the smallest nonzero FPR n non-members can measure."""
-        return 1.0 / self.n_nonmembers
+    def needed_nonmembers(self) -> int:
+        """Non-members needed to resolve this FPR: MIN_FALSE_POSITIVES / target_fpr."""
+        return math.ceil(MIN_FALSE_POSITIVES / self.target_fpr - 1e-9)
 
     def note(self) -> str | None:
         """Plain words when the figure cannot resolve its FPR, else None."""
         if self.resolvable:
             return None
-        needed = math.ceil(1 / self.target_fpr)
+        allowed = self.n_nonmembers * self.target_fpr
         return (
-            f"TPR@{format_fpr(self.target_fpr)} FPR rests on {self.n_nonmembers} non-members: the smallest FPR "
-            f"they resolve is 1/{self.n_nonmembers} = {format_fpr(self.min_resolvable_fpr)}; "
-            f"it needs >= {needed} non-members"
+            f"TPR@{format_fpr(self.target_fpr)} FPR rests on {self.n_nonmembers} non-members, which allow "
+            f"{allowed:.3g} false positive(s); resolving this FPR needs at least {MIN_FALSE_POSITIVES} "
+            f"(>= {self.needed_nonmembers} non-members), so the figure is not resolved"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +201,7 @@ class TprAtFpr:
             "target_fpr": self.target_fpr,
             "tpr": self.tpr,
             "tpr_ci": list(self.tpr_ci),
+            "tpr_ci_method": "percentile bootstrap, threshold re-chosen in every resample",
             "achieved_fpr": self.achieved_fpr,
             "threshold": self.threshold if math.isfinite(self.threshold) else None,  # None: flags nothing
             "n_members": self.n_members,
@@ -183,36 +216,78 @@ def format_fpr(fpr: float) -> str:
     return f"{fpr * 100:g}%"
 
 
-def tpr_at_fpr(scores: Any, labels: Any, *, target_fpr: float, confidence: float = 0.95) -> TprAtFpr:
-    """TPR at the largest ROC threshold whose FPR <= ``target_fpr`` (Carlini et al. 2022).
+def format_p_value(p: float, *, floor: float = P_VALUE_FLOOR) -> str:
+    """p-values for people: 2 significant digits, and "< floor" below the floor, where a number would claim
+    more than its tail assumptions carry.
 
-    Computed from ``sklearn.metrics.roc_curve`` (decision: member when score >= threshold). When no threshold
-    reaches a positive FPR within the target (the usual case when 1/n_nonmembers > target), the figure is the
-    TPR at FPR 0 and ``resolvable`` is False.
+    >>> [format_p_value(p) for p in (0.5, 0.0312, 0.00041, 3.4e-18, 1.0)]
+    ['0.5', '0.031', '0.00041', '< 1e-06', '1']
+    """
+    if p < floor:
+        return f"< {floor:.0e}"
+    return f"{p:.2g}"
+
+
+def _tpr_at_k(members: np.ndarray, nonmembers_sorted: np.ndarray, k: int) -> np.ndarray:
+    """TPR of "score > the (k+1)-th largest non-member" per row: the largest TPR with at most k false positives.
+
+    ``members`` (B, n_1), ``nonmembers_sorted`` (B, n_0) ascending; with k >= n_0 every member is flagged.
+    """
+    n_0 = nonmembers_sorted.shape[1]
+    if k >= n_0:
+        return np.ones(members.shape[0])
+    cut = nonmembers_sorted[:, n_0 - 1 - k]  # (B,) the (k+1)-th largest non-member
+    return (members > cut[:, None]).mean(axis=1)  # (B,)
+
+
+def tpr_at_fpr(
+    scores: Any,
+    labels: Any,
+    *,
+    target_fpr: float,
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> TprAtFpr:
+    """TPR at the largest ROC threshold whose FPR <= ``target_fpr`` (Carlini et al. 2022), with a bootstrap
+    interval that re-chooses the threshold in every resample.
+
+    Point estimate from ``sklearn.metrics.roc_curve`` (decision: member when score >= threshold). Interval:
+    members and non-members are resampled with replacement (stratified, seeded), and in each resample the
+    threshold is chosen again (at most k = floor(target x n_0) non-members above it) and the TPR measured; the
+    (1 - c)/2 and (1 + c)/2 quantiles of those TPRs. ``resolvable``: n_0 x target >= ``MIN_FALSE_POSITIVES``.
 
     >>> r = tpr_at_fpr([0.1, 0.2, 0.3, 0.9, 0.8, 0.25], [0, 0, 0, 1, 1, 1], target_fpr=0.4)
     >>> (r.tpr, r.achieved_fpr, r.resolvable)
-    (1.0, 0.3333333333333333, True)
+    (1.0, 0.3333333333333333, False)
     """
     from sklearn.metrics import roc_curve
 
     if not 0 < target_fpr < 1:
         raise InputError(f"target FPR must lie strictly between 0 and 1, got {target_fpr}")
+    if n_bootstrap < 1:
+        raise InputError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
     scores, labels = _as_arrays(scores, labels)
     fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
     # fpr is non-decreasing; the last index with fpr <= target has the largest tpr among them
     index = int(np.searchsorted(fpr, target_fpr, side="right") - 1)
-    n_members, n_nonmembers = int(labels.sum()), int(len(labels) - labels.sum())
-    true_positives = round(float(tpr[index]) * n_members)
+    members, nonmembers = scores[labels == 1], scores[labels == 0]
+    n_members, n_nonmembers = len(members), len(nonmembers)
+    k = math.floor(target_fpr * n_nonmembers + 1e-9)
+    rng = np.random.default_rng(seed)
+    member_draws = members[rng.integers(0, n_members, size=(n_bootstrap, n_members))]  # (B, n_1)
+    nonmember_draws = np.sort(nonmembers[rng.integers(0, n_nonmembers, size=(n_bootstrap, n_nonmembers))], axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(_tpr_at_k(member_draws, nonmember_draws, k), [tail, 1 - tail])
     return TprAtFpr(
         target_fpr=target_fpr,
         tpr=float(tpr[index]),
-        tpr_ci=clopper_pearson(true_positives, n_members, confidence=confidence),
+        tpr_ci=(float(low), float(high)),
         achieved_fpr=float(fpr[index]),
         threshold=float(thresholds[index]),
         n_members=n_members,
         n_nonmembers=n_nonmembers,
-        resolvable=1.0 / n_nonmembers <= target_fpr,
+        resolvable=n_nonmembers * target_fpr >= MIN_FALSE_POSITIVES - 1e-9,
     )
 
 
@@ -249,12 +324,14 @@ class ScorerEvaluation:
     n_nonmembers: int
     n_excluded: int = 0
     roc: tuple[tuple[float, ...], tuple[float, ...]] = field(default=((), ()), repr=False)
+    auroc_ci_method: str = "DeLong, logit scale"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "auroc": self.auroc,
             "auroc_ci": list(self.auroc_ci),
+            "auroc_ci_method": self.auroc_ci_method,
             "confidence": self.confidence,
             "tpr_at_fpr": [r.to_dict() for r in self.tpr_at_fpr.values()],
             "oracle_balanced_accuracy": self.oracle_balanced_accuracy,
@@ -290,19 +367,113 @@ def evaluate_scorer(
     n_excluded = int(len(scores) - keep.sum())
     kept_scores, kept_labels = _as_arrays(scores[keep], labels[keep])
     fpr, tpr, _ = roc_curve(kept_labels, kept_scores)
+    low, high, method = auroc_interval(kept_scores, kept_labels, confidence=confidence)
     return ScorerEvaluation(
         name=name,
         auroc=auroc(kept_scores, kept_labels),
-        auroc_ci=bootstrap_auroc_ci(
-            kept_scores, kept_labels, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
-        ),
+        auroc_ci=(low, high),
+        auroc_ci_method=method,
         confidence=confidence,
-        tpr_at_fpr={f: tpr_at_fpr(kept_scores, kept_labels, target_fpr=f, confidence=confidence) for f in sorted(fprs)},
+        tpr_at_fpr={
+            f: tpr_at_fpr(
+                kept_scores, kept_labels, target_fpr=f, confidence=confidence, n_bootstrap=n_bootstrap, seed=seed
+            )
+            for f in sorted(fprs)
+        },
         oracle_balanced_accuracy=oracle_balanced_accuracy(kept_scores, kept_labels),
         n_members=int(kept_labels.sum()),
         n_nonmembers=int(len(kept_labels) - kept_labels.sum()),
         n_excluded=n_excluded,
         roc=(tuple(float(x) for x in fpr), tuple(float(x) for x in tpr)),
+    )
+
+
+@dataclass(frozen=True)
+class SelectionTest:
+    """The best of several scorers, corrected for having chosen it (single-step max-T permutation test).
+
+    ``family_p[name]`` = (1 + #{permutations whose largest AUROC over all scorers >= this scorer's AUROC}) /
+    (B + 1): a p-value for "this scorer separates members from non-members" that stays valid when it is the
+    best of ``len(scorers)`` tried (Westfall & Young 1993, "Resampling-Based Multiple Testing", single-step
+    max-T). ``n_rows``: documents every scorer could score (the test needs the same rows for all).
+    """
+
+    scorers: tuple[str, ...]
+    aurocs: dict[str, float]
+    family_p: dict[str, float]
+    n_permutations: int
+    n_rows: int
+    seed: int
+
+    @property
+    def best(self) -> str:
+        return max(self.aurocs, key=self.aurocs.__getitem__)
+
+    def describe(self) -> str:
+        best = self.best
+        return (
+            f"best of {len(self.scorers)} scorers tried: {best} (AUROC {self.aurocs[best]:.3f}); corrected for "
+            f"choosing it, p = {format_p_value(self.family_p[best])} (max-T over {self.n_permutations} label "
+            f"permutations, {self.n_rows} documents scored by every scorer)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": "single-step max-T permutation test over label permutations (Westfall & Young 1993)",
+            "scorers_tried": list(self.scorers),
+            "aurocs": self.aurocs,
+            "family_wise_p": self.family_p,
+            "best": self.best,
+            "n_permutations": self.n_permutations,
+            "n_rows": self.n_rows,
+            "seed": self.seed,
+        }
+
+
+def max_auroc_permutation_test(
+    score_matrix: Any, labels: Any, *, names: Sequence[str], n_permutations: int = 999, seed: int = 0
+) -> SelectionTest:
+    """Family-wise p-values for K scorers on the same documents: does any separate members from non-members?
+
+    ``score_matrix``: (n, K), higher = member in every column, all finite. Labels are permuted
+    ``n_permutations`` times (seeded); for each permutation the AUROC of every scorer is recomputed from its
+    fixed ranks (AUROC = (sum of member ranks - n_1 (n_1 + 1) / 2) / (n_1 n_0), midranks for ties) and the
+    largest kept. See :class:`SelectionTest`.
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.r_[np.ones(30), np.zeros(30)]
+    >>> test = max_auroc_permutation_test(np.c_[2 * y + rng.normal(size=60), rng.normal(size=60)], y, names=["a", "b"])
+    >>> test.best, test.family_p["a"] < 0.01, test.family_p["b"] > 0.05
+    ('a', True, True)
+    """
+    from scipy.stats import rankdata
+
+    matrix = np.asarray(score_matrix, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != len(names):
+        raise InputError(f"score matrix must be (documents, {len(names)} scorers); got shape {matrix.shape}")
+    _, labels = _as_arrays(matrix[:, 0], labels)
+    if not np.all(np.isfinite(matrix)):
+        raise InputError("the selection test needs every scorer's score on every document; drop incomplete rows")
+    if n_permutations < 1:
+        raise InputError(f"n_permutations must be >= 1, got {n_permutations}")
+    n_1, n_0 = int(labels.sum()), int(len(labels) - labels.sum())
+    ranks = rankdata(matrix, axis=0)  # (n, K) midranks
+
+    def aurocs(indicator: np.ndarray) -> np.ndarray:  # (P, n) member indicator -> (P, K)
+        return (indicator @ ranks - n_1 * (n_1 + 1) / 2) / (n_1 * n_0)
+
+    observed = aurocs(labels[None, :].astype(np.float64))[0]  # (K,)
+    rng = np.random.default_rng(seed)
+    permuted = np.array([rng.permutation(labels) for _ in range(n_permutations)], dtype=np.float64)  # (B, n)
+    null_max = aurocs(permuted).max(axis=1)  # (B,)
+    family = (1 + (null_max[:, None] >= observed[None, :] - 1e-12).sum(axis=0)) / (n_permutations + 1)
+    return SelectionTest(
+        scorers=tuple(names),
+        aurocs={name: float(a) for name, a in zip(names, observed, strict=True)},
+        family_p={name: float(p) for name, p in zip(names, family, strict=True)},
+        n_permutations=n_permutations,
+        n_rows=len(labels),
+        seed=seed,
     )
 
 

@@ -1,41 +1,36 @@
-"""Cut long works into passages of a fixed number of tokens, each traceable to the exact text it came from.
+"""Cut works into passages of exactly the same number of tokens, each traceable to the text it came from.
 
-A dataset-level test (``llm_mia.dataset_inference``) scores many passages of one work. Every passage records its
-``source`` (file path relative to the input, or document id) and the character offsets of its text in that
-source, so ``source_text[passage.char_start:passage.char_end] == passage.text`` always holds and every number
-in a report can be traced back to the words it was computed on.
+A dataset-level test (``llm_mia.dataset_inference``) compares passages of a suspect work with passages of
+control works. They must be formed the same way whatever files they came in: a work given as one long file
+and controls given as short documents must not end up as long passages against short ones, or every
+length-sensitive score separates them with no membership at all. So every passage on both sides has exactly
+``N`` tokens (the target model's tokenizer, no special tokens):
+
+    passage i of a source of T tokens = tokens [i * S, i * S + N) for every i with i * S + N <= T
+
+with stride S (default S = N: consecutive, non-overlapping passages). The tokens after the last full passage
+(fewer than S, or the whole source when T < N) are not used; how many is counted per side and reported, never
+silently dropped. A source shorter than N tokens gives no passage: lower ``--passage-tokens`` when the
+controls are short documents. With S < N neighbouring passages overlap by N - S tokens and are not
+independent; prefer S = N.
+
+Every passage records its ``source`` (file path relative to the input, or document id), its ``work`` (the unit
+of inference: see :func:`read_sources`) and the character offsets of its text in the source, so
+``source_text[passage.char_start:passage.char_end] == passage.text`` always holds and every number in a report
+can be traced back to the words it was computed on. Token spans map to characters through the tokenizer's
+offsets: token j starts at character b_j (the running maximum of the offsets' starts, with b_0 = 0 and
+b_T = len(text)), and passage [s, e) is text[b_s:b_e].
 
 Inputs (:func:`read_sources`): anything ``llm_mia.documents.read_documents`` reads. A text file (``.txt``,
 ``.md``, ``.rst``, no extension) is one source, named by its file name; a directory gives one source per text
 file (named by relative path); a document file (``.jsonl``, ``.json``, ``.csv``, ``.parquet``) one source per
-document, named by its id. Markdown is read as written, markup included, since that is how web crawls
-usually hold it. Files are decoded as UTF-8 without newline translation, so offsets are code-point offsets
-into the file's exact text (``\\r\\n`` stays two characters).
-
-How a source of T tokens (the target model's tokenizer, no special tokens) becomes passages, for a passage
-length N and a stride S <= N (:func:`plan_passages`):
-
-    n = 1 if T <= N else ceil((T - N) / S) + 1              passages
-    L = ceil((T + (n - 1) * (N - S)) / n)  (<= N)            tokens per passage
-    start_i = round(i * (T - L) / (n - 1)),  end_i = start_i + L
-
-The first passage starts at token 0 and the last ends at token T, starts are at most S apart, so the whole
-work is covered and nothing is dropped or truncated; no passage exceeds N tokens and there is no short tail
-fragment (a 130-token source with N = 128 gives two passages of 65 tokens, not 128 + 2). With S = N (the
-default) neighbouring passages overlap by at most one token. With S < N they overlap by about N - S tokens:
-overlapping passages are not independent, which makes a t-test over them over-confident; prefer S = N for
-dataset-level tests. A source shorter than N tokens is one shorter passage (recorded in ``n_tokens``).
-
-Token spans map to characters through the tokenizer's offsets: token j starts at character b_j (the running
-maximum of the offsets' starts, with b_0 = 0 and b_T = len(text)), and passage [s, e) is text[b_s:b_e]. Text
-between tokens (e.g. whitespace a tokenizer trims from its offsets) thus belongs to the passage before it,
-and with S = N the passages' texts concatenate back to the whole source.
+document, named by its id. Markdown is read as written, markup included. Files are decoded as UTF-8 without
+newline translation, so offsets are code-point offsets into the file's exact text.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,19 +39,27 @@ from typing import Any
 import numpy as np
 
 from llm_mia.documents import Document, read_documents
-from llm_mia.errors import LlmMiaError
+from llm_mia.errors import InputError, LlmMiaError, unknown_name
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PASSAGE_TOKENS = 128
 
 
+WORK_UNITS = ("one", "sources", "group")
+
+
 @dataclass(frozen=True)
 class Source:
-    """One piece of a work: a file's whole text, or one document of a document file."""
+    """One piece of text: a file's whole text, or one document of a document file, and the work it belongs to."""
 
     name: str  # path relative to the input (posix form), the file name, or the document id
     text: str
+    work: str = ""  # the unit of inference this source belongs to (default: the source itself)
+
+    @property
+    def work_id(self) -> str:
+        return self.work or self.name
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class Passage:
     char_end: int
     token_start: int
     token_end: int
+    work: str = ""  # the work the source belongs to (``Source.work_id``)
 
     @property
     def n_tokens(self) -> int:
@@ -88,6 +92,7 @@ class Passage:
         return {
             "id": self.id,
             "source": self.source,
+            "work": self.work,
             "char_start": self.char_start,
             "char_end": self.char_end,
             "token_start": self.token_start,
@@ -95,12 +100,32 @@ class Passage:
         }
 
 
-def read_sources(path: str | Path) -> list[Source]:
-    """Read a work with :func:`llm_mia.documents.read_documents`: one source per text file or per document.
+def read_sources(path: str | Path, *, works: str = "sources", name: str = "") -> list[Source]:
+    """Read texts with :func:`llm_mia.documents.read_documents`, one source per text file or per document, and
+    say which work each belongs to.
 
-    Raises InputError for a missing path, an unsupported format or a directory without text files.
+    ``works``: ``one`` (everything at ``path`` is one work, e.g. the chapters of one book), ``sources`` (each
+    file or document is a work of its own, e.g. articles by different authors) or ``group`` (the ``group``
+    column of a document file names the work; rows without one are works of their own). ``name`` names the
+    single work for ``one`` (default: the path's name).
     """
-    return [Source(name=document.id, text=document.text) for document in read_documents(path)]
+    if works not in WORK_UNITS:
+        raise unknown_name("work unit", works, WORK_UNITS)
+    documents = read_documents(path)
+    if works == "group" and not any(document.group for document in documents):
+        raise InputError(
+            f"{path}: no document has a group, so --works group cannot say which work each belongs to; add a "
+            f"'group' column naming the work, or use 'one' (all one work) or 'sources' (each document a work)"
+        )
+    whole = name or Path(path).name
+    return [
+        Source(
+            name=document.id,
+            text=document.text,
+            work=whole if works == "one" else (document.group or document.id) if works == "group" else document.id,
+        )
+        for document in documents
+    ]
 
 
 def check_passage_settings(*, passage_tokens: int, stride: int | None) -> int:
@@ -117,23 +142,18 @@ def check_passage_settings(*, passage_tokens: int, stride: int | None) -> int:
 
 
 def plan_passages(n_tokens: int, *, passage_tokens: int, stride: int | None = None) -> list[tuple[int, int]]:
-    """Token spans ``(start, end)`` of the passages of a source of ``n_tokens`` tokens (module docstring).
+    """Token spans ``(start, end)`` of the passages of a source of ``n_tokens`` tokens: every passage exactly
+    ``passage_tokens`` long, starts ``stride`` apart, the tail that does not fill a passage unused.
 
-    >>> plan_passages(130, passage_tokens=128)
-    [(0, 65), (65, 130)]
+    >>> plan_passages(130, passage_tokens=64)
+    [(0, 64), (64, 128)]
     >>> plan_passages(10, passage_tokens=4, stride=2)
     [(0, 4), (2, 6), (4, 8), (6, 10)]
+    >>> plan_passages(50, passage_tokens=64)
+    []
     """
     stride = check_passage_settings(passage_tokens=passage_tokens, stride=stride)
-    if n_tokens <= 0:
-        return []
-    if n_tokens <= passage_tokens:
-        return [(0, n_tokens)]
-    count = math.ceil((n_tokens - passage_tokens) / stride) + 1
-    length = math.ceil((n_tokens + (count - 1) * (passage_tokens - stride)) / count)
-    spacing = (n_tokens - length) / (count - 1)
-    starts = [round(i * spacing) for i in range(count)]
-    return [(start, start + length) for start in starts]
+    return [(start, start + passage_tokens) for start in range(0, n_tokens - passage_tokens + 1, stride)]
 
 
 def token_boundaries(tokenizer: Any, text: str) -> np.ndarray:
@@ -159,10 +179,17 @@ def token_boundaries(tokenizer: Any, text: str) -> np.ndarray:
 
 
 def cut_passages(
-    source: Source, *, tokenizer: Any, passage_tokens: int = DEFAULT_PASSAGE_TOKENS, stride: int | None = None
+    source: Source,
+    *,
+    tokenizer: Any,
+    passage_tokens: int = DEFAULT_PASSAGE_TOKENS,
+    stride: int | None = None,
+    boundaries: np.ndarray | None = None,
 ) -> list[Passage]:
-    """Cut one source into passages (module docstring); ids are ``<source>#<index>``."""
-    boundaries = token_boundaries(tokenizer, source.text)
+    """Cut one source into passages (module docstring); ids are ``<source>#<index>``. ``boundaries``: the
+    source's :func:`token_boundaries`, when already computed."""
+    if boundaries is None:
+        boundaries = token_boundaries(tokenizer, source.text)
     spans = plan_passages(len(boundaries) - 1, passage_tokens=passage_tokens, stride=stride)
     passages = []
     for index, (start, end) in enumerate(spans):
@@ -181,9 +208,36 @@ def cut_passages(
                 char_end=char_end,
                 token_start=start,
                 token_end=end,
+                work=source.work_id,
             )
         )
     return passages
+
+
+def _by_source(passages: Sequence[Passage]) -> list[list[Passage]]:
+    groups: dict[str, list[Passage]] = {}
+    for passage in passages:
+        groups.setdefault(passage.source, []).append(passage)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class Cutting:
+    """What cutting did to one side: tokens in its sources, tokens in passages, sources too short for one."""
+
+    sources: int
+    tokens: int
+    tokens_in_passages: int
+    too_short: tuple[str, ...]  # sources with fewer tokens than one passage
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sources": self.sources,
+            "tokens": self.tokens,
+            "tokens_in_passages": self.tokens_in_passages,
+            "tokens_unused": self.tokens - min(self.tokens, self.tokens_in_passages),
+            "sources_too_short": len(self.too_short),
+        }
 
 
 def passages_from_sources(
@@ -192,31 +246,25 @@ def passages_from_sources(
     tokenizer: Any,
     passage_tokens: int = DEFAULT_PASSAGE_TOKENS,
     stride: int | None = None,
-) -> list[Passage]:
-    """Passages of every source, in source order. Sources without any token give none (logged)."""
+) -> tuple[list[Passage], Cutting]:
+    """Passages of every source, in source order, and what the cutting left unused."""
     stride = check_passage_settings(passage_tokens=passage_tokens, stride=stride)
     if stride < passage_tokens:
         logger.warning(
-            "passage stride %d < passage length %d: neighbouring passages overlap and are not independent, "
-            "which makes a t-test over them over-confident",
+            "passage stride %d < passage length %d: neighbouring passages overlap and are not independent",
             stride,
             passage_tokens,
         )
     passages: list[Passage] = []
+    tokens, too_short = 0, []
     for source in sources:
-        cut = cut_passages(source, tokenizer=tokenizer, passage_tokens=passage_tokens, stride=stride)
+        boundaries = token_boundaries(tokenizer, source.text)
+        cut = cut_passages(
+            source, tokenizer=tokenizer, passage_tokens=passage_tokens, stride=stride, boundaries=boundaries
+        )
+        tokens += len(boundaries) - 1
         if not cut:
-            logger.warning("%s: no tokens, so no passages", source.name)
+            too_short.append(source.name)
         passages.extend(cut)
-    return passages
-
-
-def passages_from_path(
-    path: str | Path,
-    *,
-    tokenizer: Any,
-    passage_tokens: int = DEFAULT_PASSAGE_TOKENS,
-    stride: int | None = None,
-) -> list[Passage]:
-    """Read a work (:func:`read_sources`) and cut it into passages with the target model's tokenizer."""
-    return passages_from_sources(read_sources(path), tokenizer=tokenizer, passage_tokens=passage_tokens, stride=stride)
+    used = sum(len({t for p in group for t in range(p.token_start, p.token_end)}) for group in _by_source(passages))
+    return passages, Cutting(len(sources), tokens, used, tuple(too_short))

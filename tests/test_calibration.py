@@ -11,11 +11,15 @@ from scipy.stats import kstest
 from llm_mia.calibration import (
     FprCalibrator,
     benjamini_hochberg,
+    bh_floor,
     calibrate,
+    conditional_false_alarms,
     empirical_p_values,
+    exceed_probability,
     split_controls,
 )
-from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.errors import InputError, NotFittedError
+from llm_mia.metrics import clopper_pearson
 
 
 def test_p_values_hand_computed():
@@ -43,11 +47,14 @@ def test_threshold_hand_computed():
 
 
 def test_unfitted_use_and_too_few_controls_are_clear_errors():
-    with pytest.raises(LlmMiaError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         FprCalibrator().p_values([1.0])
-    with pytest.raises(InputError, match=r"50 controls cannot reach FPR 0.01.*at least 99 controls"):
+    with pytest.raises(InputError, match=r"50 controls cannot give a marginal FPR of 0.01.*at least 99 controls"):
         FprCalibrator(fpr=0.01).fit(np.arange(50.0))
     FprCalibrator(fpr=0.01).fit(np.arange(99.0))  # 1/(99+1) = 0.01 is attainable
+    with pytest.raises(InputError, match=r"at 95% confidence: use at least 299 controls"):
+        FprCalibrator(fpr=0.01, guarantee="conditional").fit(np.arange(298.0))
+    FprCalibrator(fpr=0.01, guarantee="conditional").fit(np.arange(299.0))
     with pytest.raises(InputError, match="fpr must lie strictly between 0 and 1"):
         FprCalibrator(fpr=1.5).fit(np.arange(10.0))
     with pytest.raises(InputError, match="NaN"):
@@ -118,7 +125,9 @@ def test_verdicts_wording_and_three_outcomes():
     assert [v.verdict for v in verdicts] == ["member", "non-member", "inconclusive"]
     assert verdicts[0].p_value == pytest.approx(1 / 100)
     assert verdicts[0].statement.startswith("consistent with training on this text (p = 0.01")
-    assert "FPR controlled at 0.02 on 99 controls" in verdicts[0].statement
+    # the marginal guarantee says what it holds over, and how likely this set's FPR is above the target
+    assert "FPR <= 0.02 on average over sets of 99 controls (marginal)" in verdicts[0].statement
+    assert f"exceeds 0.02 with probability {exceed_probability(99, 1, 0.02):.2g}" in verdicts[0].statement
     assert verdicts[1].statement.startswith("not distinguishable from unseen text")
     assert "empty text" in verdicts[2].statement and verdicts[2].p_value is None
     assert all("prove" not in v.statement for v in verdicts)
@@ -130,7 +139,7 @@ def test_bh_inconclusive_outcome():
     verdicts = calibrator.verdicts(scores)
     # p = 0.001 for the three, adjusted 0.001 * 54 / 3 = 0.018 <= 0.05: members
     assert [v.verdict for v in verdicts[:3]] == ["member"] * 3
-    assert "false discovery rate controlled at 0.05" in verdicts[0].statement
+    assert "false discovery rate <= 0.05 across 54 documents, on 999 controls" in verdicts[0].statement
     # s = 990: p = 11 / 1000 = 0.011 <= 0.05 alone; adjusted 0.011 * 54 / 4 = 0.1485 > 0.05
     assert verdicts[3].verdict == "inconclusive"
     assert verdicts[3].p_value == pytest.approx(0.011) and verdicts[3].p_adjusted == pytest.approx(0.1485)
@@ -139,7 +148,7 @@ def test_bh_inconclusive_outcome():
 
 def test_round_trip_through_json():
     rng = np.random.default_rng(3)
-    calibrator = calibrate(rng.normal(size=400), fpr=0.05, seed=1)
+    calibrator = calibrate(rng.normal(size=400), fpr=0.05, holdout=0.5, seed=1)
     rebuilt = FprCalibrator.from_dict(json.loads(json.dumps(calibrator.to_dict())))
     scores = rng.normal(size=50)
     assert rebuilt.threshold_ == calibrator.threshold_
@@ -149,3 +158,58 @@ def test_round_trip_through_json():
     data["threshold"] += 1
     with pytest.raises(InputError, match="does not match"):
         FprCalibrator.from_dict(data)
+
+
+def test_marginal_threshold_exceeds_its_fpr_for_one_control_set_as_often_as_it_says():
+    # 100 controls at 1%: the review measured P(realised FPR > 1%) = 0.37; the calibrator says so itself
+    exceeded, reps = 0, 400
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        calibrator = FprCalibrator(fpr=0.01).fit(rng.normal(size=100))
+        exceeded += rng.normal(size=20_000).__gt__(calibrator.threshold_).mean() > 0.01
+    said = FprCalibrator(fpr=0.01).fit(np.arange(100.0)).exceed_probability_
+    assert said == pytest.approx(0.99**100, rel=1e-6)
+    low, high = clopper_pearson(exceeded, reps, confidence=0.999)
+    assert low <= said <= high
+
+
+def test_conditional_threshold_holds_its_fpr_for_the_set_at_hand():
+    # the largest k with P(Beta(k + 1, n - k) > alpha) <= delta: the realised FPR exceeds alpha in <= delta of sets
+    assert conditional_false_alarms(1000, 0.01, 0.05) == 4
+    exceeded, reps = 0, 400
+    for rep in range(reps):
+        rng = np.random.default_rng(50_000 + rep)
+        calibrator = FprCalibrator(fpr=0.01, guarantee="conditional").fit(rng.normal(size=1000))
+        exceeded += rng.normal(size=50_000).__gt__(calibrator.threshold_).mean() > 0.01
+    assert clopper_pearson(exceeded, reps)[0] <= 0.05, exceeded
+    assert "with 95% confidence over the 1000 controls drawn" in calibrator.guarantee_statement()
+
+
+def test_not_comparable_documents_are_inconclusive_and_left_out_of_bh():
+    calibrator = FprCalibrator(fpr=0.05, adjust="bh").fit(np.arange(1.0, 1000.0))
+    verdicts = calibrator.verdicts([2000.0, 2000.0, 5.0], not_comparable=[None, "900 tokens, outside 40-120", None])
+    assert [v.verdict for v in verdicts] == ["member", "inconclusive", "non-member"]
+    assert "900 tokens" in verdicts[1].statement and verdicts[1].p_value is None
+    assert verdicts[0].p_adjusted == pytest.approx(0.001 * 2)  # two documents enter the adjustment
+
+
+def test_bh_floor_says_when_a_discovery_is_impossible():
+    # the review: 100 controls, 110 documents, 10 strong members: BH flagged none in 2,000 runs, silently
+    assert bh_floor(100, 110, 0.05) == 22
+    calibrator = FprCalibrator(fpr=0.05, adjust="bh").fit(np.arange(100.0))
+    verdicts = calibrator.verdicts([1000.0] * 10 + list(np.linspace(0, 90, 100)))
+    assert not any(v.verdict == "member" for v in verdicts)  # as the floor says: 10 < 22
+    assert sum(v.verdict == "member" for v in calibrator.verdicts([1000.0] * 22 + [5.0] * 88)) == 22
+
+
+def test_bh_keeps_false_member_verdicts_among_unseen_documents_rare():
+    # 100 unseen documents judged one at a time: about 5 "member" verdicts at 5%; with BH the chance of any is <= 5%
+    any_bh, any_alone, reps = 0, 0, 300
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        controls, documents = rng.normal(size=2000), rng.normal(size=100)
+        any_alone += any(v.verdict == "member" for v in FprCalibrator(fpr=0.05).fit(controls).verdicts(documents))
+        bh = FprCalibrator(fpr=0.05, adjust="bh").fit(controls).verdicts(documents)
+        any_bh += any(v.verdict == "member" for v in bh)
+    assert any_alone / reps > 0.9
+    assert clopper_pearson(any_bh, reps)[0] <= 0.05, any_bh

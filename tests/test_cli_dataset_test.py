@@ -30,14 +30,14 @@ def _story(rng: random.Random, sentences: int) -> str:
 
 @pytest.fixture(scope="module")
 def works(tmp_path_factory) -> tuple[Path, Path]:
-    """A suspect work of 4 chapter files and a control set of 6, written by the same generator."""
+    """A suspect work of 4 chapter files and 24 control works (one file each), written by the same generator."""
     root = tmp_path_factory.mktemp("works")
     rng = random.Random(0)
-    for name, files in (("suspect", 4), ("control", 6)):
+    for name, files in (("suspect", 4), ("control", 24)):
         (root / name).mkdir()
         for index in range(files):
             suffix = ".md" if index % 2 else ".txt"
-            (root / name / f"chapter{index}{suffix}").write_text(_story(rng, 12), encoding="utf-8")
+            (root / name / f"part{index:02d}{suffix}").write_text(_story(rng, 12), encoding="utf-8")
     return root / "suspect", root / "control"
 
 
@@ -62,7 +62,6 @@ def _args(model: Path, works: tuple[Path, Path], output: Path, *extra: str) -> l
         "24",
         "--scorers",
         "loss",
-        "zlib",
         "min_k",
         "--output-dir",
         str(output),
@@ -83,72 +82,88 @@ def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tm
 
     monkeypatch.setattr(scoring_module, "extract_views", counting_extract_views)
     output = tmp_path / "report"
-    assert main(_args(tiny_llama, works, output, "--splits", "5")) == 0
+    assert main(_args(tiny_llama, works, output, "--splits", "3")) == 0
     printed = capsys.readouterr().out
 
-    # what the user reads: the test, the negative control, the blind baseline, the assumption, the verdict
-    assert "one-sided Welch t-test" in printed and "min(1, 2 x median)" in printed
-    assert "negative control: p = " in printed and "blind baseline:   AUROC" in printed
-    assert "assumption: the control texts were never seen by the model" in printed
+    # what the user reads: the design, the test, every safeguard, the assumption, the verdict
+    assert "design: work-level (1 suspect work(s) against 24 control works" in printed
+    assert "work-level test: suspect " in printed and "over 25 labellings (exact" in printed
+    for guard in ("blind baseline", "passage lengths", "format", "work sizes", "negative control"):
+        assert f"safeguard {guard}: " in printed
+    assert "assumption: had the suspect work not been trained on" in printed
     verdict_line = next(line for line in printed.splitlines() if line.startswith("verdict"))
     assert verdict_line.startswith(
-        ("verdict: consistent with training on these texts (p = ", "verdict: not distinguishable from unseen text")
-    ) or verdict_line.startswith("verdict withheld")
+        ("verdict: consistent with training on this work (", "verdict: not distinguishable from unseen text")
+    ) or verdict_line.startswith("verdict: verdict withheld")
     assert "prove" not in printed
 
-    # strict JSON: NaN/infinity (e.g. the df of a split with no evidence) must be written as null
     report = json.loads((output / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     passages = [json.loads(line) for line in (output / "passages.jsonl").read_text().splitlines()]
     scores = [json.loads(line) for line in (output / "scores.jsonl").read_text().splitlines()]
     n_suspect = sum(p["set"] == "suspect" for p in passages)
     n_control = sum(p["set"] == "control" for p in passages)
-    # one extraction over suspect and control passages together, one view (loss, zlib, min_k read the target)
+    # one extraction over suspect and control passages together, one view (loss, min_k read the target)
     assert extraction_calls == [(n_suspect + n_control, ["target"])]
+    # every passage on both sides has exactly the asked number of tokens
+    assert {p["token_end"] - p["token_start"] for p in passages} == {24}
+    assert {p["work"] for p in passages if p["set"] == "suspect"} == {"suspect"}
+    assert len({p["work"] for p in passages if p["set"] == "control"}) == 24
 
-    assert report["features"] == ["loss", "zlib", "min_k"]
-    assert report["passages"]["suspect"]["passages"] == n_suspect
-    assert report["passages"]["control"]["passages"] == n_control
-    assert report["passages"]["suspect"]["sources"] == 4 and report["passages"]["control"]["sources"] == 6
-    main_test = report["result"]["main"]
-    assert main_test["splits"] == 5 and len(main_test["per_split"]) == 5
-    assert 0.0 <= main_test["p_value"] <= 1.0
-    assert main_test["n_suspect"] == report["passages"]["suspect"]["tested"]
-    assert 0.0 <= report["result"]["negative_control"]["p_value"] <= 1.0
-    assert "whole sources" in report["result"]["negative_control"]["note"]
+    assert report["features"] == ["loss", "min_k"]
+    assert report["result"]["design"] == "work-level" and report["result"]["work_test"]["exact"]
+    assert report["passages"]["suspect"]["works"] == 1 and report["passages"]["control"]["works"] == 24
+    assert report["passages"]["suspect"]["cutting"]["tokens_unused"] >= 0
     assert report["verdict"] in ("consistent", "not distinguishable", "withheld")
-    assert report["result"]["p_value_curve"][-1]["p_value"] == main_test["p_value"]
-    assert report["blind_baseline"]["result"]["n_members"] == n_suspect
     assert report["models"]["target"]["adds_bos"] is True
-    assert report["settings"]["passage_tokens"] == 24 and report["settings"]["passage_stride"] == 24
+    assert report["settings"]["passage_tokens"] == 24 and report["settings"]["suspect_works"] == "one"
 
     # every passage maps back to its file, and its scores sit in scores.jsonl under the same id
     suspect_dir, control_dir = works
     by_id = {row["id"]: row for row in scores}
-    texts = set()
     for passage in passages:
         directory = suspect_dir if passage["set"] == "suspect" else control_dir
         source_text = (directory / passage["source"]).read_text(encoding="utf-8")
         text = source_text[passage["char_start"] : passage["char_end"]]
         assert text.strip()
-        texts.add(text)
         row = by_id[f"{passage['set']}:{passage['id']}"]
-        assert row["group"] == passage["set"] and row["label"] == (1 if passage["set"] == "suspect" else 0)
-        assert row["n_bytes"] == len(text.encode("utf-8"))
+        assert row["group"] == passage["work"] and row["label"] == (1 if passage["set"] == "suspect" else 0)
+        assert row["n_bytes"] == len(text.encode("utf-8")) and row["text_sha256"] == passage["text_sha256"]
         assert passage["in_test"] == (row["status"] == "ok")
     assert (output / "scores.jsonl.run.json").is_file()
-    assert (output / "p_value_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (output / "work_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (output / "summary.md").read_text()
     assert summary.startswith("# Dataset-level membership test") and "**Verdict:**" in summary
 
-    # a second run refuses to overwrite the report unless asked
+    # a second run refuses to overwrite the report unless asked, and reuses every passage's stats
     assert main(_args(tiny_llama, works, output)) == 2
     assert "report.json exists; pass --overwrite" in capsys.readouterr().err
     assert main(_args(tiny_llama, works, output, "--overwrite", "--splits", "2")) == 0
-    # the rerun found every passage's stats in the cache instead of running the model again (the cache is
-    # keyed by text, so passages with the same text share one entry)
     rerun = json.loads((output / "report.json").read_text())
-    assert rerun["execution"]["cache"]["hits"] == len(texts)
     assert rerun["execution"]["cache"]["stored"] == 0 < report["execution"]["cache"]["stored"]
+
+
+def test_one_control_source_gives_no_verdict_of_training(tiny_llama, works, tmp_path, capsys):
+    suspect, control = works
+    one_file = tmp_path / "later_chapters.txt"
+    one_file.write_text("\n\n".join(p.read_text(encoding="utf-8") for p in sorted(control.iterdir())))
+    assert main(_args(tiny_llama, (suspect, one_file), tmp_path / "report", "--splits", "3")) == 0
+    printed = capsys.readouterr().out
+    assert "design: passage-level (1 control work(s)" in printed
+    assert "qualification: between-work differences are not controlled" in printed
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["verdict"] in ("inconclusive", "not distinguishable", "withheld")
+    assert (tmp_path / "report" / "p_value_curve.png").is_file()
+
+
+def test_texts_on_both_sides_and_length_sensitive_scorers_are_refused(tiny_llama, works, tmp_path, capsys):
+    suspect, _ = works
+    assert main(_args(tiny_llama, (suspect, suspect), tmp_path / "out")) == 2
+    assert "appear in both the suspect and the control input" in capsys.readouterr().err
+    args = _args(tiny_llama, works, tmp_path / "out")
+    args[args.index("min_k")] = "zlib"
+    assert main(args) == 2
+    assert "zlib change with passage length" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_too_few_passages_is_an_error_naming_the_counts(tiny_llama, works, tmp_path, capsys):
@@ -158,15 +173,17 @@ def test_too_few_passages_is_an_error_naming_the_counts(tiny_llama, works, tmp_p
     args = _args(tiny_llama, (short, control), tmp_path / "out")
     assert main(args) == 2
     error = capsys.readouterr().err
-    assert "--suspect gives 1 passage(s)" in error and "at least 8 suspect and 16 control" in error
+    assert "--suspect gives 0 passage(s) of 24 tokens; 1 of 1 source(s) are shorter than one passage" in error
+    assert "at least 8 suspect and 16 control" in error
     assert not (tmp_path / "out").exists()
 
 
 def test_too_few_control_passages_fail_before_any_scoring(tiny_llama, works, tmp_path, capsys, monkeypatch):
-    # the negative control needs 2 x 8 control passages: 10 must be refused before the model scores anything
+    # the test needs 2 x 8 control passages: 10 must be refused before the model scores anything
     suspect, _ = works
     control = tmp_path / "control.jsonl"
-    control.write_text("".join(json.dumps({"id": f"c{i}", "text": f"The quiet river {i}."}) + "\n" for i in range(10)))
+    text = "The quiet river ran past the old mill and the farmer watched."  # 24-47 tokens: one passage
+    control.write_text("".join(json.dumps({"id": f"c{i}", "text": f"{i} {text}"}) + "\n" for i in range(10)))
 
     def no_scoring(*args, **kwargs):
         raise AssertionError("passages were scored although the test cannot run")
@@ -229,4 +246,48 @@ def test_a_model_trained_on_the_suspect_work_is_flagged(works, tmp_path, capsys)
     assert main(_args(trained, works, tmp_path / "report")) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["verdict"] == "consistent", capsys.readouterr().out
-    assert report["result"]["main"]["p_value"] <= 0.05 < report["result"]["negative_control"]["p_value"]
+    assert report["result"]["work_test"]["p_value"] <= 0.05 and report["result"]["design"] == "work-level"
+    assert not any(guard["fired"] for guard in report["result"]["safeguards"])
+
+
+@pytest.mark.slow
+def test_a_random_split_packaged_as_one_file_against_documents_is_not_called_trained(tmp_path, capsys):
+    """The review's case on the real model: Wikipedia paragraphs split at random, one half as one .txt file,
+    the other as a JSONL of paragraphs. Before the work-level design: "consistent with training, p = 3.4e-18"."""
+    from llm_mia.corpora import wikipedia_summaries
+
+    summaries = wikipedia_summaries()
+    titles = sorted(summaries)
+    random.Random(7).shuffle(titles)
+    pool = [t for t in titles if 60 <= len(summaries[t].split()) <= 140][:80]
+    (tmp_path / "suspect.txt").write_text("\n\n".join(summaries[t] for t in pool[:40]), encoding="utf-8")
+    (tmp_path / "control.jsonl").write_text(
+        "".join(json.dumps({"id": t, "text": summaries[t]}) + "\n" for t in pool[40:]), encoding="utf-8"
+    )
+    args = [
+        "dataset-test",
+        "--suspect",
+        str(tmp_path / "suspect.txt"),
+        "--control",
+        str(tmp_path / "control.jsonl"),
+        "--passage-tokens",
+        "48",
+        "--scorers",
+        "loss",
+        "min_k",
+        "min_k_plus_plus",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--no-cache",
+        "--splits",
+        "4",
+        "--output-dir",
+        str(tmp_path / "report"),
+    ]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["result"]["design"] == "work-level"
+    assert report["verdict"] != "consistent", capsys.readouterr().out
+    lengths = next(g for g in report["result"]["safeguards"] if g["name"] == "passage lengths")
+    assert not lengths["fired"]

@@ -70,7 +70,8 @@ def test_evaluate_scores_file_prints_table_and_writes_json_and_plots(shifted_set
     assert "evaluated 120 labelled documents" in printed and "1 unlabelled ignored" in printed
     for name in ("loss", "zlib", "blind baseline"):
         assert any(line.startswith(name) for line in printed.splitlines())
-    assert "(n=60)*" in printed and "TPR@0.1% FPR needs >= 1000 non-members" in printed
+    assert "(n=60)*" in printed and "TPR@0.1% FPR needs >= 10000 non-members" in printed
+    assert "best of 2 scorers tried: loss" in printed
     assert "WARNING: distribution shift" in printed
 
     report = json.loads((out / "evaluation.json").read_text())
@@ -82,8 +83,10 @@ def test_evaluate_scores_file_prints_table_and_writes_json_and_plots(shifted_set
     low, high = report["scorers"]["loss"]["auroc_ci"]
     assert low < expected < high
     tpr = {t["target_fpr"]: t for t in report["scorers"]["loss"]["tpr_at_fpr"]}
-    assert tpr[0.001]["resolvable"] is False and tpr[0.05]["resolvable"] is True
-    assert tpr[0.05]["n_nonmembers"] == 60
+    # 60 non-members allow 3 false positives at 5%: fewer than 10, so not resolved
+    assert tpr[0.001]["resolvable"] is False and tpr[0.05]["resolvable"] is False
+    assert tpr[0.05]["n_nonmembers"] == 60 and "bootstrap" in tpr[0.05]["tpr_ci_method"]
+    assert report["selection"]["best"] == "loss" and report["selection"]["family_wise_p"]["loss"] < 0.01
     assert report["blind_baseline"]["auroc"] > 0.95
     assert report["warning"] == report["blind_baseline"]["warning"] and report["warning"]
     assert report["scores"]["sha256"] and report["n_unlabelled"] == 1
@@ -153,6 +156,10 @@ def test_calibrate_then_verdict_round_trip(tmp_path, capsys):
     args = ["calibrate", "--controls", str(controls), "--fpr", "0.02", "--output", str(calibration)]
     assert main(args) == 0
     printed = capsys.readouterr().out
+    assert "calibrated loss at FPR 0.02 on 300 controls (0 of 300 rows excluded" in printed
+    assert "guarantee: FPR <= 0.02 on average over sets of 300 controls (marginal)" in printed
+    assert main([*args, "--overwrite", "--holdout", "0.5"]) == 0
+    printed = capsys.readouterr().out
     assert "calibrated loss at FPR 0.02 on 150 controls, 150 held out" in printed
     assert "(Clopper-Pearson)" in printed
 
@@ -165,7 +172,8 @@ def test_calibrate_then_verdict_round_trip(tmp_path, capsys):
     assert check["n_controls"] == 150 and check["fpr"] == check["false_positives"] / 150
 
     output = tmp_path / "verdicts.jsonl"
-    assert main(["verdict", "--calibration", str(calibration), "--scores", str(suspects), "--output", str(output)]) == 0
+    verdict_args = ["verdict", "--calibration", str(calibration), "--scores", str(suspects)]
+    assert main([*verdict_args, "--adjust", "none", "--output", str(output)]) == 0
     printed = capsys.readouterr().out
     assert "consistent with training on these texts" in printed and "prove" not in printed
     verdicts = [json.loads(line) for line in output.read_text().splitlines()]
@@ -183,9 +191,12 @@ def test_calibrate_then_verdict_round_trip(tmp_path, capsys):
     assert verdicts[3]["statement"].startswith("not distinguishable from unseen text")
     assert (tmp_path / "verdicts.jsonl.run.json").is_file()
 
-    # with Benjamini-Hochberg: adjusted p-values are reported
-    assert main(["verdict", "--calibration", str(calibration), "--scores", str(suspects), "--adjust", "bh"]) == 0
-    assert "p (BH)" in capsys.readouterr().out
+    # several documents: Benjamini-Hochberg by default, with adjusted p-values and what they guarantee
+    assert main(verdict_args) == 0
+    printed = capsys.readouterr().out
+    assert "p (BH)" in printed and "false discovery rate controlled at 0.02 across 4 documents" in printed
+    # 150 controls, 4 documents at q = 0.02: a discovery needs 2 documents above every control
+    assert "at least 2 of them score above every control" in printed
 
 
 def test_calibrate_and_verdict_refuse_unsound_inputs(tmp_path, capsys):
@@ -196,11 +207,11 @@ def test_calibrate_and_verdict_refuse_unsound_inputs(tmp_path, capsys):
     assert main(["calibrate", "--controls", str(mixed), "--output", str(calibration)]) == 2
     assert "5 row(s) are labelled 1 (member)" in capsys.readouterr().err
     assert main(["calibrate", "--controls", str(mixed), "--controls-from-labels", "--output", str(calibration)]) == 0
-    assert "on 147 controls, 148 held out" in capsys.readouterr().out  # the 295 rows labelled 0
+    assert "on 295 controls" in capsys.readouterr().out  # the 295 rows labelled 0
 
     few = _write_scores(tmp_path / "few.jsonl", "f", rng.normal(size=60), record_source="f")
     assert main(["calibrate", "--controls", str(few), "--fpr", "0.01", "--output", str(tmp_path / "c2.json")]) == 2
-    assert "30 controls cannot reach FPR 0.01" in capsys.readouterr().err
+    assert "60 controls cannot give a marginal FPR of 0.01" in capsys.readouterr().err
 
     # the calibration's own controls are not judged
     assert main(["verdict", "--calibration", str(calibration), "--scores", str(mixed)]) == 2

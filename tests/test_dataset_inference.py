@@ -1,220 +1,201 @@
-"""Dataset-level test statistics on simulated feature matrices with known shifts (no model involved)."""
+"""Dataset-level inference: the work-level permutation test, the choice of design, every safeguard firing on the
+case it exists for, and verdict-level false-positive rates on the designs that broke the passage-level test."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from llm_mia.dataset_inference import (
-    MIN_PASSAGES_PER_SET,
-    cohens_d,
-    combine_p_values,
+    PASSAGE_LEVEL,
+    WORK_LEVEL,
+    Safeguard,
     dataset_inference,
-    dataset_test,
-    negative_control,
-    p_value_curve,
-    split_test,
-    verdict_sentence,
+    format_check,
+    length_check,
+    min_control_works,
+    size_check,
 )
 from llm_mia.errors import LlmMiaError
+from llm_mia.metrics import clopper_pearson
+from llm_mia.work_permutation import work_permutation_test
 
 ALPHA = 0.05
 
 
-def _features(rng: np.random.Generator, n: int, shift: float = 0.0, n_features: int = 3) -> np.ndarray:
-    """Correlated membership-like features (as loss, zlib and min-k are), shifted up by ``shift`` for members."""
-    common = rng.normal(size=(n, 1))
-    return shift + 0.7 * common + 0.7 * rng.normal(size=(n, n_features))
+def _works(rng, n_works, passages, *, tau=0.0, shift=0.0, features=3, prefix="w"):
+    """Passages of ``n_works`` works: correlated membership-like features, a per-work offset ~ N(0, tau)."""
+    sizes = passages if isinstance(passages, list) else [passages] * n_works
+    offsets = rng.normal(0, tau, n_works)
+    names = [f"{prefix}{i}" for i, size in enumerate(sizes) for _ in range(size)]
+    common = rng.normal(size=(sum(sizes), 1))
+    x = 0.7 * common + 0.7 * rng.normal(size=(sum(sizes), features)) + np.repeat(offsets, sizes)[:, None] + shift
+    return x, names
 
 
-def _binomial_band(trials: int, rate: float, tail: float = 0.0005) -> tuple[int, int]:
-    """Counts a Binomial(trials, rate) falls outside with probability about 2 * tail."""
-    return int(stats.binom.ppf(tail, trials, rate)), int(stats.binom.isf(tail, trials, rate))
+# ------------------------------------------------------------------------------------- the permutation test
 
 
-def test_a_known_shift_is_detected_with_enough_passages():
-    for seed in range(5):
-        rng = np.random.default_rng(seed)
-        result = dataset_test(_features(rng, 200, shift=0.4), _features(rng, 200), seed=seed)
-        assert result.p_value < 0.01
-        assert np.median(result.effect_sizes) > 0.2
-        assert result.auroc > 0.55
-        assert all(split.n_test == (100, 100) and split.n_train == (100, 100) for split in result.splits)
-
-
-def test_p_value_falls_as_passages_are_added():
-    rng = np.random.default_rng(3)
-    curve = p_value_curve(_features(rng, 400, shift=0.3), _features(rng, 400), seed=0)
-    assert curve[0].n_suspect == MIN_PASSAGES_PER_SET and curve[-1].n_suspect == 400
-    assert curve[-1].n_control == 400
-    assert curve[-1].p_value < 1e-3 < curve[0].p_value
-    assert all(point.p_min <= point.p_median <= point.p_max for point in curve)
-    # the last point uses every passage with the same seed: it is the main test
-    assert curve[-1].p_value == dataset_test(*_regenerate(3, 400, 0.3), seed=0).p_value
-
-
-def _regenerate(seed: int, n: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return _features(rng, n, shift=shift), _features(rng, n)
-
-
-def test_without_a_shift_one_split_rejects_at_about_alpha():
-    # Under H0 the held-out half is independent of the fitted weights, so each split's Welch test rejects
-    # with probability alpha (times the chance that some weight is positive, ~1 with six features).
-    repetitions, rejections = 200, 0
-    for seed in range(repetitions):
-        rng = np.random.default_rng(1000 + seed)
-        result = dataset_test(
-            rng.normal(size=(40, 6)), rng.normal(size=(40, 6)), splits=1, seed=seed, clip_quantile=0.0
-        )
-        rejections += result.splits[0].p_value <= ALPHA
-    low, high = _binomial_band(repetitions, ALPHA)
-    assert low <= rejections <= high, f"{rejections}/{repetitions} rejections, expected {low}..{high}"
-
-
-def test_without_a_shift_the_combined_test_rejects_at_most_alpha():
-    repetitions, rejections = 200, 0
-    for seed in range(repetitions):
-        rng = np.random.default_rng(5000 + seed)
-        result = dataset_test(_features(rng, 30), _features(rng, 30), splits=3, seed=seed)
-        rejections += result.p_value <= ALPHA
-    _, high = _binomial_band(repetitions, ALPHA)
-    assert rejections <= high
-
-
-def test_a_suspect_set_that_looks_less_like_members_is_not_flagged():
-    # non-negative weights: being *different* in the non-member direction is no evidence of training
-    rng = np.random.default_rng(7)
-    result = dataset_test(_features(rng, 200, shift=-0.8), _features(rng, 200), seed=0)
-    assert result.p_value == 1.0
-    assert all(min(split.weights) >= 0.0 for split in result.splits)
-
-
-def test_one_feature_split_matches_the_welch_formula():
-    # With one feature, any positive weight gives the same t: Welch's t of the clipped raw feature.
-    rng = np.random.default_rng(11)
-    train_s, train_c = rng.normal(0.5, 1.0, (30, 1)), rng.normal(0.0, 2.0, (40, 1))
-    test_s, test_c = rng.normal(0.5, 1.0, (25, 1)), rng.normal(0.0, 2.0, (35, 1))
-    split = split_test(train_s, train_c, test_s, test_c, clip_quantile=0.1)
-    train = np.r_[train_s[:, 0], train_c[:, 0]]
-    low, high = np.percentile(train, 10), np.percentile(train, 90)
-    a, b = np.clip(test_s[:, 0], low, high), np.clip(test_c[:, 0], low, high)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    assert split.weights[0] > 0
-    assert split.t_statistic == pytest.approx(t, rel=1e-9)
-    assert split.degrees_of_freedom == pytest.approx(df, rel=1e-9)
-    assert split.p_value == pytest.approx(stats.t.sf(t, df), rel=1e-9)
-
-
-def test_weights_and_clipping_come_from_the_training_half_only():
-    rng = np.random.default_rng(5)
-    train_s, train_c = _features(rng, 50, shift=0.5), _features(rng, 50)
-    first = split_test(train_s, train_c, _features(rng, 50, shift=0.5), _features(rng, 50))
-    wild_test = _features(rng, 50, shift=0.5) * 100.0
-    second = split_test(train_s, train_c, wild_test, _features(rng, 50))
-    assert first.weights == second.weights
-
-
-def test_outliers_are_clipped_before_the_fit():
-    rng = np.random.default_rng(9)
-    suspect, control = _features(rng, 200, shift=0.4), _features(rng, 200)
-    polluted = control.copy()
-    polluted[:4] = 1e6  # four absurd control passages (e.g. a table of numbers) in the member direction
-    assert dataset_test(suspect, polluted, seed=0).p_value < 0.01
-
-
-def test_negative_control_withholds_the_verdict_when_control_sources_differ():
-    rng = np.random.default_rng(2)
-    suspect = _features(rng, 200, shift=0.5)
-    # two control sources that differ from each other as much as the suspect differs from them
-    control = np.vstack([_features(rng, 150), _features(rng, 150, shift=1.0)])
-    sources = ["later_chapters"] * 150 + ["other_author"] * 150
-    result = dataset_inference(suspect, control, control_groups=sources, seed=0)
-    assert "whole sources" in result.negative_control.note
-    assert result.negative_control.p_value <= ALPHA
-    assert result.verdict == "withheld"
-    assert verdict_sentence(result).startswith("verdict withheld")
-
-
-def test_clean_control_gives_a_verdict_and_a_quiet_negative_control():
-    rng = np.random.default_rng(4)
-    suspect, control = _features(rng, 200, shift=0.4), _features(rng, 240)
-    sources = [f"chapter{i // 20}" for i in range(240)]
-    result = dataset_inference(suspect, control, control_groups=sources, seed=0)
-    assert result.negative_control.p_value > ALPHA
-    assert result.verdict == "consistent"
-    sentence = verdict_sentence(result)
-    assert sentence.startswith("consistent with training on these texts (p = ")
-    assert "prove" not in sentence
-    unshifted = dataset_inference(_features(rng, 200), control, control_groups=sources, seed=0)
-    assert unshifted.verdict == "not distinguishable"
-    assert verdict_sentence(unshifted).startswith("not distinguishable from unseen text")
-    json.dumps(result.to_dict(), allow_nan=True)  # the report is plain data
-
-
-def test_negative_control_falls_back_to_passages_when_sources_are_too_uneven():
+def test_exact_enumeration_and_a_hand_checkable_extreme():
     rng = np.random.default_rng(0)
-    control = _features(rng, 40)
-    one_big_source = ["big"] * 35 + ["small"] * 5
-    result = negative_control(control, groups=one_big_source, seed=0)
-    assert "single passages" in result.note
-    assert negative_control(control, seed=0).note.endswith("(one control source)")
+    control, works = _works(rng, 19, 6, tau=0.2)
+    suspect, _ = _works(rng, 1, 6, shift=3.0, prefix="s")
+    result = work_permutation_test(np.vstack([suspect, control]), ["book"] * 6 + works, ["book"], seed=0)
+    # 20 works: 20 labellings, the suspect far above every control work: p = 1/20
+    assert result.exact and result.n_labellings == 20 and result.p_value == pytest.approx(0.05)
+    assert result.statistic == max(result.null) and result.work_statistics["book"] == result.statistic
+    assert all(w >= 0 for w in result.weights)
 
 
-def test_same_seed_same_result_other_seed_other_splits():
-    rng = np.random.default_rng(8)
-    suspect, control = _features(rng, 60, shift=0.2), _features(rng, 60)
-    first, again = (json.dumps(dataset_test(suspect, control, seed=1).to_dict()) for _ in range(2))
-    assert first == again  # (as text: a split without evidence has df = NaN, and NaN != NaN)
+def test_random_labellings_when_there_are_too_many_to_enumerate():
+    rng = np.random.default_rng(1)
+    x, works = _works(rng, 40, 4)
+    suspects = [f"w{i}" for i in range(10)]
+    result = work_permutation_test(x, works, suspects, permutations=99, splits=3, seed=0)
+    assert not result.exact and result.n_labellings == 100 and 0.01 <= result.p_value <= 1
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.2, 0.5])
+def test_one_unseen_work_against_many_is_rejected_at_most_at_alpha(tau):
+    # the review: between-work offsets of 0.2 and 0.5 SD made the passage-level test say "consistent" in
+    # 28/200 and 59/200 runs; here works are the units, so the offset is part of the null
+    rejections, reps = 0, 200
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        x, works = _works(rng, 30, list(rng.integers(3, 30, 30)), tau=tau)
+        result = work_permutation_test(x, works, ["w0"], splits=4, seed=rep)
+        rejections += result.p_value <= ALPHA
+    assert clopper_pearson(rejections, reps)[0] <= ALPHA, rejections
+
+
+def test_many_suspect_works_against_many_is_rejected_at_most_at_alpha_and_finds_a_real_shift():
+    rejections, found, reps = 0, 0, 100
+    for rep in range(reps):
+        rng = np.random.default_rng(1000 + rep)
+        x, works = _works(rng, 30, 4, tau=0.5)
+        suspects = [f"w{i}" for i in range(12)]
+        rejections += work_permutation_test(x, works, suspects, splits=3, permutations=199, seed=rep).p_value <= ALPHA
+        x[np.isin(works, suspects)] += 0.6  # the same works, now trained on
+        found += work_permutation_test(x, works, suspects, splits=3, permutations=199, seed=rep).p_value <= ALPHA
+    assert clopper_pearson(rejections, reps)[0] <= ALPHA, rejections
+    assert found / reps > 0.5, found
+
+
+def test_a_smaller_suspect_work_is_compared_on_as_many_passages():
+    # a 4-passage suspect work against 60-passage control works: with every passage its mean would be noisier
+    # than theirs and land in the tails more often (measured 46/200 rejections); every work enters with 4
+    rejections, reps = 0, 200
+    for rep in range(reps):
+        rng = np.random.default_rng(5000 + rep)
+        control, works = _works(rng, 25, 60, tau=0.1)
+        suspect, _ = _works(rng, 1, 4, tau=0.1, prefix="s")
+        result = work_permutation_test(np.vstack([suspect, control]), ["s"] * 4 + works, ["s"], splits=3, seed=rep)
+        rejections += result.p_value <= ALPHA
+    assert clopper_pearson(rejections, reps)[0] <= ALPHA, rejections
+    assert result.passages_per_work == 4
+
+
+def test_bad_inputs():
+    x = np.ones((6, 2))
+    with pytest.raises(LlmMiaError, match="suspect and one control work"):
+        work_permutation_test(x, ["a"] * 6, ["a"])
+    with pytest.raises(LlmMiaError, match="have no passages"):
+        work_permutation_test(x, ["a"] * 3 + ["b"] * 3, ["c"])
+    x[0, 0] = np.nan
+    with pytest.raises(LlmMiaError, match="every passage needs every score"):
+        work_permutation_test(x, ["a"] * 3 + ["b"] * 3, ["a"])
+
+
+# ------------------------------------------------------------------------------------- design and verdict
+
+
+def test_many_control_works_give_the_work_level_design_and_a_verdict():
+    rng = np.random.default_rng(4)
+    control, works = _works(rng, 30, 10, tau=0.2)
+    trained, _ = _works(rng, 1, 40, shift=1.5, prefix="s")
+    result = dataset_inference(trained, control, suspect_works=["book"] * 40, control_works=works, seed=0)
+    assert result.design == WORK_LEVEL and result.verdict == "consistent"
+    sentence = result.sentence()
+    assert sentence.startswith("consistent with training on this work (work-level permutation test, p = 0.032")
+    assert "if, untrained, the work would be like the control works" in sentence and "prove" not in sentence
+    unseen, _ = _works(rng, 1, 40, prefix="s")
+    quiet = dataset_inference(unseen, control, suspect_works=["book"] * 40, control_works=works, seed=0)
+    assert quiet.verdict == "not distinguishable"
+    assert "passage SDs above the control works" in quiet.sentence() and "not evidence" in quiet.sentence()
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_one_control_source_gives_no_verdict_of_training():
+    # the rights holder's usual setting: the book against one later text. Even a strong difference is only
+    # "inconclusive": between-work differences cannot be told from training
+    rng = np.random.default_rng(5)
+    suspect, control = rng.normal(size=(100, 3)) + 0.8, rng.normal(size=(120, 3))
+    result = dataset_inference(suspect, control, seed=0)
+    assert result.design == PASSAGE_LEVEL and result.passage_test.p_value < 1e-6
+    assert result.verdict == "inconclusive" and result.qualifications
+    assert "no verdict of training is given" in result.sentence()
+    assert min_control_works(ALPHA) == 19
+    few = dataset_inference(suspect, control, control_works=[f"c{i % 10}" for i in range(120)], seed=0)
     assert (
-        dataset_test(suspect, control, seed=1).p_values.tolist()
-        != dataset_test(suspect, control, seed=2).p_values.tolist()
+        few.design == PASSAGE_LEVEL and ">= 19 needed" not in few.design_reason and "needs >= 19" in few.design_reason
     )
 
 
-def test_combined_p_value_is_twice_the_median():
-    # hand-computed: median of (0.01, 0.02, 0.5) is 0.02
-    assert combine_p_values([0.01, 0.02, 0.5]) == pytest.approx(0.04)
-    assert combine_p_values([0.4, 0.9]) == 1.0
-    # valid under dependence: identical uniform p-values (the worst case) reject at most alpha
-    uniform = np.random.default_rng(0).uniform(size=20_000)
-    rate = np.mean([combine_p_values([p] * 5) <= ALPHA for p in uniform])
-    assert rate <= ALPHA
+def test_single_source_false_positives_at_the_verdict_level():
+    # one unseen work against one control source that differs by 0.5 SD: the passage-level test rejects most of
+    # the time, but the verdict "consistent" is never given
+    consistent, significant, reps = 0, 0, 50
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        result = dataset_inference(rng.normal(size=(60, 3)) + 0.5, rng.normal(size=(60, 3)), seed=rep, splits=3)
+        consistent += result.verdict == "consistent"
+        significant += result.passage_test.p_value <= ALPHA
+    assert consistent == 0 and significant > reps / 2
 
 
-def test_cohens_d_by_hand():
-    # means 2 and 1, both sample variances 1: d = 1
-    assert cohens_d([1.0, 2.0, 3.0], [0.0, 1.0, 2.0]) == pytest.approx(1.0)
-    # means 3 and 1; variances 4 (n=3) and 1 (n=3): pooled = (2*4 + 2*1)/4 = 2.5
-    assert cohens_d([1.0, 3.0, 5.0], [0.0, 1.0, 2.0]) == pytest.approx(2.0 / math.sqrt(2.5))
+def test_the_negative_control_fires_when_control_works_come_from_two_different_collections():
+    # control works of two kinds, given collection by collection (the second shifted): the first half against
+    # the second rejects, and the verdict is withheld: a suspect like the second kind would look trained
+    rng = np.random.default_rng(6)
+    plain, plain_works = _works(rng, 20, 8)
+    other, other_works = _works(rng, 20, 8, shift=1.5, prefix="o")
+    control, works = np.vstack([plain, other]), plain_works + other_works
+    suspect, _ = _works(rng, 1, 8, shift=1.5, prefix="s")
+    result = dataset_inference(suspect, control, suspect_works=["book"] * 8, control_works=works, seed=0)
+    guard = next(s for s in result.safeguards if s.name == "negative control")
+    assert guard.fired and result.verdict == "withheld" and result.sentence().startswith("verdict withheld")
 
 
-def test_too_few_passages_name_the_counts_and_the_minimum():
+def test_length_format_and_size_checks_fire_on_their_cases():
+    assert length_check([128] * 50, [83] * 50).fired and not length_check([64] * 50, [63] * 50).fired
+    rng = np.random.default_rng(7)
+    control_format = np.c_[rng.normal(4.5, 0.2, 200), rng.normal(0.6, 0.02, 200)]
+    control_works = [f"c{i // 10}" for i in range(200)]
+    prose = np.c_[rng.normal(4.5, 0.2, 30), rng.normal(0.6, 0.02, 30)]
+    code = np.c_[rng.normal(2.5, 0.2, 30), rng.normal(0.35, 0.02, 30)]
+    assert not format_check(prose, ["book"] * 30, control_format, control_works).fired
+    fired = format_check(code, ["book"] * 30, control_format, control_works)
+    assert fired.fired and "robust SDs" in fired.detail
+    assert size_check([f"s{i}" for i in range(30)], [f"c{i // 50}" for i in range(500)]).fired
+    assert not size_check([f"s{i // 5}" for i in range(30)], [f"c{i // 5}" for i in range(500)]).fired
+
+
+def test_a_fired_safeguard_from_the_caller_withholds_the_verdict():
+    rng = np.random.default_rng(8)
+    control, works = _works(rng, 30, 10)
+    trained, _ = _works(rng, 1, 40, shift=1.5, prefix="s")
+    blind = Safeguard("blind baseline", True, "the suspect text is told from the control works without the model")
+    result = dataset_inference(
+        trained, control, suspect_works=["b"] * 40, control_works=works, extra_safeguards=[blind], seed=0
+    )
+    assert result.verdict == "withheld" and "blind baseline" in result.sentence()
+
+
+def test_too_few_passages_and_bad_settings():
     rng = np.random.default_rng(0)
-    with pytest.raises(LlmMiaError, match=r"at least 8 suspect and 8 control passages.*got 5 suspect and 30 control"):
-        dataset_test(rng.normal(size=(5, 2)), rng.normal(size=(30, 2)))
-    with pytest.raises(LlmMiaError, match=r"at least 8 suspect and 16 control passages.*got 20 suspect and 12 control"):
+    with pytest.raises(LlmMiaError, match=r"at least 8 suspect and 16 control passages; got 20 and 12"):
         dataset_inference(rng.normal(size=(20, 2)), rng.normal(size=(12, 2)))
-
-
-def test_bad_inputs_are_refused_with_the_fix():
-    rng = np.random.default_rng(0)
-    suspect, control = rng.normal(size=(20, 2)), rng.normal(size=(20, 3))
-    with pytest.raises(LlmMiaError, match="same scorers"):
-        dataset_test(suspect, control)
-    holes = rng.normal(size=(20, 2))
-    holes[3, 1] = np.nan
-    with pytest.raises(LlmMiaError, match="row 3"):
-        dataset_test(holes, rng.normal(size=(20, 2)))
     with pytest.raises(LlmMiaError, match="alpha"):
-        dataset_inference(suspect, rng.normal(size=(20, 2)), alpha=1.5)
-    with pytest.raises(LlmMiaError, match="clip_quantile"):
-        dataset_test(suspect, rng.normal(size=(20, 2)), clip_quantile=0.5)
-    with pytest.raises(LlmMiaError, match="feature names"):
-        dataset_test(suspect, rng.normal(size=(20, 2)), feature_names=["loss"])
+        dataset_inference(rng.normal(size=(20, 2)), rng.normal(size=(20, 2)), alpha=1.5)

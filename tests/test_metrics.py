@@ -1,4 +1,5 @@
-"""Metrics against scikit-learn, brute force and hand-computed values; bootstrap coverage; resolution flags."""
+"""Metrics against scikit-learn, brute force and hand-computed values; interval coverage; resolution flags; the
+best-of-several correction."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from sklearn.metrics import roc_auc_score
 
 from llm_mia.errors import InputError
 from llm_mia.metrics import (
+    MIN_FALSE_POSITIVES,
     auroc,
-    bootstrap_auroc_ci,
+    auroc_interval,
     clopper_pearson,
     evaluate_frame,
     evaluate_scorer,
+    format_p_value,
+    max_auroc_permutation_test,
     oracle_balanced_accuracy,
     tpr_at_fpr,
 )
@@ -68,8 +72,9 @@ def test_tpr_at_fpr_hand_computed():
     # FPR <= 0.2 allows one non-member above threshold: t = 0.45 flags 0.5 (FP) and 0.45, 0.6, 0.7 -> TPR 3/5
     result = tpr_at_fpr(scores, labels, target_fpr=0.2)
     assert (result.tpr, result.achieved_fpr, result.threshold) == (0.6, 0.2, 0.45)
-    assert (result.n_members, result.n_nonmembers, result.resolvable) == (5, 5, True)
-    # FPR 0.1 < 1/5: only FPR 0 is reachable: t = 0.6 -> TPR 2/5, flagged as unresolvable
+    # 5 non-members x 0.2 = 1 false positive allowed, fewer than 10: not resolved
+    assert (result.n_members, result.n_nonmembers, result.resolvable) == (5, 5, False)
+    # FPR 0.1 < 1/5: only FPR 0 is reachable: t = 0.6 -> TPR 2/5
     strict = tpr_at_fpr(scores, labels, target_fpr=0.1)
     assert (strict.tpr, strict.achieved_fpr, strict.resolvable) == (0.4, 0.0, False)
 
@@ -86,24 +91,32 @@ def test_tpr_at_fpr_matches_brute_force():
 
 def test_resolution_flag_and_note():
     rng = np.random.default_rng(3)
-    labels = np.r_[np.ones(50, int), np.zeros(50, int)]
-    scores = rng.normal(size=100) + labels
-    result = tpr_at_fpr(scores, labels, target_fpr=0.01)
-    assert not result.resolvable
-    assert result.min_resolvable_fpr == pytest.approx(0.02)
-    assert "1/50" in result.note() and ">= 100 non-members" in result.note()
-    assert tpr_at_fpr(scores, labels, target_fpr=0.05).note() is None
-    # exactly 1/n = FPR is resolvable
-    labels = np.r_[np.ones(10, int), np.zeros(100, int)]
-    assert tpr_at_fpr(rng.normal(size=110), labels, target_fpr=0.01).resolvable
+    labels = np.r_[np.ones(50, int), np.zeros(200, int)]
+    scores = rng.normal(size=250) + labels
+    result = tpr_at_fpr(scores, labels, target_fpr=0.01, n_bootstrap=50)
+    assert not result.resolvable and result.needed_nonmembers == 1000
+    assert "200 non-members, which allow 2 false positive(s)" in result.note()
+    assert ">= 1000 non-members" in result.note()
+    assert not tpr_at_fpr(scores, labels, target_fpr=0.04, n_bootstrap=50).resolvable  # 8 allowed
+    # exactly n x FPR = 10 is resolved
+    assert tpr_at_fpr(scores, labels, target_fpr=0.05, n_bootstrap=50).note() is None
+    assert MIN_FALSE_POSITIVES == 10
 
 
-def test_tpr_ci_is_clopper_pearson_over_members():
-    scores = [0.1, 0.2, 0.3, 0.9, 0.8, 0.05]
-    labels = [0, 0, 0, 1, 1, 1]
-    result = tpr_at_fpr(scores, labels, target_fpr=0.3)
-    assert result.tpr == pytest.approx(2 / 3)
-    assert result.tpr_ci == pytest.approx(clopper_pearson(2, 3))
+def test_tpr_interval_rechooses_the_threshold_and_covers():
+    # members ~ N(d, 1), non-members ~ N(0, 1): true TPR at FPR f = Phi(d - z_{1-f})
+    d, target, reps, covered = 1.5, 0.05, 120, 0
+    truth = norm.sf(norm.isf(target) - d)
+    labels = np.r_[np.ones(100, int), np.zeros(200, int)]
+    for rep in range(reps):
+        rng = np.random.default_rng(2000 + rep)
+        scores = np.r_[rng.normal(d, 1, 100), rng.normal(0, 1, 200)]
+        low, high = tpr_at_fpr(scores, labels, target_fpr=target, n_bootstrap=300, seed=rep).tpr_ci
+        covered += low <= truth <= high
+    # measured 0.93-0.96 over settings; the Clopper-Pearson interval that ignored the threshold covered 40-83%
+    assert 0.88 <= covered / reps <= 0.995
+    same = tpr_at_fpr(scores, labels, target_fpr=target, n_bootstrap=300, seed=reps - 1)
+    assert same.tpr_ci == (low, high)  # seeded
 
 
 def test_clopper_pearson_closed_forms():
@@ -124,31 +137,68 @@ def test_oracle_balanced_accuracy_matches_brute_force():
     assert oracle_balanced_accuracy([0.0, 1.0, 2.0, 3.0], [0, 0, 1, 1]) == 1.0
 
 
-def test_bootstrap_is_seeded_and_paired():
+def test_delong_variance_matches_a_brute_force_computation():
     rng = np.random.default_rng(5)
-    labels = np.r_[np.ones(40, int), np.zeros(60, int)]
-    scores = rng.normal(size=100) + labels
-    first = bootstrap_auroc_ci(scores, labels, n_bootstrap=200, seed=7)
-    assert first == bootstrap_auroc_ci(scores, labels, n_bootstrap=200, seed=7)
-    assert first != bootstrap_auroc_ci(scores, labels, n_bootstrap=200, seed=8)
-    # a strictly increasing transform keeps every resample's AUROC, so paired resampling gives the same interval
-    assert bootstrap_auroc_ci(np.exp(scores), labels, n_bootstrap=200, seed=7) == pytest.approx(first)
-    low, high = first
-    assert low < auroc(scores, labels) < high
+    members, nonmembers = rng.integers(0, 8, 13).astype(float) + 1, rng.integers(0, 8, 17).astype(float)
+    psi = (members[:, None] > nonmembers[None, :]) + 0.5 * (members[:, None] == nonmembers[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    area = psi.mean()
+    variance = v10.var(ddof=1) / 13 + v01.var(ddof=1) / 17
+    half = norm.ppf(0.975) * np.sqrt(variance) / (area * (1 - area))
+    logit = np.log(area / (1 - area))
+    expected = (1 / (1 + np.exp(-(logit - half))), 1 / (1 + np.exp(-(logit + half))))
+    low, high, method = auroc_interval(np.r_[members, nonmembers], np.r_[np.ones(13), np.zeros(17)])
+    assert (low, high) == pytest.approx(expected) and method == "DeLong, logit scale"
+    # a strictly increasing transform changes no placement, so the interval is the same
+    assert auroc_interval(np.exp(np.r_[members, nonmembers]), np.r_[np.ones(13), np.zeros(17)])[:2] == (low, high)
 
 
-def test_bootstrap_interval_covers_true_auc_about_95_percent():
-    # members ~ N(d, 1), non-members ~ N(0, 1): true AUROC = Phi(d / sqrt(2))
-    d, n, reps = 1.0, 80, 100
-    true_auc = norm.cdf(d / np.sqrt(2))
+@pytest.mark.parametrize(("area", "n"), [(0.75, 24), (0.97, 24), (0.9, 80)])
+def test_auroc_interval_covers_at_small_n_and_high_auroc(area, n):
+    # members ~ N(d, 1), non-members ~ N(0, 1): true AUROC = Phi(d / sqrt(2)); the percentile bootstrap it
+    # replaces covered 0.873 at AUROC 0.97 with 24 + 24 texts and collapsed to [1, 1] under perfect separation
+    d = np.sqrt(2) * norm.ppf(area)
     labels = np.r_[np.ones(n, int), np.zeros(n, int)]
-    covered = 0
+    covered, reps = 0, 300
     for rep in range(reps):
         rng = np.random.default_rng(1000 + rep)
-        scores = np.r_[rng.normal(d, 1, n), rng.normal(0, 1, n)]
-        low, high = bootstrap_auroc_ci(scores, labels, n_bootstrap=300, seed=rep)
-        covered += low <= true_auc <= high
-    assert 0.87 <= covered / reps <= 0.995
+        low, high, _ = auroc_interval(np.r_[rng.normal(d, 1, n), rng.normal(0, 1, n)], labels)
+        covered += low <= area <= high
+    assert 0.925 <= covered / reps <= 0.995, covered / reps
+
+
+def test_perfect_separation_gets_an_exact_bound_not_a_point():
+    labels = np.r_[np.ones(24, int), np.zeros(24, int)]
+    scores = np.r_[np.arange(24) + 100.0, np.arange(24)]
+    low, high, method = auroc_interval(scores, labels)
+    assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 24)) and method.startswith("exact")
+    assert 0.85 < low < 0.86  # 24 + 24 texts cannot show an AUROC above about 0.86 with 95% confidence
+    # the bound is valid: with AUROC just at it, perfect separation happens at most 2.5% of the time
+    d = np.sqrt(2) * norm.ppf(low)
+    rng = np.random.default_rng(0)
+    perfect = np.mean([rng.normal(d, 1, 24).min() > rng.normal(0, 1, 24).max() for _ in range(4000)])
+    assert perfect <= 0.025
+    assert auroc_interval(-scores, labels)[:2] == pytest.approx((0.0, 1 - low))
+
+
+def test_best_of_several_scorers_is_corrected():
+    # six correlated scorers, no signal: the uncorrected best interval excludes chance far more than 2.5% of the
+    # time (measured 9-13% by the review); the max-T p-value rejects at about 5%
+    rejections, uncorrected, reps = 0, 0, 200
+    labels = np.r_[np.ones(40, int), np.zeros(40, int)]
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        common = rng.normal(size=(80, 1))
+        matrix = 0.7 * common + 0.7 * rng.normal(size=(80, 6))
+        test = max_auroc_permutation_test(matrix, labels, names=list("abcdef"), n_permutations=199, seed=rep)
+        rejections += test.family_p[test.best] <= 0.05
+        uncorrected += auroc_interval(matrix[:, "abcdef".index(test.best)], labels)[0] > 0.5
+    assert clopper_pearson(rejections, reps)[0] <= 0.05 and rejections / reps <= 0.09, rejections
+    assert uncorrected > rejections
+
+
+def test_p_values_are_printed_no_finer_than_their_assumptions():
+    assert format_p_value(3.41e-18) == "< 1e-06" and format_p_value(0.0123) == "0.012"
 
 
 def test_evaluate_scorer_excludes_missing_and_masked_rows():
@@ -161,6 +211,7 @@ def test_evaluate_scorer_excludes_missing_and_masked_rows():
     assert result.auroc == 1.0
     assert set(result.tpr_at_fpr) == {0.001, 0.01, 0.05}
     assert result.to_dict()["tpr_at_fpr"][0]["note"].startswith("TPR@0.1% FPR rests on 2 non-members")
+    assert result.to_dict()["auroc_ci_method"].startswith("exact bound")
 
 
 def test_evaluate_frame_ignores_unlabelled_and_excludes_bad_status():

@@ -3,18 +3,24 @@
 examples:
   llm-mia score --input after_cutoff.jsonl --scorers min_k_plus_plus --output controls.jsonl
   llm-mia calibrate --controls controls.jsonl --fpr 0.01 --output calibration.json
-  llm-mia calibrate --controls controls.jsonl --scorer loss --fpr 0.05 --holdout 0.3 --seed 1
-  llm-mia calibrate --controls labelled_scores.jsonl --controls-from-labels --scorer zlib --fpr 0.01
+  llm-mia calibrate --controls controls.jsonl --scorer loss --fpr 0.01 --guarantee conditional
+  llm-mia calibrate --controls labelled_scores.jsonl --controls-from-labels --scorer zlib --fpr 0.05
   llm-mia verdict --calibration calibration.json --scores suspects.jsonl
 
 Controls are texts the model cannot have seen (published after its training cutoff, or held out by
-construction), scored with the same model and scorer as the documents you will judge. The controls are split
-at random (--holdout, --seed): the threshold is fitted on one part, and the FPR it actually achieves is
-measured on the other and reported with an exact (Clopper-Pearson) interval. With n fitted controls the
-smallest p-value is 1/(n+1): an FPR of 1% needs at least 99, 0.1% at least 999.
+construction), of the same kind, length and format as the documents you will judge, scored with the same
+model and scorer. The threshold is fitted on all of them. Two guarantees:
+  marginal     (default) FPR <= the target on average over control sets; for your one set the FPR exceeds
+               the target with a probability printed beside the threshold (0.37 for 100 controls at 1%).
+               Needs >= 99 controls for 1%, 999 for 0.1%.
+  conditional  FPR <= the target with 95% confidence (--delta 0.05) for this very set of controls
+               (Vovk 2012); needs >= 299 controls for 1%, 59 for 5%.
+--holdout measures the FPR reached on held-out controls instead (a check that halves the controls and
+cannot confirm a 1% target at these sizes; off by default).
 
-The calibration file holds the fitted controls, the threshold, the held-out check and the run record of the
-control scores (model, scorers, settings), so `llm-mia verdict` can refuse scores from another model.
+The calibration file holds the controls, the threshold, the guarantee, every control text's SHA-256 and
+length, and the run record of the control scores (model, scorers, settings), so `llm-mia verdict` can refuse
+scores from another model, documents that are themselves controls, and texts unlike the controls in length.
 """
 
 from __future__ import annotations
@@ -29,7 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", help="score column to calibrate (required when the file has several)")
     parser.add_argument("--fpr", type=float, default=0.01, help="target false-positive rate (default: 0.01)")
     parser.add_argument(
-        "--holdout", type=float, default=0.5, help="fraction of controls held out to measure the FPR (default: 0.5)"
+        "--guarantee",
+        choices=("marginal", "conditional"),
+        default="marginal",
+        help="FPR on average over control sets (marginal, default) or with confidence 1 - delta for this set",
+    )
+    parser.add_argument("--delta", type=float, default=0.05, help="1 - confidence of the conditional guarantee")
+    parser.add_argument(
+        "--holdout", type=float, default=0.0, help="fraction of controls held out to measure the FPR (default: 0)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fit / held-out split (default: 0)")
     parser.add_argument("--confidence", type=float, default=0.95, help="level of the FPR interval (default: 0.95)")
@@ -49,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     settings = CalibrationSettings(
         scorer=args.scorer,
         fpr=args.fpr,
+        guarantee=args.guarantee,
+        delta=args.delta,
         holdout=args.holdout,
         seed=args.seed,
         confidence=args.confidence,

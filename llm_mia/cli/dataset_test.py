@@ -1,37 +1,43 @@
-"""Dataset-level test: was a whole work (a book, an article collection) in the model's training data?
+"""Dataset-level test: was a whole work (a book, a site, an article collection) in the model's training data?
 
 examples:
-  llm-mia dataset-test --suspect my_book/ --control my_later_chapters/ --output-dir report/
-  llm-mia dataset-test --model ./model --suspect book.md --control after_cutoff.jsonl --output-dir report/ \\
-      --passage-tokens 256 --scorers loss zlib lowercase min_k:k=0.1,0.2 min_k_plus_plus --splits 20
+  llm-mia dataset-test --suspect my_book/ --control other_books/ --output-dir report/
+  llm-mia dataset-test --model ./model --suspect book.md --control after_cutoff.jsonl --control-works group \
+      --output-dir report/ --passage-tokens 256 --scorers loss lowercase min_k:k=0.1,0.2 min_k_plus_plus
 
-The suspect work and the control texts are cut into passages of --passage-tokens tokens (each traceable to
-its file and character offsets), every passage is scored by several scorers in one extraction pass per model
-and text variant, and the scores are aggregated as in Maini et al. 2024 ("LLM Dataset Inference"): outliers
-clipped, features standardised, a non-negative linear combination learned on one half of the passages, and a
-one-sided Welch t-test on the other half (suspect passages score higher?). This is repeated over --splits
-random half-splits and their p-values are combined as min(1, 2 x median) (Meinshausen et al. 2009). A
-negative control runs in the same pass: the control passages split in two and tested against each other. If
-it rejects, the verdict is withheld.
+The unit of the claim is the work, not the passage. The suspect work (by default everything in --suspect is
+one work, whatever the number of files) is compared with control *works*: separate works of the same kind
+(other authors' books or articles of the same genre, language, format and era) that the model cannot have
+seen, e.g. published after its data cutoff. By default every control file or document is a separate work;
+use --control-works group with a group column when several documents belong to one work.
 
-The control set decides what the result means. It must be text the model cannot have seen, of the same kind
-as the suspect work. Ways to build one:
-  - held-out chapters or articles written after the model was trained (same author, same style);
-  - text of the same genre published after the model's training-data cutoff;
-  - paraphrases of the suspect work (same content in new words; a model that saw the original prefers it).
-Do not use a different genre, language or era: the test would detect that difference instead.
+Every passage on both sides has exactly --passage-tokens tokens (the tail of each text that does not fill a
+passage is counted and reported, not used), so a work given as one file and controls given as short
+documents are cut the same way. Passages are scored in one pass per model and text variant. Scorers that
+change with length alone (zlib) are left out.
 
-Inputs: a .txt or .md file, a directory of them (one source per file), or a .jsonl/.json/.csv/.parquet file
-(one source per document). Controls from several sources make the negative control stronger: it then splits
-whole sources, the way suspect and control differ.
+Design and verdict:
+  work-level     >= 19 control works (for alpha 0.05; 1 / (works + 1) is the smallest p): the suspect work is
+                 ranked among all works by a statistic computed the same way for every labelling (a
+                 non-negative combination of the scores fitted on half of each work's passages, the
+                 difference of work means on the other half), so differences between works are in the null.
+                 "consistent with training on this work" at p <= alpha: false-positive rate <= alpha per work
+                 if, untrained, the work would be like the control works.
+  passage-level  fewer control works, or one control source: the passage-level test of Maini et al. 2024 is
+                 reported, but between-work differences are not controlled, so a significant result is
+                 "inconclusive", never "consistent with training".
+Safeguards that withhold the verdict: a negative control with the main test's structure (control works left
+out as pseudo-suspects), equal passage lengths, a format check (bytes per token, compressibility), a blind
+baseline (can the suspect text be told from the control works without the model?) and, for several suspect
+works, comparable work sizes. "Not distinguishable" comes with the effect the test could have detected; it
+is not evidence that the work was not trained on.
 
-Scores are kept in the stats cache (--cache-dir, --no-cache), so a second test on the same passages with
-other --splits, --alpha or controls reuses them instead of running the model again.
+Later chapters of the same book, paraphrases of the work, or post-cutoff text of another genre are not valid
+control works: they differ from the work in ways the test would report as training (Das et al. 2024; Zhao et
+al. 2025).
 
-Output (--output-dir): report.json (everything, per split), summary.md, p_value_curve.png (p-value against
-the number of passages), scores.jsonl (+ .run.json: models, scorers, settings, input hashes) and
-passages.jsonl (source file and character offsets of every passage). The verdict reads "consistent with
-training on these texts" or "not distinguishable from unseen text"; a statistical test never proves training.
+Output (--output-dir): report.json (everything), summary.md, work_test.png or p_value_curve.png,
+scores.jsonl (+ .run.json) and passages.jsonl (file, work and character offsets of every passage).
 """
 
 from __future__ import annotations
@@ -39,9 +45,11 @@ from __future__ import annotations
 import argparse
 
 from llm_mia.cli.common import add_model_arguments, add_scorer_arguments, scoring_settings_from_args
-from llm_mia.dataset_inference import DEFAULT_ALPHA, DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS
+from llm_mia.dataset_inference import DEFAULT_ALPHA
+from llm_mia.half_split import DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS
 from llm_mia.outputs import check_output_dir
-from llm_mia.passages import DEFAULT_PASSAGE_TOKENS
+from llm_mia.passages import DEFAULT_PASSAGE_TOKENS, WORK_UNITS
+from llm_mia.work_permutation import DEFAULT_PERMUTATIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,20 +58,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--control",
         required=True,
-        help="text the model cannot have seen, of the same kind (see above for what qualifies)",
+        help="control works the model cannot have seen, of the same kind (see above for what qualifies)",
+    )
+    group.add_argument(
+        "--suspect-works",
+        choices=WORK_UNITS,
+        default="one",
+        help="the suspect input is one work (default), a work per file/document (sources) or per group column",
+    )
+    group.add_argument(
+        "--control-works",
+        choices=WORK_UNITS,
+        default="sources",
+        help="each control file/document is a separate work (sources, default), or works by group column, or one",
     )
     group.add_argument(
         "--passage-tokens",
         type=int,
         default=DEFAULT_PASSAGE_TOKENS,
-        help=f"passage length in target-model tokens (default: {DEFAULT_PASSAGE_TOKENS}); passages longer than "
-        f"the model's context are scored in windows, never truncated",
+        help=f"tokens in every passage, suspect and control alike (default: {DEFAULT_PASSAGE_TOKENS}); tails "
+        f"shorter than that are reported and not used",
     )
     group.add_argument(
         "--passage-stride",
         type=int,
         help="tokens between passage starts (default: the passage length, no overlap; overlapping passages "
-        "are not independent and make the t-test over-confident)",
+        "are not independent)",
     )
     add_model_arguments(parser)
     add_scorer_arguments(parser)
@@ -71,6 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     test.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="significance level (default: 0.05)")
     test.add_argument(
         "--splits", type=int, default=DEFAULT_SPLITS, help=f"random half-splits (default: {DEFAULT_SPLITS})"
+    )
+    test.add_argument(
+        "--permutations",
+        type=int,
+        default=DEFAULT_PERMUTATIONS,
+        help=f"random labellings of the works when they are too many to enumerate (default: {DEFAULT_PERMUTATIONS})",
     )
     test.add_argument(
         "--clip-quantile",
@@ -89,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = DatasetTestSettings(
         scoring=scoring_settings_from_args(args),
+        suspect_works=args.suspect_works,
+        control_works=args.control_works,
+        permutations=args.permutations,
         passage_tokens=args.passage_tokens,
         passage_stride=args.passage_stride,
         alpha=args.alpha,

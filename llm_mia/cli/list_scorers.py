@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     for scorer in all_scorers().values():
         params = ", ".join(f"{k}={v}" for k, v in scorer.defaults.items()) or "-"
-        print(f"{scorer.name:<18} reads: {', '.join(scorer.views):<22} params: {params:<8} {scorer.summary}")
+        length = "" if scorer.length_invariant else " [length-sensitive: left out of dataset tests]"
+        print(f"{scorer.name:<18} reads: {', '.join(scorer.views):<22} params: {params:<8} {scorer.summary}{length}")
         if args.verbose_docs:
             print("\n".join("    " + line for line in scorer.doc.splitlines()) + "\n")
     print("all scores: higher = more likely a member")

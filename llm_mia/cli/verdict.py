@@ -2,20 +2,23 @@
 
 examples:
   llm-mia verdict --calibration calibration.json --scores suspects.jsonl
-  llm-mia verdict --calibration calibration.json --scores suspects.jsonl --adjust bh --output verdicts.csv
+  llm-mia verdict --calibration calibration.json --scores suspects.jsonl --adjust none --output verdicts.csv
 
 For each document: p = (1 + #{controls >= score}) / (n + 1) against the n calibration controls, and
-  member        "consistent with training on this text" : p <= alpha (alpha = the calibrated FPR),
-  non-member    "not distinguishable from unseen text"  : p > alpha,
-  inconclusive  no score, or (with --adjust bh) p <= alpha alone but not after the Benjamini-Hochberg
-                adjustment across the documents.
-A member verdict holds the FPR at alpha for one document judged alone; when judging many, --adjust bh
-controls the false discovery rate among those flagged. A non-member verdict is not evidence that the model
-never saw the text: this scorer on this model could not tell. A verdict is evidence with a stated error
-rate, not certainty.
+  member        "consistent with training on this text": score above the calibrated threshold, or, across
+                several documents (Benjamini-Hochberg, the default there), BH-adjusted p <= alpha;
+  non-member    "not distinguishable from unseen text";
+  inconclusive  no score; a text longer, shorter or denser (bytes per token) than every control, whose score
+                is not comparable with theirs; or (with BH) p <= alpha alone but not after the adjustment.
+Judged one at a time, alpha x N of N unseen documents would be called members; across several documents BH
+(the default) keeps the expected share of unseen documents among those called members at alpha instead, and
+the output says when too few controls make a discovery impossible. The guarantee of the threshold (marginal:
+on average over control sets; conditional: with stated confidence for this set) is printed with it. A
+non-member verdict is not evidence that the model never saw the text: this scorer on this model could not
+tell. A verdict is evidence with a stated error rate, not certainty.
 
 The scores must come from the same model, scorer and settings as the controls (checked against both run
-records) and must not include the controls themselves.
+records) and must not include any control text (checked by SHA-256, whatever the ids or files).
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scores", required=True, help="score file (.jsonl/.csv) of the documents to judge")
     parser.add_argument(
         "--adjust",
-        choices=ADJUSTMENTS,
-        default="none",
-        help="multiple-testing adjustment across documents: none (default) or bh (Benjamini-Hochberg)",
+        choices=("auto", *ADJUSTMENTS),
+        default="auto",
+        help="multiple-testing adjustment across documents: auto (default: bh, Benjamini-Hochberg, for more than "
+        "one document under a marginal calibration), bh or none (each document judged alone)",
     )
     parser.add_argument("--output", help="write one row per document to this .jsonl or .csv file")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
     settings = VerdictSettings(adjust=args.adjust, allow_mismatch=args.allow_mismatch)
-    calibration = Calibration.read(args.calibration, adjust=args.adjust)
+    calibration = Calibration.read(args.calibration)
     report = judge_score_file(calibration, args.scores, settings)
     for line in report.header_lines():
         print(line)

@@ -28,14 +28,16 @@ def perplexity(target: TokenStats) -> float:
     return -math.exp(require_scored(target).nll)
 
 
-@register("zlib")
+@register("zlib", length_invariant=False)
 def zlib(target: TokenStats) -> float:
     """Loss relative to zlib entropy: score = -NLL / len(zlib.compress(utf8(x))).
 
     Texts that compress well are easy for any model; dividing by the compressed length discounts that.
     Direction: higher = more likely member. Source: Carlini et al. 2021, "Extracting Training Data from
     Large Language Models". The compressed length is taken on the exact text of the document (the engine
-    records it as ``TokenStats.zlib_bytes``). Example: NLL 2.0 and 50 compressed bytes give -0.04.
+    records it as ``TokenStats.zlib_bytes``). Not length-invariant: a per-token mean divided by a total length
+    rises towards 0 as texts get longer (or their tokens wider), so dataset-level tests leave it out.
+    Example: NLL 2.0 and 50 compressed bytes give -0.04.
     """
     stats = require_scored(target)
     return -stats.nll / stats.zlib_bytes

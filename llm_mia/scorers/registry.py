@@ -47,6 +47,7 @@ class Scorer:
     views: tuple[str, ...]
     defaults: Mapping[str, Any]  # hyperparameter -> default value
     types: Mapping[str, type]  # hyperparameter -> type used to parse CLI values
+    length_invariant: bool = True  # False: the score moves with text length or bytes alone (see register)
 
     @property
     def summary(self) -> str:
@@ -61,8 +62,13 @@ class Scorer:
 _REGISTRY: dict[str, Scorer] = {}
 
 
-def register(name: str) -> Callable[[Callable[..., float]], Callable[..., float]]:
-    """Decorator: register ``function`` as scorer ``name`` (see module docstring for the contract)."""
+def register(name: str, *, length_invariant: bool = True) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Decorator: register ``function`` as scorer ``name`` (see module docstring for the contract).
+
+    ``length_invariant=False`` marks a score that changes with a text's length or byte count alone (e.g. a
+    per-token mean divided by a total length): comparisons between texts of different lengths or formats
+    then measure length, so dataset-level tests leave such scorers out.
+    """
 
     def decorator(function: Callable[..., float]) -> Callable[..., float]:
         if name in _REGISTRY:
@@ -85,7 +91,7 @@ def register(name: str) -> Callable[[Callable[..., float]], Callable[..., float]
                 )
         if not inspect.getdoc(function):
             raise TypeError(f"scorer {name!r} needs a docstring with its formula, direction and source")
-        _REGISTRY[name] = Scorer(name, function, tuple(views), defaults, types)
+        _REGISTRY[name] = Scorer(name, function, tuple(views), defaults, types, length_invariant)
         return function
 
     return decorator

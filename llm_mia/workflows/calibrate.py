@@ -10,6 +10,7 @@ controls) live here, next to the statistics they protect (``llm_mia.calibration`
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,17 +20,20 @@ import numpy as np
 
 from llm_mia.calibration import (
     ADJUSTMENTS,
+    GUARANTEES,
     INCONCLUSIVE,
     MEMBER,
     NON_MEMBER,
     DocumentVerdict,
     FprCalibrator,
+    bh_floor,
     calibrate,
     split_controls,
 )
 from llm_mia.documents import parse_label
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.identity import sha256_file
+from llm_mia.metrics import format_p_value
 from llm_mia.outputs import write_json
 from llm_mia.records import DIRECTION, identity_differences, read_run_record, run_record
 from llm_mia.score_files import read_scores, score_columns
@@ -44,14 +48,18 @@ class CalibrationSettings:
     """How controls become a threshold.
 
     ``scorer``: the score column to calibrate (required when the file has several: decide before looking at
-    verdicts). ``fpr``: target false-positive rate. ``holdout``: fraction of controls held out to measure the
-    FPR reached. ``seed`` of that split. ``confidence`` of the held-out FPR interval.
-    ``controls_from_labels``: use only the rows labelled 0; otherwise every row must be a non-member.
+    verdicts). ``fpr``: target false-positive rate. ``guarantee``: ``marginal`` (FPR <= fpr on average over
+    control sets) or ``conditional`` (FPR <= fpr with confidence 1 - ``delta`` for this set of controls; needs
+    more controls). ``holdout``: fraction of controls held out to measure the FPR reached (default 0: fit on
+    all). ``seed`` of that split. ``confidence`` of the held-out FPR interval. ``controls_from_labels``: use
+    only the rows labelled 0; otherwise every row must be a non-member.
     """
 
     scorer: str | None = None
     fpr: float = 0.01
-    holdout: float = 0.5
+    guarantee: str = "marginal"
+    delta: float = 0.05
+    holdout: float = 0.0
     seed: int = 0
     confidence: float = 0.95
     controls_from_labels: bool = False
@@ -59,8 +67,12 @@ class CalibrationSettings:
     def __post_init__(self) -> None:
         if not 0 < self.fpr < 1:
             raise LlmMiaError(f"fpr must lie strictly between 0 and 1, got {self.fpr}; e.g. 0.01 for 1%")
-        if not 0 < self.holdout < 1:
-            raise LlmMiaError(f"holdout must lie strictly between 0 and 1, got {self.holdout}; e.g. 0.5 for half")
+        if self.guarantee not in GUARANTEES:
+            raise LlmMiaError(f"guarantee must be one of {', '.join(GUARANTEES)}; got {self.guarantee!r}")
+        if not 0 < self.delta < 1:
+            raise LlmMiaError(f"delta must lie strictly between 0 and 1, got {self.delta}; e.g. 0.05")
+        if not 0 <= self.holdout < 1:
+            raise LlmMiaError(f"holdout must lie in [0, 1), got {self.holdout}; 0 fits on every control")
         if not 0 < self.confidence < 1:
             raise LlmMiaError(f"confidence must lie strictly between 0 and 1, got {self.confidence}")
 
@@ -95,7 +107,7 @@ class Calibration:
         return write_json(path, self.data)
 
     @classmethod
-    def read(cls, path: str | Path, *, adjust: str = "none") -> Calibration:
+    def read(cls, path: str | Path) -> Calibration:
         """Read a calibration file written by :meth:`write`, re-fitting from its controls as a check."""
         path = Path(path)
         if not path.is_file():
@@ -109,24 +121,29 @@ class Calibration:
         if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
             raise InputError(f"{path}: not a calibration file written by `llm-mia calibrate`")
         return cls(
-            scorer=data["scorer"], calibrator=FprCalibrator.from_dict(data, adjust=adjust), data=data, source=str(path)
+            scorer=data["scorer"], calibrator=FprCalibrator.from_dict(data), data=data, source=str(path)
         )
 
     def summary_lines(self) -> list[str]:
-        calibrator, check = self.calibrator, self.calibrator.fpr_check_
+        calibrator = self.calibrator
+        check = getattr(calibrator, "fpr_check_", None)
         n_fit, fpr = calibrator.n_controls_, calibrator.fpr
+        held = f", {check.n_controls} held out" if check is not None else ""
         lines = [
-            f"calibrated {self.scorer} at FPR {fpr:g} on {n_fit} controls, {check.n_controls} held out "
-            f"({self.n_excluded} of {self.n_rows} rows excluded: non-ok status or no score)",
-            f"  threshold: member when {self.scorer} > {calibrator.threshold_:.6g}",
-            f"  p-values rest on {n_fit} controls; the smallest possible is 1/{n_fit + 1} = {1 / (n_fit + 1):.4g}",
-            f"  {check.describe()}",
+            f"calibrated {self.scorer} at FPR {fpr:g} on {n_fit} controls{held} ({self.n_excluded} of "
+            f"{self.n_rows} rows excluded: non-ok status or no score)",
+            f"  threshold: member when {self.scorer} > {calibrator.threshold_:.6g} ({calibrator.k_} of the "
+            f"{n_fit} controls lie above it)",
+            f"  guarantee: {calibrator.guarantee_statement()}",
+            f"  p-values rest on {n_fit} controls; the smallest possible is 1/{n_fit + 1} = {1 / (n_fit + 1):.2g}",
         ]
-        if check.fpr_ci[0] > fpr:
-            lines.append(
-                f"  note: the held-out FPR is above the target beyond its interval; the controls may not be "
-                f"exchangeable (e.g. sorted by date before scoring), or {n_fit} is few"
-            )
+        if check is not None:
+            lines.append(f"  {check.describe()}")
+            if check.fpr_ci[0] > fpr:
+                lines.append(
+                    f"  note: the held-out FPR is above the target beyond its interval; the controls may not be "
+                    f"exchangeable (e.g. sorted by date before scoring), or {n_fit} is few"
+                )
         if self.data.get("run_record") is None:
             lines.append(
                 f"  note: no run record beside {self.source}; verdict cannot check that scores come from the same model"
@@ -162,9 +179,19 @@ def calibrate_score_file(path: str | Path, settings: CalibrationSettings | None 
     if len(controls) == 0:
         raise InputError(f"{path}: no control has an ok status and a {scorer} score")
     calibrator = calibrate(
-        controls, fpr=settings.fpr, holdout=settings.holdout, seed=settings.seed, confidence=settings.confidence
+        controls,
+        fpr=settings.fpr,
+        guarantee=settings.guarantee,
+        delta=settings.delta,
+        holdout=settings.holdout,
+        seed=settings.seed,
+        confidence=settings.confidence,
     )
-    _, _, fit_index, heldout_index = split_controls(controls, holdout=settings.holdout, seed=settings.seed)
+    if settings.holdout > 0:
+        _, _, fit_index, heldout_index = split_controls(controls, holdout=settings.holdout, seed=settings.seed)
+    else:
+        fit_index, heldout_index = np.arange(len(controls)), np.arange(0)
+    used = frame[usable]
     data = {
         "format": CALIBRATION_FORMAT,
         "version": CALIBRATION_VERSION,
@@ -183,6 +210,9 @@ def calibrate_score_file(path: str | Path, settings: CalibrationSettings | None 
             "fit_ids": ids[fit_index].tolist(),
             "heldout_ids": ids[heldout_index].tolist(),
         },
+        # every control text's identity, wherever it may reappear (verdict refuses to judge it)
+        "control_text_sha256": used["text_sha256"].astype(str).tolist() if "text_sha256" in used.columns else None,
+        "control_lengths": _lengths(used),
         "run_record": read_run_record(path),
     }
     return Calibration(
@@ -190,21 +220,59 @@ def calibrate_score_file(path: str | Path, settings: CalibrationSettings | None 
     )
 
 
+# Documents whose lengths differ from the controls' by more than this standardised mean difference (of
+# log token counts, or of bytes per token) get every verdict qualified; 0.25 is the usual "substantial
+# imbalance" line of matching diagnostics (Stuart 2010, "Matching methods for causal inference").
+LENGTH_SMD_LIMIT = 0.25
+
+
+def _lengths(frame: Any) -> dict[str, list[float]] | None:
+    """Token counts and bytes per token of the rows, for the comparability checks (None without the columns)."""
+    if not {"n_tokens", "n_bytes"} <= set(frame.columns):
+        return None
+    tokens = frame["n_tokens"].to_numpy(dtype=np.float64)
+    return {
+        "n_tokens": tokens.tolist(),
+        "bytes_per_token": (frame["n_bytes"].to_numpy(dtype=np.float64) / np.maximum(tokens, 1)).tolist(),
+    }
+
+
+def standardised_difference(first: Any, second: Any) -> float:
+    """Standardised mean difference (mean_1 - mean_2) / sqrt((var_1 + var_2) / 2); 0 when both are constant.
+
+    >>> round(standardised_difference([1.0, 2.0, 3.0], [2.0, 3.0, 4.0]), 3)
+    -1.0
+    """
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    spread = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2) if len(a) > 1 and len(b) > 1 else 0.0
+    difference = float(a.mean() - b.mean())
+    return (
+        0.0
+        if spread == 0 and difference == 0
+        else difference / spread
+        if spread
+        else math.copysign(math.inf, difference)
+    )
+
+
 @dataclass(frozen=True)
 class VerdictSettings:
-    """``adjust``: multiple-testing adjustment across documents (``none`` or ``bh``). ``allow_mismatch``: judge
-    scores whose run record names another model, scorer or settings than the controls'."""
+    """``adjust``: multiple-testing adjustment across documents: ``bh`` (Benjamini-Hochberg), ``none``, or
+    ``auto`` (the default: ``bh`` when more than one document has a score and the calibration's guarantee is
+    marginal, else ``none``). ``allow_mismatch``: judge scores whose run record names another model, scorer or
+    settings than the controls'."""
 
-    adjust: str = "none"
+    adjust: str = "auto"
     allow_mismatch: bool = False
 
     def __post_init__(self) -> None:
-        if self.adjust not in ADJUSTMENTS:
-            raise LlmMiaError(f"adjust must be one of {', '.join(ADJUSTMENTS)}; got {self.adjust!r}")
+        if self.adjust not in (*ADJUSTMENTS, "auto"):
+            raise LlmMiaError(f"adjust must be one of auto, {', '.join(ADJUSTMENTS)}; got {self.adjust!r}")
 
 
-def check_disjoint(calibration: Calibration, scores_path: Path, record: dict[str, Any] | None) -> None:
-    """Refuse to judge the controls themselves: same file, or the same scored texts."""
+def check_disjoint(calibration: Calibration, scores_path: Path, frame: Any, record: dict[str, Any] | None) -> list[str]:
+    """Refuse to judge the controls themselves: the same file, the same scored texts, or any document whose
+    text is one of the controls (by SHA-256, wherever it appears). Returns notes on what could not be checked."""
     source = calibration.data.get("controls_source") or {}
     if source.get("sha256") and source["sha256"] == sha256_file(scores_path):
         raise InputError(
@@ -217,6 +285,62 @@ def check_disjoint(calibration: Calibration, scores_path: Path, record: dict[str
             f"{scores_path} was scored from the same texts as the calibration controls (input hash "
             f"{control_input[:12]}...); calibration data must be disjoint from the documents judged"
         )
+    control_hashes = calibration.data.get("control_text_sha256")
+    if not control_hashes or "text_sha256" not in frame.columns:
+        missing = "the calibration" if not control_hashes else str(scores_path)
+        return [
+            f"texts not compared by hash ({missing} has no text_sha256): a control among the documents "
+            f"would not be recognised; score both with this version of llm-mia"
+        ]
+    controls = set(control_hashes)
+    shared = [
+        doc_id
+        for doc_id, digest in zip(frame["id"].astype(str), frame["text_sha256"].astype(str), strict=True)
+        if digest in controls
+    ]
+    if shared:
+        raise InputError(
+            f"{scores_path}: {len(shared)} document(s) are calibration controls (same text, by SHA-256), first "
+            f"{shared[0]!r}; a control judged against itself is no test. Remove them from the documents judged"
+        )
+    return []
+
+
+def _comparability(calibration: Calibration, frame: Any) -> tuple[list[str | None], list[str]]:
+    """Per document, why it is not comparable with the controls (None when it is); and set-level notes.
+
+    A document whose token count or bytes per token lies outside the controls' range is not exchangeable with
+    them (a longer text gets a different score for its length alone): its verdict is inconclusive. When the
+    documents as a whole differ from the controls by more than ``LENGTH_SMD_LIMIT`` the verdicts are
+    qualified in words.
+    """
+    controls = calibration.data.get("control_lengths")
+    documents = _lengths(frame)
+    if not controls or documents is None:
+        return [None] * len(frame), ["lengths not compared (no n_tokens / n_bytes columns)"]
+    reasons: list[str | None] = []
+    for tokens, rate in zip(documents["n_tokens"], documents["bytes_per_token"], strict=True):
+        low, high = min(controls["n_tokens"]), max(controls["n_tokens"])
+        low_rate, high_rate = min(controls["bytes_per_token"]), max(controls["bytes_per_token"])
+        if not low <= tokens <= high:
+            reasons.append(f"{tokens:.0f} tokens, outside the controls' {low:.0f}-{high:.0f}")
+        elif not low_rate <= rate <= high_rate:
+            reasons.append(f"{rate:.2f} bytes per token, outside the controls' {low_rate:.2f}-{high_rate:.2f}")
+        else:
+            reasons.append(None)
+    notes = []
+    for name, transform in (("n_tokens", np.log), ("bytes_per_token", lambda x: x)):
+        difference = standardised_difference(
+            transform(np.maximum(documents[name], 1e-9)), transform(np.maximum(controls[name], 1e-9))
+        )
+        if abs(difference) > LENGTH_SMD_LIMIT:
+            what = "log token count" if name == "n_tokens" else "bytes per token"
+            notes.append(
+                f"the documents differ from the controls in {what} (standardised difference {difference:+.2f}, "
+                f"limit {LENGTH_SMD_LIMIT}): scores depend on length and format, so the p-values assume more "
+                f"than the controls support; score controls formed like the documents"
+            )
+    return reasons, notes
 
 
 @dataclass
@@ -226,36 +350,49 @@ class VerdictReport:
     calibration: Calibration
     verdicts: list[DocumentVerdict]
     rows: list[dict[str, Any]]
-    settings: VerdictSettings
+    adjust: str
     differences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     scores_source: str = ""
 
     @property
     def counts(self) -> dict[str, int]:
         return {kind: sum(v.verdict == kind for v in self.verdicts) for kind in (MEMBER, NON_MEMBER, INCONCLUSIVE)}
 
+    @property
+    def n_judged(self) -> int:
+        """Documents with a score and comparable with the controls."""
+        return sum(v.p_value is not None for v in self.verdicts)
+
     def header_lines(self) -> list[str]:
         calibrator = self.calibration.calibrator
         scorer, n_controls = self.calibration.scorer, calibrator.n_controls_
         lines = [
-            f"{scorer} calibrated at FPR {calibrator.fpr:g}: member when {scorer} > {calibrator.threshold_:.6g} "
-            f"(p = (1 + #controls >= score) / ({n_controls} + 1) <= {calibrator.fpr:g})"
+            f"{scorer} calibrated at FPR {calibrator.fpr:g} on {n_controls} controls: member when {scorer} > "
+            f"{calibrator.threshold_:.6g}"
+            + (" or, across documents, when the BH-adjusted p is <= the FPR" if self.adjust == "bh" else ""),
+            f"  p = (1 + #controls >= score) / ({n_controls} + 1); guarantee: {calibrator.guarantee_statement()}",
         ]
         check = getattr(calibrator, "fpr_check_", None)
         if check is not None:
             lines.append(f"  {check.describe()}")
         lines += [f"  mismatch allowed: {difference}" for difference in self.differences]
+        lines += [f"  note: {note}" for note in self.notes]
         return lines
 
     def table_lines(self) -> list[str]:
-        adjusted = self.settings.adjust != "none"
+        adjusted = self.adjust != "none"
         header = ["id", "score", "p", *(["p (BH)"] if adjusted else []), "verdict"]
+
+        def p_cell(value: float | None) -> str:
+            return "-" if value is None else format_p_value(value)
+
         body = [
             [
                 str(r["id"]),
                 cell(r["score"]),
-                cell(r["p_value"]),
-                *([cell(r["p_adjusted"])] if adjusted else []),
+                p_cell(r["p_value"]),
+                *([p_cell(r["p_adjusted"])] if adjusted else []),
                 r["verdict"],
             ]
             for r in self.rows
@@ -265,14 +402,40 @@ class VerdictReport:
     def summary_lines(self) -> list[str]:
         counts, total = self.counts, len(self.verdicts)
         calibrator = self.calibration.calibrator
-        control = "false discovery rate" if self.settings.adjust == "bh" else "FPR"
-        return [
-            f"{counts[MEMBER]} of {total} documents: consistent with training on these texts "
-            f"({control} controlled at {calibrator.fpr:g} on {calibrator.n_controls_} controls)",
+        alpha, n_controls, judged = calibrator.fpr, calibrator.n_controls_, self.n_judged
+        if self.adjust == "bh":
+            control = f"false discovery rate controlled at {alpha:g} across {judged} documents"
+            expected = (
+                f"if none of the {judged} documents was trained on, the chance that any is called a member is at "
+                f"most {alpha:g}; among those called members, the expected share of unseen ones is at most {alpha:g}"
+            )
+        else:
+            control = calibrator.guarantee_statement()
+            expected = (
+                f"judged one at a time: if none of the {judged} documents was trained on, about {alpha * judged:.2g} "
+                f"would still be called members (use --adjust bh to control this across documents)"
+            )
+        lines = [
+            f"{counts[MEMBER]} of {total} documents: consistent with training on these texts ({control}, "
+            f"{n_controls} controls)",
             f"{counts[NON_MEMBER]} of {total}: not distinguishable from unseen text",
-            f"{counts[INCONCLUSIVE]} of {total}: inconclusive (no score, or not significant after adjustment)",
-            "'not distinguishable' is not evidence the text was unseen: this scorer on this model could not tell",
+            f"{counts[INCONCLUSIVE]} of {total}: inconclusive (no score, unlike the controls in length, or not "
+            f"significant after adjustment)",
+            f"expected false 'member' verdicts: {expected}",
         ]
+        floor = bh_floor(n_controls, judged, alpha) if self.adjust == "bh" and judged else 1
+        if floor > 1:
+            lines.append(
+                f"warning: with {n_controls} controls no p-value is below 1/{n_controls + 1}, so BH across {judged} "
+                f"documents can call any document a member only if at least {floor} of them score above every "
+                f"control: a few strong members alone cannot be found. Add controls (>= "
+                f"{math.ceil(judged / alpha) - 1} for single-document discoveries)"
+            )
+        lines.append(
+            "'not distinguishable' is not evidence the text was unseen: this scorer on this model could not tell, "
+            "and the calibration says nothing about how often members exceed the threshold"
+        )
+        return lines
 
     def record(self) -> dict[str, Any]:
         """The run record of the verdict file."""
@@ -284,11 +447,18 @@ class VerdictReport:
                 "calibration": {"path": self.calibration.source, "sha256": sha256_file(self.calibration.source)},
                 "scores": {"path": self.scores_source, "sha256": sha256_file(self.scores_source)},
             },
-            settings={"scorer": self.calibration.scorer, "alpha": calibrator.fpr, "adjust": self.settings.adjust},
+            settings={
+                "scorer": self.calibration.scorer,
+                "alpha": calibrator.fpr,
+                "adjust": self.adjust,
+                "guarantee": calibrator.guarantee,
+            },
+            guarantee=calibrator.guarantee_statement(),
             n_controls=calibrator.n_controls_,
             fpr_check=None if check is None else check.to_dict(),
             counts=self.counts,
             mismatches_allowed=self.differences,
+            notes=self.notes,
         )
 
 
@@ -297,14 +467,14 @@ def judge_score_file(
 ) -> VerdictReport:
     """Verdicts for every document of a score file, against ``calibration``'s controls.
 
-    Refuses a score file that is the controls' own file or was scored from the same texts, and (unless
-    ``allow_mismatch``) one whose run record names another model, scorer or settings than the controls'.
+    Refuses a score file that is the controls' own file, was scored from the same texts, or contains a
+    control's text; and (unless ``allow_mismatch``) one whose run record names another model, scorer or
+    settings than the controls'. Documents longer or shorter than every control are inconclusive.
     """
     settings = settings or VerdictSettings()
     scores_path = Path(scores_path)
     scorer = calibration.scorer
     calibrator = calibration.calibrator
-    calibrator.adjust = settings.adjust
     frame = read_scores(scores_path)
     if scorer not in frame.columns:
         raise InputError(
@@ -312,7 +482,7 @@ def judge_score_file(
             f"score the documents with --scorers {scorer}"
         )
     record = read_run_record(scores_path)
-    check_disjoint(calibration, scores_path, record)
+    notes = check_disjoint(calibration, scores_path, frame, record)
     differences = identity_differences(calibration.data.get("run_record"), record, scorer)
     if differences and not settings.allow_mismatch:
         raise LlmMiaError(
@@ -323,25 +493,33 @@ def judge_score_file(
     values = frame[scorer].to_numpy(dtype=np.float64, na_value=np.nan)
     statuses = frame["status"].astype(str).tolist()
     values = np.where(np.asarray([s == "ok" for s in statuses]), values, np.nan)
+    unlike, length_notes = _comparability(calibration, frame)
+    notes += length_notes
+    n_scored = int(sum(not math.isnan(v) and u is None for v, u in zip(values, unlike, strict=True)))
+    adjust = settings.adjust
+    if adjust == "auto":
+        adjust = "bh" if n_scored > 1 and calibrator.guarantee == "marginal" else "none"
+    calibrator.adjust = adjust
     verdicts = calibrator.verdicts(
         values,
         ids=frame["id"].astype(str).tolist(),
         reasons=[None if s == "ok" else f"status: {s}" for s in statuses],
+        not_comparable=unlike,
     )
     labels = frame["label"].tolist() if "label" in frame.columns else [None] * len(frame)
     rows = []
     for verdict, label, status in zip(verdicts, labels, statuses, strict=True):
-        row = verdict.to_dict()
         parsed = parse_label(label, f"{scores_path} document {verdict.id!r}")
-        row = {"id": row["id"], "label": parsed, "status": status, "scorer": scorer, **row}
-        if settings.adjust == "none":
+        row = {"id": verdict.id, "label": parsed, "status": status, "scorer": scorer, **verdict.to_dict()}
+        if adjust == "none":
             row.pop("p_adjusted")
         rows.append(row)
     return VerdictReport(
         calibration=calibration,
         verdicts=verdicts,
         rows=rows,
-        settings=settings,
+        adjust=adjust,
         differences=differences,
+        notes=notes,
         scores_source=str(scores_path),
     )

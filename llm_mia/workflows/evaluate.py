@@ -14,8 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_mia.blind import DEFAULT_PERMUTATIONS
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.metrics import DEFAULT_FPRS, ScorerEvaluation, evaluate_frame, format_fpr, labelled_rows
+from llm_mia.metrics import (
+    DEFAULT_FPRS,
+    MIN_FALSE_POSITIVES,
+    ScorerEvaluation,
+    SelectionTest,
+    evaluate_frame,
+    format_fpr,
+    labelled_rows,
+    max_auroc_permutation_test,
+)
 from llm_mia.outputs import write_json
 from llm_mia.records import DIRECTION
 from llm_mia.score_files import pick_score_columns
@@ -29,10 +39,12 @@ FIGURES = ("roc", "roc_loglog", "histograms")
 class EvaluationSettings:
     """How a labelled table is evaluated.
 
-    ``fprs``: false-positive rates for TPR@FPR. ``n_bootstrap`` resamples and ``confidence`` level of the
-    intervals; ``seed`` of the bootstrap and the blind baseline's folds; ``folds`` of the blind baseline's
-    cross-validation; ``blind``: run the blind baseline (needs the texts); ``columns``: score columns to
-    evaluate (None: all).
+    ``fprs``: false-positive rates for TPR@FPR. ``n_bootstrap`` resamples (TPR intervals) and ``confidence``
+    level of the intervals; ``seed`` of the resampling, permutations and the blind baseline's folds; ``folds``
+    of the blind baseline's cross-validation; ``blind``: run the blind baseline (needs the texts);
+    ``columns``: score columns to evaluate (None: all); ``blind_permutations``: label permutations calibrating
+    the blind baseline; ``selection_permutations``: label permutations of the best-of-several correction;
+    ``alpha``: level of the blind baseline's warning.
     """
 
     fprs: tuple[float, ...] = DEFAULT_FPRS
@@ -42,6 +54,9 @@ class EvaluationSettings:
     folds: int = 5
     blind: bool = True
     columns: tuple[str, ...] | None = None
+    blind_permutations: int = DEFAULT_PERMUTATIONS
+    selection_permutations: int = 999
+    alpha: float = 0.05
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fprs", tuple(sorted(set(self.fprs))))
@@ -54,10 +69,15 @@ class EvaluationSettings:
             raise LlmMiaError(f"confidence {self.confidence}: must lie strictly between 0 and 1 (e.g. 0.95)")
         if self.folds < 2:
             raise LlmMiaError(f"folds {self.folds}: cross-validation needs at least 2 folds")
+        if self.blind_permutations < 1 or self.selection_permutations < 1:
+            raise LlmMiaError("permutation counts must be >= 1 (99 and 999 are the defaults)")
+        if not 0 < self.alpha < 1:
+            raise LlmMiaError(f"alpha {self.alpha}: must lie strictly between 0 and 1 (e.g. 0.05)")
         if self.columns is not None:
             object.__setattr__(self, "columns", tuple(self.columns))
 
     def metric_settings(self) -> dict[str, Any]:
+        """The keyword arguments of ``llm_mia.metrics.evaluate_frame``."""
         return {
             "fprs": list(self.fprs),
             "n_bootstrap": self.n_bootstrap,
@@ -88,6 +108,7 @@ class Evaluation:
     n_unlabelled: int
     settings: dict[str, Any]
     frame: Any = field(default=None, repr=False, compare=False)
+    selection: SelectionTest | None = None  # the best scorer, corrected for choosing it (two or more scorers)
 
     @property
     def best_attack_auroc(self) -> float | None:
@@ -109,9 +130,14 @@ class Evaluation:
             "blind_baseline": None if self.blind is None else self.blind.to_dict(self.best_attack_auroc),
             "blind_baseline_skipped": self.blind_skipped,
             "warning": self.warning(),
+            "selection": None if self.selection is None else self.selection.to_dict(),
             "notes": {
                 "oracle_balanced_accuracy": "threshold chosen on the evaluated data itself: an optimistic figure",
-                "tpr_at_fpr": "n = non-members the FPR rests on; with n of them the smallest FPR resolved is 1/n",
+                "tpr_at_fpr": (
+                    f"n = non-members the FPR rests on; a TPR@FPR counts as resolved when n x FPR >= "
+                    f"{MIN_FALSE_POSITIVES}; its interval is a bootstrap that re-chooses the threshold"
+                ),
+                "auroc_ci": "per scorer, not corrected for choosing the best of several: see selection",
             },
         }
 
@@ -156,12 +182,16 @@ class Evaluation:
         if unresolved:
             worst = min(unresolved, key=lambda r: r.target_fpr)
             lines.append(
-                f"* 1/n > FPR: n non-members cannot resolve this FPR, so the figure rests on zero false positives "
-                f"(TPR@{format_fpr(worst.target_fpr)} FPR needs >= {math.ceil(1 / worst.target_fpr)} non-members)"
+                f"* not resolved: n x FPR < {MIN_FALSE_POSITIVES} false positives, so the threshold rests on the few "
+                f"most extreme non-members and the TPR is biased up (TPR@{format_fpr(worst.target_fpr)} FPR needs "
+                f">= {worst.needed_nonmembers} non-members)"
             )
+        if self.selection is not None:
+            lines.append(self.selection.describe())
         lines.append(
-            "n = non-members a TPR@FPR rests on; bal.acc (oracle) uses the best threshold on these same data "
-            "(optimistic); higher score = more likely member"
+            "n = non-members a TPR@FPR rests on; AUROC intervals are per scorer (not corrected for choosing the "
+            "best); bal.acc (oracle) uses the best threshold on these same data (optimistic); higher score = more "
+            "likely member"
         )
         return lines
 
@@ -258,12 +288,19 @@ def evaluate_table(
             )
         members = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 1]
         nonmembers = [texts[i] for i, label in zip(ids, labels, strict=True) if label == 0]
+        groups = _groups(labelled, labels, settings.folds)
         try:
             blind = blind_baseline(
                 members,
                 nonmembers,
+                member_groups=None if groups is None else [g for g, label in zip(groups, labels, strict=True) if label],
+                nonmember_groups=None
+                if groups is None
+                else [g for g, label in zip(groups, labels, strict=True) if not label],
                 folds=settings.folds,
                 seed=settings.seed,
+                n_permutations=settings.blind_permutations,
+                alpha=settings.alpha,
                 fprs=settings.fprs,
                 n_bootstrap=settings.n_bootstrap,
                 confidence=settings.confidence,
@@ -271,6 +308,7 @@ def evaluate_table(
         except InputError as error:
             blind_skipped = str(error)
         metric_settings["blind_folds"] = settings.folds
+        metric_settings["blind_folds_over"] = "groups" if groups else "texts"
     return Evaluation(
         scorers=evaluations,
         skipped=skipped,
@@ -280,6 +318,39 @@ def evaluate_table(
         n_unlabelled=int(len(frame) - len(labelled)),
         settings=metric_settings,
         frame=frame,
+        selection=_selection(labelled, labels, list(evaluations), settings),
+    )
+
+
+def _groups(labelled: Any, labels: Any, folds: int) -> list[str] | None:
+    """The group of each labelled row, when every row has one and each class spans at least ``folds`` groups
+    (then the blind baseline's folds keep groups whole); None otherwise (folds over single texts)."""
+    if "group" not in labelled.columns:
+        return None
+    groups = labelled["group"].tolist()
+    if any(g is None or (isinstance(g, float) and math.isnan(g)) or g == "" for g in groups):
+        return None
+    groups = [str(g) for g in groups]
+    for label in (0, 1):
+        if len({g for g, y in zip(groups, labels, strict=True) if y == label}) < folds:
+            return None
+    return groups
+
+
+def _selection(labelled: Any, labels: Any, names: list[str], settings: EvaluationSettings) -> SelectionTest | None:
+    """The max-T correction over the scorers evaluated, on the rows every one of them scored."""
+    import numpy as np
+
+    if len(names) < 2:
+        return None
+    matrix = labelled[names].to_numpy(dtype=np.float64, na_value=np.nan)
+    keep = np.isfinite(matrix).all(axis=1)
+    if "status" in labelled.columns:
+        keep &= (labelled["status"] == "ok").to_numpy()
+    if len(set(labels[keep].tolist())) < 2:
+        return None
+    return max_auroc_permutation_test(
+        matrix[keep], labels[keep], names=names, n_permutations=settings.selection_permutations, seed=settings.seed
     )
 
 
