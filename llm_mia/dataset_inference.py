@@ -61,6 +61,7 @@ from llm_mia.half_split import (
     TEST_DESCRIPTION,
     CurvePoint,
     PassageTestResult,
+    as_feature_matrix,
     negative_control,
     p_value_curve,
     passage_test,
@@ -279,17 +280,6 @@ class DatasetInferenceResult:
         }
 
 
-def _as_matrix(values: ArrayLike, name: str) -> np.ndarray:
-    matrix = np.asarray(values, dtype=np.float64)
-    if matrix.ndim == 1:
-        matrix = matrix[:, None]
-    if matrix.ndim != 2 or matrix.shape[1] == 0:
-        raise LlmMiaError(f"{name} features must be a (passages, features) matrix, got shape {matrix.shape}")
-    if not np.isfinite(matrix).all():
-        raise LlmMiaError(f"{name} features: some passages lack a score; drop them first (their status says why)")
-    return matrix
-
-
 def dataset_inference(
     suspect: ArrayLike,
     control: ArrayLike,
@@ -327,7 +317,7 @@ def dataset_inference(
     """
     if not 0.0 < alpha < 1.0:
         raise LlmMiaError(f"alpha must be in (0, 1), got {alpha}; 0.05 is the usual choice")
-    suspect_x, control_x = _as_matrix(suspect, "suspect"), _as_matrix(control, "control")
+    suspect_x, control_x = as_feature_matrix(suspect, "suspect"), as_feature_matrix(control, "control")
     if suspect_x.shape[1] != control_x.shape[1]:
         raise LlmMiaError("suspect and control must be scored by the same scorers")
     if len(suspect_x) < MIN_PASSAGES_PER_SET or len(control_x) < 2 * MIN_PASSAGES_PER_SET:

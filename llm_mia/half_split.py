@@ -166,7 +166,7 @@ class CurvePoint:
     p_max: float
 
 
-def _as_matrix(values: ArrayLike, name: str) -> np.ndarray:
+def as_feature_matrix(values: ArrayLike, name: str) -> np.ndarray:
     """Features as a float (n, f) matrix; a 1-D input is one feature."""
     matrix = np.asarray(values, dtype=np.float64)
     if matrix.ndim == 1:
@@ -326,7 +326,7 @@ def passage_test(
     >>> result.p_value < 0.001
     True
     """
-    suspect_matrix, control_matrix = _as_matrix(suspect, "suspect"), _as_matrix(control, "control")
+    suspect_matrix, control_matrix = as_feature_matrix(suspect, "suspect"), as_feature_matrix(control, "control")
     if suspect_matrix.shape[1] != control_matrix.shape[1]:
         raise LlmMiaError(
             f"suspect has {suspect_matrix.shape[1]} feature columns and control {control_matrix.shape[1]}; "
@@ -395,7 +395,7 @@ def negative_control(
     the control passages in the order given (source order), two contiguous bodies of text as in the main
     test. ``note`` says which.
     """
-    matrix = _as_matrix(control, "control")
+    matrix = as_feature_matrix(control, "control")
     _check_counts(MIN_PASSAGES_PER_SET, len(matrix), control_factor=2)
     _check_clip(clip_quantile)
     if splits < 1:
@@ -463,7 +463,7 @@ def p_value_curve(
     the first round(n x n_control / n_suspect) control passages (at least the minimum), so each point adds
     passages to the previous one. The last default point uses all passages: the main test's result.
     """
-    suspect_matrix, control_matrix = _as_matrix(suspect, "suspect"), _as_matrix(control, "control")
+    suspect_matrix, control_matrix = as_feature_matrix(suspect, "suspect"), as_feature_matrix(control, "control")
     _check_counts(len(suspect_matrix), len(control_matrix))
     rng = np.random.default_rng(seed)
     order_s, order_c = rng.permutation(len(suspect_matrix)), rng.permutation(len(control_matrix))

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import LlmMiaError
+from llm_mia.half_split import as_feature_matrix
 
 DEFAULT_PERMUTATIONS = 999
 STATISTIC = (
@@ -236,13 +237,9 @@ def work_permutation_test(
     >>> result.p_value, result.exact, result.n_labellings
     (0.05, True, 20)
     """
-    matrix = np.asarray(features, dtype=np.float64)
-    if matrix.ndim == 1:
-        matrix = matrix[:, None]
-    if matrix.ndim != 2 or len(matrix) != len(works):
-        raise LlmMiaError(f"features must be (passages, features) with one work per passage; got {matrix.shape}")
-    if not np.all(np.isfinite(matrix)):
-        raise LlmMiaError("every passage needs every score; drop passages with missing scores first")
+    matrix = as_feature_matrix(features, "passage")
+    if len(matrix) != len(works):
+        raise LlmMiaError(f"{len(works)} works for {len(matrix)} passages; give the work of every passage")
     all_names = list(dict.fromkeys(str(w) for w in works))
     chosen = set(map(str, suspect_works))
     unknown = chosen - set(all_names)

@@ -104,7 +104,7 @@ def test_bad_inputs():
     with pytest.raises(LlmMiaError, match="have no passages"):
         work_permutation_test(x, ["a"] * 3 + ["b"] * 3, ["c"])
     x[0, 0] = np.nan
-    with pytest.raises(LlmMiaError, match="every passage needs every score"):
+    with pytest.raises(LlmMiaError, match="missing or non-finite scores"):
         work_permutation_test(x, ["a"] * 3 + ["b"] * 3, ["a"])
 
 

@@ -47,7 +47,7 @@ def _percent(value: float) -> str:
 
 def summary_lines(result: Any) -> list[str]:
     """The plain-words summary of a demo run: what was done, what the numbers say, and what they do not."""
-    from llm_mia.metrics import format_fpr
+    from llm_mia.metrics import format_fpr, format_p_value
 
     config = result.config
     epoch = result.epochs[-1]
@@ -65,7 +65,7 @@ def summary_lines(result: Any) -> list[str]:
     if not evaluation.scorers:
         return [*lines, "  no scorer could be evaluated; see the table above for why"]
     loss = evaluation.scorers.get("loss")
-    best_name, best = max(evaluation.scorers.items(), key=lambda item: item[1].auroc)
+    primary = config.primary_scorer
 
     def describe(name: str, scored: Any) -> str:
         low, high = scored.auroc_ci
@@ -76,8 +76,18 @@ def summary_lines(result: Any) -> list[str]:
 
     if loss is not None:
         lines.append(f"  - {describe('loss (how well the model predicts the text)', loss)}.")
-    if best_name != "loss":
-        lines.append(f"  - best scorer, {describe(best_name, best)}.")
+    if primary in evaluation.scorers and primary != "loss":
+        lines.append(
+            f"  - {primary}, the scorer declared before the run: {describe(primary, evaluation.scorers[primary])}."
+        )
+    if evaluation.selection is not None:
+        selection = evaluation.selection
+        best = selection.best
+        lines.append(
+            f"  - the best of the {len(selection.scorers)} scorers tried is {best} (AUROC "
+            f"{selection.aurocs[best]:.2f}); picking the best of several flatters it, and corrected for that "
+            f"choice (a permutation test over all of them) p = {format_p_value(selection.family_p[best])}."
+        )
     control = epoch.control.scorers.get("loss")
     if control is not None:
         low, high = control.auroc_ci
@@ -97,24 +107,26 @@ def summary_lines(result: Any) -> list[str]:
         )
     blind = evaluation.blind
     if blind is not None:
-        shifted = evaluation.warning() is not None
         lines.append(
             f"  - a bag-of-words classifier that never sees the model: AUROC {blind.auroc:.2f} "
-            f"[{blind.auroc_ci[0]:.2f}, {blind.auroc_ci[1]:.2f}]. "
+            f"[{blind.auroc_ci[0]:.2f}, {blind.auroc_ci[1]:.2f}], permutation p = "
+            f"{format_p_value(blind.permutation_p)}. "
             + (
-                "It separates the sets about as well as the attacks: the texts differ in distribution, and the "
-                "attack numbers above may measure that difference rather than training."
-                if shifted
-                else "The two sets look alike to it, so the separation above comes from the model having "
-                "trained on the members, not from the texts themselves."
+                "It separates the sets: the texts differ in distribution, and the attack numbers above may "
+                "measure that difference rather than training."
+                if blind.separates
+                else "It cannot tell the sets apart. That is no proof that they are alike (a subtler difference "
+                "can escape a bag of words), but here the split was random, so the separation above comes from "
+                "the fine-tuning."
             )
         )
-    calibration = epoch.calibration.get(best_name)
+    calibration = epoch.calibration.get(primary)
     if calibration is not None:
         held = calibration["heldout_nonmembers"]
         lines.append(
-            f"  - a threshold on the {best_name} score, set so that about {format_fpr(config.calibration_fpr)} of "
-            f"unseen texts would be flagged (fitted on the {calibration['n_controls']} controls), flags "
+            f"  - a threshold on the {primary} score, set so that on average about "
+            f"{format_fpr(config.calibration_fpr)} of unseen texts would be flagged (fitted on the "
+            f"{calibration['n_controls']} controls), flags "
             f"{calibration['members_flagged']} of {calibration['n_members']} members and {held['false_positives']} "
             f"of {held['n_controls']} non-members (measured false-positive rate {held['fpr']:.2f}, 95% CI "
             f"{held['fpr_ci'][0]:.2f}-{held['fpr_ci'][1]:.2f})."
@@ -123,8 +135,8 @@ def summary_lines(result: Any) -> list[str]:
         "",
         "What it does not say",
         f"  - {n_members} + {n_nonmembers} texts give wide intervals. A true-positive rate at 1% false positives "
-        f"needs at least 100 non-members, at 0.1% at least 1000 (here {n_nonmembers}); such figures are marked * "
-        "in the table.",
+        f"needs at least 1000 non-members to rest on 10 false positives, at 5% at least 200 (here {n_nonmembers}); "
+        "figures resting on fewer are marked * in the table and biased up.",
         "  - Here membership is known because we did the training. For a real model and real texts, a high score "
         "is at most 'consistent with training': it needs controls the model provably never saw (llm-mia "
         "calibrate, llm-mia verdict) or many passages of one work (llm-mia dataset-test), and a blind baseline "
