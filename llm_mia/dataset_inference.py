@@ -46,6 +46,7 @@ A "not distinguishable" result states the effect the test could have detected; i
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -67,7 +68,7 @@ from llm_mia.half_split import (
     passage_test,
 )
 from llm_mia.metrics import format_p_value
-from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, WorkTestResult, work_permutation_test
+from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, WorkTestResult, common_size, work_permutation_test
 
 DEFAULT_ALPHA = 0.05
 FORMAT_LIMIT = 4.0  # robust standard deviations between the suspect work and the control works' median
@@ -329,7 +330,11 @@ def dataset_inference(
     control_works = [f"control:{w}" for w in (control_works or ["control"] * len(control_x))]
     if len(suspect_works) != len(suspect_x) or len(control_works) != len(control_x):
         raise LlmMiaError("give one work per passage, for suspect and control passages alike")
-    k, m = len(set(suspect_works)), len(set(control_works))
+    suspect_sizes, control_sizes = Counter(suspect_works), Counter(control_works)
+    size = common_size(list(suspect_sizes.values()), list(control_sizes.values()))
+    # the works that enter the work-level test: those with at least `size` passages
+    k = max(1, sum(n >= size for n in suspect_sizes.values()))
+    m = sum(n >= size for n in control_sizes.values())
     common = {"splits": splits, "seed": seed, "clip_quantile": clip_quantile}
     passage = passage_test(suspect_x, control_x, feature_names=feature_names, **common)
     curve = tuple(p_value_curve(suspect_x, control_x, **common))
@@ -341,7 +346,10 @@ def dataset_inference(
     work, passage_control = None, None
     if m >= needed and m >= 2:
         design = WORK_LEVEL
-        reason = f"{k} suspect work(s) against {m} control works (>= {needed} needed to reach p <= {alpha:g})"
+        reason = (
+            f"{k} suspect work(s) against {m} control works with at least {size} passages each (>= {needed} needed "
+            f"to reach p <= {alpha:g})"
+        )
         work = work_permutation_test(
             np.vstack([suspect_x, control_x]),
             suspect_works + control_works,
@@ -365,7 +373,8 @@ def dataset_inference(
     else:
         design = PASSAGE_LEVEL
         reason = (
-            f"{m} control work(s): the work-level test needs >= {needed} separate control works to reach p <= "
+            f"{m} control work(s) with at least {size} passages: the work-level test needs >= {needed} separate "
+            f"control works to reach p <= "
             f"{alpha:g}, so between-work differences cannot be controlled and no verdict of training is given"
         )
         qualifications.append(

@@ -352,7 +352,8 @@ def evaluate_scorer(
     seed: int = 0,
     exclude: Any = None,
 ) -> ScorerEvaluation:
-    """AUROC [bootstrap CI], TPR at each FPR in ``fprs`` with its n and flag, oracle balanced accuracy.
+    """AUROC [DeLong-logit interval], TPR at each FPR in ``fprs`` with its n, flag and bootstrap interval, oracle
+    balanced accuracy.
 
     Rows whose score is NaN/None, or where the boolean mask ``exclude`` is True (e.g. a non-ok status), are
     dropped first; how many is reported as ``n_excluded``. Labels must be 0/1 for the kept rows.

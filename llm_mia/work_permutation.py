@@ -8,11 +8,12 @@ statistic and of Fisher's randomisation test for its validity.
 
 Statistic T(L) of a labelling L (a set of k works called "suspect", the other m works "control"):
 
-0. Every work enters with the same number of passages, c: the suspect work's count (the smallest suspect
-   work's) or, when that is more than most control works have, the 20th percentile of the control works'
-   counts (at least 2). Larger works are represented by c passages drawn at random once (seeded, whatever the
-   labels); works with fewer than c passages are left out and counted. Works of different sizes are not
-   exchangeable (a small work's mean is noisier, so it lands in the tails more often); works of one size are.
+0. Every work enters with the same number of passages, c: the suspect work's count or, when that is more
+   than most control works have, the 20th percentile of the control works' counts (with several suspect
+   works, the 20th percentile of theirs; at least 2). Larger works are represented by c passages drawn at
+   random once (seeded, whatever the labels); works with fewer than c passages are left out and counted.
+   Works of different sizes are not exchangeable (a small work's mean is noisier, so it lands in the tails
+   more often); works of one size are.
 1. Every work's passages are split at random into a training and a test half (c // 2 and the rest),
    independently of any label, R times (``splits``).
 2. Per split, features are clipped at the training passages' ``clip_quantile`` and ``1 - clip_quantile``
@@ -133,14 +134,17 @@ def _statistic(split: _Split, suspect: np.ndarray, works: np.ndarray) -> float:
 
 
 def common_size(suspect_sizes: Sequence[int], control_sizes: Sequence[int]) -> int:
-    """c of step 0: the smallest suspect work's passage count, lowered to the control works' 20th percentile
-    when more than a fifth of them are smaller; at least 2 (a training and a test passage).
+    """c of step 0: the 20th percentile of the suspect works' passage counts (the count, for one suspect work)
+    or of the control works', whichever is smaller; at least 2 (a training and a test passage).
 
     >>> common_size([500], [10] * 30), common_size([12], [40] * 30), common_size([30], list(range(2, 62, 2)))
     (10, 12, 12)
     """
-    quantile = int(np.quantile(np.asarray(control_sizes), 0.2, method="lower"))
-    return max(2, min(min(suspect_sizes), quantile))
+
+    def low(sizes: Sequence[int]) -> int:
+        return int(np.quantile(np.asarray(sizes), 0.2, method="lower"))
+
+    return max(2, min(low(suspect_sizes), low(control_sizes)))
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,7 @@ class WorkTestResult:
             "median_weights": dict(zip(self.feature_names, self.weights, strict=True)),
             "splits": self.splits,
             "passages_per_work": self.passages_per_work,
-            "control_works_left_out": len(self.works_left_out),
+            "works_left_out": len(self.works_left_out),
             "work_statistics": self.work_statistics,
         }
 
@@ -257,13 +261,14 @@ def work_permutation_test(
     size = passages_per_work or common_size(
         [sizes[n] for n in all_names if n in chosen], [sizes[n] for n in all_names if n not in chosen]
     )
-    left_out = tuple(n for n in all_names if n not in chosen and sizes[n] < size)
-    short = [n for n in all_names if n in chosen and sizes[n] < size]
-    if short:
-        raise LlmMiaError(f"suspect work {short[0]!r} has {sizes[short[0]]} passages, fewer than {size} per work")
+    left_out = tuple(n for n in all_names if sizes[n] < size)
     names = [n for n in all_names if n not in left_out]
-    if len(names) - k < 1:
-        raise LlmMiaError(f"no control work has {size} passages; cut shorter passages or pass passages_per_work")
+    k = sum(n in chosen for n in names)
+    if k == 0 or k == len(names):
+        side = "suspect" if k == 0 else "control"
+        raise LlmMiaError(
+            f"no {side} work has {size} passages, the number every work enters with; cut shorter passages"
+        )
     positions: dict[str, list[int]] = {}
     for i, work in enumerate(works):
         positions.setdefault(str(work), []).append(i)

@@ -9,13 +9,16 @@ examples:
 
 With --scores, --scorers picks score columns by name (default: all); with --input it names the scorers to run.
 Labels: 1 = member, 0 = non-member; unlabelled rows are ignored. Per scorer, rows with a non-ok status or no
-score are excluded and counted. TPR@FPR figures show n, the number of non-members they rest on: with n
-non-members the smallest FPR they can resolve is 1/n, and figures below it are marked.
+score are excluded and counted. AUROC intervals are DeLong on the logit scale (an exact bound under perfect
+separation). TPR@FPR figures show n, the non-members they rest on, and count as resolved only when n x FPR >= 10
+(figures below are marked *); their intervals re-choose the threshold in every bootstrap resample. With several
+scorers, the best one's p-value is corrected for having been picked (max-T permutation test).
 
 The blind baseline (a bag-of-words classifier that never sees the model, Das et al. 2024) needs the texts:
 they come from --input, or from the input named in the score file's run record when its hash still matches.
-If it separates members from non-members as well as the best attack, a warning says the sets differ in
-distribution and the attack numbers do not measure membership.
+It is refitted under permuted labels to calibrate its interval; whenever it separates members from
+non-members (permutation p <= 0.05), a warning says the sets differ in distribution and the attack numbers may
+measure that difference, however well an attack does.
 
 --output-dir DIR writes evaluation.json (all numbers, settings, and the model / data / scorer identity from
 the run record), roc.png/.svg, roc_loglog.png/.svg and histograms.png/.svg.

@@ -93,7 +93,7 @@ def markdown_tables(result: BenchmarkResult) -> list[str]:
         + (" (re-used from cache)" if result.target.reused else "")
         + f", scoring and evaluation {timing('scoring')} s) on {_machine()}",
         "",
-        "### AUROC by epochs of training (members vs non-members, 95% bootstrap CI)",
+        "### AUROC by epochs of training (members vs non-members, 95% DeLong-logit interval)",
         "",
     ]
     header = ["scorer", *(f"{e.epoch} epoch{'s' if e.epoch != 1 else ''}" for e in result.epochs)]
