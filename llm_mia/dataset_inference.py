@@ -112,6 +112,21 @@ class Safeguard:
         return {"name": self.name, "ran": self.ran, "fired": self.fired, "detail": self.detail}
 
 
+def work_counts(suspect_works: Sequence[str], control_works: Sequence[str], alpha: float) -> tuple[int, int, int, int]:
+    """(c, k, m, needed) for passages labelled by work: the common size c (``common_size``), the k suspect and
+    m control works with at least c passages (those that enter the work-level test), and the control works
+    the test needs to reach p <= alpha (``min_control_works``). The work-level design runs when m >= needed.
+
+    >>> work_counts(["book"] * 12, [f"c{i // 10}" for i in range(300)], 0.05)
+    (10, 1, 30, 19)
+    """
+    suspect_sizes, control_sizes = Counter(suspect_works), Counter(control_works)
+    size = common_size(list(suspect_sizes.values()), list(control_sizes.values()))
+    k = max(1, sum(n >= size for n in suspect_sizes.values()))
+    m = sum(n >= size for n in control_sizes.values())
+    return size, k, m, min_control_works(alpha, k)
+
+
 def length_check(suspect_tokens: ArrayLike, control_tokens: ArrayLike) -> Safeguard:
     """Passages on the two sides must have the same token length: median counts within ``LENGTH_TOLERANCE``.
 
@@ -172,8 +187,8 @@ def size_check(suspect_works: Sequence[str], control_works: Sequence[str]) -> Sa
         return Safeguard(
             "work sizes",
             False,
-            f"one suspect work of {int(suspect_sizes[0])} passages; control works are compared with it on at "
-            f"most as many passages each",
+            f"one suspect work of {int(suspect_sizes[0])} passages; every work enters the test with the same "
+            f"number of passages",
         )
     ratio = float(np.median(suspect_sizes) / np.median(control_sizes))
     return Safeguard(
@@ -330,15 +345,10 @@ def dataset_inference(
     control_works = [f"control:{w}" for w in (control_works or ["control"] * len(control_x))]
     if len(suspect_works) != len(suspect_x) or len(control_works) != len(control_x):
         raise LlmMiaError("give one work per passage, for suspect and control passages alike")
-    suspect_sizes, control_sizes = Counter(suspect_works), Counter(control_works)
-    size = common_size(list(suspect_sizes.values()), list(control_sizes.values()))
-    # the works that enter the work-level test: those with at least `size` passages
-    k = max(1, sum(n >= size for n in suspect_sizes.values()))
-    m = sum(n >= size for n in control_sizes.values())
+    size, k, m, needed = work_counts(suspect_works, control_works, alpha)
     common = {"splits": splits, "seed": seed, "clip_quantile": clip_quantile}
     passage = passage_test(suspect_x, control_x, feature_names=feature_names, **common)
     curve = tuple(p_value_curve(suspect_x, control_x, **common))
-    needed = min_control_works(alpha, k)
     safeguards: list[Safeguard] = list(extra_safeguards)
     if suspect_tokens is not None and control_tokens is not None:
         safeguards.append(length_check(suspect_tokens, control_tokens))

@@ -335,6 +335,7 @@ def extract(
     cache: StatsCache | None = None,
     shard: Shard | None = None,
     description: str = "scoring",
+    observer: Callable[[str, list[tuple[int, int, int]]], None] | None = None,
 ) -> list[TokenStats]:
     """Run ``loaded`` over ``texts``; return one TokenStats per text, in input order.
 
@@ -348,7 +349,10 @@ def extract(
     is committed, so a killed run resumes where it stopped with the same bits. ``shard``: in a multi-process
     run, this process computes its share of the groups (identical for any process count), commits them to the
     shared ``cache`` (required), waits for the others, and returns every document's stats. ``description``
-    labels the progress bar (which counts tokens).
+    labels the progress bar (which counts tokens). ``observer(event, segments)``, when given, hears of every model
+    call before it is made (``event`` "model call", ``segments`` the batch's (document index, window index,
+    tokens) triples) and of the documents this process takes from the cache (``event`` "from cache", window
+    and tokens 0): an audit trail of what the model was asked.
     """
     settings = settings or ExtractionSettings()
     window = settings.window or loaded.context_length
@@ -385,13 +389,18 @@ def extract(
     computed: dict[int, TokenStats] = {}
     n_tokens = sum(len(s.input_ids) - s.score_from for batch in work for s in batch)
     with tqdm(total=n_tokens, unit="tok", unit_scale=True, disable=not settings.progress, desc=description) as bar:
-        reused = len({s.document for group in mine for n in group for s in batches[n]} - set(remaining))
+        reused_documents = sorted({s.document for group in mine for n in group for s in batches[n]} - set(remaining))
+        reused = len(reused_documents)
+        if observer is not None and reused:
+            observer("from cache", [(doc, 0, 0) for doc in reused_documents])
         if reused:
             message = f"{description}: resuming, {reused} document(s) found in the stats cache ({cache.path})"
             if settings.progress:
                 bar.write(message, file=sys.stderr)
             logger.info(message)
         for batch in work:
+            if observer is not None:
+                observer("model call", [(s.document, s.part, len(s.input_ids)) for s in batch])
             finished = []
             for segment, values in _run_with_backoff(loaded, batch):
                 parts[segment.document][segment.part] = values

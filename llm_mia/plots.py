@@ -82,10 +82,14 @@ def plot_roc(
 
 
 def plot_histograms(
-    score_sets: Mapping[str, tuple[Sequence[float], Sequence[float]]], stem: str | Path, *, bins: int = 30
+    score_sets: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    stem: str | Path,
+    *,
+    bins: int = 30,
+    labels: tuple[str, str] = ("members", "non-members"),
 ) -> list[Path]:
     """One panel per scorer: ``score_sets[name] = (member_scores, nonmember_scores)``, density histograms on
-    shared bins. Writes ``<stem>.png`` and ``<stem>.svg``."""
+    shared bins, the two sets named by ``labels``. Writes ``<stem>.png`` and ``<stem>.svg``."""
     names = list(score_sets)
     columns = min(3, max(1, len(names)))
     rows = max(1, -(-len(names) // columns))
@@ -94,8 +98,8 @@ def plot_histograms(
         members, nonmembers = (np.asarray(s, dtype=float) for s in score_sets[name])
         axes = figure.add_subplot(rows, columns, index + 1)
         edges = np.histogram_bin_edges(np.concatenate([members, nonmembers]), bins=bins)
-        axes.hist(nonmembers, bins=edges, density=True, alpha=0.55, label=f"non-members (n={len(nonmembers)})")
-        axes.hist(members, bins=edges, density=True, alpha=0.55, label=f"members (n={len(members)})")
+        axes.hist(nonmembers, bins=edges, density=True, alpha=0.55, label=f"{labels[1]} (n={len(nonmembers)})")
+        axes.hist(members, bins=edges, density=True, alpha=0.55, label=f"{labels[0]} (n={len(members)})")
         axes.set_title(name)
         axes.set_xlabel("score (higher = more likely member)")
         axes.set_ylabel("density")

@@ -9,7 +9,7 @@ per pair and shared by every scorer that reads them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,13 @@ def extract_views(
     settings: ExtractionSettings,
     cache: StatsCache | None = None,
     shard: Shard | None = None,
+    observer: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, list[TokenStats]]:
     """One extraction per view: the view's model over the view's text variant of every document.
 
     ``cache`` and ``shard`` are passed to :func:`llm_mia.extract.extract` (resume; multi-process runs).
+    ``observer`` receives one dict per model call (and per set of documents taken from the cache): the view,
+    the model, the event, the document ids and each one's window index and tokens.
     """
     stats: dict[str, list[TokenStats]] = {}
     for view in views:
@@ -57,7 +60,23 @@ def extract_views(
         texts = [apply_variant(spec.variant, document.text) for document in documents]
         label = f"{spec.model} {Path(model.spec.name).name}, {spec.variant} text"
         logger.info("extracting view %s (%s)", view, label)
-        stats[view] = extract(texts, model, settings, cache=cache, shard=shard, description=label)
+        heard = None
+        if observer is not None:
+
+            def heard(event: str, segments: list[tuple[int, int, int]], view: str = view, model: Any = model) -> None:
+                observer(
+                    {
+                        "event": event,
+                        "view": view,
+                        "variant": VIEWS[view].variant,
+                        "model": model.spec.name,
+                        "documents": [documents[doc].id for doc, _, _ in segments],
+                        "windows": [part for _, part, _ in segments],
+                        "tokens": [tokens for _, _, tokens in segments],
+                    }
+                )
+
+        stats[view] = extract(texts, model, settings, cache=cache, shard=shard, description=label, observer=heard)
     return stats
 
 
@@ -108,6 +127,7 @@ def compute_scores(
     cache: StatsCache | None = None,
     shard: Shard | None = None,
     given: Mapping[str, list[TokenStats]] | None = None,
+    observer: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, list[TokenStats]]]:
     """Extract every view the calls need (except those ``given``, already extracted), then score every document.
 
@@ -116,5 +136,8 @@ def compute_scores(
     """
     given = dict(given or {})
     missing = [view for view in needed_views(calls) if view not in given]
-    stats = {**given, **extract_views(documents, missing, models=models, settings=settings, cache=cache, shard=shard)}
+    extracted = extract_views(
+        documents, missing, models=models, settings=settings, cache=cache, shard=shard, observer=observer
+    )
+    stats = {**given, **extracted}
     return score_rows(documents, calls, stats), stats

@@ -43,6 +43,7 @@ scores.jsonl (+ .run.json) and passages.jsonl (file, work and character offsets 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from llm_mia.cli.common import add_model_arguments, add_scorer_arguments, scoring_settings_from_args
 from llm_mia.dataset_inference import DEFAULT_ALPHA
@@ -52,7 +53,8 @@ from llm_mia.passages import DEFAULT_PASSAGE_TOKENS, WORK_UNITS
 from llm_mia.work_permutation import DEFAULT_PERMUTATIONS
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_test_arguments(parser: argparse.ArgumentParser) -> None:
+    """The texts, models, scorers and test settings of a dataset-level test (shared with `llm-mia plan`)."""
     group = parser.add_argument_group("texts")
     group.add_argument("--suspect", required=True, help="the work to test: a text file, directory, or .jsonl/...")
     group.add_argument(
@@ -105,15 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="clip each feature to this and 1 minus this quantile of the training half (default: 0.025)",
     )
     test.add_argument("--seed", type=int, default=0, help="seed of the half-splits and the blind baseline folds")
-    output = parser.add_argument_group("output")
-    output.add_argument("--output-dir", required=True, help="directory for the report (created if missing)")
-    output.add_argument("--overwrite", action="store_true", help="replace report files already in --output-dir")
 
 
-def run(args: argparse.Namespace) -> int:
-    from llm_mia.workflows.dataset import OUTPUT_FILES, DatasetTestSettings, run_dataset_test
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """The ``DatasetTestSettings`` the arguments name, validated before any model loads."""
+    from llm_mia.workflows.dataset import DatasetTestSettings
 
-    settings = DatasetTestSettings(
+    return DatasetTestSettings(
         scoring=scoring_settings_from_args(args),
         suspect_works=args.suspect_works,
         control_works=args.control_works,
@@ -125,6 +125,19 @@ def run(args: argparse.Namespace) -> int:
         clip_quantile=args.clip_quantile,
         seed=args.seed,
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_test_arguments(parser)
+    output = parser.add_argument_group("output")
+    output.add_argument("--output-dir", required=True, help="directory for the report (created if missing)")
+    output.add_argument("--overwrite", action="store_true", help="replace report files already in --output-dir")
+
+
+def run(args: argparse.Namespace) -> int:
+    from llm_mia.workflows.dataset import OUTPUT_FILES, run_dataset_test
+
+    settings = settings_from_args(args)
     output_dir = check_output_dir(args.output_dir, overwrite=args.overwrite, owned=OUTPUT_FILES)
     report = run_dataset_test(args.suspect, args.control, settings)
     if not report.is_main:

@@ -120,9 +120,7 @@ class Calibration:
             raise InputError(f"{path}: not a calibration file ({error})") from None
         if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
             raise InputError(f"{path}: not a calibration file written by `llm-mia calibrate`")
-        return cls(
-            scorer=data["scorer"], calibrator=FprCalibrator.from_dict(data), data=data, source=str(path)
-        )
+        return cls(scorer=data["scorer"], calibrator=FprCalibrator.from_dict(data), data=data, source=str(path))
 
     def summary_lines(self) -> list[str]:
         calibrator = self.calibrator

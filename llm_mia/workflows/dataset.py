@@ -284,44 +284,110 @@ def _check_passages(name: str, found: list[Passage], needed: int, cut: Any, sett
     )
 
 
-def run_dataset_test(
-    suspect: str | Path, control: str | Path, settings: DatasetTestSettings | None = None
-) -> DatasetTestReport:
-    """The dataset-level test of the work at ``suspect`` against the control works at ``control``.
+@dataclass
+class DatasetInputs:
+    """A work and its controls read and cut into passages: what a dataset-level test is run on.
 
-    Reads both (any input ``llm_mia.documents.read_documents`` reads), refuses texts found on both sides,
-    cuts passages of exactly ``passage_tokens`` tokens with the target model's tokenizer, scores suspect and
-    control passages together (one extraction per model and text variant, stats cache, multi-process under a
-    launcher), runs the blind check, and :func:`llm_mia.dataset_inference.dataset_inference`.
+    ``shared``: passage texts found on both sides, left out of both.
     """
-    from llm_mia.workflows.score import load_models, score_documents
 
-    settings = settings or DatasetTestSettings()
-    scoring = settings.scoring
+    suspect: str
+    control: str
+    suspect_sources: list[Source]
+    control_sources: list[Source]
+    suspect_passages: list[Passage]
+    control_passages: list[Passage]
+    suspect_cut: Any
+    control_cut: Any
+    shared: int
+
+
+def cut_inputs(
+    suspect: str | Path,
+    control: str | Path,
+    settings: DatasetTestSettings,
+    *,
+    tokenizer: Any,
+    refuse_shared: bool = False,
+) -> DatasetInputs:
+    """Read both inputs (any input ``llm_mia.documents.read_documents`` reads), refuse texts found on both sides,
+    cut passages of exactly ``passage_tokens`` tokens with ``tokenizer`` (the target model's), leave out passages
+    found on both sides (``refuse_shared``: refuse them, and any passage mostly made of text found verbatim on the
+    other side, ``llm_mia.overlap``), and check there are enough; no model is run."""
     suspect_sources = read_sources(suspect, works=settings.suspect_works, name=Path(suspect).name)
     control_sources = read_sources(control, works=settings.control_works, name=Path(control).name)
     _refuse_overlap(suspect_sources, control_sources)
-    calls = scoring.calls
-    models = load_models(scoring.models)
-    target = models["target"]
-    options = {
-        "tokenizer": target.tokenizer,
-        "passage_tokens": settings.passage_tokens,
-        "stride": settings.passage_stride,
-    }
+    options = {"tokenizer": tokenizer, "passage_tokens": settings.passage_tokens, "stride": settings.passage_stride}
     suspect_passages, suspect_cut = passages_from_sources(suspect_sources, **options)
     control_passages, control_cut = passages_from_sources(control_sources, **options)
     # a passage found on both sides (boilerplate, a quotation) would compare a text with itself: left out of both
     shared = {sha256_text(p.text) for p in suspect_passages} & {sha256_text(p.text) for p in control_passages}
+    if shared and refuse_shared:
+        first_suspect = next(p for p in suspect_passages if sha256_text(p.text) in shared)
+        first_control = next(p for p in control_passages if sha256_text(p.text) == sha256_text(first_suspect.text))
+        raise InputError(
+            f"{len(shared)} passage(s) appear in both the suspect work and the controls (first: suspect "
+            f"{first_suspect.id!r} = control {first_control.id!r}, SHA-256 {sha256_text(first_suspect.text)}); "
+            f"the controls must be separate texts the model cannot have seen. Remove the shared text (boilerplate, "
+            f"a licence, quotations) from one side"
+        )
+    if refuse_shared:
+        _refuse_copied_text(suspect_passages, control_passages, suspect_sources, control_sources)
     suspect_passages = [p for p in suspect_passages if sha256_text(p.text) not in shared]
     control_passages = [p for p in control_passages if sha256_text(p.text) not in shared]
     _check_passages("suspect", suspect_passages, MIN_PASSAGES_PER_SET, suspect_cut, settings)
     _check_passages("control", control_passages, 2 * MIN_PASSAGES_PER_SET, control_cut, settings)
+    return DatasetInputs(
+        str(suspect),
+        str(control),
+        suspect_sources,
+        control_sources,
+        suspect_passages,
+        control_passages,
+        suspect_cut,
+        control_cut,
+        len(shared),
+    )
+
+
+def run_dataset_test(
+    suspect: str | Path, control: str | Path, settings: DatasetTestSettings | None = None
+) -> DatasetTestReport:
+    """The dataset-level test of the work at ``suspect`` against the control works at ``control``:
+    :func:`cut_inputs` with the target model's tokenizer, then :func:`score_and_test`."""
+    from llm_mia.workflows.score import load_models
+
+    settings = settings or DatasetTestSettings()
+    models = load_models(settings.scoring.models)
+    inputs = cut_inputs(suspect, control, settings, tokenizer=models["target"].tokenizer)
+    return score_and_test(inputs, settings, models=models)
+
+
+def score_and_test(
+    inputs: DatasetInputs, settings: DatasetTestSettings, *, models: Any, observer: Any = None
+) -> DatasetTestReport:
+    """Score the passages of ``inputs`` (suspect and control together, one extraction per model and text
+    variant, stats cache, multi-process under a launcher), run the blind check and
+    :func:`llm_mia.dataset_inference.dataset_inference`, and assemble the report. ``observer`` hears of every
+    model call (``llm_mia.scoring.extract_views``)."""
+    from llm_mia.workflows.score import score_documents
+
+    scoring = settings.scoring
+    calls = scoring.calls
+    suspect, control = inputs.suspect, inputs.control
+    suspect_sources, control_sources = inputs.suspect_sources, inputs.control_sources
+    suspect_passages, control_passages = inputs.suspect_passages, inputs.control_passages
+    suspect_cut, control_cut = inputs.suspect_cut, inputs.control_cut
     documents: list[Document] = [p.to_document(label=1, group=p.work, prefix="suspect:") for p in suspect_passages] + [
         p.to_document(label=0, group=p.work, prefix="control:") for p in control_passages
     ]
     run = score_documents(
-        documents, scoring, models=models, source=f"{suspect} + {control}", tool="llm-mia dataset-test"
+        documents,
+        scoring,
+        models=models,
+        source=f"{suspect} + {control}",
+        tool="llm-mia dataset-test",
+        observer=observer,
     )
     rows = run.rows
     columns = [call.column for call in calls]
@@ -379,7 +445,7 @@ def run_dataset_test(
         "features": columns,
         "passages": {
             "passage_tokens": settings.passage_tokens,
-            "shared_left_out": len(shared),
+            "shared_left_out": inputs.shared,
             "suspect": {
                 "works": len({p.work for p in tested_suspect}),
                 "passages": len(suspect_passages),
@@ -419,6 +485,34 @@ def _refuse_overlap(suspect: list[Source], control: list[Source]) -> None:
             f"{len(shared)} text(s) appear in both the suspect and the control input (first: suspect {first[0]!r} "
             f"= control {first[1]!r}); the controls must be texts the model cannot have seen, distinct from the "
             f"work tested. Remove them from one side"
+        )
+
+
+def _refuse_copied_text(
+    suspect: list[Passage], control: list[Passage], suspect_sources: list[Source], control_sources: list[Source]
+) -> None:
+    """Refuse passages of one side mostly made of text found verbatim on the other (``llm_mia.overlap``)."""
+    from types import SimpleNamespace
+
+    from llm_mia.overlap import SHARE, shared_passages
+
+    def texts(sources: list[Source], side: str) -> list[SimpleNamespace]:
+        return [SimpleNamespace(id=f"{side} source {s.name}", text=s.text) for s in sources]
+
+    found = shared_passages(
+        suspect,
+        control,
+        suspect_texts=texts(suspect_sources, "suspect"),
+        control_texts=texts(control_sources, "control"),
+    )
+    if found:
+        first = found[0]
+        counts = {side: sum(f.side == side for f in found) for side in ("suspect", "control")}
+        raise InputError(
+            f"{counts['suspect']} suspect and {counts['control']} control passage(s) are at least {SHARE:.0%} text "
+            f"found verbatim on the other side (first: {first.side} passage {first.passage!r}, "
+            f"{first.containment:.0%} of it found in {first.other}); the controls must be separate texts the "
+            f"model cannot have seen. Remove the shared text (boilerplate, a licence, quotations) from one side"
         )
 
 
@@ -492,7 +586,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             f"work-level test: suspect {work['statistic']:+.2f} passage SDs against the control works; p = "
             f"{format_p_value(work['p_value'])} over {work['labellings']} labellings "
             f"({'exact' if work['exact'] else 'random'}; smallest possible "
-            f"{format_p_value(work['smallest_possible_p'])})"
+            f"{format_p_value(work['smallest_possible_p'])}; {work['passages_per_work']} passages per work, "
+            f"{work['works_left_out']} work(s) with fewer left out)"
         )
     passage = inference["passage_test"]
     d = passage["effect_size_cohens_d"]

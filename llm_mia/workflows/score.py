@@ -69,12 +69,14 @@ def score_documents(
     models: Mapping[str, LoadedModel] | None = None,
     source: str = "input",
     tool: str = "llm-mia score",
+    observer: Any = None,
 ) -> ScoreRun:
     """Score ``documents`` with the settings' scorers; higher score = more likely a member.
 
     ``models``: already loaded models by role (``target``, ``reference``) to use instead of loading the ones
-    the settings name. ``source`` names the input in messages and the run record. Refuses an empty input (or
-    one where every text is empty) before loading anything.
+    the settings name. ``source`` names the input in messages and the run record. ``observer``: hears of every
+    model call (``llm_mia.scoring.extract_views``). Refuses an empty input (or one where every text is empty)
+    before loading anything.
     """
     from llm_mia.cache import StatsCache
     from llm_mia.distributed import current_shard, is_main_process
@@ -91,7 +93,9 @@ def score_documents(
     extraction = settings.extraction
     if not is_main_process(shard):
         extraction = replace(extraction, progress=False)
-    rows, _ = compute_scores(documents, calls, models=models, settings=extraction, cache=cache, shard=shard)
+    rows, _ = compute_scores(
+        documents, calls, models=models, settings=extraction, cache=cache, shard=shard, observer=observer
+    )
     import torch
 
     record = run_record(
