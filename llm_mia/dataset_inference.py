@@ -72,6 +72,7 @@ from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, WorkTestResult, commo
 
 DEFAULT_ALPHA = 0.05
 FORMAT_LIMIT = 4.0  # robust standard deviations between the suspect work and the control works' median
+FORMAT_SCALE_FLOOR = 0.01  # the robust SD is taken as at least 1% of the control works' median
 LENGTH_TOLERANCE = 0.10  # relative difference of median passage token counts
 SIZE_RATIO_LIMIT = 4.0  # ratio of median passages per work, suspect side vs control side (several suspect works)
 
@@ -159,15 +160,25 @@ def format_check(
     names: Sequence[str] = ("bytes per token", "compressed bytes per byte"),
 ) -> Safeguard:
     """Is a suspect work unlike every control work in format? Robust z of its per-work mean of each format
-    feature against the control works' per-work means: (x - median) / (1.4826 MAD); fires beyond
-    ``FORMAT_LIMIT`` (with several suspect works, on the median of theirs)."""
+    feature against the control works' per-work means: (x - median) / s with s = 1.4826 MAD (the standard
+    deviation when the MAD is 0), at least ``FORMAT_SCALE_FLOOR`` x |median|; fires beyond ``FORMAT_LIMIT``
+    (with several suspect works, on the median of theirs).
+
+    >>> same = [[4.0, 0.5]] * 20  # every control work exactly alike
+    >>> works = [f"c{i}" for i in range(20)]
+    >>> format_check([[1.0, 0.5]], ["s"], same, works).fired, format_check([[4.0, 0.5]], ["s"], same, works).fired
+    (True, False)
+    """
     control_means = np.array(list(_work_means(np.asarray(control_format, float), control_works).values()))
     suspect_means = np.array(list(_work_means(np.asarray(suspect_format, float), suspect_works).values()))
     if len(control_means) < 3:
         return Safeguard("format", False, "not run: fewer than 3 control works", ran=False)
     centre = np.median(control_means, axis=0)
     scale = 1.4826 * np.median(np.abs(control_means - centre), axis=0)
+    # never below 1% of the centre: control works all of one format (or nearly) must not make any difference
+    # look infinite, nor make a real one invisible
     scale = np.where(scale > 0, scale, control_means.std(axis=0))
+    scale = np.maximum(scale, FORMAT_SCALE_FLOOR * np.abs(centre))
     suspect = np.median(suspect_means, axis=0)
     z = np.where(scale > 0, (suspect - centre) / np.where(scale > 0, scale, 1.0), 0.0)
     worst = int(np.argmax(np.abs(z)))
@@ -446,13 +457,22 @@ def verdict_sentence(result: DatasetInferenceResult) -> str:
     if result.design == WORK_LEVEL:
         work = result.work_test
         assert work is not None
+        if len(work.suspect_works) == 1:
+            unit, claim = "work", "the work would be like the control works"
+        else:
+            unit, claim = "collection", f"the {len(work.suspect_works)} suspect works would be like the control works"
         detail = (
             f"work-level permutation test, p = {format_p_value(work.p_value)} over {work.n_labellings} labellings "
-            f"with {len(work.control_works)} control works; false-positive rate at most {alpha:g} per work if, "
-            f"untrained, the work would be like the control works"
+            f"with {len(work.control_works)} control works; false-positive rate at most {alpha:g} per {unit} if, "
+            f"untrained, {claim}"
         )
-        if result.verdict == "consistent":
+        if result.verdict == "consistent" and unit == "work":
             return f"consistent with training on this work ({detail})"
+        if result.verdict == "consistent":
+            return (
+                f"consistent with training on this collection of {len(work.suspect_works)} works ({detail}). The "
+                f"test is about the collection as a whole: it does not say which of the works were trained on"
+            )
         return (
             f"not distinguishable from unseen text ({detail}); {result.power}. This is not evidence that the work "
             f"was not trained on"

@@ -16,8 +16,10 @@ The numbers the field reports and what each rests on:
   true-positive rate over ROC thresholds whose false-positive rate is <= the target. Its interval is a
   bootstrap that re-chooses the threshold in every resample, so the threshold's own uncertainty is in it.
   With n non-members a target FPR allows n x FPR false positives; the figure counts as resolved only when
-  that is at least 10 (:data:`MIN_FALSE_POSITIVES`): with fewer, the threshold sits on the few most extreme
-  non-members and the TPR is biased up.
+  that is at least 20 (:data:`MIN_FALSE_POSITIVES`): with fewer, the threshold sits on the few most extreme
+  non-members and the TPR is biased up. Measured (binormal scores, TPR 0.1-0.6): at exactly 10 allowed false
+  positives (1% of 1,000) the interval covered the true TPR in 1687/1800 = 0.937 [0.925, 0.948] of runs, the
+  truth falling below it in 6% instead of 2.5%; at 20 (1% of 2,000), 285/300 = 0.950 [0.919, 0.972].
 * Balanced accuracy at the best threshold = max_t (TPR(t) + 1 - FPR(t)) / 2. The threshold is chosen on the
   very data it is scored on, so it is an *oracle* (optimistic) figure, labelled as such.
 * Best of several scorers: the largest of K AUROCs is biased up. :func:`max_auroc_permutation_test` gives
@@ -37,7 +39,7 @@ from llm_mia.errors import InputError
 
 DEFAULT_FPRS: tuple[float, ...] = (0.001, 0.01, 0.05)
 # A TPR@FPR counts as resolved when its FPR allows at least this many false positives among the non-members.
-MIN_FALSE_POSITIVES = 10
+MIN_FALSE_POSITIVES = 20
 # p-values below this are printed as "p < 1e-06": their exact size rests on tail assumptions no data check.
 P_VALUE_FLOOR = 1e-6
 
@@ -167,7 +169,7 @@ class TprAtFpr:
     only flagging nothing keeps the FPR within the target); ``tpr_ci``: percentile bootstrap interval that
     resamples members and non-members and re-chooses the threshold in each resample; ``resolvable``: True when
     the target allows at least ``MIN_FALSE_POSITIVES`` false positives among the non-members
-    (n_nonmembers x target_fpr >= 10). Below that the threshold rests on the few most extreme non-members:
+    (n_nonmembers x target_fpr >= 20). Below that the threshold rests on the few most extreme non-members:
     the TPR is biased up and its interval is a rough guide only.
     """
 

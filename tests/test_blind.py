@@ -53,15 +53,20 @@ def test_different_styles_are_separated_and_the_warning_appears_whatever_an_atta
 def test_random_splits_rarely_warn():
     rng = np.random.default_rng(1)
     corpus = _sentences(rng, NOUNS + TECH_NOUNS, VERBS + TECH_VERBS, ADJECTIVES + TECH_ADJECTIVES, 400)
-    warnings, reps = 0, 40
+    warnings, covers_chance, reps = 0, 0, 40
     for rep in range(reps):
         order = np.random.default_rng(rep).permutation(len(corpus))[:60]
         result = blind_baseline(
             [corpus[i] for i in order[:30]], [corpus[i] for i in order[30:]], seed=rep, n_bootstrap=20
         )
         warnings += result.warning() is not None
+        low, high = result.auroc_ci
+        covers_chance += low <= result.chance_auroc <= high
+        assert f"chance level of {result.chance_auroc:.3f}" in result.figures()
     # nominal 5% for the shift warning (plus the below-chance note at 1%); 40 runs: allow the binomial range
     assert clopper_pearson(warnings, reps)[0] <= 0.06, warnings
+    # out of fold, chance sits below 0.5 on small sets; the interval is calibrated against it, not 0.5
+    assert clopper_pearson(covers_chance, reps)[1] >= 0.95, covers_chance
 
 
 def test_groups_stay_whole_and_permute_together():

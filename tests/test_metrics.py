@@ -94,13 +94,13 @@ def test_resolution_flag_and_note():
     labels = np.r_[np.ones(50, int), np.zeros(200, int)]
     scores = rng.normal(size=250) + labels
     result = tpr_at_fpr(scores, labels, target_fpr=0.01, n_bootstrap=50)
-    assert not result.resolvable and result.needed_nonmembers == 1000
+    assert not result.resolvable and result.needed_nonmembers == 2000
     assert "200 non-members, which allow 2 false positive(s)" in result.note()
-    assert ">= 1000 non-members" in result.note()
-    assert not tpr_at_fpr(scores, labels, target_fpr=0.04, n_bootstrap=50).resolvable  # 8 allowed
-    # exactly n x FPR = 10 is resolved
-    assert tpr_at_fpr(scores, labels, target_fpr=0.05, n_bootstrap=50).note() is None
-    assert MIN_FALSE_POSITIVES == 10
+    assert ">= 2000 non-members" in result.note()
+    assert not tpr_at_fpr(scores, labels, target_fpr=0.05, n_bootstrap=50).resolvable  # 10 allowed
+    # exactly n x FPR = 20 is resolved
+    assert tpr_at_fpr(scores, labels, target_fpr=0.1, n_bootstrap=50).note() is None
+    assert MIN_FALSE_POSITIVES == 20
 
 
 def test_tpr_interval_rechooses_the_threshold_and_covers():

@@ -109,8 +109,8 @@ def summary_lines(result: Any) -> list[str]:
     if blind is not None:
         lines.append(
             f"  - a bag-of-words classifier that never sees the model: AUROC {blind.auroc:.2f} "
-            f"[{blind.auroc_ci[0]:.2f}, {blind.auroc_ci[1]:.2f}], permutation p = "
-            f"{format_p_value(blind.permutation_p)}. "
+            f"[{blind.auroc_ci[0]:.2f}, {blind.auroc_ci[1]:.2f}] (chance level {blind.chance_auroc:.2f} on "
+            f"these few texts), permutation p = {format_p_value(blind.permutation_p)}. "
             + (
                 "It separates the sets: the texts differ in distribution, and the attack numbers above may "
                 "measure that difference rather than training."
@@ -135,7 +135,7 @@ def summary_lines(result: Any) -> list[str]:
         "",
         "What it does not say",
         f"  - {n_members} + {n_nonmembers} texts give wide intervals. A true-positive rate at 1% false positives "
-        f"needs at least 1000 non-members to rest on 10 false positives, at 5% at least 200 (here {n_nonmembers}); "
+        f"needs at least 2000 non-members to rest on 20 false positives, at 5% at least 400 (here {n_nonmembers}); "
         "figures resting on fewer are marked * in the table and biased up.",
         "  - Here membership is known because we did the training. For a real model and real texts, a high score "
         "is at most 'consistent with training': it needs controls the model provably never saw (llm-mia "

@@ -10,7 +10,7 @@ examples:
 With --scores, --scorers picks score columns by name (default: all); with --input it names the scorers to run.
 Labels: 1 = member, 0 = non-member; unlabelled rows are ignored. Per scorer, rows with a non-ok status or no
 score are excluded and counted. AUROC intervals are DeLong on the logit scale (an exact bound under perfect
-separation). TPR@FPR figures show n, the non-members they rest on, and count as resolved only when n x FPR >= 10
+separation). TPR@FPR figures show n, the non-members they rest on, and count as resolved only when n x FPR >= 20
 (figures below are marked *); their intervals re-choose the threshold in every bootstrap resample. With several
 scorers, the best one's p-value is corrected for having been picked (max-T permutation test).
 

@@ -106,10 +106,8 @@ def markdown_tables(result: BenchmarkResult) -> list[str]:
             cells.append("n/a" if scored is None else f"{scored.auroc:.3f} {_ci(scored.auroc_ci)}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     blind_cells = [
-        "not run"
-        if e.evaluation.blind is None
-        else f"{e.evaluation.blind.auroc:.3f} {_ci(e.evaluation.blind.auroc_ci)}"
-        for e in result.epochs
+        "not run" if blind is None else f"{blind.auroc:.3f} {_ci(blind.auroc_ci)} (chance {blind.chance_auroc:.2f})"
+        for blind in (e.evaluation.blind for e in result.epochs)
     ]
     lines.append("| blind baseline (no model) | " + " | ".join(blind_cells) + " |")
     control_cells = [
@@ -141,7 +139,7 @@ def markdown_tables(result: BenchmarkResult) -> list[str]:
         if evaluation.blind is not None:
             blind = evaluation.blind
             lines.append(
-                f"| blind baseline | {blind.auroc:.3f} {_ci(blind.auroc_ci)} | "
+                f"| blind baseline (chance {blind.chance_auroc:.2f}) | {blind.auroc:.3f} {_ci(blind.auroc_ci)} | "
                 + " | ".join(tpr_cell(blind.tpr_at_fpr[f]) for f in fprs)
                 + " | - |"
             )

@@ -23,6 +23,7 @@ from llm_mia.metrics import (
     SelectionTest,
     evaluate_frame,
     format_fpr,
+    format_p_value,
     labelled_rows,
     max_auroc_permutation_test,
 )
@@ -173,6 +174,12 @@ class Evaluation:
             lines.append(f"{name}: not evaluated ({reason})")
         if self.blind is None:
             lines.append(f"blind baseline: not run ({self.blind_skipped})")
+        else:
+            lines.append(
+                f"blind baseline: chance level of its out-of-fold AUROC is {self.blind.chance_auroc:.3f} (labels "
+                f"permuted), not 0.5: read its interval against that; permutation p = "
+                f"{format_p_value(self.blind.permutation_p)}"
+            )
         unresolved = [
             r
             for result in [*self.scorers.values(), *([self.blind] if self.blind else [])]
