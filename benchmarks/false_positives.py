@@ -13,7 +13,7 @@ true verdicts on texts a model did train on (power), in three parts:
    power with trained works.
 2. ``smollm2``: the real model on real text: Wikipedia lead paragraphs split at random (neither half trained
    on more than the other), the suspect half given as one .txt file and the controls as a JSONL of separate
-   paragraphs (the review's case), and both halves as documents (20 suspect works against 20 control works),
+   paragraphs (the review's case), and both halves as documents (40 suspect works against 40 control works),
    through ``llm_mia.workflows.dataset.run_dataset_test``.
 3. ``power``: the known-split recipes, trained here and cached: SmolLM2 fine-tuned on 24 Wikipedia summaries
    (the demo's model) and a GPT-2 trained from scratch (``gpt2-wikipedia`` CI size); suspect = the member

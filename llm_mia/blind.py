@@ -41,7 +41,7 @@ import numpy as np
 
 from llm_mia.errors import InputError
 from llm_mia.identity import sha256_text
-from llm_mia.metrics import DEFAULT_FPRS, ScorerEvaluation, evaluate_scorer, format_p_value
+from llm_mia.metrics import DEFAULT_FPRS, ScorerEvaluation, evaluate_scorer, p_phrase
 
 DEFAULT_PERMUTATIONS = 99
 BELOW_CHANCE_LEVEL = 0.01  # stricter than alpha: below chance is not a threat to validity, but worth a look
@@ -81,7 +81,7 @@ class BlindBaselineResult(ScorerEvaluation):
         low, high = self.auroc_ci
         return (
             f"AUROC {self.auroc:.3f} [{low:.3f}, {high:.3f}] against a chance level of {self.chance_auroc:.3f} for "
-            f"this out-of-fold procedure, permutation p = {format_p_value(self.permutation_p)} over "
+            f"this out-of-fold procedure, permutation {p_phrase(self.permutation_p)} over "
             f"{self.n_permutations} refits"
         )
 

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import InputError, NotFittedError
-from llm_mia.metrics import clopper_pearson, format_p_value
+from llm_mia.metrics import clopper_pearson, format_p_value, p_phrase
 
 ADJUSTMENTS = ("none", "bh")
 GUARANTEES = ("marginal", "conditional")
@@ -352,9 +352,9 @@ class FprCalibrator:
         results = []
         for index, (doc_id, score, p_value) in enumerate(zip(ids, scores, p, strict=True)):
             p_adj = None if adjusted is None else float(adjusted[index])
-            shown = f"p = {format_p_value(p_value)}" if not math.isnan(p_value) else ""
+            shown = f"{p_phrase(p_value)}" if not math.isnan(p_value) else ""
             if p_adj is not None and not math.isnan(p_adj):
-                shown += f", BH-adjusted p = {format_p_value(p_adj)}"
+                shown += f", BH-adjusted {p_phrase(p_adj)}"
             if math.isnan(score):
                 reason = reasons[index] if reasons is not None and reasons[index] else "score unavailable"
                 verdict, statement = INCONCLUSIVE, f"no verdict: no score ({reason})"
@@ -365,7 +365,7 @@ class FprCalibrator:
             elif p_adj is not None and p_value <= alpha:
                 verdict, statement = (
                     INCONCLUSIVE,
-                    f"inconclusive: p = {format_p_value(p_value)} is at most {alpha:g} for this text alone, but "
+                    f"inconclusive: {p_phrase(p_value)} is at most {alpha:g} for this text alone, but "
                     f"not after the Benjamini-Hochberg adjustment across documents (adjusted p = "
                     f"{format_p_value(p_adj)})",
                 )

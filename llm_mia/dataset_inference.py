@@ -67,7 +67,7 @@ from llm_mia.half_split import (
     p_value_curve,
     passage_test,
 )
-from llm_mia.metrics import format_p_value
+from llm_mia.metrics import format_p_value, p_phrase
 from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, WorkTestResult, common_size, work_permutation_test
 
 DEFAULT_ALPHA = 0.05
@@ -243,7 +243,7 @@ def work_negative_control(
         "negative control",
         p_value <= alpha,
         f"the first {half} control works (in the order given) against the other {len(names) - half}, by the same "
-        f"test in both directions: p = {format_p_value(p_value)}",
+        f"test in both directions: {p_phrase(p_value)}",
     )
 
 
@@ -410,7 +410,7 @@ def dataset_inference(
             Safeguard(
                 "negative control",
                 passage_control.p_value <= alpha,
-                f"control vs control ({passage_control.note}): p = {format_p_value(passage_control.p_value)}",
+                f"control vs control ({passage_control.note}): {p_phrase(passage_control.p_value)}",
             )
         )
         p_value = passage.p_value
@@ -451,7 +451,7 @@ def verdict_sentence(result: DatasetInferenceResult) -> str:
         fired = "; ".join(f"{s.name}: {s.detail}" for s in result.safeguards if s.fired)
         return (
             f"verdict withheld: {fired}. The test's assumption (suspect and control texts alike but for training) "
-            f"does not hold for these inputs, so its p-value (p = {format_p_value(result.p_value)}) cannot be read "
+            f"does not hold for these inputs, so its p-value ({p_phrase(result.p_value)}) cannot be read "
             f"as evidence about training"
         )
     if result.design == WORK_LEVEL:
@@ -462,7 +462,7 @@ def verdict_sentence(result: DatasetInferenceResult) -> str:
         else:
             unit, claim = "collection", f"the {len(work.suspect_works)} suspect works would be like the control works"
         detail = (
-            f"work-level permutation test, p = {format_p_value(work.p_value)} over {work.n_labellings} labellings "
+            f"work-level permutation test, {p_phrase(work.p_value)} over {work.n_labellings} labellings "
             f"with {len(work.control_works)} control works; false-positive rate at most {alpha:g} per {unit} if, "
             f"untrained, {claim}"
         )
@@ -478,7 +478,7 @@ def verdict_sentence(result: DatasetInferenceResult) -> str:
             f"was not trained on"
         )
     detail = (
-        f"passage-level p = {format_p_value(result.passage_test.p_value)}, {result.passage_test.n_suspect} suspect "
+        f"passage-level {p_phrase(result.passage_test.p_value)}, {result.passage_test.n_suspect} suspect "
         f"vs {result.passage_test.n_control} control passages"
     )
     if result.verdict == "inconclusive":

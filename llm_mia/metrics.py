@@ -230,6 +230,16 @@ def format_p_value(p: float, *, floor: float = P_VALUE_FLOOR) -> str:
     return f"{p:.2g}"
 
 
+def p_phrase(p: float, *, floor: float = P_VALUE_FLOOR) -> str:
+    """ "p = <value>", or "p < <floor>" below the floor (:func:`format_p_value`).
+
+    >>> p_phrase(0.0312), p_phrase(3.4e-18)
+    ('p = 0.031', 'p < 1e-06')
+    """
+    text = format_p_value(p, floor=floor)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def _tpr_at_k(members: np.ndarray, nonmembers_sorted: np.ndarray, k: int) -> np.ndarray:
     """TPR of "score > the (k+1)-th largest non-member" per row: the largest TPR with at most k false positives.
 
@@ -416,7 +426,7 @@ class SelectionTest:
         best = self.best
         return (
             f"best of {len(self.scorers)} scorers tried: {best} (AUROC {self.aurocs[best]:.3f}); corrected for "
-            f"choosing it, p = {format_p_value(self.family_p[best])} (max-T over {self.n_permutations} label "
+            f"choosing it, {p_phrase(self.family_p[best])} (max-T over {self.n_permutations} label "
             f"permutations, {self.n_rows} documents scored by every scorer)"
         )
 

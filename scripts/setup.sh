@@ -7,6 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+# Headless Chromium prints evidence reports to PDF, and the report tests render them in it (Debian package;
+# Playwright drives this binary, it never downloads a browser of its own).
+if ! command -v chromium >/dev/null 2>&1; then
+  step "0/3 chromium (Debian package; a minute)"
+  SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+else
+  step "0/3 chromium: $(command -v chromium)"
+fi
 if [ -z "${LLM_MIA_SKIP_TORCH:-}" ]; then
   step "1/3 torch 2.13.0 (CPU build; up to a minute)"
   python -m pip install --quiet "torch==2.13.0"

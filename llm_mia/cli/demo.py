@@ -47,7 +47,7 @@ def _percent(value: float) -> str:
 
 def summary_lines(result: Any) -> list[str]:
     """The plain-words summary of a demo run: what was done, what the numbers say, and what they do not."""
-    from llm_mia.metrics import format_fpr, format_p_value
+    from llm_mia.metrics import format_fpr, p_phrase
 
     config = result.config
     epoch = result.epochs[-1]
@@ -86,7 +86,7 @@ def summary_lines(result: Any) -> list[str]:
         lines.append(
             f"  - the best of the {len(selection.scorers)} scorers tried is {best} (AUROC "
             f"{selection.aurocs[best]:.2f}); picking the best of several flatters it, and corrected for that "
-            f"choice (a permutation test over all of them) p = {format_p_value(selection.family_p[best])}."
+            f"choice (a permutation test over all of them) {p_phrase(selection.family_p[best])}."
         )
     control = epoch.control.scorers.get("loss")
     if control is not None:
@@ -110,7 +110,7 @@ def summary_lines(result: Any) -> list[str]:
         lines.append(
             f"  - a bag-of-words classifier that never sees the model: AUROC {blind.auroc:.2f} "
             f"[{blind.auroc_ci[0]:.2f}, {blind.auroc_ci[1]:.2f}] (chance level {blind.chance_auroc:.2f} on "
-            f"these few texts), permutation p = {format_p_value(blind.permutation_p)}. "
+            f"these few texts), permutation {p_phrase(blind.permutation_p)}. "
             + (
                 "It separates the sets: the texts differ in distribution, and the attack numbers above may "
                 "measure that difference rather than training."

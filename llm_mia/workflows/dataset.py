@@ -34,7 +34,7 @@ from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.half_split import COMBINATION, DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS, MIN_PASSAGES_PER_SET
 from llm_mia.identity import sha256_text, sha256_texts
-from llm_mia.metrics import format_p_value
+from llm_mia.metrics import format_p_value, p_phrase
 from llm_mia.outputs import write_json, write_text
 from llm_mia.passages import (
     DEFAULT_PASSAGE_TOKENS,
@@ -218,7 +218,7 @@ def blind_safeguard(
             return Safeguard("blind baseline", False, f"not run: {error}", ran=False), {}
         detail = (
             f"bag-of-words classifier (folds over whole works) tells suspect from control works with AUROC "
-            f"{result.auroc:.3f}, permutation p = {format_p_value(result.permutation_p)}"
+            f"{result.auroc:.3f}, permutation {p_phrase(result.permutation_p)}"
         )
         return Safeguard("blind baseline", result.separates, detail), result.to_dict()
     work = next(iter(suspect_works))
@@ -519,52 +519,71 @@ def _refuse_copied_text(
 def plot_result(result: DatasetInferenceResult, directory: Path) -> Path:
     """The figure of the design's test: work-level, T of every labelling with the observed one marked
     (``work_test.png``); passage-level, p-value against the number of passages (``p_value_curve.png``)."""
-    import matplotlib.ticker
+    if result.work_test is not None:
+        return plot_work_test(result, directory)
+    return plot_p_value_curve(result, directory)
+
+
+def _axes() -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6, 4), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    if result.work_test is not None:
-        work = result.work_test
-        axes.hist(
-            work.null,
-            bins=min(40, max(5, len(work.null) // 3)),
-            color="grey",
-            alpha=0.7,
-            label=f"{'every' if work.exact else f'{len(work.null)} random'} labelling(s) of the works",
-        )
-        axes.axvline(
-            work.statistic, color="red", linewidth=2, label=f"suspect work(s): p = {format_p_value(work.p_value)}"
-        )
-        axes.set_xlabel("suspect minus control works, combined score (passage SDs)")
-        axes.set_ylabel("labellings")
-        axes.set_title("Work-level permutation test")
-        axes.legend(fontsize=8)
-        path = directory / "work_test.png"
-    else:
-        points = result.curve
-        x = [p.n_suspect for p in points]
-        floor = 1e-300  # log axis: a p-value that underflows to 0 is drawn at the floor
-        axes.fill_between(
-            x,
-            [max(p.p_min, floor) for p in points],
-            [max(p.p_max, floor) for p in points],
-            alpha=0.25,
-            label="range over half-splits",
-        )
-        axes.plot(x, [max(p.p_value, floor) for p in points], marker="o", label="combined p (2 x median)")
-        axes.axhline(result.alpha, color="red", linestyle="--", label=f"alpha = {result.alpha:g}")
-        axes.set_xscale("log")
-        axes.set_yscale("log")
-        axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        axes.set_xlabel("suspect passages (control passages in proportion)")
-        axes.set_ylabel("passage-level p-value")
-        axes.set_title("Passage-level test (no verdict of training)")
-        axes.legend(fontsize=8)
-        path = directory / "p_value_curve.png"
+    return figure, figure.add_subplot()
+
+
+def plot_work_test(result: DatasetInferenceResult, directory: Path) -> Path:
+    """``work_test.png``: T of every labelling of the works, the observed one marked (work-level design)."""
+    work = result.work_test
+    if work is None:
+        raise LlmMiaError("no work-level test in this result (passage-level design)")
+    figure, axes = _axes()
+    axes.hist(
+        work.null,
+        bins=min(40, max(5, len(work.null) // 3)),
+        color="grey",
+        alpha=0.7,
+        label=f"{'every' if work.exact else f'{len(work.null)} random'} labelling(s) of the works",
+    )
+    axes.axvline(work.statistic, color="red", linewidth=2, label=f"suspect work(s): {p_phrase(work.p_value)}")
+    axes.set_xlabel("suspect minus control works, combined score (passage SDs)")
+    axes.set_ylabel("labellings")
+    axes.set_title("Work-level permutation test")
+    axes.legend(fontsize=8)
+    path = directory / "work_test.png"
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def plot_p_value_curve(result: DatasetInferenceResult, directory: Path) -> Path:
+    """``p_value_curve.png``: the passage-level p-value against the number of passages (with the work-level
+    design, exploratory: it treats passages as independent)."""
+    import matplotlib.ticker
+
+    figure, axes = _axes()
+    points = result.curve
+    x = [p.n_suspect for p in points]
+    floor = 1e-300  # log axis: a p-value that underflows to 0 is drawn at the floor
+    axes.fill_between(
+        x,
+        [max(p.p_min, floor) for p in points],
+        [max(p.p_max, floor) for p in points],
+        alpha=0.25,
+        label="range over half-splits",
+    )
+    axes.plot(x, [max(p.p_value, floor) for p in points], marker="o", label="combined p (2 x median)")
+    axes.axhline(result.alpha, color="red", linestyle="--", label=f"alpha = {result.alpha:g}")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes.set_xlabel("suspect passages (control passages in proportion)")
+    axes.set_ylabel("passage-level p-value")
+    exploratory = "exploratory: passages as independent" if result.work_test is not None else "no verdict of training"
+    axes.set_title(f"Passage-level test ({exploratory})")
+    axes.legend(fontsize=8)
+    path = directory / "p_value_curve.png"
     figure.savefig(path, dpi=120)
     return path
 
@@ -592,7 +611,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     passage = inference["passage_test"]
     d = passage["effect_size_cohens_d"]
     lines.append(
-        f"passage-level test ({passage['role']}): p = {format_p_value(passage['p_value'])}, "
+        f"passage-level test ({passage['role']}): {p_phrase(passage['p_value'])}, "
         f"{COMBINATION.split(' (')[0]}; "
         f"Cohen's d median {d['median']:.2f} (range over half-splits {d['min']:.2f} to {d['max']:.2f})"
     )

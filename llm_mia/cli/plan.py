@@ -1,0 +1,64 @@
+"""Pre-register a dataset-level analysis: fix the models, the texts, the passages and the test before any
+score is seen.
+
+examples:
+  llm-mia plan --suspect my_book.txt --control other_books/ --question "Was model M trained on my book?" \\
+      --analyst "A. Expert, Firm LLP" --control-rationale "24 novels of the same genre first published \\
+      after the model's data cutoff (2024-06), from the same publisher's catalogue" --output plan.json
+  llm-mia evidence run plan.json --output bundle/
+  llm-mia verify bundle/
+
+The plan (plan.json, canonical JSON) records the question, the analyst and the time; every file of every
+model with its SHA-256 and size; every source file and every passage (cut now, with the target model's
+tokenizer: the unit of analysis cannot change later) with its SHA-256; why the control works are a fair
+comparison (--control-rationale, required); the scorers, the test, alpha, the half-splits and every seed; the
+one primary outcome; package versions. Its SHA-256 is printed and written to plan.json.sha256; keep a copy
+elsewhere (an e-mail to the other side, a timestamping service) to show later that the plan came first.
+No model weights are loaded and nothing is scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from llm_mia.cli.dataset_test import add_test_arguments, settings_from_args
+from llm_mia.outputs import check_output_file
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_test_arguments(parser)
+    group = parser.add_argument_group("plan")
+    group.add_argument("--question", required=True, help="the question in words")
+    group.add_argument("--analyst", required=True, help="who prepares the analysis (name, affiliation)")
+    group.add_argument(
+        "--control-rationale",
+        required=True,
+        help="how the control works were chosen and why the model cannot have seen them (a sentence or more)",
+    )
+    group.add_argument("--output", default="plan.json", help="the plan file (default: plan.json)")
+    group.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    from llm_mia.evidence.plan import build_plan
+
+    output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
+    settings = settings_from_args(args)
+    plan = build_plan(
+        args.suspect,
+        args.control,
+        settings,
+        question=args.question,
+        analyst=args.analyst,
+        control_rationale=args.control_rationale,
+    )
+    path, sidecar = plan.write(output)
+    inputs = plan.data["inputs"]
+    print(
+        f"planned: {len(inputs['suspect']['passages'])} suspect and {len(inputs['control']['passages'])} control "
+        f"passages of {args.passage_tokens} tokens; models: "
+        + ", ".join(f"{role} {m['name']} ({len(m['files'])} files)" for role, m in plan.data["models"].items())
+    )
+    print(f"plan SHA-256: {plan.sha256}")
+    print(f"wrote {path} and {sidecar}; keep the hash somewhere the other side can see it was fixed first")
+    return 0

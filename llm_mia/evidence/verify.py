@@ -1,0 +1,292 @@
+"""``llm-mia verify BUNDLE``: check an evidence bundle independently; every check passes or names what changed.
+
+Checks, in order: every file against ``MANIFEST.sha256`` (and no file missing from it or added to the
+bundle); the plan against its recorded hash, and results.json bound to that hash; the query log's hash chain
+from the plan's hash to the head recorded in run.json; the report against the evidence hash of the data files
+and the verdict in results.json; every passage against the plan. When the planned model files are on this
+machine: they still match the plan, and ``rescore`` passages drawn at random (seeded) score as in
+``scores.jsonl`` within ``TOLERANCE``; with ``full``, the whole test is run again and its p-value and verdict
+compared. A check that cannot run (the model is not here) is reported as not run, never as passed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_mia.errors import LlmMiaError, ModelNotFoundError
+from llm_mia.evidence.bundle import (
+    MANIFEST,
+    REPORT_FILES,
+    check_input_files,
+    check_models,
+    evidence_hash,
+    input_paths,
+    manifest_lines,
+    planned_inputs,
+)
+from llm_mia.evidence.plan import read_plan
+from llm_mia.evidence.query_log import walk
+from llm_mia.identity import sha256_file, sha256_text
+
+# Re-scored passages run in other batches than the originals: equal up to float rounding (the engine's batch
+# independence is tested to 1e-4; observed differences are below 1e-6).
+TOLERANCE = 1e-4
+PASS, FAIL, NOT_RUN = "pass", "FAIL", "not run"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    outcome: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.outcome:<8} {self.name}: {self.detail}"
+
+
+@dataclass
+class Verification:
+    """Every check made on a bundle; ``ok`` when none failed."""
+
+    bundle: Path
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        """No check failed."""
+        return all(check.outcome != FAIL for check in self.checks)
+
+    @property
+    def complete(self) -> bool:
+        """Every check ran (none reported as not run)."""
+        return all(check.outcome != NOT_RUN for check in self.checks)
+
+
+def _manifest(bundle: Path) -> tuple[Check, dict[str, str]]:
+    path = bundle / MANIFEST
+    if not path.is_file():
+        return Check("manifest", FAIL, f"{MANIFEST} is missing"), {}
+    listed: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        digest, _, name = line.partition("  ")
+        if not name or len(digest) != 64:
+            return Check("manifest", FAIL, f"{MANIFEST}:{number} is not a sha256sum line"), {}
+        listed[name] = digest
+    present = {p.name for p in bundle.iterdir() if p.is_file() and p.name != MANIFEST}
+    for name in sorted(set(listed) | present):
+        if name not in listed:
+            return Check("manifest", FAIL, f"{name} is in the bundle but not in {MANIFEST}: a file was added"), listed
+        if name not in present:
+            return Check("manifest", FAIL, f"{name} is listed in {MANIFEST} but missing"), listed
+        actual = sha256_file(bundle / name)
+        if actual != listed[name]:
+            return (
+                Check(
+                    "manifest", FAIL, f"{name} changed: {MANIFEST} records {listed[name]}, the file hashes to {actual}"
+                ),
+                listed,
+            )
+    return Check("manifest", PASS, f"all {len(listed)} files match {MANIFEST}"), listed
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def verify_bundle(
+    bundle: str | Path,
+    *,
+    rescore: int = 20,
+    full: bool = False,
+    model: str | None = None,
+    inputs: dict[str, str | Path] | None = None,
+    seed: int = 0,
+) -> Verification:
+    """Run every check (module docstring) and return them all; never raises for a failed check.
+
+    ``model``: where the planned target model is on this machine; ``inputs``: where the planned ``suspect`` /
+    ``control`` inputs are, when not at their planned paths (both checked by hash).
+    """
+    bundle = Path(bundle)
+    if not bundle.is_dir():
+        raise LlmMiaError(f"{bundle}: no such bundle directory")
+    checks: list[Check] = []
+    manifest_check, _ = _manifest(bundle)
+    checks.append(manifest_check)
+
+    try:
+        plan = read_plan(bundle / "plan.json")
+        checks.append(Check("plan", PASS, f"plan.json matches its recorded SHA-256 {plan.sha256}"))
+    except LlmMiaError as error:
+        checks.append(Check("plan", FAIL, str(error)))
+        return Verification(bundle, checks)
+    results = _read_json(bundle / "results.json")
+    run = _read_json(bundle / "run.json") or {}
+    if results is None:
+        checks.append(Check("results", FAIL, "results.json is missing or not JSON"))
+        return Verification(bundle, checks)
+    if results.get("plan_sha256") != plan.sha256:
+        checks.append(
+            Check("results", FAIL, f"results.json names plan {results.get('plan_sha256')}, the plan is {plan.sha256}")
+        )
+    else:
+        checks.append(Check("results", PASS, "results.json is bound to the plan's SHA-256"))
+
+    lines, head, problem = walk(bundle / "query-log.jsonl", anchor=plan.sha256)
+    recorded = run.get("query_log") or {}
+    if problem:
+        checks.append(Check("query log", FAIL, f"query-log.jsonl: {problem}"))
+    elif (lines, head) != (recorded.get("lines"), recorded.get("head")):
+        checks.append(
+            Check(
+                "query log",
+                FAIL,
+                f"query-log.jsonl has {lines} lines ending in {head[:16]}..., run.json records "
+                f"{recorded.get('lines')} ending in {str(recorded.get('head'))[:16]}...: lines were removed or added",
+            )
+        )
+    else:
+        checks.append(Check("query log", PASS, f"{lines} model calls, hash chain intact from the plan's hash"))
+
+    data_files = [p.name for p in bundle.iterdir() if p.is_file() and p.name not in (MANIFEST, *REPORT_FILES)]
+    digest = evidence_hash(manifest_lines(bundle, data_files))
+    report = (bundle / "report.html").read_text(encoding="utf-8") if (bundle / "report.html").is_file() else ""
+    if digest not in report:
+        checks.append(Check("report", FAIL, f"report.html does not show the evidence hash {digest} of the data files"))
+    elif html.escape(results.get("verdict_sentence", ""), quote=True) not in report:
+        checks.append(Check("report", FAIL, "report.html does not state the verdict in results.json"))
+    else:
+        checks.append(Check("report", PASS, f"report.html shows the evidence hash {digest[:16]}... and the verdict"))
+
+    checks.append(_passages_check(bundle, plan))
+    checks += _model_checks(
+        bundle, plan, results, rescore=rescore, full=full, model=model, inputs=inputs or {}, seed=seed
+    )
+    return Verification(bundle, checks)
+
+
+def _jsonl(path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The rows of a JSON-lines file, or the first problem ("<file>:<line> ...")."""
+    if not path.is_file():
+        return [], f"{path.name} is missing"
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            return rows, f"{path.name}:{number} is not JSON"
+        if not isinstance(row, dict):
+            return rows, f"{path.name}:{number} is not a JSON object"
+        rows.append(row)
+    return rows, None
+
+
+def _passages_check(bundle: Path, plan: Any) -> Check:
+    """passages.jsonl holds exactly the planned passages (id, side and SHA-256)."""
+    rows, problem = _jsonl(bundle / "passages.jsonl")
+    if problem:
+        return Check("passages", FAIL, problem)
+    planned = {
+        (side, p["id"]): p["sha256"] for side in ("suspect", "control") for p in plan.data["inputs"][side]["passages"]
+    }
+    for number, row in enumerate(rows, start=1):
+        key = (row.get("set"), row.get("id"))
+        if planned.get(key) != row.get("text_sha256"):
+            return Check("passages", FAIL, f"passages.jsonl:{number} ({key[0]} {key[1]}) is not a planned passage")
+    if len(rows) != len(planned) or len({(r.get("set"), r.get("id")) for r in rows}) != len(planned):
+        return Check("passages", FAIL, f"passages.jsonl has {len(rows)} rows, the plan {len(planned)} passages")
+    return Check("passages", PASS, f"all {len(planned)} passages are the planned ones")
+
+
+def _model_checks(
+    bundle: Path,
+    plan: Any,
+    results: dict[str, Any],
+    *,
+    rescore: int,
+    full: bool,
+    model: str | None,
+    inputs: dict[str, str | Path],
+    seed: int,
+) -> list[Check]:
+    settings = plan.settings(cache=False, model=model)
+    try:
+        check_models(plan, settings)
+    except ModelNotFoundError as error:
+        return [Check("model files", NOT_RUN, f"the planned model is not on this machine ({error})")]
+    except LlmMiaError as error:
+        return [Check("model files", FAIL, str(error))]
+    checks = [Check("model files", PASS, "every planned model file is here with its planned SHA-256")]
+    try:
+        paths = input_paths(plan, **inputs)
+    except LlmMiaError as error:
+        return [*checks, Check("input files", NOT_RUN, f"the planned inputs are not on this machine ({error})")]
+    try:
+        check_input_files(plan, paths)
+    except LlmMiaError as error:
+        return [*checks, Check("input files", FAIL, str(error))]
+    checks.append(Check("input files", PASS, "every planned input file is here with its planned SHA-256"))
+    if rescore <= 0 and not full:
+        return checks
+    from llm_mia.workflows.dataset import score_and_test
+    from llm_mia.workflows.score import load_models, score_documents
+
+    scored, problem = _jsonl(bundle / "scores.jsonl")
+    if problem:
+        return [*checks, Check("rescore", FAIL, problem)]
+    rows = {row.get("id"): row for row in scored}
+    planned = planned_inputs(plan, settings, paths)
+    models = load_models(settings.scoring.models)
+    if rescore > 0:
+        documents = [p.to_document(label=1, prefix="suspect:") for p in planned.suspect_passages]
+        documents += [p.to_document(label=0, prefix="control:") for p in planned.control_passages]
+        sample = sorted(random.Random(seed).sample(range(len(documents)), min(rescore, len(documents))))
+        chosen = [documents[i] for i in sample]
+        again = score_documents(chosen, settings.scoring, models=models, tool="llm-mia verify").rows
+        columns = [call.column for call in settings.scoring.calls]
+        worst, where = 0.0, ""
+        for row in again:
+            recorded = rows.get(row["id"])
+            if recorded is None or sha256_text(next(d.text for d in chosen if d.id == row["id"])) != recorded.get(
+                "text_sha256"
+            ):
+                return [*checks, Check("rescore", FAIL, f"passage {row['id']} is not in scores.jsonl as planned")]
+            for column in columns:
+                a, b = row[column], recorded.get(column)
+                if b is not None and not isinstance(b, (int, float)):
+                    return [*checks, Check("rescore", FAIL, f"scores.jsonl: {row['id']} {column} is {b!r}")]
+                if (a is None) != (b is None):
+                    return [*checks, Check("rescore", FAIL, f"{row['id']} {column}: now {a}, recorded {b}")]
+                if a is not None and abs(a - b) > worst:
+                    worst, where = abs(a - b), f"{row['id']} {column}"
+        outcome = PASS if worst <= TOLERANCE else FAIL
+        checks.append(
+            Check(
+                "rescore",
+                outcome,
+                f"{len(again)} passages drawn at random re-scored: largest difference {worst:.2g}"
+                + (f" ({where})" if where else "")
+                + f", tolerance {TOLERANCE:g}",
+            )
+        )
+    if full:
+        report = score_and_test(planned, settings, models=models)
+        planned_p = results["result"]["p_value"]
+        same = report.result.verdict == results["verdict"] and abs(report.result.p_value - planned_p) <= 1e-9
+        checks.append(
+            Check(
+                "full re-run",
+                PASS if same else FAIL,
+                f"verdict {report.result.verdict!r}, p = {report.result.p_value:.6g} (bundle: {results['verdict']!r}, "
+                f"p = {planned_p:.6g})",
+            )
+        )
+    return checks
