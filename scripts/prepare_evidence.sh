@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Preparing evidence, end to end, on the packaged SmolLM2: a worked example to copy.
 #
-#   bash scripts/prepare_evidence.sh [WORKDIR]        (default: ./evidence-example; about 15 minutes on 2 cores)
+#   bash scripts/prepare_evidence.sh [WORKDIR]        (default: ./evidence-example; about 45 minutes on 2 cores the first time, 4 from the cache)
 #
 # The question of a real case is "was model M trained on our work W?". Here the answer is known, because we
 # make it so: SmolLM2-135M is fine-tuned on an excerpt of one Shakespeare play (the "work"), and 35 excerpts
