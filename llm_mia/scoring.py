@@ -19,6 +19,7 @@ from llm_mia.errors import LlmMiaError
 from llm_mia.extract import Shard, extract
 from llm_mia.identity import sha256_text
 from llm_mia.models import LoadedModel
+from llm_mia.remote.model import RemoteModel
 from llm_mia.score_files import META_COLUMNS
 from llm_mia.scorers import VIEWS, ScorerCall, ScoreUnavailable
 from llm_mia.settings import ExtractionSettings
@@ -39,7 +40,7 @@ def extract_views(
     documents: Sequence[Document],
     views: Sequence[str],
     *,
-    models: Mapping[str, LoadedModel],
+    models: Mapping[str, LoadedModel | RemoteModel],
     settings: ExtractionSettings,
     cache: StatsCache | None = None,
     shard: Shard | None = None,
@@ -76,8 +77,49 @@ def extract_views(
                     }
                 )
 
+        if isinstance(model, RemoteModel):
+            stats[view] = _remote_view(documents, texts, view, model, settings, cache, label, observer)
+            continue
         stats[view] = extract(texts, model, settings, cache=cache, shard=shard, description=label, observer=heard)
     return stats
+
+
+def _remote_view(
+    documents: Sequence[Document],
+    texts: list[str],
+    view: str,
+    model: RemoteModel,
+    settings: ExtractionSettings,
+    cache: StatsCache | None,
+    label: str,
+    observer: Callable[[dict[str, Any]], None] | None,
+) -> list[TokenStats]:
+    """A view served by a model behind an API: its responses kept beside the stats cache (never re-sent)."""
+    from llm_mia.remote.extract import remote_extract
+    from llm_mia.remote.responses import ResponseCache
+
+    responses = None if cache is None else ResponseCache(cache.path.with_name("responses.sqlite"))
+    heard = None
+    if observer is not None:
+
+        def heard(index: int, event: dict[str, Any]) -> None:
+            observer(
+                {
+                    **event,
+                    "view": view,
+                    "variant": VIEWS[view].variant,
+                    "model": model.spec.name,
+                    "documents": [documents[index].id],
+                }
+            )
+
+    try:
+        return remote_extract(
+            texts, model, cache=responses, description=label, progress=settings.progress, observer=heard
+        )
+    finally:
+        if responses is not None:
+            responses.close()
 
 
 def score_rows(
@@ -122,7 +164,7 @@ def compute_scores(
     documents: Sequence[Document],
     calls: Sequence[ScorerCall],
     *,
-    models: Mapping[str, LoadedModel],
+    models: Mapping[str, LoadedModel | RemoteModel],
     settings: ExtractionSettings,
     cache: StatsCache | None = None,
     shard: Shard | None = None,

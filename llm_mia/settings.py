@@ -12,6 +12,7 @@ from typing import Any
 
 from llm_mia.errors import LlmMiaError
 from llm_mia.models import DEFAULT_MODEL, DTYPES, ModelSpec
+from llm_mia.remote.client import ApiSettings
 from llm_mia.scorers import ScorerCall, parse_scorer_specs
 
 
@@ -50,7 +51,8 @@ class ModelSettings:
     ``model`` / ``reference``: packaged alias, local directory, ``.gguf`` file or cached Hugging Face id
     (``revision`` / ``reference_revision`` pick a snapshot of an id). ``dtype`` and ``device`` apply to both;
     log-softmax and every reduction run in float32 whatever the dtype. ``trust_remote_code`` stays off unless
-    asked for.
+    asked for. ``api``: where models named ``api:NAME`` are served (an OpenAI-compatible root URL, the key's
+    environment variable, rate limits); required when either model is one.
     """
 
     model: str = DEFAULT_MODEL
@@ -60,11 +62,22 @@ class ModelSettings:
     dtype: str = "float32"
     device: str = "auto"
     trust_remote_code: bool = False
+    api: ApiSettings | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise LlmMiaError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         self.specs()  # validates the device
+        for name in self.remote_names:
+            if self.api is None:
+                raise LlmMiaError(f"--model {name} is behind an API: give its root with --api-base URL")
+
+    @property
+    def remote_names(self) -> list[str]:
+        """The models (target, reference) named ``api:NAME``."""
+        from llm_mia.remote.model import is_remote
+
+        return [name for name in (self.model, self.reference) if name and is_remote(name)]
 
     def specs(self, *, device: str | None = None) -> dict[str, ModelSpec]:
         """One :class:`ModelSpec` per role (``target``, and ``reference`` when given)."""
@@ -100,8 +113,12 @@ class ScoringSettings:
     @property
     def calls(self) -> list[ScorerCall]:
         """The scorer calls (one per column), in the order asked for."""
+        remote = self.models.remote_names
         return parse_scorer_specs(
-            list(self.scorers) if self.scorers else None, has_reference=bool(self.models.reference)
+            list(self.scorers) if self.scorers else None,
+            has_reference=bool(self.models.reference),
+            arrays=("logprob",) if remote else None,
+            provider=f"a model behind an API ({', '.join(remote)})",
         )
 
     @property

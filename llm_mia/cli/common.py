@@ -10,6 +10,7 @@ from typing import Any
 
 from llm_mia.documents import Columns, Document, read_documents
 from llm_mia.models import DEFAULT_MODEL, DTYPES
+from llm_mia.remote.client import ApiSettings
 from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
 
 
@@ -23,7 +24,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--model",
         default=DEFAULT_MODEL,
-        help=f"target model: packaged alias, local directory, .gguf file or cached Hugging Face id "
+        help=f"target model: packaged alias, local directory, .gguf file, cached Hugging Face id, or api:NAME "
+        f"(a model behind an OpenAI-compatible API: see --api-base) "
         f"(default: {DEFAULT_MODEL}, the packaged SmolLM2-135M-Instruct, dequantized from its Q4_1 GGUF)",
     )
     group.add_argument("--revision", help="Hugging Face revision of --model (branch, tag or commit)")
@@ -43,6 +45,36 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="stats cache directory (default: <cache>/stats); a killed run resumes from it with identical results",
     )
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
+    add_api_arguments(parser)
+
+
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where models named ``api:NAME`` are served, and how carefully to talk to them."""
+    group = parser.add_argument_group("models behind an API (--model api:NAME)")
+    group.add_argument("--api-base", help="OpenAI-compatible API root, e.g. https://api.openai.com/v1")
+    group.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (default: OPENAI_API_KEY; the key is never printed or stored)",
+    )
+    group.add_argument("--api-timeout", type=float, default=120.0, help="seconds to wait for a response (default 120)")
+    group.add_argument("--api-retries", type=int, default=6, help="retries on 429, 5xx and dropped connections")
+    group.add_argument("--api-requests-per-second", type=float, help="client-side request rate limit")
+    group.add_argument("--api-tokens-per-minute", type=float, help="client-side prompt-token rate limit")
+
+
+def api_settings_from_args(args: argparse.Namespace) -> ApiSettings | None:
+    """The API settings the arguments give (None without --api-base)."""
+    if not getattr(args, "api_base", None):
+        return None
+    return ApiSettings(
+        base_url=args.api_base,
+        key_env=args.api_key_env,
+        timeout=args.api_timeout,
+        max_retries=args.api_retries,
+        requests_per_second=args.api_requests_per_second,
+        tokens_per_minute=args.api_tokens_per_minute,
+    )
 
 
 def add_input_arguments(
@@ -98,6 +130,7 @@ def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:
             dtype=args.dtype,
             device=args.device,
             trust_remote_code=args.trust_remote_code,
+            api=api_settings_from_args(args),
         ),
         scorers=tuple(args.scorers) if args.scorers else None,
         extraction=ExtractionSettings(

@@ -130,7 +130,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"evaluated {labelled} labelled documents from {source} ({evaluation.n_unlabelled} unlabelled ignored)")
     models = (identity.get("run_record") or {}).get("models") or {}
     for role, model in models.items():
-        print(f"{role} model: {model.get('name')} ({model.get('architecture')}, {model.get('dtype')})")
+        where = (
+            f"{model['api']['base_url']}, {model['capabilities']['mode']} mode"
+            if "api" in model
+            else f"{model.get('architecture')}, {model.get('dtype')}"
+        )
+        print(f"{role} model: {model.get('name')} ({where})")
     print()
     for line in evaluation.table_lines():
         print(line)

@@ -3,24 +3,48 @@
 examples:
   llm-mia list
   llm-mia list --verbose-docs      # full docstrings: formula, direction, source
+  llm-mia list --model api:gpt-3.5-turbo-instruct --api-base https://api.openai.com/v1
+                                   # what that endpoint returns, and which scorers it can serve
 """
 
 from __future__ import annotations
 
 import argparse
 
+from llm_mia.cli.common import add_api_arguments, api_settings_from_args
 from llm_mia.scorers import all_scorers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose-docs", action="store_true", help="print each scorer's full docstring")
+    parser.add_argument("--model", help="a model behind an API (api:NAME): probe it and mark what it can serve")
+    add_api_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    arrays = None
+    if args.model:
+        from llm_mia.models import ModelSpec
+        from llm_mia.remote.model import connect
+
+        endpoint = connect(ModelSpec(name=args.model), api_settings_from_args(args))
+        print(f"{args.model} at {endpoint.api.root} (reports model {endpoint.capabilities.model_version!r})")
+        print(endpoint.capabilities.describe())
+        check = endpoint.describe()["agreement_check"]
+        if not isinstance(check, str):
+            check = f"{'agrees' if check['agrees'] else 'DOES NOT AGREE'} (checked {check['checked_at']})"
+        print(f"agreement check: {check}")
+        print()
+        arrays = set(endpoint.capabilities.arrays)
     for scorer in all_scorers().values():
         params = ", ".join(f"{k}={v}" for k, v in scorer.defaults.items()) or "-"
         length = "" if scorer.length_invariant else " [length-sensitive: left out of dataset tests]"
-        print(f"{scorer.name:<18} reads: {', '.join(scorer.views):<22} params: {params:<8} {scorer.summary}{length}")
+        served = ""
+        if arrays is not None:
+            missing = sorted(set(scorer.needs) - arrays)
+            served = "  " + (f"[not served: needs {', '.join(missing)}]" if missing else "[served]")
+        reads = ", ".join(scorer.views)
+        print(f"{scorer.name:<18} reads: {reads:<22} params: {params:<8} {scorer.summary}{length}{served}")
         if args.verbose_docs:
             print("\n".join("    " + line for line in scorer.doc.splitlines()) + "\n")
     print("all scores: higher = more likely a member")

@@ -5,6 +5,8 @@ examples:
   llm-mia score --input texts.jsonl --output scores.jsonl
   llm-mia score --model ./my-model --reference ./ref-model --input texts.csv --output scores.csv
   llm-mia score --input book/ --scorers loss zlib min_k:k=0.1,0.2 min_k_plus_plus --output scores.jsonl
+  llm-mia score --model api:davinci-002 --api-base https://api.openai.com/v1 --input texts.jsonl --dry-run \
+      --price-per-million-tokens 2.0           # what a paid API would be sent, before anything is
 
 Every document gets a row: id, label, group, status (ok, or why a score is missing), byte and token
 counts, the SHA-256 of its text, and one column per score. A run record (models, scorers, settings, input
@@ -14,6 +16,7 @@ hash, versions, command line) is written beside the output as <output>.run.json.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from llm_mia.cli.common import (
     add_input_arguments,
@@ -32,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scorer_arguments(parser)
     parser.add_argument("--output", help="write rows to this .jsonl or .csv file (default: print a table)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="for models behind an API: print the requests and tokens the run would send, and send nothing",
+    )
+    parser.add_argument(
+        "--price-per-million-tokens", type=float, help="with --dry-run: price of a million prompt tokens"
+    )
 
 
 def table_lines(rows: list[dict]) -> list[str]:
@@ -41,12 +52,29 @@ def table_lines(rows: list[dict]) -> list[str]:
     return [*lines, "higher score = more likely a member of the model's training data (a ranking, not a verdict)"]
 
 
+def dry_run(settings: Any, documents: list, price: float | None) -> int:
+    """Print what the run would send to each model behind an API; send nothing."""
+    from llm_mia.remote.estimate import estimate_requests
+
+    specs = settings.models.specs()
+    roles = {role: spec.name for role, spec in specs.items() if spec.name in settings.models.remote_names}
+    if not roles:
+        print("--dry-run counts requests to models behind an API (--model api:NAME); these models run locally")
+        return 0
+    for estimate in estimate_requests(documents, settings.calls, roles=roles):
+        for line in estimate.describe(price):
+            print(line)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from llm_mia.workflows.score import score_documents
 
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
     settings = scoring_settings_from_args(args)
     documents, source = documents_from_args(args)
+    if args.dry_run:
+        return dry_run(settings, documents, args.price_per_million_tokens)
     result = score_documents(documents, settings, source=source)
     if not result.is_main:
         return 0  # the main process writes the merged rows

@@ -272,7 +272,7 @@ def build_plan(
     inputs that share a text or a passage, too few passages, and fewer control works than the work-level test
     needs to reach p <= alpha: each with the fix.
     """
-    from llm_mia.workflows.dataset import cut_inputs
+    from llm_mia.workflows.dataset import cut_inputs, refuse_remote_target
 
     if not question.strip():
         raise LlmMiaError("the plan needs the question in words: --question 'Was model M trained on work W?'")
@@ -284,6 +284,7 @@ def build_plan(
             "the model cannot have seen them (e.g. 'other novels of the same genre, all first published after the "
             "model's data cutoff of 2024-06'); the test means nothing without it"
         )
+    refuse_remote_target(settings.scoring.models)
     specs = settings.scoring.models.specs()
     models = {role: model_inventory(spec) for role, spec in specs.items()}
     tokenizer = load_tokenizer(models["target"]["directory"], settings)

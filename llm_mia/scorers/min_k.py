@@ -32,7 +32,7 @@ def min_k(target: TokenStats, *, k: float = 0.2) -> float:
     return _mean_of_smallest(require_scored(target).logprob, k)
 
 
-@register("min_k_plus_plus")
+@register("min_k_plus_plus", needs=("logprob", "mu", "sigma"))
 def min_k_plus_plus(target: TokenStats, *, k: float = 0.2) -> float:
     """Min-K%++: z_t = (l_t - mu_t) / sigma_t, score = mean of the max(1, floor(k*T)) smallest z_t.
 

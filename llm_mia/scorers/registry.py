@@ -48,6 +48,7 @@ class Scorer:
     defaults: Mapping[str, Any]  # hyperparameter -> default value
     types: Mapping[str, type]  # hyperparameter -> type used to parse CLI values
     length_invariant: bool = True  # False: the score moves with text length or bytes alone (see register)
+    needs: tuple[str, ...] = ("logprob",)  # TokenStats arrays it reads (see register)
 
     @property
     def summary(self) -> str:
@@ -62,12 +63,18 @@ class Scorer:
 _REGISTRY: dict[str, Scorer] = {}
 
 
-def register(name: str, *, length_invariant: bool = True) -> Callable[[Callable[..., float]], Callable[..., float]]:
+def register(
+    name: str, *, length_invariant: bool = True, needs: tuple[str, ...] = ("logprob",)
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator: register ``function`` as scorer ``name`` (see module docstring for the contract).
 
     ``length_invariant=False`` marks a score that changes with a text's length or byte count alone (e.g. a
     per-token mean divided by a total length): comparisons between texts of different lengths or formats
     then measure length, so dataset-level tests leave such scorers out.
+
+    ``needs``: the per-token arrays of :class:`~llm_mia.stats.TokenStats` the scorer reads. A white-box model
+    provides all of them; a model behind an API may return only ``logprob`` (see ``llm_mia.remote``), and a
+    scorer needing more is refused there before any request is sent.
     """
 
     def decorator(function: Callable[..., float]) -> Callable[..., float]:
@@ -91,7 +98,7 @@ def register(name: str, *, length_invariant: bool = True) -> Callable[[Callable[
                 )
         if not inspect.getdoc(function):
             raise TypeError(f"scorer {name!r} needs a docstring with its formula, direction and source")
-        _REGISTRY[name] = Scorer(name, function, tuple(views), defaults, types, length_invariant)
+        _REGISTRY[name] = Scorer(name, function, tuple(views), defaults, types, length_invariant, tuple(needs))
         return function
 
     return decorator
@@ -141,17 +148,26 @@ def _parse_value(scorer: Scorer, key: str, text: str) -> Any:
         raise UnknownNameError(f"scorer {scorer.name!r}: {key}={text!r} is not a valid {kind.__name__}") from None
 
 
-def parse_scorer_specs(specs: list[str] | None, *, has_reference: bool) -> list[ScorerCall]:
+def parse_scorer_specs(
+    specs: list[str] | None, *, has_reference: bool, arrays: tuple[str, ...] | None = None, provider: str = ""
+) -> list[ScorerCall]:
     """Turn CLI/API scorer specs into calls.
 
     A spec is ``name`` or ``name:key=v1,v2;key2=v`` (several values expand into several calls, e.g.
     ``min_k:k=0.1,0.2``). ``None`` means every scorer whose views are available (``reference`` only when a
-    reference model is given).
+    reference model is given) and whose per-token arrays the models provide: ``arrays`` (None: all, as a
+    white-box model gives), ``provider`` names what provides only those, for the error message.
     """
     registry = all_scorers()
+
+    def servable(scorer: Scorer) -> bool:
+        return arrays is None or set(scorer.needs) <= set(arrays)
+
     if not specs:
         return [
-            ScorerCall(s, dict(s.defaults)) for s in registry.values() if has_reference or "reference" not in s.views
+            ScorerCall(s, dict(s.defaults))
+            for s in registry.values()
+            if (has_reference or "reference" not in s.views) and servable(s)
         ]
     calls: list[ScorerCall] = []
     for spec in specs:
@@ -173,6 +189,19 @@ def parse_scorer_specs(specs: list[str] | None, *, has_reference: bool) -> list[
         needing = sorted({c.scorer.name for c in calls if "reference" in c.scorer.views})
         if needing:
             raise LlmMiaError(f"scorer(s) {', '.join(needing)} need a reference model: pass --reference")
+    unservable = {
+        c.scorer.name: sorted(set(c.scorer.needs) - set(arrays or ())) for c in calls if not servable(c.scorer)
+    }
+    if unservable:
+        usable = ", ".join(s.name for s in registry.values() if servable(s))
+        raise LlmMiaError(
+            "; ".join(
+                f"scorer {name} needs the per-token {', '.join(m)} of the full next-token distribution"
+                for name, m in unservable.items()
+            )
+            + f", which {provider or 'these models'} cannot return (only {', '.join(arrays or ())}); scorers it can "
+            f"serve: {usable}"
+        )
     columns = [c.column for c in calls]
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:

@@ -350,6 +350,18 @@ def cut_inputs(
     )
 
 
+def refuse_remote_target(models: Any) -> None:
+    """Passages are cut with the target model's tokenizer, which an API does not expose: refuse ``api:`` targets."""
+    from llm_mia.remote.model import is_remote
+
+    if is_remote(models.model):
+        raise LlmMiaError(
+            f"--model {models.model}: the dataset-level test cuts passages with the target model's tokenizer, which "
+            "a model behind an API does not expose; cut the passages yourself (one JSONL row per passage, with a "
+            "group column naming its work), score them with `llm-mia score --model api:...`, and test the scores"
+        )
+
+
 def run_dataset_test(
     suspect: str | Path, control: str | Path, settings: DatasetTestSettings | None = None
 ) -> DatasetTestReport:
@@ -358,6 +370,7 @@ def run_dataset_test(
     from llm_mia.workflows.score import load_models
 
     settings = settings or DatasetTestSettings()
+    refuse_remote_target(settings.scoring.models)
     models = load_models(settings.scoring.models)
     inputs = cut_inputs(suspect, control, settings, tokenizer=models["target"].tokenizer)
     return score_and_test(inputs, settings, models=models)

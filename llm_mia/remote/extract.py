@@ -1,0 +1,163 @@
+"""Token log-probs from a model behind an API: texts in, one TokenStats per text out, as the white-box engine.
+
+Two modes (chosen by the probe, :mod:`llm_mia.remote.capabilities`):
+
+- ``echo``: one ``POST /completions`` per text with ``echo: true``, ``logprobs: 1``, ``max_tokens: 1`` and
+  temperature 0 (``max_tokens: 0`` means "no limit" on some servers, so one token is generated and dropped:
+  tokens whose ``text_offset`` lies at or beyond the end of the text are not the text's). The first token has
+  no log-prob (nothing predicts it, as with a white-box tokenizer that adds no BOS) and is left unscored.
+- ``forced``: the text's token ids from the server's tokenizer; for each token t >= 1, the prefix x_<t
+  (detokenized, and checked to re-tokenize to exactly x_<t) is completed by one token with ``logit_bias``
+  +100 on x_t at temperature 0, and the server's log-prob of the generated token is log p(x_t | x_<t)
+  (unbiased: llama.cpp applies the bias in its sampler and reports the logits' value). A token whose prefix
+  does not re-tokenize to itself is left unscored and counted (``RemoteModel.unscored_tokens``), never
+  replaced by a guess. Cost: one completion plus a tokenize and a detokenize request per token.
+
+What an API does not return is not invented: the full next-token distribution (so ``mu``, ``sigma``, ``rank``
+and ``top1_logprob`` are NaN / -1, and scorers that need them are refused before any request), and in echo
+mode the token ids (-1). A text must fit the endpoint's context window; one that does not gets an error naming
+it (split long texts into passages first).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from llm_mia.errors import InputError
+from llm_mia.remote.capabilities import detokenize, tokenize
+from llm_mia.remote.client import RemoteError
+from llm_mia.remote.model import RemoteModel
+from llm_mia.stats import TokenStats, zlib_length
+
+logger = logging.getLogger(__name__)
+
+STATUS_EMPTY = "empty or whitespace-only text"
+STATUS_TOO_SHORT = "no scorable tokens (one token: nothing predicts it)"
+FORCE_BIAS = 100
+
+
+def _stats(
+    model: RemoteModel, text: str, logprobs: list[float], ids: list[int] | None, unscored_bytes: int, n: int
+) -> TokenStats:
+    count = len(logprobs)
+    nan = np.full(count, np.nan, dtype=np.float32)
+    return TokenStats(
+        token_ids=np.asarray(ids if ids is not None else [-1] * count, dtype=np.int64),
+        logprob=np.asarray(logprobs, dtype=np.float32),
+        mu=nan,
+        sigma=nan.copy(),
+        rank=np.full(count, -1, dtype=np.int64),
+        top1_logprob=nan.copy(),
+        n_bytes=len(text.encode("utf-8")),
+        n_bytes_scored=len(text.encode("utf-8")) - unscored_bytes,
+        zlib_bytes=zlib_length(text),
+        n_tokens=n,
+        bos_added=False,
+        n_windows=1,
+        tokenizer_id=model.tokenizer_id,
+    )
+
+
+def _empty(model: RemoteModel, text: str, status: str, n_tokens: int = 0) -> TokenStats:
+    return TokenStats.empty(
+        status=status,
+        n_bytes=len(text.encode("utf-8")),
+        zlib_bytes=zlib_length(text),
+        n_tokens=n_tokens,
+        bos_added=False,
+        tokenizer_id=model.tokenizer_id,
+    )
+
+
+def _echo(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str, Any]], None] | None) -> TokenStats:
+    payload = {
+        "model": model.name,
+        "prompt": text,
+        "max_tokens": 1,
+        "echo": True,
+        "logprobs": 1,
+        "temperature": 0,
+        "seed": 0,
+    }
+    response = model.client.post("completions", payload, cache=cache, on_request=heard)
+    logprobs = response["choices"][0]["logprobs"]
+    offsets, values = logprobs["text_offset"], logprobs["token_logprobs"]
+    inside = [i for i, offset in enumerate(offsets) if offset < len(text)]
+    if len(inside) < 2:
+        return _empty(model, text, STATUS_TOO_SHORT, len(inside))
+    scored = [values[i] for i in inside[1:]]
+    if any(value is None for value in scored):
+        raise RemoteError(f"{model.api.root}: echo returned no log-prob for a prompt token past the first")
+    unscored_bytes = len(text[: offsets[inside[1]]].encode("utf-8"))
+    return _stats(model, text, scored, None, unscored_bytes, len(inside))
+
+
+def _forced(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str, Any]], None] | None) -> TokenStats:
+    client, name = model.client, model.name
+    ids = tokenize(client, name, text, cache=cache, on_request=heard)
+    if len(ids) < 2:
+        return _empty(model, text, STATUS_TOO_SHORT, len(ids))
+    logprobs, scored_ids = [], []
+    unscored_bytes = len(detokenize(client, name, ids[:1], cache=cache, on_request=heard).encode("utf-8"))
+    for t in range(1, len(ids)):
+        prefix = detokenize(client, name, ids[:t], cache=cache, on_request=heard)
+        if tokenize(client, name, prefix, cache=cache, on_request=heard) != ids[:t]:
+            model.unscored_tokens += 1
+            continue
+        payload = {
+            "model": name,
+            "prompt": prefix,
+            "max_tokens": 1,
+            "logprobs": 1,
+            "temperature": 0,
+            "seed": 0,
+            "logit_bias": {str(ids[t]): FORCE_BIAS},
+        }
+        response = client.post("completions", payload, cache=cache, on_request=heard)
+        value = response["choices"][0]["logprobs"]["token_logprobs"][0]
+        if value is None:
+            raise RemoteError(f"{model.api.root}: no log-prob for a forced token")
+        logprobs.append(value)
+        scored_ids.append(ids[t])
+    return _stats(model, text, logprobs, scored_ids, unscored_bytes, len(ids))
+
+
+def remote_extract(
+    texts: Sequence[str],
+    model: RemoteModel,
+    *,
+    cache: Any = None,
+    description: str = "",
+    progress: bool = True,
+    observer: Callable[[int, dict[str, Any]], None] | None = None,
+) -> list[TokenStats]:
+    """One TokenStats per text from ``model``'s endpoint (see module docstring for the two modes).
+
+    ``cache``: a :class:`~llm_mia.remote.responses.ResponseCache` (a rerun sends nothing twice). ``observer``
+    hears ``(text index, event)`` for every request, with the event from :meth:`ApiClient.post`.
+    """
+    mode = model.capabilities.mode
+    if mode is None:
+        raise RemoteError(
+            f"{model.spec.name} at {model.api.root} returns no usable token log-probs:\n{model.capabilities.describe()}"
+        )
+    run = _echo if mode == "echo" else _forced
+    results = []
+    for index, text in enumerate(tqdm(texts, desc=description or model.spec.name, unit="text", disable=not progress)):
+        if not text.strip():
+            results.append(_empty(model, text, STATUS_EMPTY))
+            continue
+        heard = None if observer is None else (lambda event, index=index: observer(index, event))
+        try:
+            results.append(run(model, text, cache, heard))
+        except RemoteError as error:
+            raise InputError(
+                f"text {index}: {error}\n(texts behind an API must fit the endpoint's context window: cut long texts "
+                "into passages first; the responses received so far are kept, so a rerun resumes)"
+            ) from None
+    return results

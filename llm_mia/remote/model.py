@@ -1,0 +1,116 @@
+"""A model behind an OpenAI-compatible API, standing where a loaded white-box model stands.
+
+``--model api:NAME --api-base URL`` names one. :func:`connect` probes what the endpoint can serve
+(:mod:`llm_mia.remote.capabilities`); the scoring code then sends its texts to
+:func:`llm_mia.remote.extract.remote_extract` instead of the white-box engine, and every scorer that reads only
+token log-probs works unchanged. The run record states the endpoint, its capabilities and whether
+``llm-mia check-backend`` has compared it with white-box scores (until then its numbers are not trusted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_mia.errors import LlmMiaError
+from llm_mia.identity import cache_dir
+from llm_mia.models import ModelSpec
+from llm_mia.remote.capabilities import Capabilities, probe
+from llm_mia.remote.client import ApiClient, ApiSettings
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "api:"
+
+
+def is_remote(name: str) -> bool:
+    """Whether a ``--model`` value names a model behind an API (``api:NAME``)."""
+    return name.startswith(PREFIX)
+
+
+def endpoint_id(root: str, name: str) -> str:
+    """A short stable id of (API root, model name), for the agreement-check records."""
+    return hashlib.sha256(f"{root.rstrip('/')}\0{name}".encode()).hexdigest()[:16]
+
+
+def backend_checks_dir() -> Path:
+    """Where ``llm-mia check-backend`` stores its results: ``<cache>/backend-checks``."""
+    return cache_dir() / "backend-checks"
+
+
+def agreement_path(root: str, name: str) -> Path:
+    return backend_checks_dir() / f"{endpoint_id(root, name)}.json"
+
+
+def agreement_record(root: str, name: str) -> dict[str, Any] | None:
+    """The last ``llm-mia check-backend`` result for this endpoint and model, or None if it was never run."""
+    path = agreement_path(root, name)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+
+
+@dataclass
+class RemoteModel:
+    """An endpoint and model name, with what the probe found. ``device`` and ``tokenizer`` mirror LoadedModel."""
+
+    spec: ModelSpec
+    api: ApiSettings
+    client: ApiClient
+    capabilities: Capabilities
+    device: str = "remote"
+    tokenizer: Any = None
+    unscored_tokens: int = 0  # forced mode: tokens whose prefix did not re-tokenize to itself (left unscored)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name.removeprefix(PREFIX)
+
+    @property
+    def tokenizer_id(self) -> str:
+        """The API's tokenizer is unknown: an id of the endpoint and the model version it reports."""
+        seed = f"{self.api.root}\0{self.name}\0{self.capabilities.model_version}"
+        return "api:" + hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        """Identity for run records: the endpoint (no key), what it serves, whether its numbers were checked."""
+        check = agreement_record(self.api.root, self.name)
+        return {
+            "name": self.spec.name,
+            "backend": "OpenAI-compatible API",
+            "api": self.api.to_dict(),
+            "model_version": self.capabilities.model_version,
+            "capabilities": self.capabilities.to_dict(),
+            "tokenizer_id": self.tokenizer_id,
+            "unscored_tokens": self.unscored_tokens,
+            "requests_sent": self.client.sent,
+            "agreement_check": check
+            or "never run: these numbers are not trusted until `llm-mia check-backend` has compared this endpoint "
+            "with white-box scores",
+        }
+
+
+def connect(spec: ModelSpec, api: ApiSettings | None, *, cache: Any = None) -> RemoteModel:
+    """Probe ``spec`` (``api:NAME``) at ``api.base_url`` and return it ready for scoring."""
+    if api is None:
+        raise LlmMiaError(f"--model {spec.name} is behind an API: give its root with --api-base URL")
+    name = spec.name.removeprefix(PREFIX)
+    if not name:
+        raise LlmMiaError("--model api: needs a model name after the colon, e.g. api:gpt-3.5-turbo-instruct")
+    client = ApiClient(api)
+    capabilities = probe(client, name, cache=cache)
+    if agreement_record(api.root, name) is None:
+        logger.warning(
+            "%s at %s has not been compared with white-box scores (llm-mia check-backend); its numbers are "
+            "not trusted until it has",
+            name,
+            api.root,
+        )
+    return RemoteModel(spec=spec, api=api, client=client, capabilities=capabilities)

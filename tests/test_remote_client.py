@@ -1,0 +1,79 @@
+"""The API client's parts that need no server: settings, errors, the response cache, the dry run, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from api_server import free_port
+
+from llm_mia.cli import main
+from llm_mia.documents import Document
+from llm_mia.errors import LlmMiaError
+from llm_mia.remote.client import ApiClient, ApiSettings, RemoteError
+from llm_mia.remote.estimate import estimate_requests
+from llm_mia.remote.responses import ResponseCache, request_key
+from llm_mia.scorers import parse_scorer_specs
+from llm_mia.settings import ModelSettings, ScoringSettings
+
+
+def api(root: str, **settings) -> ApiSettings:
+    return ApiSettings(base_url=root, key_env="LLM_MIA_TEST_API_KEY", **settings)
+
+
+def test_an_unreachable_server_gets_a_clear_error() -> None:
+    client = ApiClient(api(f"http://127.0.0.1:{free_port()}/v1", max_retries=1, backoff=0))
+    with pytest.raises(RemoteError, match=r"cannot reach .* is the server running"):
+        client.get("models")
+
+
+def test_api_models_need_a_base_url_and_dataset_tests_refuse_them() -> None:
+    from llm_mia.workflows.dataset import DatasetTestSettings, run_dataset_test
+
+    with pytest.raises(LlmMiaError, match="--api-base"):
+        ModelSettings(model="api:gpt-4")
+    settings = DatasetTestSettings(scoring=ScoringSettings(models=ModelSettings(model="api:x", api=api("http://h/v1"))))
+    with pytest.raises(LlmMiaError, match="does not expose"):
+        run_dataset_test("a", "b", settings)
+
+
+def test_response_cache_keys_are_canonical_and_damaged_entries_are_asked_again(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    key = request_key("http://h/v1", "completions", {"model": "m", "prompt": "x"})
+    assert key == request_key("http://h/v1/", "/completions", {"prompt": "x", "model": "m"})
+    cache.put(key, {"choices": [{"text": "y"}]})
+    assert cache.get(key) == {"choices": [{"text": "y"}]}
+    cache._connection.execute("UPDATE responses SET body = ? WHERE key = ?", ('{"choices": []}', key))
+    assert cache.get(key) is None
+    cache.close()
+
+
+def test_the_dry_run_counts_requests_and_tokens_and_sends_nothing(capsys) -> None:
+    documents = [Document(id="a", text="x" * 40), Document(id="b", text="y" * 8), Document(id="empty", text=" ")]
+    calls = parse_scorer_specs(["loss", "lowercase"], has_reference=False, arrays=("logprob",))
+    (estimate,) = estimate_requests(documents, calls, roles={"target": "api:m"})
+    # 10 and 2 tokens (bytes / 4), each read twice (original and lowercased); the empty text is not sent
+    assert estimate.views == ("target", "target_lower") and estimate.tokens == 24
+    assert (estimate.echo_requests, estimate.echo_prompt_tokens) == (4, 24)
+    assert (estimate.forced_completion_requests, estimate.forced_prompt_tokens) == (2 * 9 + 2 * 1, 2 * 45 + 2 * 1)
+    # through the CLI, against a port where nothing listens: nothing is sent, so nothing fails
+    argv = ["score", "--model", "api:m", "--api-base", f"http://127.0.0.1:{free_port()}/v1", "--dry-run",
+            "--price-per-million-tokens", "2", "--scorers", "loss"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "nothing has been sent" in printed and "costing about" in printed
+
+
+def test_scorers_needing_the_full_distribution_are_left_out_by_default_for_api_models() -> None:
+    settings = ScoringSettings(models=ModelSettings(model="api:m", api=api("http://h/v1")))
+    names = [call.scorer.name for call in settings.calls]
+    assert "min_k_plus_plus" not in names and {"loss", "zlib", "min_k", "lowercase"} <= set(names)
+    with pytest.raises(LlmMiaError, match="min_k_plus_plus needs the per-token mu, sigma"):
+        ScoringSettings(models=ModelSettings(model="api:m", api=api("http://h/v1")), scorers=("min_k_plus_plus",))
+
+
+def test_api_settings_refuse_what_cannot_work() -> None:
+    with pytest.raises(LlmMiaError, match="not an http"):
+        ApiSettings(base_url="api.openai.com/v1")
+    with pytest.raises(LlmMiaError, match="requests_per_second must be > 0"):
+        ApiSettings(base_url="http://h/v1", requests_per_second=0)
