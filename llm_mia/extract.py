@@ -1,4 +1,5 @@
-"""The extraction engine: the only code that runs a model. Texts in, one TokenStats per text out.
+"""The extraction engine: the only code that scores with a model. Texts in, one TokenStats per text out (and, for
+multiple-choice prompts, the log-probs of candidate answer tokens: ``next_token_logprobs``).
 
 Pipeline for one (model, text variant):
 
@@ -218,6 +219,48 @@ def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np
     out = {name: torch.cat(values).cpu().numpy() for name, values in pieces.items()}
     out["token_ids"] = targets.cpu().numpy()
     return out
+
+
+@torch.inference_mode()
+def next_token_logprobs(
+    texts: Sequence[str], loaded: LoadedModel, candidates: Sequence[int], *, batch_size: int = 8
+) -> np.ndarray:
+    """log p(c | text) for each candidate token id c at the position after each whole text: (texts, candidates).
+
+    For multiple-choice prompts (DE-COP): the text is tokenized as the engine does (BOS prefix if the tokenizer
+    adds one, special-token strings kept as text), right-padded in batches of ``batch_size`` planned from the
+    texts alone in input order, and only the last real position of each row is projected to the vocabulary;
+    log-softmax in float32 over the full vocabulary. A text longer than the context is refused (an answer needs
+    the whole question).
+    """
+    prefix = list(loaded.prefix_ids)
+    rows = [prefix + t.content_ids for t in _tokenize(texts, loaded)]
+    for index, ids in enumerate(rows):
+        if len(ids) > loaded.context_length:
+            raise LlmMiaError(
+                f"prompt {index} has {len(ids)} tokens, more than the {loaded.context_length}-token context"
+            )
+        if not ids:
+            raise LlmMiaError(f"prompt {index} is empty")
+    wanted = torch.tensor(list(candidates), dtype=torch.long, device=loaded.device)
+    head = loaded.model.get_output_embeddings()
+    cap = getattr(loaded.model.config, "final_logit_softcapping", None)
+    out = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        longest = max(len(ids) for ids in batch)
+        input_ids = torch.zeros((len(batch), longest), dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+        hidden = loaded.model.base_model(
+            input_ids=input_ids.to(loaded.device), attention_mask=attention_mask.to(loaded.device)
+        ).last_hidden_state
+        last = hidden[torch.arange(len(batch)), torch.tensor([len(ids) - 1 for ids in batch])]
+        logprobs = torch.log_softmax(_softcap(head(last).float(), cap), dim=-1)
+        out.append(logprobs[:, wanted].cpu().numpy())
+    return np.concatenate(out).astype(np.float32)
 
 
 def _segments_for(

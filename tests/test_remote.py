@@ -220,3 +220,21 @@ def test_requests_per_second_spaces_requests(served) -> None:
     for _ in range(6):
         client.get("models")
     assert time.monotonic() - start >= 0.5 and client.sent == 6
+
+
+def test_decop_through_the_api_agrees_with_the_white_box_model(served, tmp_path: Path) -> None:
+    """Each answer letter forced in turn (llama.cpp reports its unbiased log-prob): the same DE-COP numbers."""
+    from llm_mia.decop import read_quiz_passages
+    from llm_mia.workflows.decop import DecopSettings, run_decop
+
+    example = Path(__file__).parents[1] / "llm_mia" / "data" / "decop_example.jsonl"
+    passages = read_quiz_passages(example)[1:2]
+    common = {"subject": "an English text", "cache": tmp_path / "responses.sqlite"}
+    remote = run_decop(
+        passages, DecopSettings(models=ModelSettings(model=f"api:{ALIAS}", api=api(served.root)), **common)
+    )
+    local = run_decop(passages, DecopSettings(models=ModelSettings(device="cpu"), **common))
+    assert remote.record["execution"]["orderings_missing_a_letter"] == 0
+    assert remote.rows[0]["orderings_answered"] == 24
+    assert remote.rows[0]["decop"] == pytest.approx(local.rows[0]["decop"], abs=1e-3)
+    assert remote.rows[0]["decop_accuracy"] == local.rows[0]["decop_accuracy"]

@@ -14,14 +14,17 @@ Checks, in order:
    logits row *at* t instead of t - 1 (``Llama._create_completion``, ``all_logprobs[token_offset:]`` zipped
    with ``all_tokens``), so every echoed value is the log-prob of a token repeating itself: -9 to -19 nats
    where the model gives -0.2 to -4.5.
-4. **Forced tokens** (fallback when echo is absent or wrong): the prefix with ``logit_bias`` +100 on the
+4. **Chat completions** (``POST /chat/completions``, one token, ``logprobs``/``top_logprobs``): whether the
+   endpoint answers chat requests, with or without answer log-probs; the generation-based scorers (DE-COP)
+   need no more than this.
+5. **Forced tokens** (fallback when echo is absent or wrong): the prefix with ``logit_bias`` +100 on the
    runner-up token and temperature 0: the server must generate that token and report its *unbiased* log-prob
    (equal to step 2's runner-up value), which is what llama.cpp does (the bias acts in the sampler, the
    reported value is read from the logits). With a tokenize endpoint (``/extras/tokenize`` and
    ``/extras/detokenize``, as llama-cpp-python serves) every token of a text can then be scored exactly, at
    the cost of one completion (plus a tokenize and a detokenize) request per token instead of one per text.
 
-The mode used: ``echo`` when step 3 passes, else ``forced`` when step 4 passes, else none (no log-prob
+The mode used: ``echo`` when step 3 passes, else ``forced`` when step 5 passes, else none (no log-prob
 scorer can be served; the error says which step failed).
 """
 
@@ -46,6 +49,7 @@ class Capabilities:
     echo: str = "not tried"  # "consistent", "inconsistent (...)", "absent (...)"
     forced: str = "not tried"  # "exact", "no (...)"
     tokenize_endpoint: bool = False
+    chat: str = "not tried"  # chat completions: "log-probs", "text only" or "no (...)"
     mode: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -59,6 +63,7 @@ class Capabilities:
 
     def describe(self) -> str:
         lines = [
+            f"chat completions: {self.chat}",
             f"prompt log-probs (echo): {self.echo}",
             f"forced-token log-probs: {self.forced}",
             f"mode: {self.mode or 'none: no log-prob scorer can be served'}",
@@ -101,6 +106,7 @@ def probe(client: ApiClient, model: str, *, cache: Any = None) -> Capabilities:
             f"model {model!r} is not served at {client.settings.root}; it serves: "
             f"{', '.join(found.served_models) or 'nothing'} (pass one of these as --model api:NAME)"
         )
+    found.chat = _probe_chat(client, model, cache)
     try:
         generated = _completion(client, model, PROBE_PREFIX, cache, logprobs=2)
     except RemoteError as error:
@@ -158,6 +164,27 @@ def probe(client: ApiClient, model: str, *, cache: Any = None) -> Capabilities:
                 found.forced = "exact"
                 found.mode = "forced"
     return found
+
+
+def _probe_chat(client: ApiClient, model: str, cache: Any) -> str:
+    payload = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROBE_PREFIX}],
+        "max_tokens": 1,
+        "temperature": 0,
+        "seed": 0,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    try:
+        response = client.post("chat/completions", payload, cache=cache)
+    except RemoteError as error:
+        return f"no ({str(error)[:120]})"
+    try:
+        content = response["choices"][0]["logprobs"]["content"]
+    except (KeyError, IndexError, TypeError):
+        content = None
+    return "log-probs" if content else "text only"
 
 
 def _has_tokenizer(client: ApiClient, model: str, cache: Any) -> bool:

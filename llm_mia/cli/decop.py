@@ -1,0 +1,58 @@
+"""DE-COP: ask the model which of four options is the verbatim passage, in all 24 orders (higher = more likely seen).
+
+examples:
+  llm-mia decop --input quiz.jsonl --subject 'the "Cymbeline" play by William Shakespeare' --output decop.jsonl
+  llm-mia decop --input quiz.jsonl --subject '...' --model api:gpt-4o-mini --api-base https://api.openai.com/v1
+
+quiz.jsonl: one passage per line, {"id", "text", "paraphrases": [three paraphrases], "label"?, "group"?}. The rows
+written (decop = mean probability of the verbatim option over the 24 orders, chance 0.25; decop_accuracy) are a
+score file: compare works with `llm-mia evaluate` or calibrate on control passages paraphrased the same way; a
+score above 0.25 alone is not evidence of training (paraphrases are often less fluent than the original).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from llm_mia.cli.common import add_api_arguments, api_settings_from_args
+from llm_mia.models import DEFAULT_MODEL, DTYPES
+from llm_mia.score_files import check_score_output
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="JSONL of passages with their three paraphrases")
+    parser.add_argument(
+        "--subject", required=True, help='how the question names the work: the "Emma" book by Jane Austen'
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="target model (as for score), or api:NAME")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision (softmax stays float32)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)")
+    add_api_arguments(parser)
+    parser.add_argument("--no-cache", action="store_true", help="do not keep API responses")
+    parser.add_argument("--output", required=True, help="write rows to this .jsonl or .csv file")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    from llm_mia.decop import read_quiz_passages
+    from llm_mia.settings import ModelSettings
+    from llm_mia.workflows.decop import DecopSettings, run_decop
+
+    output = check_score_output(args.output, overwrite=args.overwrite)
+    settings = DecopSettings(
+        subject=args.subject,
+        models=ModelSettings(model=args.model, dtype=args.dtype, device=args.device, api=api_settings_from_args(args)),
+        batch_size=args.batch_size,
+        cache=not args.no_cache,
+    )
+    passages = read_quiz_passages(args.input)
+    result = run_decop(passages, settings, source=args.input)
+    result.write(output)
+    scores = [row["decop"] for row in result.rows if row["decop"] is not None]
+    mean = sum(scores) / len(scores) if scores else float("nan")
+    print(
+        f"wrote {len(result.rows)} rows to {output} and {output}.run.json; mean DE-COP probability {mean:.3f} "
+        "(chance 0.25; compare with control works, not with chance)"
+    )
+    return 0

@@ -1,0 +1,123 @@
+"""Answers to multiple-choice prompts from a model behind an API: the log-prob of each answer letter.
+
+Temperature 0, one generated token. Where the probe found that the endpoint reports the unbiased log-prob of a
+token forced with ``logit_bias`` (llama.cpp), each letter is forced in turn and its log-prob read exactly: four
+requests per prompt (see ``_letter_ids``). Elsewhere one request per prompt and the top log-probs of the answer
+token (5 through the completions endpoint, 20 through chat completions: OpenAI's limits): completions when the
+endpoint generates with log-probs, else chat (the prompt as the user message after ``system``). A letter's
+log-prob is then the log of the summed probability of the returned tokens that read as that letter (" A", "A",
+"A."...); letters outside the returned tokens get -inf (their probability is below the smallest returned one;
+renormalising over the four letters then overstates the others: the run record counts these rows). An endpoint
+that returns no log-probs at all gives the generated letter log-prob 0 and the others -inf, so the DE-COP
+probability becomes its accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from llm_mia.remote.client import RemoteError
+from llm_mia.remote.model import RemoteModel
+
+TOP_K = 20  # chat completions: OpenAI's largest top_logprobs
+COMPLETION_TOP_K = 5  # legacy completions: OpenAI's largest logprobs
+
+
+def _letter(token: str, letters: Sequence[str]) -> str | None:
+    cleaned = token.strip().rstrip(".):")
+    return cleaned if cleaned in letters else None
+
+
+def _row(pairs: list[tuple[str, float]], generated: str, letters: Sequence[str]) -> tuple[list[float], bool]:
+    """(log-prob per letter, whether every letter was among the returned tokens)."""
+    if not pairs:  # no log-probs: the answer alone
+        chosen = _letter(generated, letters)
+        return [0.0 if letter == chosen else -math.inf for letter in letters], False
+    mass = dict.fromkeys(letters, 0.0)
+    for token, value in pairs:
+        letter = _letter(token, letters)
+        if letter is not None and value is not None:
+            mass[letter] += math.exp(value)
+    return [math.log(mass[letter]) if mass[letter] > 0 else -math.inf for letter in letters], all(
+        mass[letter] > 0 for letter in letters
+    )
+
+
+def _letter_ids(model: RemoteModel, letters: Sequence[str], cache: Any) -> list[int] | None:
+    """The letters' token ids, where each letter's log-prob can be read exactly by forcing it (else None).
+
+    A completion model may prefer to stop, or start a new line, after "Answer:", and the letters then fall
+    outside the few top log-probs an API returns (llama-cpp-python returns none at all for a stop token). Where
+    the probe found that the endpoint reports the unbiased log-prob of a token forced with ``logit_bias``
+    (``Capabilities.forced == "exact"``, llama.cpp), each letter is forced in turn: four requests per prompt,
+    every letter's log-prob exact.
+    """
+    from llm_mia.remote.capabilities import tokenize
+
+    if model.capabilities.forced != "exact":
+        return None
+    ids = []
+    for letter in letters:
+        tokens = tokenize(model.client, model.name, f" {letter}", cache=cache)
+        if len(tokens) != 1:
+            tokens = tokenize(model.client, model.name, letter, cache=cache)
+        if len(tokens) != 1:
+            return None
+        ids.append(tokens[0])
+    return ids
+
+
+def answer_logprobs(
+    prompts: Sequence[str],
+    model: RemoteModel,
+    letters: Sequence[str],
+    *,
+    system_prompt: str,
+    cache: Any = None,
+    observer: Callable[[int, dict[str, Any]], None] | None = None,
+) -> tuple[np.ndarray, int]:
+    """(prompts x letters) log-probs of each answer letter, and how many rows lacked some letter (module doc)."""
+    found = model.capabilities
+    use_chat = not found.generation_logprobs
+    if use_chat and not found.chat.startswith(("log-probs", "text only")):
+        raise RemoteError(f"{model.spec.name} at {model.api.root} answers neither completions nor chat requests")
+    forced_ids = _letter_ids(model, letters, cache) if not use_chat else None
+    rows, incomplete = [], 0
+    for index, prompt in enumerate(prompts):
+        heard = None if observer is None else (lambda event, index=index: observer(index, event))
+        common = {"model": model.name, "max_tokens": 1, "temperature": 0, "seed": 0}
+        if use_chat:
+            payload = {
+                **common,
+                "messages": [{"role": "system", "content": system_prompt}, {"role": "user", "content": prompt}],
+                "logprobs": True,
+                "top_logprobs": TOP_K,
+            }
+            response = model.client.post("chat/completions", payload, cache=cache, on_request=heard)
+            choice = response["choices"][0]
+            generated = (choice.get("message") or {}).get("content") or ""
+            content = ((choice.get("logprobs") or {}).get("content") or [{}])[0]
+            pairs = [(entry["token"], entry["logprob"]) for entry in content.get("top_logprobs") or []]
+        elif forced_ids:
+            values = []
+            for token_id in forced_ids:
+                payload = {**common, "prompt": prompt, "logprobs": 1, "logit_bias": {str(token_id): 100}}
+                response = model.client.post("completions", payload, cache=cache, on_request=heard)
+                values.append(response["choices"][0]["logprobs"]["token_logprobs"][0])
+            rows.append(values)
+            continue
+        else:
+            payload = {**common, "prompt": prompt, "logprobs": COMPLETION_TOP_K}
+            response = model.client.post("completions", payload, cache=cache, on_request=heard)
+            choice = response["choices"][0]
+            generated = choice.get("text") or ""
+            top = ((choice.get("logprobs") or {}).get("top_logprobs") or [{}])[0] or {}
+            pairs = list(top.items())
+        row, complete = _row(pairs, generated, letters)
+        rows.append(row)
+        incomplete += not complete
+    return np.asarray(rows, dtype=np.float64), incomplete

@@ -1,0 +1,153 @@
+"""The DE-COP workflow: passages with paraphrases in, one score row per passage and a run record out.
+
+Every passage is asked in the 24 orders of its four options (``llm_mia.decop``); the target is a white-box
+model (the answer letters' log-probs from one pass over each prompt, ``extract.next_token_logprobs``) or a model
+behind an API (``remote.choices``: completions, or chat for chat-only endpoints; responses cached, so a rerun
+sends nothing twice). Rows carry ``decop`` (mean probability of the verbatim option, chance 0.25) and
+``decop_accuracy``, with id, label, group and status as score rows do, so ``evaluate``, ``calibrate`` and
+``verdict`` read them like any score file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llm_mia.decop import LETTERS, SYSTEM_PROMPT, QuizPassage, passage_scores, quizzes
+from llm_mia.errors import LlmMiaError
+from llm_mia.identity import sha256_text, sha256_texts
+from llm_mia.records import run_record, write_run_record
+from llm_mia.score_files import write_rows
+from llm_mia.settings import ModelSettings
+
+STATUS_NO_ANSWER = "no answer letter among the returned tokens in any ordering"
+
+
+@dataclass(frozen=True)
+class DecopSettings:
+    """``subject``: how the question names the work (``the "Emma" book by Jane Austen``). ``batch_size``: prompts
+    per forward pass (white-box). ``cache``: keep API responses (True: beside the default stats cache; a path:
+    that ``responses.sqlite``; False: none)."""
+
+    subject: str
+    models: ModelSettings = field(default_factory=ModelSettings)
+    batch_size: int = 8
+    cache: bool | str | Path = True
+
+    def __post_init__(self) -> None:
+        if not self.subject.strip():
+            raise LlmMiaError("DE-COP needs --subject naming the work, e.g. 'the \"Emma\" book by Jane Austen'")
+        if self.batch_size < 1:
+            raise LlmMiaError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class DecopRun:
+    rows: list[dict[str, Any]]
+    record: dict[str, Any]
+
+    def write(self, path: str | Path) -> tuple[Path, Path]:
+        return write_rows(self.rows, path), write_run_record(path, self.record)
+
+
+def letter_token_ids(tokenizer: Any) -> list[int]:
+    """The token a model writes for each answer letter after ``Answer:``: " A" when one token, else "A"."""
+    ids = []
+    for letter in LETTERS:
+        spaced = tokenizer.encode(f" {letter}", add_special_tokens=False)
+        bare = tokenizer.encode(letter, add_special_tokens=False)
+        if len(spaced) == 1:
+            ids.append(spaced[0])
+        elif len(bare) == 1:
+            ids.append(bare[0])
+        else:
+            raise LlmMiaError(f"the tokenizer has no single token for the answer letter {letter!r}")
+    return ids
+
+
+def _responses_cache(cache: bool | str | Path) -> Any:
+    from llm_mia.remote.responses import ResponseCache
+
+    if cache is False:
+        return None
+    return ResponseCache(None if cache is True else Path(cache))
+
+
+def run_decop(passages: Sequence[QuizPassage], settings: DecopSettings, *, source: str = "input") -> DecopRun:
+    """DE-COP scores for ``passages`` under the settings' target model (module docstring)."""
+    from llm_mia.models import ModelSpec
+    from llm_mia.remote.model import connect, is_remote
+
+    if not passages:
+        raise LlmMiaError(f"{source}: no passages")
+    spec = settings.models.specs()["target"]
+    incomplete = 0
+    if is_remote(spec.name):
+        from llm_mia.remote.choices import answer_logprobs
+
+        model = connect(ModelSpec(name=spec.name), settings.models.api)
+        responses = _responses_cache(settings.cache)
+
+        def answer(prompts: list[str]) -> np.ndarray:
+            nonlocal incomplete
+            values, missing = answer_logprobs(prompts, model, LETTERS, system_prompt=SYSTEM_PROMPT, cache=responses)
+            incomplete += missing
+            return values
+
+        described = model.describe()
+    else:
+        from llm_mia.extract import next_token_logprobs
+        from llm_mia.models import load_model
+
+        loaded = load_model(spec)
+        candidates = letter_token_ids(loaded.tokenizer)
+
+        def answer(prompts: list[str]) -> np.ndarray:
+            return next_token_logprobs(prompts, loaded, candidates, batch_size=settings.batch_size).astype(np.float64)
+
+        described = {**loaded.describe(), "answer_tokens": candidates}
+    rows = []
+    for passage in passages:
+        asked = quizzes(passage, settings.subject)
+        values = answer([prompt for prompt, _ in asked])
+        answered = np.isfinite(values).any(axis=1)
+        answers = [verbatim for _, verbatim in asked]
+        if answered.any():
+            score, accuracy = passage_scores(values[answered], np.asarray(answers)[answered])
+            status = "ok"
+        else:
+            score, accuracy, status = None, None, STATUS_NO_ANSWER
+        rows.append(
+            {
+                "id": passage.id,
+                "label": passage.label,
+                "group": passage.group,
+                "status": status,
+                "text_sha256": sha256_text(passage.text),
+                "paraphrases_sha256": sha256_texts(list(passage.paraphrases)),
+                "decop": score,
+                "decop_accuracy": accuracy,
+                "orderings_answered": int(answered.sum()),
+            }
+        )
+    record = run_record(
+        "llm-mia decop",
+        inputs={
+            "source": source,
+            "passages": len(passages),
+            "sha256": sha256_texts([p.text for p in passages]),
+            "paraphrases_sha256": sha256_texts([q for p in passages for q in p.paraphrases]),
+        },
+        models={"target": described},
+        scorers=[
+            {"column": "decop", "scorer": "decop", "params": {"orderings": 24, "subject": settings.subject}},
+            {"column": "decop_accuracy", "scorer": "decop_accuracy", "params": {"orderings": 24}},
+        ],
+        settings={"subject": settings.subject, "batch_size": settings.batch_size},
+        execution={"orderings_missing_a_letter": incomplete, "random_seed": "none used: answers at temperature 0"},
+    )
+    return DecopRun(rows=rows, record=record)
