@@ -238,3 +238,23 @@ def test_decop_through_the_api_agrees_with_the_white_box_model(served, tmp_path:
     assert remote.rows[0]["orderings_answered"] == 24
     assert remote.rows[0]["decop"] == pytest.approx(local.rows[0]["decop"], abs=1e-3)
     assert remote.rows[0]["decop_accuracy"] == local.rows[0]["decop_accuracy"]
+
+
+def test_samia_through_the_api_keeps_every_sample_and_a_rerun_sends_nothing(served, tmp_path: Path) -> None:
+    import sqlite3
+
+    from llm_mia.workflows.samia import SamiaSettings, run_samia
+
+    cache = tmp_path / "responses.sqlite"
+    settings = SamiaSettings(models=ModelSettings(model=f"api:{ALIAS}", api=api(served.root)), samples=3, cache=cache)
+    first = run_samia(SHORT[:2], settings)
+    with sqlite3.connect(cache) as db:
+        stored = db.execute("SELECT count(*) FROM responses").fetchone()[0]
+    again = run_samia(SHORT[:2], settings)
+    with sqlite3.connect(cache) as db:
+        assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == stored == 2 * 3
+    assert [row["status"] for row in first.rows] == ["ok", "ok"]
+    assert first.continuations == again.continuations and [r["samia"] for r in first.rows] == [
+        r["samia"] for r in again.rows
+    ]
+    assert len({tuple(c["continuations"]) for c in first.continuations}) == 2  # seeded per text, not one stream

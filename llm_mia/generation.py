@@ -1,0 +1,43 @@
+"""Sampling continuations from a white-box model (SaMIA): the toolkit's one place that generates text.
+
+Each prompt is sampled in its own generator state, seeded from the caller's seed, so a text's continuations do
+not depend on the other texts of a run, and the global torch random state is left as it was.
+"""
+
+from __future__ import annotations
+
+from llm_mia.models import LoadedModel
+
+
+def sample_continuations(
+    prompt: str,
+    loaded: LoadedModel,
+    *,
+    samples: int,
+    max_new_tokens: int,
+    seed: int,
+    temperature: float = 1.0,
+    top_k: int = 50,
+) -> list[str]:
+    """``samples`` continuations of ``prompt`` (new text only), sampled at ``temperature`` with ``top_k``."""
+    import torch
+
+    tokenizer = loaded.tokenizer
+    ids = list(loaded.prefix_ids) + tokenizer(prompt, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    input_ids = torch.tensor([ids], device=loaded.device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    devices = [loaded.device] if loaded.device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices), torch.inference_mode():
+        torch.manual_seed(seed)
+        output = loaded.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            do_sample=True,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=samples,
+            pad_token_id=pad,
+        )
+    return tokenizer.batch_decode(output[:, len(ids) :], skip_special_tokens=True)

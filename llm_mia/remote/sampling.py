@@ -1,0 +1,33 @@
+"""Sampled continuations from a model behind an API (SaMIA): one request per sample, each with its own seed.
+
+Completions endpoints get the prompt as is; chat-only endpoints get it after ``llm_mia.samia.CHAT_INSTRUCTION``
+as the user message. Temperature 1 and top-p 1 as SaMIA samples; top-k is the endpoint's own (the OpenAI API
+has no top-k; llama-cpp-python's server defaults to 40). Each request carries ``seed`` = the caller's seed + the
+sample's index, and is kept in the response cache: a rerun returns the same samples and sends nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_mia.remote.model import RemoteModel
+from llm_mia.samia import CHAT_INSTRUCTION
+
+
+def sample_continuations(
+    prompt: str, model: RemoteModel, *, samples: int, max_new_tokens: int, seed: int, cache: Any = None
+) -> list[str]:
+    """``samples`` continuations of ``prompt`` (new text only)."""
+    chat = not model.capabilities.generation_logprobs and model.capabilities.chat.startswith(("log-probs", "text"))
+    continuations = []
+    for index in range(samples):
+        common = {"model": model.name, "max_tokens": max_new_tokens, "temperature": 1.0, "top_p": 1.0}
+        common["seed"] = seed + index
+        if chat:
+            payload = {**common, "messages": [{"role": "user", "content": CHAT_INSTRUCTION + prompt}]}
+            response = model.client.post("chat/completions", payload, cache=cache)
+            continuations.append((response["choices"][0].get("message") or {}).get("content") or "")
+        else:
+            response = model.client.post("completions", {**common, "prompt": prompt}, cache=cache)
+            continuations.append(response["choices"][0].get("text") or "")
+    return continuations

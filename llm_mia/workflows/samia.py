@@ -1,0 +1,143 @@
+"""The SaMIA workflow: texts in, one score row per text (and every sampled continuation) out.
+
+Each text is cut into prefix and suffix (``llm_mia.samia``), the target model continues the prefix ``samples``
+times (a white-box model through ``llm_mia.generation``, a model behind an API through
+``llm_mia.remote.sampling``, responses cached), and the continuations are compared with the suffix. Rows carry
+``samia`` and ``samia_zlib`` with id, label, group and status as score rows do; the continuations are returned
+too, so that they can be kept with the run (``SamiaRun.write`` puts them beside the rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_mia.documents import Document
+from llm_mia.errors import LlmMiaError
+from llm_mia.identity import sha256_text, sha256_texts
+from llm_mia.records import run_record, write_run_record
+from llm_mia.samia import samia_scores, split_text
+from llm_mia.score_files import write_rows
+from llm_mia.settings import ModelSettings
+
+STATUS_TOO_SHORT = "too short: SaMIA needs at least one word in the prefix and one in the suffix"
+
+
+@dataclass(frozen=True)
+class SamiaSettings:
+    """SaMIA's settings (``llm_mia.samia``). ``max_new_tokens`` None: 2 per suffix word + 8. ``cache`` keeps API
+    responses (True: beside the stats cache; a path: that ``responses.sqlite``; False: none)."""
+
+    models: ModelSettings = field(default_factory=ModelSettings)
+    samples: int = 10
+    prefix_ratio: float = 0.5
+    max_new_tokens: int | None = None
+    seed: int = 0
+    cache: bool | str | Path = True
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise LlmMiaError(f"samples must be >= 1, got {self.samples}")
+        if not 0 < self.prefix_ratio < 1:
+            raise LlmMiaError(f"prefix_ratio must be strictly between 0 and 1, got {self.prefix_ratio}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise LlmMiaError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "prefix_ratio": self.prefix_ratio,
+            "max_new_tokens": self.max_new_tokens or "2 per suffix word + 8",
+            "seed": self.seed,
+            "temperature": 1.0,
+            "top_k": 50,
+        }
+
+
+@dataclass
+class SamiaRun:
+    rows: list[dict[str, Any]]
+    continuations: list[dict[str, Any]]
+    record: dict[str, Any]
+
+    def write(self, path: str | Path) -> tuple[Path, Path, Path]:
+        """The rows, the run record, and ``<path>.samples.jsonl`` with every continuation."""
+        samples = Path(f"{path}.samples.jsonl")
+        samples.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.continuations))
+        return write_rows(self.rows, path), write_run_record(path, self.record), samples
+
+
+def text_seed(seed: int, text: str) -> int:
+    """A text's own sampling seed: from the run's seed and the text's SHA-256 (not its position in the run)."""
+    return int(hashlib.sha256(f"{seed}\0{text}".encode()).hexdigest()[:15], 16)
+
+
+def run_samia(documents: Sequence[Document], settings: SamiaSettings, *, source: str = "input") -> SamiaRun:
+    """SaMIA scores for ``documents`` under the settings' target model (module docstring)."""
+    from llm_mia.models import ModelSpec
+    from llm_mia.remote.model import connect, is_remote
+
+    if not documents:
+        raise LlmMiaError(f"{source}: no documents")
+    spec = settings.models.specs()["target"]
+    if is_remote(spec.name):
+        from llm_mia.remote.responses import ResponseCache
+        from llm_mia.remote.sampling import sample_continuations
+
+        model = connect(ModelSpec(name=spec.name), settings.models.api)
+        cache = None if settings.cache is False else ResponseCache(None if settings.cache is True else settings.cache)
+
+        def sample(prompt: str, budget: int, seed: int) -> list[str]:
+            return sample_continuations(
+                prompt, model, samples=settings.samples, max_new_tokens=budget, seed=seed, cache=cache
+            )
+
+        described = model.describe()
+    else:
+        from llm_mia.generation import sample_continuations
+        from llm_mia.models import load_model
+
+        loaded = load_model(spec)
+
+        def sample(prompt: str, budget: int, seed: int) -> list[str]:
+            return sample_continuations(prompt, loaded, samples=settings.samples, max_new_tokens=budget, seed=seed)
+
+        described = loaded.describe()
+    rows, continuations = [], []
+    for document in documents:
+        prefix, suffix = split_text(document.text, settings.prefix_ratio)
+        row = {
+            "id": document.id,
+            "label": document.label,
+            "group": document.group,
+            "status": "ok",
+            "text_sha256": sha256_text(document.text),
+            "prefix_words": len(prefix.split()),
+            "suffix_words": len(suffix),
+            "samia": None,
+            "samia_zlib": None,
+        }
+        if not prefix or not suffix:
+            row["status"] = STATUS_TOO_SHORT
+        else:
+            budget = settings.max_new_tokens or 2 * len(suffix) + 8
+            drawn = sample(prefix, budget, text_seed(settings.seed, document.text))
+            row["samia"], row["samia_zlib"] = samia_scores(drawn, suffix)
+            continuations.append({"id": document.id, "prefix": prefix, "continuations": drawn})
+        rows.append(row)
+    record = run_record(
+        "llm-mia samia",
+        inputs={"source": source, "documents": len(documents), "sha256": sha256_texts([d.text for d in documents])},
+        models={"target": described},
+        scorers=[
+            {"column": "samia", "scorer": "samia", "params": settings.to_dict()},
+            {"column": "samia_zlib", "scorer": "samia_zlib", "params": settings.to_dict()},
+        ],
+        settings=settings.to_dict(),
+        execution={"random_seed": settings.seed, "per_text_seed": "sha256(seed, text): independent of the run"},
+    )
+    return SamiaRun(rows=rows, continuations=continuations, record=record)
