@@ -48,3 +48,14 @@ def test_several_suspect_works_use_group_folds_and_a_permutation_test():
     single = _passages(rng, "book", TECHNICAL, 6, "suspect")
     not_run, _ = blind_safeguard(single, control[:20], design_works=4, alpha=0.05, seed=0)
     assert not not_run.ran and "not run" in not_run.detail
+
+
+def test_control_works_of_one_passage_each_cannot_rank_the_suspect_and_the_check_says_so():
+    """Paragraphs shorter than two passages: no control work can be split into halves, so nothing is ranked. The
+    check must not run (it once ranked the suspect among zero works and fired with 'p < 1e-06')."""
+    rng = np.random.default_rng(2)
+    control = [p for w in range(36) for p in _passages(rng, f"c{w}", PASTORAL, 1, "control")]
+    suspect = _passages(rng, "book", PASTORAL, 40, "suspect")
+    guard, detail = blind_safeguard(suspect, control, design_works=36, alpha=0.05, seed=0)
+    assert not guard.ran and not guard.fired and detail == {}
+    assert "0 control work(s) with two or more passages, 19 needed" in guard.detail

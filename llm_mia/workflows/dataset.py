@@ -172,8 +172,8 @@ def work_distinctiveness(
     rng = np.random.default_rng(seed)
     names = [w for w in dict.fromkeys(works) if sum(x == w for x in works) >= 2]
     controls = [w for w in names if w != suspect_work]
-    if suspect_work not in names:
-        return 1.0, math.nan, 0
+    if suspect_work not in names or len(names) < 2:
+        raise LlmMiaError("work distinctiveness needs the suspect work and a control work with two or more passages")
     if len(controls) > max_works:
         controls = list(rng.choice(controls, size=max_works, replace=False))
     chosen = [suspect_work, *controls]
@@ -222,9 +222,16 @@ def blind_safeguard(
         )
         return Safeguard("blind baseline", result.separates, detail), result.to_dict()
     work = next(iter(suspect_works))
-    if design_works < min_control_works(alpha):
+    # a work is ranked on a held-out half of its passages against a centroid of the other half: two at least
+    rankable = sum(count >= 2 for count in Counter(p.work for p in control).values())
+    needed = min_control_works(alpha)
+    if design_works < needed or rankable < needed or len(suspect) < 2:
         return Safeguard(
-            "blind baseline", False, "not run: too few control works to rank the suspect work", ran=False
+            "blind baseline",
+            False,
+            f"not run: {rankable} control work(s) with two or more passages, {needed} needed to rank the suspect "
+            "work without the model (lower --passage-tokens for more passages per work)",
+            ran=False,
         ), {}
     texts = [p.text for p in suspect] + [p.text for p in control]
     works = [p.work for p in suspect] + [p.work for p in control]
