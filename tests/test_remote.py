@@ -258,3 +258,46 @@ def test_samia_through_the_api_keeps_every_sample_and_a_rerun_sends_nothing(serv
         r["samia"] for r in again.rows
     ]
     assert len({tuple(c["continuations"]) for c in first.continuations}) == 2  # seeded per text, not one stream
+
+
+def test_dataset_test_through_the_api_cuts_with_a_named_tokenizer_and_matches_the_white_box_run(
+    served, tmp_path: Path
+) -> None:
+    from llm_mia.corpora import wikipedia_summaries
+    from llm_mia.workflows.dataset import DatasetTestSettings, run_dataset_test
+
+    summaries = wikipedia_summaries()
+    titles = sorted(summaries)[:12]
+    # paragraphs joined by spaces: in forced mode a token after a prefix ending in "\n\n" is left unscored (the
+    # prefix re-tokenizes to one "\n\n" token where the text has two "\n"), which the last assertion shows
+    (tmp_path / "suspect.txt").write_text(" ".join(summaries[t] for t in titles[:3]), encoding="utf-8")
+    (tmp_path / "control.txt").write_text(" ".join(summaries[t] for t in titles[3:]), encoding="utf-8")
+    common = {"passage_tokens": 16, "splits": 2}
+    scoring = {"scorers": ("loss",), "cache": tmp_path / "cache" / "tokenstats.sqlite"}
+    remote = run_dataset_test(
+        tmp_path / "suspect.txt",
+        tmp_path / "control.txt",
+        DatasetTestSettings(
+            scoring=ScoringSettings(models=ModelSettings(model=f"api:{ALIAS}", api=api(served.root)), **scoring),
+            tokenizer=DEFAULT_MODEL,
+            **common,
+        ),
+    )
+    local = run_dataset_test(
+        tmp_path / "suspect.txt",
+        tmp_path / "control.txt",
+        DatasetTestSettings(scoring=ScoringSettings(models=ModelSettings(device="cpu"), **scoring), **common),
+    )
+    assert [p["id"] for p in remote.passage_rows] == [p["id"] for p in local.passage_rows]  # the same cut
+    for a, b in zip(remote.rows, local.rows, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], abs=0.01)
+    assert remote.result.design == local.result.design
+    assert remote.result.p_value == pytest.approx(local.result.p_value, abs=0.05)
+    assert remote.record["models"]["target"]["capabilities"]["mode"] == "forced"
+    assert remote.record["models"]["target"]["unscored_tokens"] == 0
+    broken = Document(id="break", text="the end of a paragraph.\n\nThe next one begins here")
+    model = connect(ModelSpec(name=f"api:{ALIAS}"), api(served.root))
+    from llm_mia.remote.extract import remote_extract
+
+    (stats,) = remote_extract([broken.text], model, progress=False)
+    assert model.unscored_tokens == 1 and stats.n_scored == stats.n_tokens - 2

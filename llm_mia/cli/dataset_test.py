@@ -87,6 +87,10 @@ def add_test_arguments(parser: argparse.ArgumentParser) -> None:
         help="tokens between passage starts (default: the passage length, no overlap; overlapping passages "
         "are not independent)",
     )
+    group.add_argument(
+        "--tokenizer",
+        help="for --model api:NAME (whose tokenizer is unknown): the local model whose tokenizer cuts the passages",
+    )
     add_model_arguments(parser)
     add_scorer_arguments(parser)
     test = parser.add_argument_group("test")
@@ -124,6 +128,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         splits=args.splits,
         clip_quantile=args.clip_quantile,
         seed=args.seed,
+        tokenizer=args.tokenizer,
     )
 
 

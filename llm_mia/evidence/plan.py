@@ -272,7 +272,7 @@ def build_plan(
     inputs that share a text or a passage, too few passages, and fewer control works than the work-level test
     needs to reach p <= alpha: each with the fix.
     """
-    from llm_mia.workflows.dataset import cut_inputs, refuse_remote_target
+    from llm_mia.workflows.dataset import cut_inputs
 
     if not question.strip():
         raise LlmMiaError("the plan needs the question in words: --question 'Was model M trained on work W?'")
@@ -284,7 +284,12 @@ def build_plan(
             "the model cannot have seen them (e.g. 'other novels of the same genre, all first published after the "
             "model's data cutoff of 2024-06'); the test means nothing without it"
         )
-    refuse_remote_target(settings.scoring.models)
+    if settings.scoring.models.remote_names:
+        raise LlmMiaError(
+            f"--model {settings.scoring.models.model}: a plan fixes the model by the SHA-256 of its files, which a "
+            "model behind an API does not expose; pre-registered evidence needs the weights (run `llm-mia "
+            "dataset-test --model api:... --tokenizer ...` for an analysis without a plan)"
+        )
     specs = settings.scoring.models.specs()
     models = {role: model_inventory(spec) for role, spec in specs.items()}
     tokenizer = load_tokenizer(models["target"]["directory"], settings)

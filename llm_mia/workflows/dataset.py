@@ -69,7 +69,9 @@ class DatasetTestSettings:
     long). ``alpha``: significance level. ``splits``: half-splits. ``permutations``: random labellings when
     they cannot all be enumerated. ``clip_quantile``: each feature clipped to this and 1 minus this quantile
     of the training half. ``seed``: of splits, labellings and the blind baseline. ``scoring``: models,
-    scorers (default: every length-invariant scorer the models allow), extraction and cache.
+    scorers (default: every length-invariant scorer the models allow), extraction and cache. ``tokenizer``: for
+    a target behind an API (whose tokenizer is unknown), the local model (alias, directory, GGUF) whose
+    tokenizer cuts the passages; passage lengths are then counted in its tokens.
     """
 
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
@@ -82,8 +84,13 @@ class DatasetTestSettings:
     permutations: int = DEFAULT_PERMUTATIONS
     clip_quantile: float = DEFAULT_CLIP_QUANTILE
     seed: int = 0
+    tokenizer: str | None = None
 
     def __post_init__(self) -> None:
+        from llm_mia.remote.model import is_remote
+
+        if self.tokenizer is not None and not is_remote(self.scoring.models.model):
+            raise LlmMiaError("--tokenizer is for a target behind an API; a local target cuts with its own tokenizer")
         if not 0.0 < self.alpha < 1.0:
             raise LlmMiaError(f"alpha {self.alpha} is not in (0, 1); 0.05 is the usual choice")
         if self.splits < 1:
@@ -357,16 +364,31 @@ def cut_inputs(
     )
 
 
-def refuse_remote_target(models: Any) -> None:
-    """Passages are cut with the target model's tokenizer, which an API does not expose: refuse ``api:`` targets."""
+def refuse_remote_target(models: Any, *, tokenizer: str | None = None) -> None:
+    """Passages are cut with the target model's tokenizer, which an API does not expose: an ``api:`` target needs
+    a local ``tokenizer`` to cut with (``--tokenizer``)."""
     from llm_mia.remote.model import is_remote
 
-    if is_remote(models.model):
+    if is_remote(models.model) and tokenizer is None:
         raise LlmMiaError(
             f"--model {models.model}: the dataset-level test cuts passages with the target model's tokenizer, which "
-            "a model behind an API does not expose; cut the passages yourself (one JSONL row per passage, with a "
-            "group column naming its work), score them with `llm-mia score --model api:...`, and test the scores"
+            "a model behind an API does not expose: name a local model whose tokenizer cuts them (--tokenizer "
+            "smollm2-135m, or the target's own if you have it)"
         )
+
+
+def cutting_tokenizer(settings: DatasetTestSettings, models: Any) -> Any:
+    """The tokenizer passages are cut with: the target's, or for a target behind an API the ``tokenizer`` model's."""
+    if settings.tokenizer is None:
+        return models["target"].tokenizer
+    from transformers import AutoTokenizer
+
+    from llm_mia.models import ModelSpec, resolve_model_directory
+
+    directory = resolve_model_directory(ModelSpec(name=settings.tokenizer))
+    return AutoTokenizer.from_pretrained(
+        str(directory), local_files_only=True, trust_remote_code=settings.scoring.models.trust_remote_code
+    )
 
 
 def run_dataset_test(
@@ -377,9 +399,9 @@ def run_dataset_test(
     from llm_mia.workflows.score import load_models
 
     settings = settings or DatasetTestSettings()
-    refuse_remote_target(settings.scoring.models)
+    refuse_remote_target(settings.scoring.models, tokenizer=settings.tokenizer)
     models = load_models(settings.scoring.models)
-    inputs = cut_inputs(suspect, control, settings, tokenizer=models["target"].tokenizer)
+    inputs = cut_inputs(suspect, control, settings, tokenizer=cutting_tokenizer(settings, models))
     return score_and_test(inputs, settings, models=models)
 
 
