@@ -108,9 +108,10 @@ def passage_scores(letter_logprobs: np.ndarray, answers: Sequence[int]) -> tuple
     return round(float(verbatim.mean()), 12), float(chosen.mean())
 
 
-def read_quiz_passages(path: str | Path) -> list[QuizPassage]:
+def read_quiz_passages(path: str | Path, *, require_paraphrases: bool = True) -> list[QuizPassage]:
     """Passages with their paraphrases from JSONL: ``{"id", "text", "paraphrases": [3 strings], "label"?, "group"?}``.
 
+    With ``require_paraphrases=False`` a row may leave ``paraphrases`` out (they are to be written by a model).
     Every problem names the file and line and the fix.
     """
     path = Path(path)
@@ -128,7 +129,9 @@ def read_quiz_passages(path: str | Path) -> list[QuizPassage]:
         if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
             raise InputError(f"{where}: each row needs a non-empty 'text'")
         paraphrases = row.get("paraphrases")
-        if (
+        if paraphrases is None and not require_paraphrases:
+            paraphrases = []
+        elif (
             not isinstance(paraphrases, list)
             or len(paraphrases) != N_PARAPHRASES
             or not all(isinstance(p, str) and p.strip() for p in paraphrases)
@@ -137,7 +140,7 @@ def read_quiz_passages(path: str | Path) -> list[QuizPassage]:
                 f"{where}: 'paraphrases' must be a list of {N_PARAPHRASES} non-empty strings (DE-COP asks with four "
                 "options); write them yourself or let `llm-mia decop --paraphrase-model` write them"
             )
-        if any(p.strip() == row["text"].strip() for p in paraphrases):
+        if any(p.strip() == row["text"].strip() for p in paraphrases or []):
             raise InputError(f"{where}: a paraphrase equals the passage; the question would have two right answers")
         identifier = str(row.get("id", number))
         if identifier in seen:
@@ -148,7 +151,7 @@ def read_quiz_passages(path: str | Path) -> list[QuizPassage]:
             QuizPassage(
                 id=identifier,
                 text=row["text"],
-                paraphrases=tuple(paraphrases),
+                paraphrases=tuple(p.strip() for p in paraphrases),
                 label=None if label is None else int(label),
                 group=row.get("group"),
             )
@@ -156,3 +159,14 @@ def read_quiz_passages(path: str | Path) -> list[QuizPassage]:
     if not passages:
         raise InputError(f"{path}: no passages")
     return passages
+
+
+def write_quiz_passages(passages: Sequence[QuizPassage], path: str | Path) -> Path:
+    """Write passages with their paraphrases as JSONL that :func:`read_quiz_passages` reads back."""
+    rows = [
+        {"id": p.id, "text": p.text, "paraphrases": list(p.paraphrases), "label": p.label, "group": p.group}
+        for p in passages
+    ]
+    path = Path(path)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path

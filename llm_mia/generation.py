@@ -18,12 +18,24 @@ def sample_continuations(
     seed: int,
     temperature: float = 1.0,
     top_k: int = 50,
+    chat_template: bool = False,
 ) -> list[str]:
-    """``samples`` continuations of ``prompt`` (new text only), sampled at ``temperature`` with ``top_k``."""
+    """``samples`` continuations of ``prompt`` (new text only), sampled at ``temperature`` with ``top_k``.
+
+    ``chat_template``: ``prompt`` is a user message, put through the tokenizer's chat template (an instruct
+    model's own format, special tokens included) instead of being continued as plain text.
+    """
     import torch
 
     tokenizer = loaded.tokenizer
-    ids = list(loaded.prefix_ids) + tokenizer(prompt, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    if chat_template:
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
+    else:
+        text_ids = tokenizer(prompt, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        ids = list(loaded.prefix_ids) + text_ids
     input_ids = torch.tensor([ids], device=loaded.device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     devices = [loaded.device] if loaded.device.startswith("cuda") else []

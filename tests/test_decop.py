@@ -83,3 +83,49 @@ def test_white_box_decop_matches_a_slow_reference_on_the_packaged_model(smollm2,
         assert row["decop_accuracy"] == pytest.approx(np.mean(right))
     record = json.loads(Path(f"{output}.run.json").read_text())
     assert record["models"]["target"]["answer_tokens"] == letters and record["settings"]["subject"] == subject
+
+
+def test_model_written_paraphrases_are_kept_only_when_usable() -> None:
+    from llm_mia.paraphrase import MAX_TRIES, write_paraphrases
+
+    passage = QuizPassage(id="p", text="the cat sat on the mat all day long", paraphrases=())
+    offered = {
+        0: "the cat sat on the mat all day long",  # a copy
+        1: '"a cat rested on the rug for the whole day"\n\nHope that helps!',  # kept, trimmed
+        2: "a cat rested on the rug for the whole day",  # a repeat
+        3: "cat",  # far too short
+        4: "all day long the cat stayed sitting on the mat",
+        5: "the mat held a sitting cat from morning to night",
+    }
+    (done,), seeds = write_paraphrases([passage], lambda text, seed: offered.get(seed, ""))
+    assert done.paraphrases == (
+        "a cat rested on the rug for the whole day",
+        "all day long the cat stayed sitting on the mat",
+        "the mat held a sitting cat from morning to night",
+    )
+    assert seeds == {"p": [1, 4, 5]}
+    with pytest.raises(InputError, match=rf"passage 'p': .* 1 usable paraphrase\(s\) in {MAX_TRIES} tries"):
+        write_paraphrases([passage], lambda text, seed: offered[1] if seed == 1 else offered[0])
+
+
+@pytest.mark.slow
+def test_paraphrases_written_by_the_packaged_model_are_stored_and_give_the_same_quiz_again(tmp_path: Path) -> None:
+    from llm_mia.cli import main
+
+    row = json.loads(EXAMPLE.read_text().splitlines()[4])  # a passage written in 2026
+    del row["paraphrases"]
+    given = tmp_path / "passages.jsonl"
+    given.write_text(json.dumps(row) + "\n")
+    written, first, again = tmp_path / "quiz.jsonl", tmp_path / "first.jsonl", tmp_path / "again.jsonl"
+    common = ["--subject", "an English text", "--device", "cpu"]
+    argv = ["decop", "--input", str(given), "--paraphrase-model", "smollm2-135m", "--paraphrases-out", str(written),
+            "--output", str(first), *common]  # fmt: skip
+    assert main(argv) == 0
+    (passage,) = read_quiz_passages(written)
+    assert len(set(passage.paraphrases)) == 3 and row["text"] not in passage.paraphrases
+    record = json.loads(Path(f"{first}.run.json").read_text())
+    assert (
+        record["paraphrases"]["seeds"][row["id"]] and record["paraphrases"]["model"]["asked_through"] == "chat template"
+    )
+    assert main(["decop", "--input", str(written), "--output", str(again), *common]) == 0
+    assert json.loads(first.read_text())["decop"] == json.loads(again.read_text())["decop"]

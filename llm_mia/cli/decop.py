@@ -4,7 +4,8 @@ examples:
   llm-mia decop --input quiz.jsonl --subject 'the "Cymbeline" play by William Shakespeare' --output decop.jsonl
   llm-mia decop --input quiz.jsonl --subject '...' --model api:gpt-4o-mini --api-base https://api.openai.com/v1
 
-quiz.jsonl: one passage per line, {"id", "text", "paraphrases": [three paraphrases], "label"?, "group"?}. The rows
+quiz.jsonl: one passage per line, {"id", "text", "paraphrases": [three paraphrases], "label"?, "group"?};
+--paraphrase-model MODEL --paraphrases-out quiz-with-paraphrases.jsonl has a model write missing ones. The rows
 written (decop = mean probability of the verbatim option over the 24 orders, chance 0.25; decop_accuracy) are a
 score file: compare works with `llm-mia evaluate` or calibrate on control passages paraphrased the same way; a
 score above 0.25 alone is not evidence of training (paraphrases are often less fluent than the original).
@@ -16,6 +17,7 @@ import argparse
 
 from llm_mia.cli.common import add_api_arguments, api_settings_from_args
 from llm_mia.models import DEFAULT_MODEL, DTYPES
+from llm_mia.outputs import check_output_file
 from llm_mia.score_files import check_score_output
 
 
@@ -30,14 +32,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)")
     add_api_arguments(parser)
     parser.add_argument("--no-cache", action="store_true", help="do not keep API responses")
+    parser.add_argument(
+        "--paraphrase-model",
+        help="write the paraphrases of passages that have none with this model (local, or api:NAME at --api-base)",
+    )
+    parser.add_argument(
+        "--paraphrases-out",
+        help="with --paraphrase-model: the quiz file to write (passages with their paraphrases), kept for reruns",
+    )
     parser.add_argument("--output", required=True, help="write rows to this .jsonl or .csv file")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.decop import read_quiz_passages
+    from llm_mia.decop import read_quiz_passages, write_quiz_passages
+    from llm_mia.errors import LlmMiaError
+    from llm_mia.paraphrase import write_paraphrases
     from llm_mia.settings import ModelSettings
-    from llm_mia.workflows.decop import DecopSettings, run_decop
+    from llm_mia.workflows.decop import DecopSettings, paraphraser, run_decop
 
     output = check_score_output(args.output, overwrite=args.overwrite)
     settings = DecopSettings(
@@ -46,8 +58,22 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         cache=not args.no_cache,
     )
-    passages = read_quiz_passages(args.input)
-    result = run_decop(passages, settings, source=args.input)
+    paraphrases_from = None
+    if args.paraphrase_model:
+        if not args.paraphrases_out:
+            raise LlmMiaError("--paraphrase-model needs --paraphrases-out: the paraphrases are kept with the run")
+        quiz_out = check_output_file(
+            args.paraphrases_out, overwrite=args.overwrite, suffixes=(".jsonl",), option="--paraphrases-out"
+        )
+        passages = read_quiz_passages(args.input, require_paraphrases=False)
+        generate, identity = paraphraser(args.paraphrase_model, settings.models)
+        passages, seeds = write_paraphrases(passages, generate)
+        write_quiz_passages(passages, quiz_out)
+        paraphrases_from = {"model": identity, "seeds": seeds, "file": str(quiz_out)}
+        print(f"wrote the paraphrases to {quiz_out} (rerun with --input {quiz_out} to ask the same quiz)")
+    else:
+        passages = read_quiz_passages(args.input)
+    result = run_decop(passages, settings, source=args.input, paraphrases_from=paraphrases_from)
     result.write(output)
     scores = [row["decop"] for row in result.rows if row["decop"] is not None]
     mean = sum(scores) / len(scores) if scores else float("nan")

@@ -77,8 +77,56 @@ def _responses_cache(cache: bool | str | Path) -> Any:
     return ResponseCache(None if cache is True else Path(cache))
 
 
-def run_decop(passages: Sequence[QuizPassage], settings: DecopSettings, *, source: str = "input") -> DecopRun:
-    """DE-COP scores for ``passages`` under the settings' target model (module docstring)."""
+def paraphraser(name: str, settings: ModelSettings) -> tuple[Any, dict[str, Any]]:
+    """``generate(text, seed) -> paraphrase`` from the model ``name`` (local, or ``api:NAME`` at the settings' API),
+    and its identity for the run record (``llm_mia.paraphrase`` says how it is asked)."""
+    from llm_mia.models import ModelSpec
+    from llm_mia.paraphrase import INSTRUCTION, TEMPERATURE
+    from llm_mia.remote.model import connect, is_remote
+
+    if is_remote(name):
+        model = connect(ModelSpec(name=name), settings.api)
+        chat = model.capabilities.chat.startswith(("log-probs", "text"))
+
+        def generate(text: str, seed: int) -> str:
+            common = {"model": model.name, "max_tokens": 3 * len(text.split()) + 16, "temperature": TEMPERATURE}
+            common["seed"] = seed
+            if chat:
+                payload = {**common, "messages": [{"role": "user", "content": INSTRUCTION + text}]}
+                choice = model.client.post("chat/completions", payload)["choices"][0]
+                return (choice.get("message") or {}).get("content") or ""
+            payload = {**common, "prompt": INSTRUCTION + text + "\n\nRewritten passage:"}
+            return model.client.post("completions", payload)["choices"][0].get("text") or ""
+
+        return generate, {**model.describe(), "asked_through": "chat" if chat else "completions"}
+    from llm_mia.generation import sample_continuations
+    from llm_mia.models import load_model
+
+    loaded = load_model(ModelSpec(name=name, dtype=settings.dtype, device=settings.device))
+    chat = bool(getattr(loaded.tokenizer, "chat_template", None))
+
+    def generate(text: str, seed: int) -> str:
+        prompt = INSTRUCTION + text if chat else INSTRUCTION + text + "\n\nRewritten passage:"
+        budget = 2 * len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"]) + 16
+        return sample_continuations(
+            prompt, loaded, samples=1, max_new_tokens=budget, seed=seed, temperature=TEMPERATURE, chat_template=chat
+        )[0]
+
+    return generate, {**loaded.describe(), "asked_through": "chat template" if chat else "plain prompt"}
+
+
+def run_decop(
+    passages: Sequence[QuizPassage],
+    settings: DecopSettings,
+    *,
+    source: str = "input",
+    paraphrases_from: dict[str, Any] | None = None,
+) -> DecopRun:
+    """DE-COP scores for ``passages`` under the settings' target model (module docstring).
+
+    ``paraphrases_from``: where passages' paraphrases came from when a model wrote them (``paraphraser``'s
+    identity and the seeds kept), for the run record.
+    """
     from llm_mia.models import ModelSpec
     from llm_mia.remote.model import connect, is_remote
 
@@ -149,5 +197,6 @@ def run_decop(passages: Sequence[QuizPassage], settings: DecopSettings, *, sourc
         ],
         settings={"subject": settings.subject, "batch_size": settings.batch_size},
         execution={"orderings_missing_a_letter": incomplete, "random_seed": "none used: answers at temperature 0"},
+        paraphrases=paraphrases_from or "given with the input",
     )
     return DecopRun(rows=rows, record=record)
