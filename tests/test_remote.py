@@ -301,3 +301,18 @@ def test_dataset_test_through_the_api_cuts_with_a_named_tokenizer_and_matches_th
 
     (stats,) = remote_extract([broken.text], model, progress=False)
     assert model.unscored_tokens == 1 and stats.n_scored == stats.n_tokens - 2
+
+
+def test_list_and_check_backend_commands_state_what_the_endpoint_serves(served, capsys) -> None:
+    common = ["--model", f"api:{ALIAS}", "--api-base", served.root, "--api-key-env", KEY_ENV]
+    assert main(["list", *common]) == 0
+    listed = capsys.readouterr().out
+    assert "mode: forced" in listed and "echo): inconsistent" in listed and "agreement check: never run" in listed
+    assert next(line for line in listed.splitlines() if line.startswith("min_k_plus_plus")).endswith(
+        "[not served: needs mu, sigma]"
+    )
+    assert next(line for line in listed.splitlines() if line.startswith("loss ")).endswith("[served]")
+    assert main(["check-backend", *common, "--local", DEFAULT_MODEL, "--limit", "1", "--no-cache"]) == 0
+    assert "agrees: every text's loss within 0.02" in capsys.readouterr().out
+    assert main(["list", *common]) == 0
+    assert "agreement check: agrees (checked " in capsys.readouterr().out
