@@ -127,6 +127,18 @@ def test_score_command_through_the_api_matches_white_box_scores_and_never_record
     assert target["api"]["key_env"] == KEY_ENV and target["api"]["key_set"] is True
     assert target["capabilities"]["mode"] == "forced" and target["agreement_check"].startswith("never run")
     assert KEY not in record_text and "TOPSECRET" not in capsys.readouterr().err
+    # every request logged, hash-chained from the texts' hash, with what the API said it was
+    from llm_mia.evidence.query_log import walk
+    from llm_mia.identity import sha256_texts
+
+    log = Path(f"{output}.queries.jsonl")
+    lines, head, problem = walk(log, anchor=sha256_texts([d.text for d in SHORT]))
+    assert problem is None and record["query_log"]["lines"] == lines > 50 and record["query_log"]["head"] == head
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    completions = [e for e in entries if e["endpoint"] == "completions"]
+    assert completions and {e["model_version"] for e in completions} == {ALIAS}
+    assert all(len(e["request_sha256"]) == 64 and e["time"] and e["documents"] for e in entries)
+    assert KEY not in log.read_text()
 
 
 def test_a_scorer_the_endpoint_cannot_serve_is_refused_before_any_request(served, capsys) -> None:

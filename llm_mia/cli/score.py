@@ -10,7 +10,9 @@ examples:
 
 Every document gets a row: id, label, group, status (ok, or why a score is missing), byte and token
 counts, the SHA-256 of its text, and one column per score. A run record (models, scorers, settings, input
-hash, versions, command line) is written beside the output as <output>.run.json.
+hash, versions, command line) is written beside the output as <output>.run.json; for a model behind an API,
+every request (endpoint, request hash, the model version the API reports, time) is logged in
+<output>.queries.jsonl, each line carrying the SHA-256 of the line before.
 """
 
 from __future__ import annotations
@@ -75,7 +77,20 @@ def run(args: argparse.Namespace) -> int:
     documents, source = documents_from_args(args)
     if args.dry_run:
         return dry_run(settings, documents, args.price_per_million_tokens)
-    result = score_documents(documents, settings, source=source)
+    log = None
+    if output is not None and settings.models.remote_names:
+        from llm_mia.evidence.query_log import QueryLog
+        from llm_mia.identity import sha256_texts
+
+        anchor = sha256_texts([d.text for d in documents])  # binds the log to the texts scored
+        log = QueryLog(f"{output}.queries.jsonl", anchor=anchor, model_hashes={})
+    try:
+        result = score_documents(documents, settings, source=source, observer=None if log is None else log.record)
+    finally:
+        if log is not None:
+            logged = log.close()
+    if log is not None:
+        result.record["query_log"] = {"path": str(log.path), "anchor": "sha256 of the input texts", **logged}
     if not result.is_main:
         return 0  # the main process writes the merged rows
     if output is None:
@@ -84,4 +99,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     result.write(output)
     print(f"wrote {len(result.rows)} rows to {output} ({result.n_not_ok} with a non-ok status) and {output}.run.json")
+    if log is not None:
+        print(f"every request to the API is logged, hash-chained, in {log.path} ({logged['lines']} lines)")
     return 0
