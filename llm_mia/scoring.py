@@ -78,6 +78,11 @@ def extract_views(
                 )
 
         if isinstance(model, RemoteModel):
+            if shard is not None and shard.count > 1:
+                raise LlmMiaError(
+                    f"{model.spec.name} is behind an API: run it in one process (every process would send every "
+                    "request); the endpoint does the computing"
+                )
             stats[view] = _remote_view(documents, texts, view, model, settings, cache, label, observer)
             continue
         stats[view] = extract(texts, model, settings, cache=cache, shard=shard, description=label, observer=heard)
@@ -115,7 +120,13 @@ def _remote_view(
 
     try:
         return remote_extract(
-            texts, model, cache=responses, description=label, progress=settings.progress, observer=heard
+            texts,
+            model,
+            cache=responses,
+            description=label,
+            progress=settings.progress,
+            observer=heard,
+            names=[d.id for d in documents],
         )
     finally:
         if responses is not None:

@@ -41,6 +41,8 @@ def test_response_cache_keys_are_canonical_and_damaged_entries_are_asked_again(t
     cache = ResponseCache(tmp_path / "responses.sqlite")
     key = request_key("http://h/v1", "completions", {"model": "m", "prompt": "x"})
     assert key == request_key("http://h/v1/", "/completions", {"prompt": "x", "model": "m"})
+    # other weights served under the same name (another fingerprint) are never answered from this cache
+    assert request_key("http://h/v1", "completions", {"model": "m", "prompt": "x"}, salt="other weights") != key
     cache.put(key, {"choices": [{"text": "y"}]})
     assert cache.get(key) == {"choices": [{"text": "y"}]}
     cache._connection.execute("UPDATE responses SET body = ? WHERE key = ?", ('{"choices": []}', key))
@@ -77,3 +79,81 @@ def test_api_settings_refuse_what_cannot_work() -> None:
         ApiSettings(base_url="api.openai.com/v1")
     with pytest.raises(LlmMiaError, match="requests_per_second must be > 0"):
         ApiSettings(base_url="http://h/v1", requests_per_second=0)
+
+
+def test_a_key_read_with_a_newline_is_stripped_and_one_with_control_characters_is_refused_unprinted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LLM_MIA_TEST_API_KEY", "sk-abc123\n")
+    assert ApiClient(api("http://h/v1"))._headers()["Authorization"] == "Bearer sk-abc123"
+    monkeypatch.setenv("LLM_MIA_TEST_API_KEY", "sk-SECRETPART\r\nX-Injected: 1")
+    with pytest.raises(RemoteError, match="control characters") as refused:
+        ApiClient(api("http://h/v1"))
+    assert "SECRETPART" not in str(refused.value)
+
+
+def test_credentials_in_the_base_url_are_refused() -> None:
+    with pytest.raises(LlmMiaError, match="credentials or a query string"):
+        ApiSettings(base_url="https://user:sk-SECRET@api.example.com/v1")
+
+
+def test_a_malformed_response_is_refused_and_never_cached(tmp_path: Path) -> None:
+    """A real HTTP server that answers every POST with a completion that has no log-probs."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"choices": [{"text": "", "logprobs": null}]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = ApiClient(api(f"http://127.0.0.1:{server.server_address[1]}/v1", max_retries=0))
+        cache = ResponseCache(tmp_path / "responses.sqlite")
+
+        def needs_logprobs(response: dict) -> float:
+            return response["choices"][0]["logprobs"]["token_logprobs"][0]
+
+        for _ in range(2):  # asked again the second time: nothing bad was kept
+            with pytest.raises(RemoteError, match="lacks what was asked for"):
+                client.post("completions", {"model": "m", "prompt": "x"}, cache=cache, check=needs_logprobs)
+        assert client.sent == 2 and cache.stored == 0
+    finally:
+        server.shutdown()
+
+
+def test_the_token_rate_limit_holds_over_any_60_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock of our own: requests of 100, 800, 500 and 300 tokens under a limit of 1,000 per minute."""
+    import llm_mia.remote.client as client_module
+
+    now = [0.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            now[0] += seconds
+
+    monkeypatch.setattr(client_module, "time", Clock)
+    limiter = client_module._RateLimiter(None, 1000)
+    sent = []
+    for tokens, at in ((100, 0.0), (800, 30.0), (500, 60.0), (300, 61.0)):
+        now[0] = max(now[0], at)
+        limiter.wait(tokens)
+        sent.append((now[0], tokens))
+    for start, _ in sent:  # every 60-second window
+        assert sum(n for t, n in sent if start <= t < start + 60) <= 1000
+    assert sent[2][0] == 90.0  # the 500 waited until the 800 of t = 30 had left the window

@@ -30,6 +30,7 @@ scorer can be served; the error says which step failed).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class Capabilities:
 
     served_models: list[str] | None = None
     model_version: str | None = None  # the model name the completions response reports
+    fingerprint: str = ""  # of the served weights: the probe's greedy token and its log-prob (3 decimals)
     generation_logprobs: bool = False
     echo: str = "not tried"  # "consistent", "inconsistent (...)", "absent (...)"
     forced: str = "not tried"  # "exact", "no (...)"
@@ -120,24 +122,31 @@ def probe(client: ApiClient, model: str, *, cache: Any = None) -> Capabilities:
         return found
     found.generation_logprobs = True
     token, token_logprob = gen["tokens"][0], gen["token_logprobs"][0]
+    seed = f"{found.model_version}\0{token}\0{token_logprob:.3f}"
+    found.fingerprint = hashlib.sha256(seed.encode()).hexdigest()[:16]
     ranked = sorted(gen["top_logprobs"][0].items(), key=lambda item: -item[1])
     runner_up = next(((text, value) for text, value in ranked if text != token), None)
 
     echoed = _completion(client, model, PROBE_PREFIX + token, cache, logprobs=1, echo=True)
-    echo = _logprobs(echoed)
-    offsets, values = echo.get("text_offset") or [], echo.get("token_logprobs") or []
-    at = [i for i, offset in enumerate(offsets) if offset == len(PROBE_PREFIX)]
-    if not values or not at:
-        found.echo = "absent (no prompt log-probs with echo)"
-    elif values[at[0]] is None:
+    from llm_mia.remote.extract import prompt_entries
+
+    try:
+        prompt_tokens, values = prompt_entries(echoed, PROBE_PREFIX + token)
+    except (KeyError, TypeError, IndexError):
+        prompt_tokens, values = [], []
+    # the probe token is the prompt's last; a tokenizer that merges it with the prefix leaves nothing to compare
+    last = len(prompt_tokens) - 1
+    if last < 1 or prompt_tokens[last] != token:
+        found.echo = "absent (no prompt log-probs with echo, or the probe token is not a prompt token of its own)"
+    elif values[last] is None:
         found.echo = "absent (null for the prompt token)"
     else:
-        difference = abs(values[at[0]] - token_logprob)
+        difference = abs(values[last] - token_logprob)
         if difference <= ECHO_TOLERANCE:
             found.echo = "consistent"
         else:
             found.echo = (
-                f"inconsistent (the prompt token {token!r} is reported at {values[at[0]]:.2f} as part of the prompt "
+                f"inconsistent (the prompt token {token!r} is reported at {values[last]:.2f} as part of the prompt "
                 f"and at {token_logprob:.2f} when the server generated it: echoed values are wrong)"
             )
     if found.echo == "consistent":
@@ -199,16 +208,30 @@ def _extras(client: ApiClient, name: str) -> str:
 
 
 def tokenize(client: ApiClient, model: str, text: str, *, cache: Any = None, on_request: Any = None) -> list[int]:
-    """Token ids of ``text`` from the server's ``/extras/tokenize`` (llama-cpp-python's; special tokens parsed)."""
-    response = client.post(
-        _extras(client, "tokenize"), {"model": model, "input": text}, cache=cache, on_request=on_request
-    )
-    return [int(token) for token in response["tokens"]]
+    """Token ids of ``text`` from the server's ``/extras/tokenize`` (llama-cpp-python's), without the special
+    prefix (BOS) the server puts in front for models that add one: the prefix of an empty text is removed."""
+
+    def ask(value: str) -> list[int]:
+        response = client.post(
+            _extras(client, "tokenize"),
+            {"model": model, "input": value},
+            cache=cache,
+            on_request=on_request,
+            check=lambda r: [int(token) for token in r["tokens"]],
+        )
+        return [int(token) for token in response["tokens"]]
+
+    ids, prefix = ask(text), ask("")
+    return ids[len(prefix) :] if ids[: len(prefix)] == prefix else ids
 
 
 def detokenize(client: ApiClient, model: str, tokens: list[int], *, cache: Any = None, on_request: Any = None) -> str:
     """Text of ``tokens`` from the server's ``/extras/detokenize``."""
     response = client.post(
-        _extras(client, "detokenize"), {"model": model, "tokens": tokens}, cache=cache, on_request=on_request
+        _extras(client, "detokenize"),
+        {"model": model, "tokens": tokens},
+        cache=cache,
+        on_request=on_request,
+        check=lambda r: str(r["text"]),
     )
     return str(response["text"])

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.remote.client import RemoteError
+from llm_mia.remote.client import RemoteError, has_choice
 from llm_mia.remote.model import RemoteModel
 
 TOP_K = 20  # chat completions: OpenAI's largest top_logprobs
@@ -45,6 +45,12 @@ def _row(pairs: list[tuple[str, float]], generated: str, letters: Sequence[str])
     return [math.log(mass[letter]) if mass[letter] > 0 else -math.inf for letter in letters], all(
         mass[letter] > 0 for letter in letters
     )
+
+
+def _forced_value(response: dict[str, Any]) -> float:
+    """A forced letter's log-prob; a null from the server becomes -inf (the letter counts as not returned)."""
+    value = response["choices"][0]["logprobs"]["token_logprobs"][0]
+    return -math.inf if value is None else float(value)
 
 
 def _letter_ids(model: RemoteModel, letters: Sequence[str], cache: Any) -> list[int] | None:
@@ -86,6 +92,7 @@ def answer_logprobs(
     if use_chat and not found.chat.startswith(("log-probs", "text only")):
         raise RemoteError(f"{model.spec.name} at {model.api.root} answers neither completions nor chat requests")
     forced_ids = _letter_ids(model, letters, cache) if not use_chat else None
+    salt = found.fingerprint
     rows, incomplete = [], 0
     for index, prompt in enumerate(prompts):
         heard = None if observer is None else (lambda event, index=index: observer(index, event))
@@ -97,7 +104,9 @@ def answer_logprobs(
                 "logprobs": True,
                 "top_logprobs": TOP_K,
             }
-            response = model.client.post("chat/completions", payload, cache=cache, on_request=heard)
+            response = model.client.post(
+                "chat/completions", payload, cache=cache, on_request=heard, check=has_choice, salt=salt
+            )
             choice = response["choices"][0]
             generated = (choice.get("message") or {}).get("content") or ""
             content = ((choice.get("logprobs") or {}).get("content") or [{}])[0]
@@ -106,13 +115,17 @@ def answer_logprobs(
             values = []
             for token_id in forced_ids:
                 payload = {**common, "prompt": prompt, "logprobs": 1, "logit_bias": {str(token_id): 100}}
-                response = model.client.post("completions", payload, cache=cache, on_request=heard)
-                values.append(response["choices"][0]["logprobs"]["token_logprobs"][0])
+                response = model.client.post(
+                    "completions", payload, cache=cache, on_request=heard, check=_forced_value, salt=salt
+                )
+                values.append(_forced_value(response))
             rows.append(values)
             continue
         else:
             payload = {**common, "prompt": prompt, "logprobs": COMPLETION_TOP_K}
-            response = model.client.post("completions", payload, cache=cache, on_request=heard)
+            response = model.client.post(
+                "completions", payload, cache=cache, on_request=heard, check=has_choice, salt=salt
+            )
             choice = response["choices"][0]
             generated = choice.get("text") or ""
             top = ((choice.get("logprobs") or {}).get("top_logprobs") or [{}])[0] or {}

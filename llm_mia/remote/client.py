@@ -62,6 +62,11 @@ class ApiSettings:
             raise LlmMiaError(
                 f"--api-base {self.base_url!r} is not an http(s) URL; give the API root, e.g. http://127.0.0.1:8000/v1"
             )
+        if "@" in self.base_url.split("//", 1)[1].split("/", 1)[0] or "?" in self.base_url:
+            raise LlmMiaError(
+                "--api-base holds credentials or a query string, which would be written to run records; give the "
+                "plain API root and put the key in the environment variable --api-key-env names"
+            )
         if self.timeout <= 0 or self.max_retries < 0 or self.backoff < 0:
             raise LlmMiaError("API timeout must be > 0, retries and back-off >= 0")
         for name in ("requests_per_second", "tokens_per_minute"):
@@ -105,13 +110,14 @@ class _RateLimiter:
                     time.sleep(delay)
                     now = time.monotonic()
             if self.tokens_per_minute:
-                while self._tokens and now - self._tokens[0][0] >= 60:
-                    self._tokens.popleft()
-                used = sum(count for _, count in self._tokens)
-                if self._tokens and used + tokens > self.tokens_per_minute:
+                while True:  # wait until this request fits in the last 60 s (or the window is empty)
+                    while self._tokens and now - self._tokens[0][0] >= 60:
+                        self._tokens.popleft()
+                    used = sum(count for _, count in self._tokens)
+                    if not self._tokens or used + tokens <= self.tokens_per_minute:
+                        break
                     time.sleep(max(0.0, 60 - (now - self._tokens[0][0])))
                     now = time.monotonic()
-                    self._tokens.clear()
                 self._tokens.append((now, tokens))
             self._last = now
 
@@ -125,7 +131,10 @@ class ApiClient:
         from urllib3.util.retry import Retry
 
         self.settings = settings
-        self._key = os.environ.get(settings.key_env) or None
+        key = (os.environ.get(settings.key_env) or "").strip()
+        if any(ord(character) < 32 or ord(character) == 127 for character in key):
+            raise RemoteError(f"${settings.key_env} holds control characters inside the key; set it to the key alone")
+        self._key = key or None
         retry = Retry(
             total=settings.max_retries,
             connect=settings.max_retries,
@@ -176,18 +185,20 @@ class ApiClient:
                     "the server is overloaded or rate-limiting: lower --api-requests-per-second or retry later"
                 )
             ) from None
-        except requests.exceptions.ConnectionError:
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as error:
+            if _timed_out(error):
+                raise RemoteError(
+                    f"{method} {url}: no response within {self.settings.timeout:g} s (tried "
+                    f"{self.settings.max_retries + 1} times); raise --api-timeout or check the server"
+                ) from None
             raise RemoteError(
                 self.redact(
                     f"cannot reach {url} (connection failed after {self.settings.max_retries} retries): "
                     "is the server running, and is --api-base right?"
                 )
             ) from None
-        except requests.exceptions.Timeout:
-            raise RemoteError(
-                f"{method} {url}: no response within {self.settings.timeout:g} s; "
-                "raise --api-timeout or check the server"
-            ) from None
+        except requests.exceptions.RequestException as error:  # anything else: its message may hold headers
+            raise RemoteError(self.redact(f"{method} {url}: {error.__class__.__name__}: {error}")) from None
         self.sent += 1
         if response.status_code in (401, 403):
             source = f"${self.settings.key_env}" if self._key else f"no key (${self.settings.key_env} is not set)"
@@ -210,15 +221,20 @@ class ApiClient:
         *,
         cache: Any = None,
         on_request: Callable[[dict[str, Any]], None] | None = None,
+        check: Callable[[dict[str, Any]], Any] | None = None,
+        salt: str = "",
     ) -> dict[str, Any]:
         """POST ``payload``; with ``cache`` (a ResponseCache) an identical earlier request is answered from it.
 
         ``on_request`` hears one event per call: ``{"event": "request" | "from cache", "endpoint", "request_sha256",
-        "model_version"}`` (the model name the response reports), for the query log.
+        "model_version"}`` (the model name the response reports), for the query log. ``check(response)`` reads
+        what the caller needs and raises KeyError/TypeError/IndexError/ValueError when it is not there: such a
+        response is refused, and never cached. ``salt`` joins the cache key (the served weights' fingerprint, so
+        that new weights behind an old name are asked afresh).
         """
         from llm_mia.remote.responses import request_key
 
-        key = request_key(self.settings.root, path, payload)
+        key = request_key(self.settings.root, path, payload, salt=salt)
         if cache is not None:
             stored = cache.get(key)
             if stored is not None:
@@ -226,6 +242,16 @@ class ApiClient:
                     on_request(_event("from cache", path, key, stored))
                 return stored
         response = self.request("POST", path, payload)
+        if check is not None:
+            try:
+                check(response)
+            except (KeyError, TypeError, IndexError, ValueError) as error:
+                raise RemoteError(
+                    self.redact(
+                        f"POST {self.settings.root}/{path}: the response lacks what was asked for "
+                        f"({error.__class__.__name__}: {error}); not kept"
+                    )
+                ) from None
         if cache is not None:
             cache.put(key, response)
         if on_request is not None:
@@ -234,6 +260,23 @@ class ApiClient:
 
     def get(self, path: str) -> dict[str, Any]:
         return self.request("GET", path)
+
+
+def has_choice(response: dict[str, Any]) -> None:
+    """A ``check`` for :meth:`ApiClient.post`: the response holds a first choice (raises when it does not)."""
+    if not response["choices"]:
+        raise IndexError("no choices in the response")
+
+
+def _timed_out(error: Exception) -> bool:
+    """Whether a requests error (a read timeout, also when urllib3's retries wrap it) came from a timeout."""
+    import requests
+    from urllib3.exceptions import ReadTimeoutError
+
+    if isinstance(error, requests.exceptions.Timeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, ReadTimeoutError)
 
 
 def _event(kind: str, path: str, key: str, response: dict[str, Any]) -> dict[str, Any]:

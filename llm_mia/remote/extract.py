@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,21 @@ def _empty(model: RemoteModel, text: str, status: str, n_tokens: int = 0) -> Tok
     )
 
 
+def prompt_entries(response: dict[str, Any], text: str) -> tuple[list[str], list[float | None]]:
+    """The echoed prompt's (tokens, log-probs), without the one generated token.
+
+    ``usage.prompt_tokens`` says how many entries are the prompt where the server reports it (vLLM counts a
+    decoded BOS such as "<s>" into ``text_offset``, so offsets are shifted there); else the entries whose
+    ``text_offset`` lies inside the text.
+    """
+    logprobs = response["choices"][0]["logprobs"]
+    tokens, values, offsets = logprobs["tokens"], logprobs["token_logprobs"], logprobs["text_offset"]
+    count = (response.get("usage") or {}).get("prompt_tokens")
+    if not isinstance(count, int) or not 0 < count <= len(tokens):
+        count = sum(offset < len(text) for offset in offsets)
+    return list(tokens[:count]), list(values[:count])
+
+
 def _echo(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str, Any]], None] | None) -> TokenStats:
     payload = {
         "model": model.name,
@@ -84,17 +100,33 @@ def _echo(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str, 
         "temperature": 0,
         "seed": 0,
     }
-    response = model.client.post("completions", payload, cache=cache, on_request=heard)
-    logprobs = response["choices"][0]["logprobs"]
-    offsets, values = logprobs["text_offset"], logprobs["token_logprobs"]
-    inside = [i for i, offset in enumerate(offsets) if offset < len(text)]
-    if len(inside) < 2:
-        return _empty(model, text, STATUS_TOO_SHORT, len(inside))
-    scored = [values[i] for i in inside[1:]]
+    response = model.client.post(
+        "completions",
+        payload,
+        cache=cache,
+        on_request=heard,
+        check=lambda r: prompt_entries(r, text),
+        salt=model.capabilities.fingerprint,
+    )
+    tokens, values = prompt_entries(response, text)
+    if len(tokens) < 2:
+        return _empty(model, text, STATUS_TOO_SHORT, len(tokens))
+    # a first entry that is not the start of the text is the server's BOS: every text token is then scored
+    bos = not text.startswith(tokens[0])
+    scored = values[1:]
     if any(value is None for value in scored):
         raise RemoteError(f"{model.api.root}: echo returned no log-prob for a prompt token past the first")
-    unscored_bytes = len(text[: offsets[inside[1]]].encode("utf-8"))
-    return _stats(model, text, scored, None, unscored_bytes, len(inside))
+    unscored_bytes = 0 if bos else len(tokens[0].encode("utf-8"))
+    stats = _stats(model, text, scored, None, unscored_bytes, len(tokens) - bos)
+    return replace(stats, bos_added=bos)
+
+
+def _forced_value(response: dict[str, Any]) -> float:
+    """The log-prob of the forced token (ValueError when the server gave none: the response is then not kept)."""
+    value = response["choices"][0]["logprobs"]["token_logprobs"][0]
+    if value is None:
+        raise ValueError("no log-prob for the forced token")
+    return float(value)
 
 
 def _forced(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str, Any]], None] | None) -> TokenStats:
@@ -108,6 +140,8 @@ def _forced(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str
         prefix = detokenize(client, name, ids[:t], cache=cache, on_request=heard)
         if tokenize(client, name, prefix, cache=cache, on_request=heard) != ids[:t]:
             model.unscored_tokens += 1
+            after = detokenize(client, name, ids[: t + 1], cache=cache, on_request=heard)
+            unscored_bytes += len(after.encode("utf-8")) - len(prefix.encode("utf-8"))
             continue
         payload = {
             "model": name,
@@ -118,11 +152,15 @@ def _forced(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str
             "seed": 0,
             "logit_bias": {str(ids[t]): FORCE_BIAS},
         }
-        response = client.post("completions", payload, cache=cache, on_request=heard)
-        value = response["choices"][0]["logprobs"]["token_logprobs"][0]
-        if value is None:
-            raise RemoteError(f"{model.api.root}: no log-prob for a forced token")
-        logprobs.append(value)
+        response = client.post(
+            "completions",
+            payload,
+            cache=cache,
+            on_request=heard,
+            check=_forced_value,
+            salt=model.capabilities.fingerprint,
+        )
+        logprobs.append(_forced_value(response))
         scored_ids.append(ids[t])
     return _stats(model, text, logprobs, scored_ids, unscored_bytes, len(ids))
 
@@ -135,11 +173,13 @@ def remote_extract(
     description: str = "",
     progress: bool = True,
     observer: Callable[[int, dict[str, Any]], None] | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[TokenStats]:
     """One TokenStats per text from ``model``'s endpoint (see module docstring for the two modes).
 
     ``cache``: a :class:`~llm_mia.remote.responses.ResponseCache` (a rerun sends nothing twice). ``observer``
-    hears ``(text index, event)`` for every request, with the event from :meth:`ApiClient.post`.
+    hears ``(text index, event)`` for every request, with the event from :meth:`ApiClient.post`. ``names``: the
+    documents' ids, for error messages.
     """
     mode = model.capabilities.mode
     if mode is None:
@@ -156,8 +196,9 @@ def remote_extract(
         try:
             results.append(run(model, text, cache, heard))
         except RemoteError as error:
+            where = f"document {names[index]!r}" if names is not None else f"text {index}"
             raise InputError(
-                f"text {index}: {error}\n(texts behind an API must fit the endpoint's context window: cut long texts "
+                f"{where}: {error}\n(texts behind an API must fit the endpoint's context window: cut long texts "
                 "into passages first; the responses received so far are kept, so a rerun resumes)"
             ) from None
     return results

@@ -1,6 +1,7 @@
 """Every API response kept on disk, so that a rerun or a resumed run sends nothing twice.
 
-Key = SHA-256 of the canonical JSON of (API root, endpoint, request body). The request body holds the model
+Key = SHA-256 of the canonical JSON of (API root, endpoint, request body, and the served weights'
+fingerprint). The request body holds the model
 name and every parameter, never the key (it travels in a header). Storage: one SQLite table beside the stats
 cache (``responses.sqlite``), one row per request, the response as JSON with a SHA-256 checksum; a row whose
 checksum fails is treated as missing and asked again. Each response is committed as soon as it arrives: a run
@@ -26,14 +27,18 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def request_key(root: str, path: str, payload: dict[str, Any]) -> str:
-    """SHA-256 of (API root, endpoint, request body) as canonical JSON: the request's identity.
+def request_key(root: str, path: str, payload: dict[str, Any], *, salt: str = "") -> str:
+    """SHA-256 of (API root, endpoint, request body[, salt]) as canonical JSON: the request's identity.
+
+    ``salt``: the served weights' fingerprint (``RemoteModel.fingerprint``), so that other weights served under
+    the same name are never answered from this cache.
 
     >>> a = request_key("http://h/v1", "completions", {"b": 1, "a": 2})
     >>> a == request_key("http://h/v1/", "/completions", {"a": 2, "b": 1}), len(a)
     (True, 64)
     """
-    return hashlib.sha256(canonical_json([root.rstrip("/"), path.lstrip("/"), payload]).encode()).hexdigest()
+    identity = [root.rstrip("/"), path.lstrip("/"), payload] + ([salt] if salt else [])
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
 
 def default_responses_path() -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm_mia.remote.client import has_choice
 from llm_mia.remote.model import RemoteModel
 from llm_mia.samia import CHAT_INSTRUCTION
 
@@ -25,9 +26,17 @@ def sample_continuations(
         common["seed"] = seed + index
         if chat:
             payload = {**common, "messages": [{"role": "user", "content": CHAT_INSTRUCTION + prompt}]}
-            response = model.client.post("chat/completions", payload, cache=cache)
+            response = model.client.post(
+                "chat/completions", payload, cache=cache, check=has_choice, salt=model.capabilities.fingerprint
+            )
             continuations.append((response["choices"][0].get("message") or {}).get("content") or "")
         else:
-            response = model.client.post("completions", {**common, "prompt": prompt}, cache=cache)
+            response = model.client.post(
+                "completions",
+                {**common, "prompt": prompt},
+                cache=cache,
+                check=has_choice,
+                salt=model.capabilities.fingerprint,
+            )
             continuations.append(response["choices"][0].get("text") or "")
     return continuations

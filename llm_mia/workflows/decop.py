@@ -161,7 +161,12 @@ def run_decop(
     rows = []
     for passage in passages:
         asked = quizzes(passage, settings.subject)
-        values = answer([prompt for prompt, _ in asked])
+        try:
+            values = answer([prompt for prompt, _ in asked])
+        except LlmMiaError as error:
+            raise LlmMiaError(
+                f"passage {passage.id!r}: {error} (responses received so far are kept: a rerun resumes)"
+            ) from None
         answered = np.isfinite(values).any(axis=1)
         answers = [verbatim for _, verbatim in asked]
         if answered.any():

@@ -54,7 +54,7 @@ class SamiaSettings:
             "max_new_tokens": self.max_new_tokens or "2 per suffix word + 8",
             "seed": self.seed,
             "temperature": 1.0,
-            "top_k": 50,
+            "top_k": "the endpoint's own" if self.models.remote_names else 50,
         }
 
 
@@ -125,7 +125,12 @@ def run_samia(documents: Sequence[Document], settings: SamiaSettings, *, source:
             row["status"] = STATUS_TOO_SHORT
         else:
             budget = settings.max_new_tokens or 2 * len(suffix) + 8
-            drawn = sample(prefix, budget, text_seed(settings.seed, document.text))
+            try:
+                drawn = sample(prefix, budget, text_seed(settings.seed, document.text))
+            except LlmMiaError as error:
+                raise LlmMiaError(
+                    f"document {document.id!r}: {error} (responses received so far are kept: a rerun resumes)"
+                ) from None
             row["samia"], row["samia_zlib"] = samia_scores(drawn, suffix)
             continuations.append({"id": document.id, "prefix": prefix, "continuations": drawn})
         rows.append(row)
