@@ -328,3 +328,52 @@ def test_list_and_check_backend_commands_state_what_the_endpoint_serves(served, 
     assert "agrees: every text's loss within 0.02" in capsys.readouterr().out
     assert main(["list", *common]) == 0
     assert "agreement check: agrees (checked " in capsys.readouterr().out
+
+
+def test_evidence_for_a_model_behind_an_api_is_planned_run_and_verified(served, tmp_path: Path, capsys) -> None:
+    """The expert who holds only an API key: the plan fixes the endpoint, the name it reports and the fingerprint
+    of the weights it serves, and the tokenizer that cuts the passages; the run checks them; verify re-asks."""
+    from llm_mia.corpora import wikipedia_summaries
+
+    summaries = wikipedia_summaries()
+    titles = [t for t in sorted(summaries) if len(summaries[t].split()) >= 40][:25]
+    excerpt = lambda title: " ".join(summaries[title].split()[:32])  # noqa: E731  (two 16-token passages or more)
+    work = " ".join(" ".join(summaries[title].split()[:40]) for title in titles[22:25])  # 120 words, 8+ passages
+    (tmp_path / "work.txt").write_text(work, encoding="utf-8")
+    controls = tmp_path / "controls"
+    controls.mkdir()
+    for title in titles[:22]:
+        (controls / f"{title[:20].replace('/', '_')}.txt").write_text(excerpt(title), encoding="utf-8")
+    api_args = ["--model", f"api:{ALIAS}", "--api-base", served.root, "--api-key-env", KEY_ENV]
+    plan = tmp_path / "plan.json"
+    argv = ["plan", "--suspect", str(tmp_path / "work.txt"), "--control", str(controls), *api_args,
+            "--tokenizer", DEFAULT_MODEL, "--passage-tokens", "16", "--scorers", "loss", "--splits", "2",
+            "--question", "Was the model behind this API trained on the work?", "--analyst", "A. Expert, test",
+            "--control-rationale", "Other encyclopedia articles of the same kind, written the same way, cut alike.",
+            "--output", str(plan)]  # fmt: skip
+    assert main(argv) == 0
+    planned = json.loads(plan.read_text())
+    target = planned["models"]["target"]
+    assert target["base_url"] == served.root and target["fingerprint"] and target["model_version"] == ALIAS
+    assert planned["models"]["tokenizer"]["files"] and KEY not in plan.read_text()
+    bundle = tmp_path / "bundle"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert main(["evidence", "run", str(plan), "--output", str(bundle), "--no-pdf", *cache]) == 0
+    log = [json.loads(line) for line in (bundle / "query-log.jsonl").read_text().splitlines()]
+    assert log and all(e["model_sha256"] == target["files_sha256"] for e in log)
+    assert {e["endpoint"] for e in log} >= {"completions"} and KEY not in (bundle / "query-log.jsonl").read_text()
+    report = (bundle / "report.html").read_text()
+    assert served.root in report and target["fingerprint"] in report and "asked through an API" in report
+    capsys.readouterr()
+    assert main(["verify", str(bundle), "--rescore", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "pass     model files: the endpoint reports the planned model" in out
+    assert "rescore: 3 passages drawn at random re-scored: largest difference 0," in out
+    # a plan made against other weights under the same name is refused before anything is scored
+    from llm_mia.evidence.bundle import check_models
+    from llm_mia.evidence.plan import read_plan
+
+    other = read_plan(plan)
+    other.data["models"]["target"]["fingerprint"] = "0" * 16
+    with pytest.raises(InputError, match="serves weights with fingerprint"):
+        check_models(other, other.settings())

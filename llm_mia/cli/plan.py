@@ -57,7 +57,15 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"planned: {len(inputs['suspect']['passages'])} suspect and {len(inputs['control']['passages'])} control "
         f"passages of {args.passage_tokens} tokens; models: "
-        + ", ".join(f"{role} {m['name']} ({len(m['files'])} files)" for role, m in plan.data["models"].items())
+        + ", ".join(
+            f"{role} {m['name']} "
+            + (
+                f"(at {m['base_url']}, fingerprint {m['fingerprint']})"
+                if "base_url" in m
+                else f"({len(m['files'])} files)"
+            )
+            for role, m in plan.data["models"].items()
+        )
     )
     print(f"plan SHA-256: {plan.sha256}")
     print(f"wrote {path} and {sidecar}; keep the hash somewhere the other side can see it was fixed first")

@@ -41,6 +41,7 @@ from llm_mia.evidence.plan import (
     load_tokenizer,
     model_inventory,
     read_plan,
+    remote_inventory,
 )
 from llm_mia.evidence.query_log import QueryLog
 from llm_mia.identity import sha256_file, source_commit
@@ -80,13 +81,35 @@ def _differences(planned: list[dict[str, Any]], found: list[dict[str, Any]], key
 
 
 def check_models(plan: Plan, settings: Any) -> None:
-    """Every planned model file, and no other, with the planned SHA-256; refuses the first difference."""
+    """Every planned model file, and no other, with the planned SHA-256 (and the tokenizer's, where the plan
+    names one); a model behind an API must report the planned name and serve weights with the planned
+    fingerprint. Refuses the first difference."""
+    from llm_mia.models import ModelSpec
+    from llm_mia.remote.model import is_remote
+
     for role, spec in settings.scoring.models.specs().items():
         planned = plan.data["models"][role]
+        if is_remote(spec.name):
+            found = remote_inventory(spec, settings.scoring.models.api)
+            for key, what in (
+                ("model_version", "reports the model"),
+                ("fingerprint", "serves weights with fingerprint"),
+            ):
+                if found[key] != planned[key]:
+                    raise InputError(
+                        f"{role} model {spec.name} at {found['base_url']} now {what} {found[key]!r}, the plan "
+                        f"{planned[key]!r}: the endpoint does not serve the model planned"
+                    )
+            continue
         found = model_inventory(spec)
         problem = _differences(planned["files"], found["files"], "path", f"{role} model file")
         if problem:
             raise InputError(f"{problem} (in {found['directory']}); the model is not the one planned")
+    if "tokenizer" in plan.data["models"]:
+        found = model_inventory(ModelSpec(name=settings.tokenizer))
+        problem = _differences(plan.data["models"]["tokenizer"]["files"], found["files"], "path", "tokenizer file")
+        if problem:
+            raise InputError(f"{problem} (in {found['directory']}); the tokenizer is not the one planned")
 
 
 def input_paths(plan: Plan, *, suspect: str | Path | None = None, control: str | Path | None = None) -> dict[str, Path]:
@@ -131,10 +154,11 @@ def check_inputs(plan: Plan, inputs: Any) -> None:
 
 def planned_inputs(plan: Plan, settings: Any, paths: dict[str, Path]) -> Any:
     """The plan's inputs read and cut again, as at plan time (the tokenizer only; no weights are loaded)."""
-    from llm_mia.models import resolve_model_directory
+    from llm_mia.models import ModelSpec, resolve_model_directory
     from llm_mia.workflows.dataset import cut_inputs
 
-    tokenizer = load_tokenizer(resolve_model_directory(settings.scoring.models.specs()["target"]), settings)
+    cutter = ModelSpec(name=settings.tokenizer) if settings.tokenizer else settings.scoring.models.specs()["target"]
+    tokenizer = load_tokenizer(resolve_model_directory(cutter), settings)
     return cut_inputs(paths["suspect"], paths["control"], settings, tokenizer=tokenizer)
 
 

@@ -81,6 +81,43 @@ def model_inventory(spec: Any) -> dict[str, Any]:
     }
 
 
+def remote_inventory(spec: Any, api: Any) -> dict[str, Any]:
+    """A model behind an API, as a plan can fix it: the endpoint, the model name it reports, the fingerprint of
+    the weights it serves (the probe's greedy token and log-prob), how log-probs are read, and the last
+    agreement check with white-box scores. Connects and probes (a handful of short requests; no passage is sent).
+    """
+    from llm_mia.remote.model import agreement_record, connect
+
+    model = connect(spec, api)
+    found = model.capabilities
+    identity = {
+        "name": spec.name,
+        "backend": "OpenAI-compatible API",
+        "base_url": api.root,
+        "key_env": api.key_env,
+        "model_version": found.model_version,
+        "fingerprint": found.fingerprint,
+        "mode": found.mode,
+    }
+    return {
+        **identity,
+        "revision": None,
+        "capabilities": {"echo": found.echo, "forced": found.forced, "chat": found.chat},
+        "agreement_check": agreement_record(api.root, model.name),
+        "files": [],
+        "files_sha256": sha256_bytes(canonical_json(identity)),
+    }
+
+
+def model_identity(spec: Any, settings: Any) -> dict[str, Any]:
+    """:func:`model_inventory` for a local model, :func:`remote_inventory` for one behind an API."""
+    from llm_mia.remote.model import is_remote
+
+    if is_remote(spec.name):
+        return remote_inventory(spec, settings.scoring.models.api)
+    return model_inventory(spec)
+
+
 def inputs_inventory(inputs: Any) -> dict[str, Any]:
     """Every source and passage of a cut dataset-level input (``llm_mia.workflows.dataset.DatasetInputs``)."""
 
@@ -112,6 +149,17 @@ def settings_record(settings: Any) -> dict[str, Any]:
             "device": models.device,
             "trust_remote_code": models.trust_remote_code,
         },
+        "api": None
+        if models.api is None
+        else {
+            "base_url": models.api.root,
+            "key_env": models.api.key_env,
+            "timeout": models.api.timeout,
+            "max_retries": models.api.max_retries,
+            "requests_per_second": models.api.requests_per_second,
+            "tokens_per_minute": models.api.tokens_per_minute,
+        },
+        "tokenizer": settings.tokenizer,
         "scorers": [call.describe() for call in settings.scoring.calls],
         "batch_size": settings.scoring.extraction.batch_size,
         "window": settings.scoring.extraction.window,
@@ -147,11 +195,13 @@ class Plan:
         """The ``DatasetTestSettings`` the plan fixes. ``cache``: where the stats cache lives (it changes no
         number); ``model`` / ``reference``: where the planned models are on this machine, when not where their
         planned names resolve (their files are checked against the plan's hashes either way)."""
+        from llm_mia.remote.client import ApiSettings
         from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
         from llm_mia.workflows.dataset import DatasetTestSettings
 
         planned = self.data["settings"]
         models = self.data["models"]
+        api = planned.get("api")
         scoring = ScoringSettings(
             models=ModelSettings(
                 model=model or models["target"]["name"],
@@ -161,6 +211,7 @@ class Plan:
                 dtype=planned["model"]["dtype"],
                 device=planned["model"]["device"],
                 trust_remote_code=planned["model"]["trust_remote_code"],
+                api=None if api is None else ApiSettings(**api),
             ),
             scorers=tuple(self.scorer_specs()),
             extraction=ExtractionSettings(
@@ -179,6 +230,7 @@ class Plan:
             permutations=planned["permutations"],
             clip_quantile=planned["clip_quantile"],
             seed=planned["seed"],
+            tokenizer=planned.get("tokenizer"),
         )
 
     def scorer_specs(self) -> list[str]:
@@ -284,15 +336,19 @@ def build_plan(
             "the model cannot have seen them (e.g. 'other novels of the same genre, all first published after the "
             "model's data cutoff of 2024-06'); the test means nothing without it"
         )
-    if settings.scoring.models.remote_names:
+    from llm_mia.models import ModelSpec
+    from llm_mia.remote.model import is_remote
+
+    if is_remote(settings.scoring.models.model) and settings.tokenizer is None:
         raise LlmMiaError(
-            f"--model {settings.scoring.models.model}: a plan fixes the model by the SHA-256 of its files, which a "
-            "model behind an API does not expose; pre-registered evidence needs the weights (run `llm-mia "
-            "dataset-test --model api:... --tokenizer ...` for an analysis without a plan)"
+            f"--model {settings.scoring.models.model} is behind an API, whose tokenizer is unknown: name the local "
+            "model whose tokenizer cuts the passages with --tokenizer (its files are hashed into the plan)"
         )
     specs = settings.scoring.models.specs()
-    models = {role: model_inventory(spec) for role, spec in specs.items()}
-    tokenizer = load_tokenizer(models["target"]["directory"], settings)
+    models = {role: model_identity(spec, settings) for role, spec in specs.items()}
+    if settings.tokenizer is not None:
+        models["tokenizer"] = model_inventory(ModelSpec(name=settings.tokenizer))
+    tokenizer = load_tokenizer(models["tokenizer" if settings.tokenizer else "target"]["directory"], settings)
     # absolute paths: `evidence run` finds them from any directory (--suspect / --control point elsewhere)
     suspect, control = Path(suspect).resolve(), Path(control).resolve()
     inputs = cut_inputs(suspect, control, settings, tokenizer=tokenizer, refuse_shared=True)

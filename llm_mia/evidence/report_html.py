@@ -45,6 +45,14 @@ ANSWERS = {
     ),
 }
 
+API_LIMITATIONS = [
+    "The model was asked through an API: its weights were not available. It is identified by the name the API "
+    "reported and by a fingerprint of its answer to a fixed probe, both recorded in the plan and checked before "
+    "the run; a provider can still change what it serves between runs, and the fingerprint detects only changes "
+    "that alter that answer. The API's tokenizer is unknown: passages were cut with the tokenizer named in the "
+    "plan, and the API scored each passage as text.",
+]
+
 LIMITATIONS = [
     "A membership test compares how well the model predicts the work with how well it predicts comparable "
     "works it cannot have seen. It can show that the work is predicted better than chance would explain; it "
@@ -165,9 +173,29 @@ def render_report(
         f"</figure>"
         for caption, png in figures.items()
     )
+    if "base_url" in target:  # a model behind an API
+        check = target.get("agreement_check")
+        agreement = (
+            "compared with white-box scores of the same weights: "
+            + ("they agree" if check["agrees"] else "they DO NOT agree")
+            + f" (checked {check['checked_at']})"
+            if check
+            else "never compared with white-box scores of the same weights (llm-mia check-backend)"
+        )
+        model_item = (
+            f"<li>Model: <b>{_escape(target['name'])}</b> behind an API at {_escape(target['base_url'])}, reporting "
+            f"the model {_escape(str(target['model_version']))}; fingerprint of the weights it served "
+            f"<code>{_escape(target['fingerprint'])}</code>; token log-probabilities read in {_escape(target['mode'])} "
+            f"mode; {_escape(agreement)}</li>"
+        )
+    else:
+        model_item = (
+            f"<li>Model: <b>{_escape(target['name'])}</b> ({_escape(target['architecture'])}, "
+            f"{_escape(target['dtype'])}), {len(target['files'])} files, file-list SHA-256 "
+            f"<code>{_escape(target['files_sha256'])}</code></li>"
+        )
     result_items = [
-        f"<li>Model: <b>{_escape(target['name'])}</b> ({_escape(target['architecture'])}, {_escape(target['dtype'])}), "
-        f"{len(target['files'])} files, file-list SHA-256 <code>{_escape(target['files_sha256'])}</code></li>",
+        model_item,
         f"<li>Suspect work: {_escape(', '.join(suspect_works))}, {len(inputs['suspect']['passages'])} passages of "
         f"{plan['settings']['passage_tokens']} tokens</li>",
         f"<li>Control works: {len(control_works)} separate works, {len(inputs['control']['passages'])} passages"
@@ -192,7 +220,9 @@ def render_report(
         f"{passage['effect_size_cohens_d']['median']:.2f} (median over half-splits)</li>"
     )
     methods = "".join(f"<h3>{_escape(name)}</h3><p>{text}</p>" for name, text in METHODS)
-    limitations = "".join(f"<li>{_escape(item)}</li>" for item in LIMITATIONS)
+    limitations = "".join(
+        f"<li>{_escape(item)}</li>" for item in LIMITATIONS + (API_LIMITATIONS if "base_url" in target else [])
+    )
     plan_text = _escape(json.dumps(plan, indent=1, sort_keys=True, ensure_ascii=False))
     return f"""<!DOCTYPE html>
 <html lang="en">

@@ -217,14 +217,28 @@ def _model_checks(
     inputs: dict[str, str | Path],
     seed: int,
 ) -> list[Check]:
+    from llm_mia.remote.client import RemoteError
+
     settings = plan.settings(cache=False, model=model)
     try:
         check_models(plan, settings)
     except ModelNotFoundError as error:
         return [Check("model files", NOT_RUN, f"the planned model is not on this machine ({error})")]
+    except RemoteError as error:
+        return [Check("model files", NOT_RUN, f"the planned endpoint cannot be asked ({error})")]
     except LlmMiaError as error:
         return [Check("model files", FAIL, str(error))]
-    checks = [Check("model files", PASS, "every planned model file is here with its planned SHA-256")]
+    remote = "base_url" in plan.data["models"]["target"]
+    checks = [
+        Check(
+            "model files",
+            PASS,
+            "the endpoint reports the planned model and serves weights with the planned fingerprint; the tokenizer's "
+            "files have their planned SHA-256"
+            if remote
+            else "every planned model file is here with its planned SHA-256",
+        )
+    ]
     try:
         paths = input_paths(plan, **inputs)
     except LlmMiaError as error:
