@@ -157,3 +157,36 @@ def test_the_token_rate_limit_holds_over_any_60_seconds(monkeypatch: pytest.Monk
     for start, _ in sent:  # every 60-second window
         assert sum(n for t, n in sent if start <= t < start + 60) <= 1000
     assert sent[2][0] == 90.0  # the 500 waited until the 800 of t = 30 had left the window
+
+
+def test_echoed_prompts_are_counted_by_usage_and_a_leading_bos_is_recognised() -> None:
+    """Echo responses as vLLM (a decoded BOS shifts every offset) and OpenAI's legacy models (no BOS) write them;
+    the generated token at the end is never taken for the text's."""
+    from llm_mia.remote.extract import prompt_entries
+
+    text = "The cat sat"
+    vllm = {
+        "choices": [
+            {
+                "logprobs": {
+                    "tokens": ["<s>", "The", " cat", " sat", " down"],
+                    "token_logprobs": [None, -2.0, -3.0, -1.0, -0.5],
+                    "text_offset": [0, 3, 6, 10, 14],
+                }
+            }
+        ],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 1},
+    }
+    assert prompt_entries(vllm, text) == (["<s>", "The", " cat", " sat"], [None, -2.0, -3.0, -1.0])
+    legacy = {
+        "choices": [
+            {
+                "logprobs": {
+                    "tokens": ["The", " cat", " sat", " down"],
+                    "token_logprobs": [None, -3.0, -1.0, -0.5],
+                    "text_offset": [0, 3, 7, 11],
+                }
+            }
+        ]
+    }
+    assert prompt_entries(legacy, text) == (["The", " cat", " sat"], [None, -3.0, -1.0])
