@@ -38,7 +38,6 @@ from llm_mia.evidence.plan import (
     canonical_json,
     file_inventory,
     inputs_inventory,
-    load_tokenizer,
     model_inventory,
     read_plan,
     remote_inventory,
@@ -154,12 +153,9 @@ def check_inputs(plan: Plan, inputs: Any) -> None:
 
 def planned_inputs(plan: Plan, settings: Any, paths: dict[str, Path]) -> Any:
     """The plan's inputs read and cut again, as at plan time (the tokenizer only; no weights are loaded)."""
-    from llm_mia.models import ModelSpec, resolve_model_directory
-    from llm_mia.workflows.dataset import cut_inputs
+    from llm_mia.workflows.dataset import cut_inputs, cutting_tokenizer
 
-    cutter = ModelSpec(name=settings.tokenizer) if settings.tokenizer else settings.scoring.models.specs()["target"]
-    tokenizer = load_tokenizer(resolve_model_directory(cutter), settings)
-    return cut_inputs(paths["suspect"], paths["control"], settings, tokenizer=tokenizer)
+    return cut_inputs(paths["suspect"], paths["control"], settings, tokenizer=cutting_tokenizer(settings))
 
 
 def environment() -> dict[str, Any]:

@@ -283,15 +283,6 @@ def read_plan(path: str | Path) -> Plan:
     return Plan(data)
 
 
-def load_tokenizer(directory: str | Path, settings: Any) -> Any:
-    """The target model's tokenizer alone (passages are cut with it; no weights are loaded)."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(
-        str(directory), local_files_only=True, trust_remote_code=settings.scoring.models.trust_remote_code
-    )
-
-
 def _check_design(inputs: Any, settings: Any) -> None:
     """The primary outcome is the work-level test: refuse a plan whose controls cannot reach p <= alpha."""
     from llm_mia.dataset_inference import work_counts
@@ -324,7 +315,7 @@ def build_plan(
     inputs that share a text or a passage, too few passages, and fewer control works than the work-level test
     needs to reach p <= alpha: each with the fix.
     """
-    from llm_mia.workflows.dataset import cut_inputs
+    from llm_mia.workflows.dataset import cut_inputs, cutting_tokenizer
 
     if not question.strip():
         raise LlmMiaError("the plan needs the question in words: --question 'Was model M trained on work W?'")
@@ -348,7 +339,7 @@ def build_plan(
     models = {role: model_identity(spec, settings) for role, spec in specs.items()}
     if settings.tokenizer is not None:
         models["tokenizer"] = model_inventory(ModelSpec(name=settings.tokenizer))
-    tokenizer = load_tokenizer(models["tokenizer" if settings.tokenizer else "target"]["directory"], settings)
+    tokenizer = cutting_tokenizer(settings)
     # absolute paths: `evidence run` finds them from any directory (--suspect / --control point elsewhere)
     suspect, control = Path(suspect).resolve(), Path(control).resolve()
     inputs = cut_inputs(suspect, control, settings, tokenizer=tokenizer, refuse_shared=True)

@@ -53,8 +53,9 @@ def _forced_value(response: dict[str, Any]) -> float:
     return -math.inf if value is None else float(value)
 
 
-def _letter_ids(model: RemoteModel, letters: Sequence[str], cache: Any) -> list[int] | None:
-    """The letters' token ids, where each letter's log-prob can be read exactly by forcing it (else None).
+def _letter_ids(model: RemoteModel, cache: Any) -> list[int] | None:
+    """The answer letters' token ids (``llm_mia.decop.answer_token_ids``) where each letter's log-prob can be read
+    exactly by forcing it; else None.
 
     A completion model may prefer to stop, or start a new line, after "Answer:", and the letters then fall
     outside the few top log-probs an API returns (llama-cpp-python returns none at all for a stop token). Where
@@ -62,19 +63,12 @@ def _letter_ids(model: RemoteModel, letters: Sequence[str], cache: Any) -> list[
     (``Capabilities.forced == "exact"``, llama.cpp), each letter is forced in turn: four requests per prompt,
     every letter's log-prob exact.
     """
+    from llm_mia.decop import answer_token_ids
     from llm_mia.remote.capabilities import tokenize
 
     if model.capabilities.forced != "exact":
         return None
-    ids = []
-    for letter in letters:
-        tokens = tokenize(model.client, model.name, f" {letter}", cache=cache)
-        if len(tokens) != 1:
-            tokens = tokenize(model.client, model.name, letter, cache=cache)
-        if len(tokens) != 1:
-            return None
-        ids.append(tokens[0])
-    return ids
+    return answer_token_ids(lambda text: tokenize(model.client, model.name, text, cache=cache))
 
 
 def answer_logprobs(
@@ -91,7 +85,7 @@ def answer_logprobs(
     use_chat = not found.generation_logprobs
     if use_chat and not found.chat.startswith(("log-probs", "text only")):
         raise RemoteError(f"{model.spec.name} at {model.api.root} answers neither completions nor chat requests")
-    forced_ids = _letter_ids(model, letters, cache) if not use_chat else None
+    forced_ids = _letter_ids(model, cache) if not use_chat else None
     salt = found.fingerprint
     rows, incomplete = [], 0
     for index, prompt in enumerate(prompts):

@@ -82,3 +82,10 @@ class ResponseCache:
 
     def close(self) -> None:
         self._connection.close()
+
+
+def response_cache(cache: bool | str | Path) -> ResponseCache | None:
+    """The response cache a workflow's ``cache`` setting names: True the default one, a path that file, False none."""
+    if cache is False:
+        return None
+    return ResponseCache(None if cache is True else Path(cache))

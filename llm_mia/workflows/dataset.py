@@ -377,17 +377,20 @@ def refuse_remote_target(models: Any, *, tokenizer: str | None = None) -> None:
         )
 
 
-def cutting_tokenizer(settings: DatasetTestSettings, models: Any) -> Any:
-    """The tokenizer passages are cut with: the target's, or for a target behind an API the ``tokenizer`` model's."""
-    if settings.tokenizer is None:
+def cutting_tokenizer(settings: DatasetTestSettings, models: Any = None) -> Any:
+    """The tokenizer passages are cut with: the target's (the loaded model's, when ``models`` are given), or for a
+    target behind an API the ``tokenizer`` model's. Only tokenizer files are read; no weights are loaded."""
+    if settings.tokenizer is None and models is not None:
         return models["target"].tokenizer
     from transformers import AutoTokenizer
 
     from llm_mia.models import ModelSpec, resolve_model_directory
 
-    directory = resolve_model_directory(ModelSpec(name=settings.tokenizer))
+    spec = ModelSpec(name=settings.tokenizer) if settings.tokenizer else settings.scoring.models.specs()["target"]
     return AutoTokenizer.from_pretrained(
-        str(directory), local_files_only=True, trust_remote_code=settings.scoring.models.trust_remote_code
+        str(resolve_model_directory(spec)),
+        local_files_only=True,
+        trust_remote_code=settings.scoring.models.trust_remote_code,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.decop import LETTERS, SYSTEM_PROMPT, QuizPassage, passage_scores, quizzes
+from llm_mia.decop import LETTERS, SYSTEM_PROMPT, QuizPassage, answer_token_ids, passage_scores, quizzes
 from llm_mia.errors import LlmMiaError
 from llm_mia.identity import sha256_text, sha256_texts
 from llm_mia.records import run_record, write_run_record
@@ -55,26 +55,11 @@ class DecopRun:
 
 
 def letter_token_ids(tokenizer: Any) -> list[int]:
-    """The token a model writes for each answer letter after ``Answer:``: " A" when one token, else "A"."""
-    ids = []
-    for letter in LETTERS:
-        spaced = tokenizer.encode(f" {letter}", add_special_tokens=False)
-        bare = tokenizer.encode(letter, add_special_tokens=False)
-        if len(spaced) == 1:
-            ids.append(spaced[0])
-        elif len(bare) == 1:
-            ids.append(bare[0])
-        else:
-            raise LlmMiaError(f"the tokenizer has no single token for the answer letter {letter!r}")
+    """:func:`llm_mia.decop.answer_token_ids` with a white-box model's tokenizer; refuses one that has neither."""
+    ids = answer_token_ids(lambda text: tokenizer.encode(text, add_special_tokens=False))
+    if ids is None:
+        raise LlmMiaError("the tokenizer has no single token for each answer letter (neither ' A' nor 'A')")
     return ids
-
-
-def _responses_cache(cache: bool | str | Path) -> Any:
-    from llm_mia.remote.responses import ResponseCache
-
-    if cache is False:
-        return None
-    return ResponseCache(None if cache is True else Path(cache))
 
 
 def paraphraser(name: str, settings: ModelSettings) -> tuple[Any, dict[str, Any]]:
@@ -136,9 +121,10 @@ def run_decop(
     incomplete = 0
     if is_remote(spec.name):
         from llm_mia.remote.choices import answer_logprobs
+        from llm_mia.remote.responses import response_cache
 
         model = connect(ModelSpec(name=spec.name), settings.models.api)
-        responses = _responses_cache(settings.cache)
+        responses = response_cache(settings.cache)
 
         def answer(prompts: list[str]) -> np.ndarray:
             nonlocal incomplete

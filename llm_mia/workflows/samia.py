@@ -85,11 +85,11 @@ def run_samia(documents: Sequence[Document], settings: SamiaSettings, *, source:
         raise LlmMiaError(f"{source}: no documents")
     spec = settings.models.specs()["target"]
     if is_remote(spec.name):
-        from llm_mia.remote.responses import ResponseCache
+        from llm_mia.remote.responses import response_cache
         from llm_mia.remote.sampling import sample_continuations
 
         model = connect(ModelSpec(name=spec.name), settings.models.api)
-        cache = None if settings.cache is False else ResponseCache(None if settings.cache is True else settings.cache)
+        cache = response_cache(settings.cache)
 
         def sample(prompt: str, budget: int, seed: int) -> list[str]:
             return sample_continuations(
