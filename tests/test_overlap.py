@@ -16,6 +16,8 @@ WIKIMIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikimia" / 
 
 @pytest.fixture(scope="module")
 def texts() -> dict[int, list[str]]:
+    if not WIKIMIA.is_file():  # as tests/test_labelled_sets.py: the copy lives in ../shared beside the project
+        pytest.skip("the shared WikiMIA copy is not beside the project")
     rows = [json.loads(line) for line in WIKIMIA.read_text(encoding="utf-8").splitlines()]
     return {label: [r["input"] for r in rows if r["label"] == label] for label in (0, 1)}
 
