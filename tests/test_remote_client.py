@@ -190,3 +190,99 @@ def test_echoed_prompts_are_counted_by_usage_and_a_leading_bos_is_recognised() -
         ]
     }
     assert prompt_entries(legacy, text) == (["The", " cat", " sat"], [None, -3.0, -1.0])
+
+
+def test_echo_requests_run_concurrently_and_come_back_in_input_order(tmp_path: Path) -> None:
+    """A real HTTP server that echoes prompts as vLLM does (one token per word, log-prob -len(word)) and takes
+    0.2 s per request; it counts the requests in flight. Four at a time give the serial run's numbers, in input
+    order, four times as fast; a rerun is answered from the cache."""
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from llm_mia.models import ModelSpec
+    from llm_mia.remote.capabilities import Capabilities
+    from llm_mia.remote.extract import remote_extract
+    from llm_mia.remote.model import RemoteModel
+
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            with lock:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+            prompt = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["prompt"]
+            time.sleep(0.2)
+            words = prompt.split(" ")
+            tokens = [words[0]] + [" " + word for word in words[1:]] + [" end"]
+            offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+            values = [None] + [-float(len(t.strip())) for t in tokens[1:]]
+            body = json.dumps(
+                {
+                    "model": "m",
+                    "choices": [{"logprobs": {"tokens": tokens, "token_logprobs": values, "text_offset": offsets}}],
+                    "usage": {"prompt_tokens": len(words), "completion_tokens": 1},
+                }
+            ).encode()
+            with lock:
+                state["now"] -= 1
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    texts = [" ".join(["word"] * (2 + i % 3) + ["x" * (i + 1)]) for i in range(12)]
+
+    def run(concurrency: int, cache: ResponseCache) -> tuple[list, float, list]:
+        settings = api(root, concurrency=concurrency)
+        model = RemoteModel(ModelSpec(name="api:m"), settings, ApiClient(settings), Capabilities(mode="echo"))
+        heard: list = []
+        start = time.monotonic()
+        stats = remote_extract(texts, model, cache=cache, progress=False, observer=lambda i, e: heard.append(i))
+        return stats, time.monotonic() - start, heard
+
+    try:
+        serial, serial_seconds, _ = run(1, ResponseCache(tmp_path / "serial.sqlite"))
+        assert state["most"] == 1
+        cache = ResponseCache(tmp_path / "parallel.sqlite")
+        parallel, parallel_seconds, heard = run(4, cache)
+        assert state["most"] == 4 and sorted(heard) == list(range(12))
+        for text, one, other in zip(texts, serial, parallel, strict=True):
+            expected = [-float(len(word)) for word in text.split(" ")[1:]]
+            assert one.logprob.tolist() == other.logprob.tolist() == expected
+        assert parallel_seconds < serial_seconds / 2
+        again, _, _ = run(4, cache)  # everything from the cache
+        assert cache.hits == 12 and [s.logprob.tolist() for s in again] == [s.logprob.tolist() for s in serial]
+    finally:
+        server.shutdown()
+
+
+def test_concurrent_calls_stop_at_the_first_error_and_keep_what_finished() -> None:
+    from llm_mia.remote.client import concurrently
+
+    finished: list[int] = []
+
+    def work(item: int) -> int:
+        import time
+
+        time.sleep(0.02)
+        if item == 3:
+            raise RemoteError("item 3 failed")
+        finished.append(item)
+        return item
+
+    with pytest.raises(RemoteError, match="item 3"):
+        concurrently(work, list(range(50)), workers=2)
+    assert 0 < len(finished) < 10  # stopped early: the items not yet started were cancelled
+    with pytest.raises(LlmMiaError, match="at least 1"):
+        api("http://h/v1", concurrency=0)

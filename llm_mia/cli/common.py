@@ -61,6 +61,13 @@ def add_api_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-retries", type=int, default=6, help="retries on 429, 5xx and dropped connections")
     group.add_argument("--api-requests-per-second", type=float, help="client-side request rate limit")
     group.add_argument("--api-tokens-per-minute", type=float, help="client-side prompt-token rate limit")
+    group.add_argument(
+        "--api-concurrency",
+        type=int,
+        default=1,
+        help="requests in flight at once (default 1; forced-token scoring always sends one at a time, and a "
+        "single-slot local server such as llama.cpp gains nothing from more)",
+    )
 
 
 def api_settings_from_args(args: argparse.Namespace) -> ApiSettings | None:
@@ -74,6 +81,7 @@ def api_settings_from_args(args: argparse.Namespace) -> ApiSettings | None:
         max_retries=args.api_retries,
         requests_per_second=args.api_requests_per_second,
         tokens_per_minute=args.api_tokens_per_minute,
+        concurrency=args.api_concurrency,
     )
 
 

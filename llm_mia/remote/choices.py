@@ -10,17 +10,21 @@ log-prob is then the log of the summed probability of the returned tokens that r
 renormalising over the four letters then overstates the others: the run record counts these rows). An endpoint
 that returns no log-probs at all gives the generated letter log-prob 0 and the others -inf, so the DE-COP
 probability becomes its accuracy.
+
+Prompts are asked ``--api-concurrency`` at a time, except when letters are forced (a stateful llama.cpp server,
+see :mod:`llm_mia.remote.extract`): then one request at a time.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from llm_mia.remote.client import RemoteError, has_choice
+from llm_mia.remote.client import RemoteError, concurrently, has_choice
 from llm_mia.remote.model import RemoteModel
 
 TOP_K = 20  # chat completions: OpenAI's largest top_logprobs
@@ -87,9 +91,17 @@ def answer_logprobs(
         raise RemoteError(f"{model.spec.name} at {model.api.root} answers neither completions nor chat requests")
     forced_ids = _letter_ids(model, cache) if not use_chat else None
     salt = found.fingerprint
-    rows, incomplete = [], 0
-    for index, prompt in enumerate(prompts):
-        heard = None if observer is None else (lambda event, index=index: observer(index, event))
+    lock = threading.Lock()
+
+    def one(index: int) -> tuple[list[float], bool]:
+        prompt = prompts[index]
+        heard = None
+        if observer is not None:
+
+            def heard(event: dict[str, Any], index: int = index) -> None:
+                with lock:
+                    observer(index, event)
+
         common = {"model": model.name, "max_tokens": 1, "temperature": 0, "seed": 0}
         if use_chat:
             payload = {
@@ -113,8 +125,7 @@ def answer_logprobs(
                     "completions", payload, cache=cache, on_request=heard, check=_forced_value, salt=salt
                 )
                 values.append(_forced_value(response))
-            rows.append(values)
-            continue
+            return values, True
         else:
             payload = {**common, "prompt": prompt, "logprobs": COMPLETION_TOP_K}
             response = model.client.post(
@@ -124,7 +135,10 @@ def answer_logprobs(
             generated = choice.get("text") or ""
             top = ((choice.get("logprobs") or {}).get("top_logprobs") or [{}])[0] or {}
             pairs = list(top.items())
-        row, complete = _row(pairs, generated, letters)
-        rows.append(row)
-        incomplete += not complete
+        return _row(pairs, generated, letters)
+
+    workers = 1 if forced_ids else model.api.concurrency
+    answered = concurrently(one, range(len(prompts)), workers)
+    rows = [row for row, _ in answered]
+    incomplete = sum(not complete for _, complete in answered)
     return np.asarray(rows, dtype=np.float64), incomplete

@@ -10,6 +10,10 @@
   as bytes / 4 before the request; OpenAI's rule of thumb) are sent, by sleeping before a request, never by
   dropping one.
 - Timeouts on connect and read.
+- Concurrency: :func:`concurrently` keeps up to ``concurrency`` requests in flight (threads; results in input
+  order). Each request's answer must not depend on the others, which holds for a stateless server; callers that
+  talk to a stateful one (forced-token scoring on llama.cpp, whose prompt cache makes a prefix's numbers depend
+  on what was evaluated before it) keep to one request at a time.
 - Every response can be kept in a :class:`~llm_mia.remote.responses.ResponseCache`, so a rerun or a resumed
   run sends nothing twice (see :meth:`ApiClient.post`).
 """
@@ -22,15 +26,18 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from llm_mia.errors import LlmMiaError
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 class RemoteError(LlmMiaError):
@@ -45,7 +52,8 @@ class ApiSettings:
     ``key_env``: the environment variable holding the key (unset: no ``Authorization`` header, as a local
     server needs). ``timeout``: seconds to wait for a response. ``max_retries``: retries on 429, 5xx and
     dropped connections. ``backoff``: first back-off in seconds (doubling). ``requests_per_second`` and
-    ``tokens_per_minute``: client-side rate limits (None: none).
+    ``tokens_per_minute``: client-side rate limits (None: none), shared by all concurrent requests.
+    ``concurrency``: requests in flight at once (where the caller allows it; see :func:`concurrently`).
     """
 
     base_url: str
@@ -56,6 +64,7 @@ class ApiSettings:
     max_backoff: float = 60.0
     requests_per_second: float | None = None
     tokens_per_minute: float | None = None
+    concurrency: int = 1
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -67,6 +76,8 @@ class ApiSettings:
                 "--api-base holds credentials or a query string, which would be written to run records; give the "
                 "plain API root and put the key in the environment variable --api-key-env names"
             )
+        if self.concurrency < 1:
+            raise LlmMiaError(f"--api-concurrency must be at least 1, got {self.concurrency}")
         if self.timeout <= 0 or self.max_retries < 0 or self.backoff < 0:
             raise LlmMiaError("API timeout must be > 0, retries and back-off >= 0")
         for name in ("requests_per_second", "tokens_per_minute"):
@@ -88,6 +99,7 @@ class ApiSettings:
             "max_retries": self.max_retries,
             "requests_per_second": self.requests_per_second,
             "tokens_per_minute": self.tokens_per_minute,
+            "concurrency": self.concurrency,
         }
 
 
@@ -148,9 +160,11 @@ class ApiClient:
             raise_on_status=False,
         )
         self._session = requests.Session()
-        self._session.mount("http://", HTTPAdapter(max_retries=retry))
-        self._session.mount("https://", HTTPAdapter(max_retries=retry))
+        pool = max(10, settings.concurrency)
+        self._session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=pool))
+        self._session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=pool))
         self._limiter = _RateLimiter(settings.requests_per_second, settings.tokens_per_minute)
+        self._count_lock = threading.Lock()
         self.sent = 0
 
     def redact(self, text: str) -> str:
@@ -199,7 +213,8 @@ class ApiClient:
             ) from None
         except requests.exceptions.RequestException as error:  # anything else: its message may hold headers
             raise RemoteError(self.redact(f"{method} {url}: {error.__class__.__name__}: {error}")) from None
-        self.sent += 1
+        with self._count_lock:
+            self.sent += 1
         if response.status_code in (401, 403):
             source = f"${self.settings.key_env}" if self._key else f"no key (${self.settings.key_env} is not set)"
             raise RemoteError(
@@ -260,6 +275,44 @@ class ApiClient:
 
     def get(self, path: str) -> dict[str, Any]:
         return self.request("GET", path)
+
+
+def concurrently(
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    workers: int,
+    *,
+    done: Callable[[], None] | None = None,
+) -> list[Result]:
+    """``[function(item) for item in items]``, with up to ``workers`` calls running at once (threads).
+
+    Results come back in input order whatever order the calls finish in. ``done()`` is called (in the calling
+    thread) after each item. The first call to raise stops the rest: calls not yet started are cancelled, those
+    running finish (their responses are cached, so nothing received is lost), and the error is raised.
+
+    >>> concurrently(lambda x: x * x, [3, 1, 2], workers=2)
+    [9, 1, 4]
+    """
+    if workers <= 1 or len(items) <= 1:
+        results = []
+        for item in items:
+            results.append(function(item))
+            if done is not None:
+                done()
+        return results
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-mia-api") as pool:
+        futures = [pool.submit(function, item) for item in items]
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()
+                if done is not None:
+                    done()
+        return [future.result() for future in futures]
 
 
 def has_choice(response: dict[str, Any]) -> None:

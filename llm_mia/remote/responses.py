@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,13 @@ def default_responses_path() -> Path:
 
 
 class ResponseCache:
-    """The on-disk response store (see module docstring). Safe for several processes at once."""
+    """The on-disk response store (see module docstring). Safe for several processes and threads at once."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_responses_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        self._lock = threading.Lock()  # one connection, shared by the threads of concurrent requests
+        self._connection = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute(
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, body TEXT NOT NULL, "
@@ -61,24 +63,26 @@ class ResponseCache:
         self.stored = 0
 
     def get(self, key: str) -> dict[str, Any] | None:
-        row = self._connection.execute("SELECT body, checksum FROM responses WHERE key = ?", (key,)).fetchone()
+        with self._lock:
+            row = self._connection.execute("SELECT body, checksum FROM responses WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         body, checksum = row
         if hashlib.sha256(body.encode()).hexdigest() != checksum:
             logger.warning("cached response %s… failed its checksum; asking the server again", key[:12])
             return None
-        self.hits += 1
+        with self._lock:
+            self.hits += 1
         return json.loads(body)
 
     def put(self, key: str, response: dict[str, Any]) -> None:
         body = canonical_json(response)
         checksum = hashlib.sha256(body.encode()).hexdigest()
-        with self._connection:
+        with self._lock, self._connection:
             self._connection.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (key, body, checksum, time.time())
             )
-        self.stored += 1
+            self.stored += 1
 
     def close(self) -> None:
         self._connection.close()

@@ -3,14 +3,15 @@
 Completions endpoints get the prompt as is; chat-only endpoints get it after ``llm_mia.samia.CHAT_INSTRUCTION``
 as the user message. Temperature 1 and top-p 1 as SaMIA samples; top-k is the endpoint's own (the OpenAI API
 has no top-k; llama-cpp-python's server defaults to 40). Each request carries ``seed`` = the caller's seed + the
-sample's index, and is kept in the response cache: a rerun returns the same samples and sends nothing.
+sample's index, and is kept in the response cache: a rerun returns the same samples and sends nothing. The
+samples of one prompt are asked ``--api-concurrency`` at a time (each depends on its own seed only).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from llm_mia.remote.client import has_choice
+from llm_mia.remote.client import concurrently, has_choice
 from llm_mia.remote.model import RemoteModel
 from llm_mia.samia import CHAT_INSTRUCTION
 
@@ -20,8 +21,8 @@ def sample_continuations(
 ) -> list[str]:
     """``samples`` continuations of ``prompt`` (new text only)."""
     chat = not model.capabilities.generation_logprobs and model.capabilities.chat.startswith(("log-probs", "text"))
-    continuations = []
-    for index in range(samples):
+
+    def one(index: int) -> str:
         common = {"model": model.name, "max_tokens": max_new_tokens, "temperature": 1.0, "top_p": 1.0}
         common["seed"] = seed + index
         if chat:
@@ -29,14 +30,14 @@ def sample_continuations(
             response = model.client.post(
                 "chat/completions", payload, cache=cache, check=has_choice, salt=model.capabilities.fingerprint
             )
-            continuations.append((response["choices"][0].get("message") or {}).get("content") or "")
-        else:
-            response = model.client.post(
-                "completions",
-                {**common, "prompt": prompt},
-                cache=cache,
-                check=has_choice,
-                salt=model.capabilities.fingerprint,
-            )
-            continuations.append(response["choices"][0].get("text") or "")
-    return continuations
+            return (response["choices"][0].get("message") or {}).get("content") or ""
+        response = model.client.post(
+            "completions",
+            {**common, "prompt": prompt},
+            cache=cache,
+            check=has_choice,
+            salt=model.capabilities.fingerprint,
+        )
+        return response["choices"][0].get("text") or ""
+
+    return concurrently(one, range(samples), model.api.concurrency)
