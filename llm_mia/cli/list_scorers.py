@@ -47,5 +47,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{scorer.name:<18} reads: {reads:<22} params: {params:<8} {scorer.summary}{length}{served}")
         if args.verbose_docs:
             print("\n".join("    " + line for line in scorer.doc.splitlines()) + "\n")
+    from llm_mia.shadow.attacks import ATTACK_SUMMARIES
+
+    print("\nshadow-model attacks (llm-mia shadow evaluate; calibrated on models trained with and without each text):")
+    for name, summary in ATTACK_SUMMARIES.items():
+        print(f"{name:<18} {summary}")
     print("all scores: higher = more likely a member")
     return 0
