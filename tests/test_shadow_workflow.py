@@ -106,3 +106,20 @@ def test_models_trained_in_several_processes_are_the_models_one_process_trains(
         )
         weights.append({name: sha256_file(path / "model.safetensors") for name, path in population.model_dirs.items()})
     assert weights[0] == weights[1] and len(weights[0]) == 3
+
+
+def test_a_target_with_another_tokenizer_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dirs
+) -> None:
+    """Mean token log-likelihoods of models with different tokenizers are not comparable: scoring refuses."""
+    from llm_mia.workflows.shadow import score_shadow_models
+
+    monkeypatch.setenv("LLM_MIA_CACHE", str(tmp_path / "cache"))
+    settings = ShadowSettings(models=2, population=16, z_documents=4, epochs=1, threads=1)
+    output = tmp_path / "population"
+    train_shadow_models(settings, output, progress=False)
+    manifest = json.loads((output / "shadow.json").read_text())
+    manifest["model_dirs"]["target"] = str(tiny_model_dirs["llama"])  # a model of another family
+    (output / "shadow.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="do not share a tokenizer"):
+        score_shadow_models(output, progress=False, cache=False)

@@ -90,9 +90,14 @@ def score_shadow_models(
         echo(f"{name}: {len(documents)} documents scored in {time.perf_counter() - mark:.1f} s")
         del model
     if len(set(tokenizers)) > 1:
+        common = max(set(tokenizers), key=tokenizers.count)
+        odd = [
+            f"{name} ({tokenizer})" for name, tokenizer in zip(names, tokenizers, strict=True) if tokenizer != common
+        ]
         raise InputError(
-            "the models do not share a tokenizer, so their mean token log-likelihoods are not comparable; the "
-            "shadow recipes train every model with one tokenizer: retrain the population"
+            f"the models do not share a tokenizer ({', '.join(odd)} differ from the others' {common}), so their "
+            "mean token log-likelihoods are not comparable; the shadow recipes train every model with one "
+            "tokenizer: train the target with the population's recipe"
         )
     values = {signal: np.column_stack(per_model) for signal, per_model in columns.items()}
     n = len(population.population)
