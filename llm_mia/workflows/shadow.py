@@ -173,8 +173,9 @@ class ShadowEvaluation:
                 t = e.tpr_at_fpr[fpr]
                 flag = "" if t.resolvable else "*"
                 cells.append(f"{t.tpr:.3f}{flag} [{t.tpr_ci[0]:.3f}, {t.tpr_ci[1]:.3f}] (n={t.n_nonmembers})")
+            label = f"{result.attack} ({result.detail})" if result.detail else result.attack
             lines.append(
-                f"| {result.attack} | {k} | {e.auroc:.3f} [{e.auroc_ci[0]:.3f}, {e.auroc_ci[1]:.3f}] | "
+                f"| {label} | {k} | {e.auroc:.3f} [{e.auroc_ci[0]:.3f}, {e.auroc_ci[1]:.3f}] | "
                 + " | ".join(cells)
                 + " |"
             )
@@ -239,7 +240,11 @@ def evaluate_shadow_attacks(
             tracemalloc.stop()
             result.timings[f"{name}@{k}"] = {"seconds": round(seconds, 4), "peak_mib": round(peak / 2**20, 2)}
             n_null = len(scored.scores) - scored.n_scored
-            detail = f"variance {attack.variance_used_}" if hasattr(attack, "variance_used_") else ""
+            detail = ""
+            if hasattr(attack, "variance_used_"):
+                detail = f"variance {attack.variance_used_}"
+            elif hasattr(attack, "a_used_"):
+                detail = f"a = {attack.a_used_:g}, gamma = {attack.gamma:g}"
             finite = np.isfinite(scored.scores)
             if finite.sum() < 2 or len(set(labels[finite].tolist())) < 2:
                 reasons = sorted({s for s in scored.status if s != "ok"})
