@@ -193,4 +193,7 @@ def compute_scores(
         documents, missing, models=models, settings=settings, cache=cache, shard=shard, observer=observer
     )
     stats = {**given, **extracted}
+    for call in calls:  # scorers that read more than TokenStats build it now, once, for the model they read
+        if call.scorer.prepare is not None:
+            call.prepare(models[VIEWS[call.scorer.views[0]].model])
     return score_rows(documents, calls, stats), stats

@@ -10,6 +10,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from llm_mia.cli.common import add_api_arguments, api_settings_from_args
 from llm_mia.scorers import all_scorers
@@ -19,6 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose-docs", action="store_true", help="print each scorer's full docstring")
     parser.add_argument("--model", help="a model behind an API (api:NAME): probe it and mark what it can serve")
     add_api_arguments(parser)
+
+
+PASSES = {"target": "shared pass", "target_lower": "+1 pass (lowercased)", "reference": "+1 reference pass"}
+
+
+def cost_class(scorer: Any) -> str:
+    """What a scorer costs: the forward passes its views need (the target's is shared by every scorer), and
+    anything of its own (``register(cost=...)``: a corpus table, a backward pass, generation)."""
+    parts = [PASSES.get(view, f"+1 pass ({view})") for view in scorer.views]
+    if scorer.cost != "one pass":
+        parts.append(scorer.cost)
+    return ", ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
             missing = sorted(set(scorer.needs) - arrays)
             served = "  " + (f"[not served: needs {', '.join(missing)}]" if missing else "[served]")
         reads = ", ".join(scorer.views)
-        print(f"{scorer.name:<18} reads: {reads:<22} params: {params:<8} {scorer.summary}{length}{served}")
+        opt_in = " [opt-in: runs when named]" if scorer.opt_in else ""
+        print(
+            f"{scorer.name:<18} reads: {reads:<22} cost: {cost_class(scorer):<34} params: {params:<8} "
+            f"{scorer.summary}{length}{opt_in}{served}"
+        )
         if args.verbose_docs:
             print("\n".join("    " + line for line in scorer.doc.splitlines()) + "\n")
     from llm_mia.shadow.attacks import ATTACK_SUMMARIES

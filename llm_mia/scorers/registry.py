@@ -49,6 +49,9 @@ class Scorer:
     types: Mapping[str, type]  # hyperparameter -> type used to parse CLI values
     length_invariant: bool = True  # False: the score moves with text length or bytes alone (see register)
     needs: tuple[str, ...] = ("logprob",)  # TokenStats arrays it reads (see register)
+    prepare: Callable[..., dict[str, Any]] | None = None  # builds what it reads beside TokenStats (see register)
+    opt_in: bool = False  # run only when named (it needs a resource or pass of its own)
+    cost: str = "one pass"  # what it costs beyond the shared forward pass, for `llm-mia list`
 
     @property
     def summary(self) -> str:
@@ -61,10 +64,17 @@ class Scorer:
 
 
 _REGISTRY: dict[str, Scorer] = {}
+PREPARED: dict[str, dict[str, Any]] = {}  # column -> what its scorer's prepare built last, for run records
 
 
 def register(
-    name: str, *, length_invariant: bool = True, needs: tuple[str, ...] = ("logprob",)
+    name: str,
+    *,
+    length_invariant: bool = True,
+    needs: tuple[str, ...] = ("logprob",),
+    prepare: Callable[..., dict[str, Any]] | None = None,
+    opt_in: bool = False,
+    cost: str = "one pass",
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator: register ``function`` as scorer ``name`` (see module docstring for the contract).
 
@@ -75,6 +85,12 @@ def register(
     ``needs``: the per-token arrays of :class:`~llm_mia.stats.TokenStats` the scorer reads. A white-box model
     provides all of them; a model behind an API may return only ``logprob`` (see ``llm_mia.remote``), and a
     scorer needing more is refused there before any request is sent.
+
+    ``prepare(model, **hyperparameters)``: called once per run, before any document is scored, with the loaded
+    model of the scorer's first view; it builds what the scorer reads beside TokenStats (DC-PDD's token
+    frequencies) and returns a description for the run record. ``opt_in``: left out of the default set (it
+    needs a resource, e.g. a corpus or prefix, or a pass of its own); run when named. ``cost``: what it costs
+    beyond the shared forward pass, shown by ``llm-mia list``.
     """
 
     def decorator(function: Callable[..., float]) -> Callable[..., float]:
@@ -98,7 +114,9 @@ def register(
                 )
         if not inspect.getdoc(function):
             raise TypeError(f"scorer {name!r} needs a docstring with its formula, direction and source")
-        _REGISTRY[name] = Scorer(name, function, tuple(views), defaults, types, length_invariant, tuple(needs))
+        _REGISTRY[name] = Scorer(
+            name, function, tuple(views), defaults, types, length_invariant, tuple(needs), prepare, opt_in, cost
+        )
         return function
 
     return decorator
@@ -133,8 +151,18 @@ class ScorerCall:
         return f"{self.scorer.name}[{','.join(f'{k}={v}' for k, v in changed.items())}]"
 
     def describe(self) -> dict[str, Any]:
-        """The call as recorded in run records: output column, scorer name, every hyperparameter."""
-        return {"column": self.column, "scorer": self.scorer.name, "params": dict(self.params)}
+        """The call as recorded in run records: output column, scorer name, every hyperparameter, and what its
+        ``prepare`` built (when it ran in this process)."""
+        record = {"column": self.column, "scorer": self.scorer.name, "params": dict(self.params)}
+        prepared = PREPARED.get(self.column)
+        if prepared is not None:
+            record["prepared"] = prepared
+        return record
+
+    def prepare(self, model: Any) -> None:
+        """Run the scorer's ``prepare`` for ``model`` (once per column and model in this process)."""
+        if self.scorer.prepare is not None:
+            PREPARED[self.column] = self.scorer.prepare(model, **self.params)
 
     def __call__(self, views: Mapping[str, Any]) -> float:
         return float(self.scorer.function(*(views[v] for v in self.scorer.views), **self.params))
@@ -154,9 +182,10 @@ def parse_scorer_specs(
     """Turn CLI/API scorer specs into calls.
 
     A spec is ``name`` or ``name:key=v1,v2;key2=v`` (several values expand into several calls, e.g.
-    ``min_k:k=0.1,0.2``). ``None`` means every scorer whose views are available (``reference`` only when a
-    reference model is given) and whose per-token arrays the models provide: ``arrays`` (None: all, as a
-    white-box model gives), ``provider`` names what provides only those, for the error message.
+    ``min_k:k=0.1,0.2``). ``None`` means every scorer that is not opt-in, whose views are available
+    (``reference`` only when a reference model is given) and whose per-token arrays the models provide:
+    ``arrays`` (None: all, as a white-box model gives), ``provider`` names what provides only those, for the
+    error message.
     """
     registry = all_scorers()
 
@@ -167,7 +196,7 @@ def parse_scorer_specs(
         return [
             ScorerCall(s, dict(s.defaults))
             for s in registry.values()
-            if (has_reference or "reference" not in s.views) and servable(s)
+            if (has_reference or "reference" not in s.views) and servable(s) and not s.opt_in
         ]
     calls: list[ScorerCall] = []
     for spec in specs:
