@@ -33,6 +33,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,6 +82,7 @@ class Segment:
     part: int  # index of this window within the document, in text order
     input_ids: tuple[int, ...]
     score_from: int
+    condition: int = 0  # leading tokens that are a shared conditioning prefix (encoded once, see extract)
 
 
 def plan_windows(
@@ -191,19 +193,62 @@ def _scored_rows(segments: Sequence[Segment], device: str) -> tuple[torch.Tensor
     return as_tensor(batch_index), as_tensor(positions), as_tensor(targets)
 
 
+_CONDITION: dict[tuple[int, tuple[int, ...]], tuple[Any, torch.Tensor]] = {}  # the last prefix encoded, per model
+
+
+def _encoded_condition(loaded: LoadedModel, ids: tuple[int, ...]) -> tuple[Any, torch.Tensor]:
+    """The key/value cache and last hidden state of a conditioning prefix: computed once per (model, prefix) and
+    kept (only the most recent prefix, to bound memory)."""
+    key = (id(loaded.model), ids)
+    if key not in _CONDITION:
+        _CONDITION.clear()
+        out = loaded.model.base_model(input_ids=torch.tensor([ids], device=loaded.device), use_cache=True)
+        _CONDITION[key] = (out["cache"], out.last_hidden_state[0, -1])
+    return _CONDITION[key]
+
+
 @torch.inference_mode()
 def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np.ndarray]:
-    """One forward pass over right-padded segments; returns the reductions for all scored rows, flattened."""
+    """One forward pass over right-padded segments; returns the reductions for all scored rows, flattened.
+
+    Segments with a conditioning prefix (``Segment.condition`` = C > 0, the same C tokens at the start of every
+    segment) run only their tokens after it: the prefix's key/value cache, encoded once, is copied and repeated
+    over the batch, and the position predicting the first token after the prefix reads the prefix's last hidden
+    state.
+    """
     device = loaded.device
-    longest = max(len(s.input_ids) for s in segments)
+    condition = segments[0].condition
+    if any(s.condition != condition or s.input_ids[:condition] != segments[0].input_ids[:condition] for s in segments):
+        raise LlmMiaError("one batch mixes conditioning prefixes")  # planned per view: cannot happen
+    longest = max(len(s.input_ids) for s in segments) - condition
     input_ids = torch.zeros((len(segments), longest), dtype=torch.long)  # pad id is irrelevant: masked
-    attention_mask = torch.zeros((len(segments), longest), dtype=torch.long)
+    attention_mask = torch.zeros((len(segments), condition + longest), dtype=torch.long)
+    attention_mask[:, :condition] = 1
     for row, segment in enumerate(segments):
-        input_ids[row, : len(segment.input_ids)] = torch.tensor(segment.input_ids)
-        attention_mask[row, : len(segment.input_ids)] = 1
+        own = segment.input_ids[condition:]
+        input_ids[row, : len(own)] = torch.tensor(own)
+        attention_mask[row, condition : condition + len(own)] = 1
     base = loaded.model.base_model
-    hidden = base(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).last_hidden_state
     batch_index, positions, targets = _scored_rows(segments, device)
+    if condition:
+        import copy
+
+        encoded, last_hidden = _encoded_condition(loaded, tuple(segments[0].input_ids[:condition]))
+        past = copy.deepcopy(encoded)
+        past.batch_repeat_interleave(len(segments))
+        position_ids = torch.arange(condition, condition + longest, device=device).expand(len(segments), -1)
+        hidden = base(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            cache=past,
+            position_ids=position_ids,
+            use_cache=True,
+        ).last_hidden_state
+        # position condition - 1 (the prefix's last) predicts the first token after it
+        hidden = torch.cat([last_hidden.expand(len(segments), 1, -1), hidden], dim=1)
+        positions = positions - (condition - 1)
+    else:
+        hidden = base(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).last_hidden_state
     rows_hidden = hidden[batch_index, positions]  # (N, H): only the positions that predict a scored token
     head = loaded.model.get_output_embeddings()
     cap = getattr(loaded.model.config, "final_logit_softcapping", None)
@@ -264,15 +309,29 @@ def next_token_logprobs(
 
 
 def _segments_for(
-    doc: int, tokenized: _Tokenized, loaded: LoadedModel, window: int, stride: int | None
+    doc: int,
+    tokenized: _Tokenized,
+    loaded: LoadedModel,
+    window: int,
+    stride: int | None,
+    condition: tuple[int, ...] = (),
 ) -> list[Segment]:
-    prefix = tuple(loaded.prefix_ids)
+    """A document's windows. With a ``condition`` (token ids, BOS included, that every window is read after),
+    the windows are shorter by its length, and every content token is scored (the prefix predicts the first)."""
+    prefix = condition or tuple(loaded.prefix_ids)
     content = tokenized.content_ids
     plan = plan_windows(len(content), len(prefix), window=window, stride=stride)
     return [
-        Segment(doc, part, prefix + tuple(content[start:end]), len(prefix) + score_start - start)
+        Segment(doc, part, prefix + tuple(content[start:end]), len(prefix) + score_start - start, len(condition))
         for part, (start, score_start, end) in enumerate(plan)
     ]
+
+
+def condition_ids(loaded: LoadedModel, text: str) -> tuple[int, ...]:
+    """A conditioning prefix's token ids: the model's BOS (if it adds one) and the text's tokens, tokenized on its
+    own (so the texts read after it keep exactly their own tokens)."""
+    (tokens,) = _tokenize([text], loaded)
+    return tuple(loaded.prefix_ids) + tuple(tokens.content_ids)
 
 
 @dataclass(frozen=True)
@@ -379,8 +438,13 @@ def extract(
     shard: Shard | None = None,
     description: str = "scoring",
     observer: Callable[[str, list[tuple[int, int, int]]], None] | None = None,
+    condition: Sequence[int] = (),
 ) -> list[TokenStats]:
     """Run ``loaded`` over ``texts``; return one TokenStats per text, in input order.
+
+    ``condition``: token ids (from :func:`condition_ids`) every text is read after, as ReCaLL needs: encoded once
+    and reused for every batch; each text's windows are shorter by its length (a prefix that leaves fewer than
+    2 tokens of the window is refused), and every token of the text is scored.
 
     Empty or whitespace-only texts, texts with no scorable token, documents whose logits contain NaN/inf and
     documents that do not fit in memory even alone get a TokenStats with a status saying why (and empty
@@ -403,12 +467,18 @@ def extract(
         raise LlmMiaError(f"window {window} exceeds the model's context length {loaded.context_length}")
     if shard is not None and cache is None:
         raise LlmMiaError("a multi-process run needs the stats cache to merge results; do not disable it")
+    condition = tuple(condition)
+    if condition and window - len(condition) < 2:
+        raise LlmMiaError(
+            f"the conditioning prefix has {len(condition)} tokens and the window {window}: that leaves "
+            f"{window - len(condition)} for the text; use a shorter prefix (fewer texts in it)"
+        )
     candidates = [i for i, text in enumerate(texts) if text.strip()]
     tokenized = dict(zip(candidates, _tokenize([texts[i] for i in candidates], loaded), strict=True))
     segments: list[Segment] = []
     for index, tokens in tokenized.items():
-        if len(tokens.content_ids) + len(loaded.prefix_ids) >= 2:  # at least one token has a predecessor
-            segments.extend(_segments_for(index, tokens, loaded, window, settings.stride))
+        if len(tokens.content_ids) + len(condition or loaded.prefix_ids) >= 2:  # a token has a predecessor
+            segments.extend(_segments_for(index, tokens, loaded, window, settings.stride, condition))
     batches = _batches(segments, settings.batch_size)
     groups = _batch_groups(batches)
     keys: dict[int, str] = {}
@@ -450,7 +520,7 @@ def extract(
                 remaining[segment.document] -= 1
                 if remaining[segment.document] == 0:
                     finished.append(segment.document)
-            done = {doc: _assemble(texts[doc], tokenized[doc], parts[doc], loaded) for doc in finished}
+            done = {doc: _assemble(texts[doc], tokenized[doc], parts[doc], loaded, bool(condition)) for doc in finished}
             computed.update(done)
             if cache is not None and done:  # one transaction per batch: a kill loses at most this batch
                 cache.put_many((keys[doc], stats) for doc, stats in done.items())
@@ -472,19 +542,24 @@ def extract(
         cached.update({i: found[keys[i]] for i in others})
     results = {**cached, **computed}  # a recomputed group's fresh numbers equal its cached ones bit for bit
     return [
-        results[i] if i in results else _assemble(texts[i], tokenized.get(i), parts.get(i), loaded)
+        results[i] if i in results else _assemble(texts[i], tokenized.get(i), parts.get(i), loaded, bool(condition))
         for i in range(len(texts))
     ]
 
 
 def _assemble(
-    text: str, tokens: _Tokenized | None, parts: list[dict[str, np.ndarray] | None] | None, loaded: LoadedModel
+    text: str,
+    tokens: _Tokenized | None,
+    parts: list[dict[str, np.ndarray] | None] | None,
+    loaded: LoadedModel,
+    conditioned: bool = False,
 ) -> TokenStats:
     n_bytes = len(text.encode("utf-8"))
+    first_scored = loaded.adds_bos or conditioned  # a BOS or a conditioning prefix predicts the first token
     common = {
         "n_bytes": n_bytes,
         "zlib_bytes": zlib_length(text),
-        "bos_added": loaded.adds_bos,
+        "bos_added": first_scored,
         "tokenizer_id": loaded.tokenizer_id,
     }
     if tokens is None:
@@ -508,7 +583,7 @@ def _assemble(
         sigma=joined["sigma"],
         rank=joined["rank"].astype(np.int64),
         top1_logprob=joined["top1_logprob"],
-        n_bytes_scored=n_bytes if loaded.adds_bos else n_bytes - tokens.first_token_bytes,
+        n_bytes_scored=n_bytes if first_scored else n_bytes - tokens.first_token_bytes,
         n_tokens=len(tokens.content_ids),
         n_windows=len(parts),
         **common,

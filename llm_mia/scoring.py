@@ -15,8 +15,8 @@ from typing import Any
 
 from llm_mia.cache import StatsCache
 from llm_mia.documents import Document
-from llm_mia.errors import LlmMiaError
-from llm_mia.extract import Shard, extract
+from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.extract import Shard, condition_ids, extract
 from llm_mia.identity import sha256_text
 from llm_mia.models import LoadedModel
 from llm_mia.remote.model import RemoteModel
@@ -45,8 +45,13 @@ def extract_views(
     cache: StatsCache | None = None,
     shard: Shard | None = None,
     observer: Callable[[dict[str, Any]], None] | None = None,
+    conditions: Mapping[str, tuple[str, list[str]]] | None = None,
 ) -> dict[str, list[TokenStats]]:
     """One extraction per view: the view's model over the view's text variant of every document.
+
+    ``conditions``: for each conditioned view (ReCaLL's ``target_recall``), the prefix its texts are read after
+    and the texts the prefix is made of; a document that is one of them, contains one or is contained in one is
+    refused (scoring a text after itself would measure nothing).
 
     ``cache`` and ``shard`` are passed to :func:`llm_mia.extract.extract` (resume; multi-process runs).
     ``observer`` receives one dict per model call (and per set of documents taken from the cache): the view,
@@ -77,6 +82,16 @@ def extract_views(
                     }
                 )
 
+        condition: tuple[int, ...] = ()
+        if spec.conditioned:
+            if isinstance(model, RemoteModel):
+                raise LlmMiaError(f"view {view!r} reads texts after a prefix: it needs a white-box model")
+            prefix, sources = (conditions or {}).get(view, ("", []))
+            if not prefix:
+                raise LlmMiaError(f"view {view!r} needs a conditioning prefix; its scorer names none")
+            refuse_overlap(documents, sources)
+            condition = condition_ids(model, prefix)
+            label += f", after a {len(condition)}-token prefix"
         if isinstance(model, RemoteModel):
             if shard is not None and shard.count > 1:
                 raise LlmMiaError(
@@ -85,8 +100,45 @@ def extract_views(
                 )
             stats[view] = _remote_view(documents, texts, view, model, settings, cache, label, observer)
             continue
-        stats[view] = extract(texts, model, settings, cache=cache, shard=shard, description=label, observer=heard)
+        stats[view] = extract(
+            texts, model, settings, cache=cache, shard=shard, description=label, observer=heard, condition=condition
+        )
     return stats
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+def refuse_overlap(documents: Sequence[Document], sources: Sequence[str]) -> None:
+    """Refuse documents that are a prefix text, contain one, or are contained in one (whitespace normalized)."""
+    prefix_texts = [_normalized(t) for t in sources if t.strip()]
+    overlapping = [
+        d.id
+        for d in documents
+        if any(p == (n := _normalized(d.text)) or (n and (p in n or n in p)) for p in prefix_texts)
+    ]
+    if overlapping:
+        raise InputError(
+            f"{len(overlapping)} document(s) overlap the conditioning prefix texts ({', '.join(overlapping[:5])}"
+            + (", ..." if len(overlapping) > 5 else "")
+            + "): the prefix must be known non-members disjoint from the texts scored; remove them from one side"
+        )
+
+
+def conditions_of(calls: Sequence[ScorerCall]) -> dict[str, tuple[str, list[str]]]:
+    """The conditioning prefix of every conditioned view the calls read (one per view per run)."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for call in calls:
+        if call.scorer.condition is None:
+            continue
+        prefix = call.scorer.condition(**call.params)
+        for view in call.scorer.views:
+            if VIEWS[view].conditioned:
+                if view in found and found[view][0] != prefix[0]:
+                    raise LlmMiaError(f"two different prefixes for view {view!r} in one run; score them in two runs")
+                found[view] = prefix
+    return found
 
 
 def _remote_view(
@@ -190,7 +242,14 @@ def compute_scores(
     given = dict(given or {})
     missing = [view for view in needed_views(calls) if view not in given]
     extracted = extract_views(
-        documents, missing, models=models, settings=settings, cache=cache, shard=shard, observer=observer
+        documents,
+        missing,
+        models=models,
+        settings=settings,
+        cache=cache,
+        shard=shard,
+        observer=observer,
+        conditions=conditions_of(calls),
     )
     stats = {**given, **extracted}
     for call in calls:  # scorers that read more than TokenStats build it now, once, for the model they read

@@ -123,7 +123,7 @@ def test_trained_model_separates_members_and_untrained_model_does_not(bench_cach
     assert 0.25 < trained.evaluation.blind.auroc < 0.75
     assert 0.25 < trained.control.scorers["loss"].auroc < 0.75
     # every registered scorer is evaluated, the reference scorer included
-    assert set(trained.evaluation.scorers) == set(all_scorers())
+    assert set(trained.evaluation.scorers) == {s.name for s in all_scorers().values() if not s.opt_in}
     report = tmp_path / "report"
     for name in ("results.json", "results.md", "manifest.json", "auroc_by_epoch.png", "auroc_by_epoch.svg"):
         assert (report / name).is_file(), name
@@ -220,7 +220,7 @@ def test_cli_runs_the_ci_preset(
     assert "after 8 epochs of training" in out and "blind baseline" in out and "control: loss" in out
     saved = json.loads((report / "results.json").read_text())
     assert saved["command"] == "llm-mia benchmark gpt2-wikipedia --size ci"
-    assert set(saved["epochs"][-1]["evaluation"]["scorers"]) == set(all_scorers())
+    assert set(saved["epochs"][-1]["evaluation"]["scorers"]) == {s.name for s in all_scorers().values() if not s.opt_in}
     assert saved["epochs"][-1]["evaluation"]["scorers"]["loss"]["auroc"] > 0.8
     calibration = saved["epochs"][-1]["calibration"]["loss"]
     assert calibration["n_controls"] == 32 and calibration["heldout_nonmembers"]["n_controls"] == 32

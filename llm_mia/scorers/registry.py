@@ -27,12 +27,14 @@ class View:
 
     model: str  # "target" or "reference"
     variant: str  # a key of llm_mia.variants.TEXT_VARIANTS
+    conditioned: bool = False  # read after a conditioning prefix that a scorer's ``condition`` names (ReCaLL)
 
 
 VIEWS: dict[str, View] = {
     "target": View("target", "original"),
     "target_lower": View("target", "lowercase"),
     "reference": View("reference", "original"),
+    "target_recall": View("target", "original", conditioned=True),
 }
 
 
@@ -50,6 +52,7 @@ class Scorer:
     length_invariant: bool = True  # False: the score moves with text length or bytes alone (see register)
     needs: tuple[str, ...] = ("logprob",)  # TokenStats arrays it reads (see register)
     prepare: Callable[..., dict[str, Any]] | None = None  # builds what it reads beside TokenStats (see register)
+    condition: Callable[..., tuple[str, list[str]]] | None = None  # its conditioned views' prefix (see register)
     opt_in: bool = False  # run only when named (it needs a resource or pass of its own)
     cost: str = "one pass"  # what it costs beyond the shared forward pass, for `llm-mia list`
 
@@ -73,6 +76,7 @@ def register(
     length_invariant: bool = True,
     needs: tuple[str, ...] = ("logprob",),
     prepare: Callable[..., dict[str, Any]] | None = None,
+    condition: Callable[..., tuple[str, list[str]]] | None = None,
     opt_in: bool = False,
     cost: str = "one pass",
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
@@ -88,7 +92,9 @@ def register(
 
     ``prepare(model, **hyperparameters)``: called once per run, before any document is scored, with the loaded
     model of the scorer's first view; it builds what the scorer reads beside TokenStats (DC-PDD's token
-    frequencies) and returns a description for the run record. ``opt_in``: left out of the default set (it
+    frequencies) and returns a description for the run record. ``condition(**hyperparameters)``: for a scorer
+    reading a conditioned view (``target_recall``), the prefix text those views are read after and the texts
+    it is made of (checked to be disjoint from the documents scored). ``opt_in``: left out of the default set (it
     needs a resource, e.g. a corpus or prefix, or a pass of its own); run when named. ``cost``: what it costs
     beyond the shared forward pass, shown by ``llm-mia list``.
     """
@@ -115,8 +121,9 @@ def register(
         if not inspect.getdoc(function):
             raise TypeError(f"scorer {name!r} needs a docstring with its formula, direction and source")
         _REGISTRY[name] = Scorer(
-            name, function, tuple(views), defaults, types, length_invariant, tuple(needs), prepare, opt_in, cost
-        )
+            name, function, tuple(views), defaults, types, length_invariant, tuple(needs), prepare, condition,
+            opt_in, cost,
+        )  # fmt: skip
         return function
 
     return decorator
