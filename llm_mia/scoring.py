@@ -82,6 +82,16 @@ def extract_views(
                     }
                 )
 
+        if spec.gradient:
+            if isinstance(model, RemoteModel):
+                raise LlmMiaError(
+                    f"gradnorm needs the model's weights for a backward pass; {model.spec.name} is behind an API"
+                )
+            from llm_mia.gradients import gradient_stats
+
+            logger.info("gradients of view %s (%s), one text at a time", view, label)
+            stats[view] = gradient_stats(texts, model, settings)
+            continue
         condition: tuple[int, ...] = ()
         if spec.conditioned:
             if isinstance(model, RemoteModel):

@@ -52,6 +52,7 @@ class TokenStats:
     n_windows: int  # model calls the document needed (1 unless longer than the window)
     tokenizer_id: str
     status: str = STATUS_OK
+    gradient_norms: tuple[float, float, float] | None = None  # ||grad of mean loss||_1, _2, _inf (GradNorm view)
 
     @property
     def entropy(self) -> np.ndarray:

@@ -22,13 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_api_arguments(parser)
 
 
-PASSES = {"target": "shared pass", "target_lower": "+1 pass (lowercased)", "reference": "+1 reference pass"}
+PASSES = {
+    "target": "shared pass",
+    "target_lower": "+1 pass (lowercased)",
+    "reference": "+1 reference pass",
+    "target_recall": "",  # its own cost line says it
+    "target_gradient": "",
+}
 
 
 def cost_class(scorer: Any) -> str:
     """What a scorer costs: the forward passes its views need (the target's is shared by every scorer), and
     anything of its own (``register(cost=...)``: a corpus table, a backward pass, generation)."""
-    parts = [PASSES.get(view, f"+1 pass ({view})") for view in scorer.views]
+    parts = [PASSES.get(view, f"+1 pass ({view})") for view in scorer.views if PASSES.get(view, True)]
     if scorer.cost != "one pass":
         parts.append(scorer.cost)
     return ", ".join(parts)

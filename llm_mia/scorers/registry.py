@@ -28,6 +28,7 @@ class View:
     model: str  # "target" or "reference"
     variant: str  # a key of llm_mia.variants.TEXT_VARIANTS
     conditioned: bool = False  # read after a conditioning prefix that a scorer's ``condition`` names (ReCaLL)
+    gradient: bool = False  # with a backward pass per text: TokenStats.gradient_norms (GradNorm; not cached)
 
 
 VIEWS: dict[str, View] = {
@@ -35,6 +36,7 @@ VIEWS: dict[str, View] = {
     "target_lower": View("target", "lowercase"),
     "reference": View("reference", "original"),
     "target_recall": View("target", "original", conditioned=True),
+    "target_gradient": View("target", "original", gradient=True),
 }
 
 
