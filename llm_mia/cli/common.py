@@ -181,9 +181,9 @@ def busy_machine_hint(threads: int | None) -> str | None:
     )
 
 
-def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace) -> Any:
+def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace, *, extra_scorers: bool = True) -> Any:
     """Run a benchmark config with the shared running flags (see add_run_arguments), after the busy-machine hint,
-    and write its report into ``output_dir``."""
+    and write its report into ``output_dir``. ``extra_scorers``: the opt-in scorers too (not in the demo)."""
     from llm_mia.known_split.report import write_report
     from llm_mia.known_split.run import run_benchmark
 
@@ -197,6 +197,7 @@ def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace) 
         progress=not args.no_progress,
         threads=args.threads,
         echo=print,
+        extra_scorers=extra_scorers,
     )
     write_report(result, output_dir)
     return result

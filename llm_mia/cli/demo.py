@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         f"llm-mia demo: fine-tune SmolLM2-135M on {args.members} Wikipedia summaries, then ask which texts it was "
         f"trained on (a few minutes on 2 CPU cores; the fine-tuned model is cached for later runs)"
     )
-    result = run_with_arguments(config, output_dir, args)
+    result = run_with_arguments(config, output_dir, args, extra_scorers=False)
     print_epoch(result.epochs[-1], config)
     print()
     for line in summary_lines(result):

@@ -146,6 +146,84 @@ def calibrated_rates(
     }
 
 
+EXTRA_SCORERS = ("dc_pdd", "recall", "gradnorm")  # opt-in scorers a benchmark runs besides the defaults
+RECALL_SHOTS = 5
+
+
+def outside_documents(config: BenchmarkConfig, split: BenchmarkSplit, cache_root: Path | None) -> tuple[Path, Path]:
+    """Two files of known non-members that no split drew from the cleaned pool, disjoint from everything scored:
+    ReCaLL's prefix (``RECALL_SHOTS`` documents, a seeded choice) and DC-PDD's frequency corpus (all the rest).
+    Written once per split under ``<cache>/bench/extras/``."""
+    import json
+
+    import numpy as np
+
+    from llm_mia.identity import cache_dir
+    from llm_mia.known_split.splits import prepare_pool
+
+    directory = (cache_root or cache_dir()) / "bench" / "extras" / split.fingerprint[:16]
+    prefix, corpus = directory / "recall-prefix.jsonl", directory / "frequency-corpus.jsonl"
+    if prefix.is_file() and corpus.is_file():
+        return prefix, corpus
+    pool, _ = prepare_pool(config.split)
+    used = {d.id for part in split.parts.values() for d in part}
+    rest = sorted((d for d in pool if d.id not in used), key=lambda d: d.id)
+    if len(rest) <= RECALL_SHOTS:
+        raise LlmMiaError(f"only {len(rest)} pool documents lie outside the split: too few for ReCaLL and DC-PDD")
+    order = np.random.default_rng(config.split.seed).permutation(len(rest))
+    chosen = [rest[i] for i in order]
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, documents in ((prefix, chosen[:RECALL_SHOTS]), (corpus, chosen[RECALL_SHOTS:])):
+        lines = "".join(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) + "\n" for d in documents)
+        path.write_text(lines, encoding="utf-8")
+    return prefix, corpus
+
+
+def benchmark_calls(
+    config: BenchmarkConfig, split: BenchmarkSplit, cache_root: Path | None, *, extras: bool
+) -> list[Any]:
+    """Every default scorer, and with ``extras`` the opt-in ones (DC-PDD on pool text outside the split, ReCaLL
+    after pool texts outside the split, GradNorm), named by their scorer alone."""
+    import dataclasses
+
+    from llm_mia.scorers import parse_scorer_specs
+
+    calls = parse_scorer_specs(None, has_reference=True)
+    if not extras:
+        return calls
+    prefix, corpus = outside_documents(config, split, cache_root)
+    specs = [f"dc_pdd:corpus={corpus}", f"recall:prefix={prefix}", "gradnorm"]
+    extra = parse_scorer_specs(specs, has_reference=True)
+    return calls + [dataclasses.replace(call, label=call.scorer.name) for call in extra]
+
+
+def fit_recall_prefix(calls: Sequence[Any], loaded: Any, echo: Callable[[str], None]) -> list[Any]:
+    """ReCaLL's prefix cut to the most shots (of those in its file) that take at most half the model's context
+    (small models' windows cannot hold five summaries); ReCaLL is dropped, with a line saying so, if none fit."""
+    import dataclasses
+
+    from llm_mia.extract import condition_ids
+
+    fitted = []
+    for call in calls:
+        if call.scorer.name != "recall":
+            fitted.append(call)
+            continue
+        _, texts = call.scorer.condition(**call.params)
+        shots = 0
+        for m in range(1, len(texts) + 1):
+            prefix, _ = call.scorer.condition(**{**call.params, "shots": m})
+            if len(condition_ids(loaded, prefix)) > loaded.context_length // 2:
+                break
+            shots = m
+        if shots == 0:
+            echo("recall: not run (one prefix text takes more than half the model's context)")
+            continue
+        echo(f"recall: {shots} prefix text(s) outside the split, within half the {loaded.context_length}-token context")
+        fitted.append(dataclasses.replace(call, params={**call.params, "shots": shots}))
+    return fitted
+
+
 def score_snapshot(
     documents: Sequence[Document],
     *,
@@ -154,6 +232,7 @@ def score_snapshot(
     reference_stats: list[Any] | None = None,
     batch_size: int = 8,
     progress: bool = True,
+    calls: Sequence[Any] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
     """Every registered scorer on ``documents``, one extraction per view.
 
@@ -166,7 +245,7 @@ def score_snapshot(
     from llm_mia.scoring import compute_scores, score_rows
     from llm_mia.settings import ExtractionSettings
 
-    calls = parse_scorer_specs(None, has_reference=True)
+    calls = list(calls) if calls is not None else parse_scorer_specs(None, has_reference=True)
     settings = ExtractionSettings(batch_size=batch_size, progress=progress)
     given = {}
     if reference_stats is not None:
@@ -189,8 +268,12 @@ def run_benchmark(
     progress: bool = True,
     threads: int | None = None,
     echo: Callable[[str], None] = logger.info,
+    extra_scorers: bool = True,
 ) -> BenchmarkResult:
     """Run a benchmark end to end and return every number (see module docstring); nothing is written.
+
+    ``extra_scorers``: also the opt-in scorers (:data:`EXTRA_SCORERS`: DC-PDD, ReCaLL, GradNorm), reading known
+    non-members outside the split (:func:`outside_documents`); the demo leaves them out.
 
     ``device``: where to train and score (``cpu``; ``cuda`` or ``auto`` use a GPU when there is one; the
     determinism guarantee is for CPU). ``use_cache=False`` rebuilds the split and retrains. ``threads``: torch
@@ -207,6 +290,7 @@ def run_benchmark(
             use_cache=use_cache,
             progress=progress,
             echo=echo,
+            extra_scorers=extra_scorers,
         )
 
 
@@ -218,13 +302,13 @@ def _run(
     use_cache: bool,
     progress: bool,
     echo: Callable[[str], None],
+    extra_scorers: bool = True,
 ) -> BenchmarkResult:
     import pandas as pd
 
     from llm_mia.identity import sha256_texts
     from llm_mia.models import ModelSpec, load_model
     from llm_mia.records import run_record
-    from llm_mia.scorers import parse_scorer_specs
     from llm_mia.settings import ExtractionSettings
     from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
 
@@ -249,6 +333,7 @@ def _run(
         if trained is not None:
             echo(f"{role} model: {trained.directory} ({'re-used' if trained.reused else 'trained'})")
 
+    calls = benchmark_calls(config, split, cache_root if use_cache else None, extras=extra_scorers)
     documents = split.evaluation_documents()
     texts = {d.id: d.text for d in documents}
     calibration_ids = {d.id for d in split.calibration}
@@ -264,6 +349,8 @@ def _run(
         else:
             assert reference is not None
             reference_model = load_model(ModelSpec(name=str(reference.snapshots[epoch]), device=device))
+        if epoch == config.training.epochs[0]:
+            calls = fit_recall_prefix(calls, target_model, echo)
         echo(f"epoch {epoch}: scoring {len(documents)} documents with every scorer")
         rows, control_rows, reference_stats = score_snapshot(
             documents,
@@ -272,6 +359,7 @@ def _run(
             reference_stats=base_stats,
             batch_size=config.scoring_batch_size,
             progress=progress,
+            calls=calls,
         )
         if base is not None:
             base_stats = reference_stats  # the base model does not change between snapshots
@@ -296,7 +384,7 @@ def _run(
                 "sha256": sha256_texts([d.text for d in documents]),
             },
             models=models,
-            scorers=[call.describe() for call in parse_scorer_specs(None, has_reference=True)],
+            scorers=[call.describe() for call in calls],
             settings=ExtractionSettings(batch_size=config.scoring_batch_size).to_dict(),
             execution={"processes": 1, "device": device, "epoch": epoch},
         )

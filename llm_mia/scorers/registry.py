@@ -151,9 +151,12 @@ class ScorerCall:
 
     scorer: Scorer
     params: Mapping[str, Any]
+    label: str = ""  # the column's name when set (a run that fixes a hyperparameter for itself, e.g. a file)
 
     @property
     def column(self) -> str:
+        if self.label:
+            return self.label
         changed = {k: v for k, v in self.params.items() if v != self.scorer.defaults[k]}
         if not changed:
             return self.scorer.name
