@@ -22,6 +22,7 @@ from llm_mia.models import LoadedModel
 from llm_mia.remote.model import RemoteModel
 from llm_mia.score_files import META_COLUMNS
 from llm_mia.scorers import VIEWS, ScorerCall, ScoreUnavailable
+from llm_mia.scorers.registry import PREPARED
 from llm_mia.settings import ExtractionSettings
 from llm_mia.stats import STATUS_OK, TokenStats
 from llm_mia.variants import apply_variant
@@ -46,12 +47,14 @@ def extract_views(
     shard: Shard | None = None,
     observer: Callable[[dict[str, Any]], None] | None = None,
     conditions: Mapping[str, tuple[str, list[str]]] | None = None,
+    neighbours: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, list[TokenStats]]:
     """One extraction per view: the view's model over the view's text variant of every document.
 
     ``conditions``: for each conditioned view (ReCaLL's ``target_recall``), the prefix its texts are read after
     and the texts the prefix is made of; a document that is one of them, contains one or is contained in one is
-    refused (scoring a text after itself would measure nothing).
+    refused (scoring a text after itself would measure nothing). ``neighbours``: for each neighbour view, the
+    generator's settings (``n``, ``generator``, ``seed``, from the scorer's hyperparameters).
 
     ``cache`` and ``shard`` are passed to :func:`llm_mia.extract.extract` (resume; multi-process runs).
     ``observer`` receives one dict per model call (and per set of documents taken from the cache): the view,
@@ -92,6 +95,9 @@ def extract_views(
             logger.info("gradients of view %s (%s), one text at a time", view, label)
             stats[view] = gradient_stats(texts, model, settings)
             continue
+        if spec.neighbours:
+            stats[view] = _neighbour_view(documents, texts, model, settings, cache, (neighbours or {}).get(view))
+            continue
         condition: tuple[int, ...] = ()
         if spec.conditioned:
             if isinstance(model, RemoteModel):
@@ -114,6 +120,51 @@ def extract_views(
             texts, model, settings, cache=cache, shard=shard, description=label, observer=heard, condition=condition
         )
     return stats
+
+
+NEIGHBOUR_FILES: dict[str, str] = {}  # view -> the JSONL the last run's neighbours were kept in (run records)
+
+
+def _neighbour_view(
+    documents: Sequence[Document],
+    texts: list[str],
+    model: Any,
+    settings: ExtractionSettings,
+    cache: StatsCache | None,
+    params: Mapping[str, Any] | None,
+) -> list[Any]:
+    """Per document, the TokenStats of each of its neighbours (a tuple): generated once, seeded, kept on disk, and
+    extracted as ordinary texts (batched, cached)."""
+    from llm_mia.neighbours import generate
+
+    if isinstance(model, RemoteModel):
+        raise LlmMiaError("the neighbourhood scorer reads many texts per document: use a white-box model")
+    if not params:
+        raise LlmMiaError("the neighbour view needs its generator's settings; its scorer names none")
+    per_document, path = generate(
+        [d.id for d in documents], texts, n=params["n"], generator=params["generator"], seed=params["seed"]
+    )
+    NEIGHBOUR_FILES["target_neighbours"] = str(path)
+    flat = [text for neighbours in per_document for text in neighbours]
+    extracted = extract(flat, model, settings, cache=cache, description="neighbours") if flat else []
+    grouped, start = [], 0
+    for neighbours in per_document:
+        grouped.append(tuple(extracted[start : start + len(neighbours)]))
+        start += len(neighbours)
+    return grouped
+
+
+def neighbour_settings(calls: Sequence[ScorerCall]) -> dict[str, dict[str, Any]]:
+    """The neighbour generator's settings per neighbour view (one per view per run)."""
+    found: dict[str, dict[str, Any]] = {}
+    for call in calls:
+        for view in call.scorer.views:
+            if VIEWS[view].neighbours:
+                wanted = {key: call.params[key] for key in ("n", "generator", "seed")}
+                if view in found and found[view] != wanted:
+                    raise LlmMiaError("two different neighbour settings in one run; score them in two runs")
+                found[view] = wanted
+    return found
 
 
 def _normalized(text: str) -> str:
@@ -260,9 +311,12 @@ def compute_scores(
         shard=shard,
         observer=observer,
         conditions=conditions_of(calls),
+        neighbours=neighbour_settings(calls),
     )
     stats = {**given, **extracted}
     for call in calls:  # scorers that read more than TokenStats build it now, once, for the model they read
         if call.scorer.prepare is not None:
             call.prepare(models[VIEWS[call.scorer.views[0]].model])
+        if "target_neighbours" in call.scorer.views and "target_neighbours" in NEIGHBOUR_FILES:
+            PREPARED[call.column] = {"neighbours_file": NEIGHBOUR_FILES["target_neighbours"]}
     return score_rows(documents, calls, stats), stats

@@ -28,6 +28,7 @@ PASSES = {
     "reference": "+1 reference pass",
     "target_recall": "",  # its own cost line says it
     "target_gradient": "",
+    "target_neighbours": "",
 }
 
 

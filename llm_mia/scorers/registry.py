@@ -29,6 +29,7 @@ class View:
     variant: str  # a key of llm_mia.variants.TEXT_VARIANTS
     conditioned: bool = False  # read after a conditioning prefix that a scorer's ``condition`` names (ReCaLL)
     gradient: bool = False  # with a backward pass per text: TokenStats.gradient_norms (GradNorm; not cached)
+    neighbours: bool = False  # per document, a tuple of its neighbour texts' TokenStats (neighbourhood attack)
 
 
 VIEWS: dict[str, View] = {
@@ -37,6 +38,7 @@ VIEWS: dict[str, View] = {
     "reference": View("reference", "original"),
     "target_recall": View("target", "original", conditioned=True),
     "target_gradient": View("target", "original", gradient=True),
+    "target_neighbours": View("target", "original", neighbours=True),
 }
 
 
