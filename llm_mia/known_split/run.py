@@ -146,7 +146,6 @@ def calibrated_rates(
     }
 
 
-EXTRA_SCORERS = ("dc_pdd", "recall", "gradnorm")  # opt-in scorers a benchmark runs besides the defaults
 RECALL_SHOTS = 5
 
 
@@ -272,7 +271,7 @@ def run_benchmark(
 ) -> BenchmarkResult:
     """Run a benchmark end to end and return every number (see module docstring); nothing is written.
 
-    ``extra_scorers``: also the opt-in scorers (:data:`EXTRA_SCORERS`: DC-PDD, ReCaLL, GradNorm), reading known
+    ``extra_scorers``: also the opt-in scorers DC-PDD, ReCaLL and GradNorm (:func:`benchmark_calls`), reading known
     non-members outside the split (:func:`outside_documents`); the demo leaves them out.
 
     ``device``: where to train and score (``cpu``; ``cuda`` or ``auto`` use a GPU when there is one; the

@@ -103,24 +103,12 @@ def _per_document_sd(values: np.ndarray) -> np.ndarray:
         return np.nanstd(values, axis=1, ddof=1)
 
 
-def _pooled_sd(values: np.ndarray) -> float:
-    """One standard deviation for all documents: the residuals about each document's own mean, pooled
-    (sum of squared residuals / sum of (n_i - 1) over documents with n_i >= 2). NaN when no document has two."""
-    counts = np.sum(~np.isnan(values), axis=1)
-    usable = counts >= 2
-    if not usable.any():
-        return float("nan")
-    rows = values[usable]
-    with _quiet():
-        residuals = rows - np.nanmean(rows, axis=1, keepdims=True)
-    return float(np.sqrt(np.nansum(residuals**2) / np.sum(counts[usable] - 1)))
-
-
-def _pooled_sd_two(first: np.ndarray, second: np.ndarray) -> float:
-    """One standard deviation from two sets of per-document values: residuals about each set's own per-document
-    mean, all pooled (sum of squares / degrees of freedom over both). NaN when neither has a document with two."""
+def _pooled_sd(*groups: np.ndarray) -> float:
+    """One standard deviation for all documents: the residuals of each group's values about each document's own
+    mean in that group, all pooled (sum of squared residuals / sum of (n_i - 1) over the rows with n_i >= 2).
+    NaN when no row of any group has two values."""
     squares, dof = 0.0, 0
-    for values in (first, second):
+    for values in groups:
         counts = np.sum(~np.isnan(values), axis=1)
         usable = counts >= 2
         if usable.any():
@@ -129,6 +117,12 @@ def _pooled_sd_two(first: np.ndarray, second: np.ndarray) -> float:
                 squares += float(np.nansum((rows - np.nanmean(rows, axis=1, keepdims=True)) ** 2))
             dof += int(np.sum(counts[usable] - 1))
     return float(np.sqrt(squares / dof)) if dof else float("nan")
+
+
+def _scores(scores: np.ndarray, status: tuple[str, ...], usable: Any = True) -> AttackScores:
+    """The scores of the documents whose status is ok (and ``usable``), NaN for the others."""
+    ok = np.array([s == OK for s in status]) & usable
+    return AttackScores(np.where(ok, scores, np.nan), status)
 
 
 def _normal_logpdf(x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
@@ -189,8 +183,7 @@ class LiraOffline:
         assert self.mu_ is not None and self.sd_ is not None, "fit first"
         x = phi(_target_signal(target, MEAN_LL, len(self.mu_)))
         scores = -norm.logsf(x, loc=self.mu_, scale=self.sd_)
-        ok = np.array([s == OK for s in self.status_])
-        return AttackScores(np.where(ok, scores, np.nan), self.status_)
+        return _scores(scores, self.status_)
 
 
 @dataclass
@@ -227,7 +220,7 @@ class LiraOnline:
         if self.variance_used_ == "per-example":
             sd_in, sd_out, need = _per_document_sd(inside), _per_document_sd(out), 2
         else:  # one standard deviation, pooled over the IN and the OUT residuals, shared by both Gaussians
-            shared = _pooled_sd_two(inside, out)
+            shared = _pooled_sd(inside, out)
             sd_in, sd_out, need = np.full(len(values), shared), np.full(len(values), shared), 1
         self.sd_in_, self.sd_out_ = np.maximum(sd_in, MIN_SD), np.maximum(sd_out, MIN_SD)
         self.status_ = tuple(
@@ -243,8 +236,7 @@ class LiraOnline:
         assert self.mu_in_ is not None and self.mu_out_ is not None, "fit first"
         x = phi(_target_signal(target, MEAN_LL, len(self.mu_in_)))
         scores = _normal_logpdf(x, self.mu_in_, self.sd_in_) - _normal_logpdf(x, self.mu_out_, self.sd_out_)
-        ok = np.array([s == OK for s in self.status_])
-        return AttackScores(np.where(ok, scores, np.nan), self.status_)
+        return _scores(scores, self.status_)
 
 
 @dataclass
@@ -346,8 +338,7 @@ class Rmia:
         # ratio_x / ratio_z > gamma  <=>  ratio_z < ratio_x / gamma (all ratios positive)
         below = np.searchsorted(ordered, ratio_x / self.gamma, side="left")
         scores = below / len(ordered)
-        ok = np.array([s == OK for s in self.status_]) & np.isfinite(ratio_x)
-        return AttackScores(np.where(ok, scores, np.nan), self.status_)
+        return _scores(scores, self.status_, np.isfinite(ratio_x))
 
 
 @dataclass

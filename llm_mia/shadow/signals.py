@@ -65,15 +65,6 @@ class SignalMatrix:
             tokenizers=tuple(self.tokenizers[i] for i in chosen) if self.tokenizers else (),
         )
 
-    def rows(self, mask: np.ndarray) -> SignalMatrix:
-        return SignalMatrix(
-            ids=tuple(i for i, keep in zip(self.ids, mask, strict=True) if keep),
-            models=self.models,
-            values={name: np.asarray(values)[mask] for name, values in self.values.items()},
-            inclusion=self.inclusion[mask],
-            tokenizers=self.tokenizers,
-        )
-
     def save(self, stem: Path) -> list[Path]:
         """Write ``stem.npz`` and ``stem.json``; returns both paths."""
         stem.parent.mkdir(parents=True, exist_ok=True)

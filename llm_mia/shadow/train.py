@@ -170,13 +170,12 @@ def train_shadow_models(
     directory = Path(output)
     manifest_path = directory / MANIFEST
     identity = settings.identity()
-    if manifest_path.is_file():
-        existing = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if existing.get("settings") != identity:
-            raise InputError(
-                f"{directory} holds a shadow population with other settings ({existing.get('settings')}); "
-                "give another --output, or the same settings to resume"
-            )
+    existing = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    if existing and existing.get("settings") != identity:
+        raise InputError(
+            f"{directory} holds a shadow population with other settings ({existing.get('settings')}); "
+            "give another --output, or the same settings to resume"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     config = settings.benchmark()
     population, z_docs, tokenizer_texts = draw_population(settings)
@@ -188,12 +187,11 @@ def train_shadow_models(
         "version": 1,
         "settings": identity,
         "benchmark": config.to_dict(),
-        "inclusion": "every document IN for exactly floor(K/2) shadow models, a uniform random choice per "
-        "document (LiRA's design); the target's half is drawn independently and never shown to an attack",
-        "model_dirs": {},
+        "inclusion": "complementary pairs: model 2j trains on a random half, model 2j + 1 on the rest, so every "
+        "document is IN for exactly K/2 of the first K models for every even K; the target's half is drawn "
+        "independently and never shown to an attack",
+        "model_dirs": existing.get("model_dirs", {}),
     }
-    if manifest_path.is_file():
-        manifest["model_dirs"] = json.loads(manifest_path.read_text(encoding="utf-8")).get("model_dirs", {})
     jobs = {f"shadow-{i}": (inclusion[:, i], settings.seed * 1000 + i + 1) for i in range(settings.models)}
     jobs[TARGET] = (members, settings.seed * 1000)
     threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.processes)
@@ -204,28 +202,30 @@ def train_shadow_models(
         manifest_path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         echo(f"{name}: {path}")
 
-    record_keys = list(jobs)
     manifest_path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    todo = [name for name in record_keys if not Path(manifest["model_dirs"].get(name, "/nonexistent")).is_dir()]
+    todo = [name for name in jobs if not Path(manifest["model_dirs"].get(name, "/nonexistent")).is_dir()]
     echo(
         f"{settings.models} shadow models and a target on {len(population)} documents "
-        f"({len(todo)} to train, {len(record_keys) - len(todo)} already trained)"
+        f"({len(todo)} to train, {len(jobs) - len(todo)} already trained)"
     )
+    training_sets = {name: [d for d, keep in zip(population, jobs[name][0], strict=True) if keep] for name in todo}
     if settings.processes == 1 or len(todo) <= 1:
         for name in todo:
-            chosen, seed = jobs[name]
-            docs = [d for d, keep in zip(population, chosen, strict=True) if keep]
-            record(name, _train_one(config, docs, tokenizer_texts, seed, progress=progress, **common))
+            trained = _train_one(
+                config, training_sets[name], tokenizer_texts, jobs[name][1], progress=progress, **common
+            )
+            record(name, trained)
     else:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=settings.processes, mp_context=context) as pool:
-            futures = {}
-            for name in todo:
-                chosen, seed = jobs[name]
-                docs = [d for d, keep in zip(population, chosen, strict=True) if keep]
-                futures[name] = pool.submit(_train_one, config, docs, tokenizer_texts, seed, progress=False, **common)
+            futures = {
+                name: pool.submit(
+                    _train_one, config, training_sets[name], tokenizer_texts, jobs[name][1], progress=False, **common
+                )
+                for name in todo
+            }
             for name, future in futures.items():
                 record(name, future.result())
     return load_population(directory)
