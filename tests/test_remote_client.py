@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from api_server import free_port
+from api_server import free_port, send_json, serve
 
 from llm_mia.cli import main
 from llm_mia.documents import Document
@@ -99,8 +99,7 @@ def test_credentials_in_the_base_url_are_refused() -> None:
 
 def test_a_malformed_response_is_refused_and_never_cached(tmp_path: Path) -> None:
     """A real HTTP server that answers every POST with a completion that has no log-probs."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -108,17 +107,11 @@ def test_a_malformed_response_is_refused_and_never_cached(tmp_path: Path) -> Non
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = b'{"choices": [{"text": "", "logprobs": null}]}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_json(self, b'{"choices": [{"text": "", "logprobs": null}]}')
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, root = serve(Handler)
     try:
-        client = ApiClient(api(f"http://127.0.0.1:{server.server_address[1]}/v1", max_retries=0))
+        client = ApiClient(api(root, max_retries=0))
         cache = ResponseCache(tmp_path / "responses.sqlite")
 
         def needs_logprobs(response: dict) -> float:
@@ -199,7 +192,7 @@ def test_echo_requests_run_concurrently_and_come_back_in_input_order(tmp_path: P
     import json
     import threading
     import time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     from llm_mia.models import ModelSpec
     from llm_mia.remote.capabilities import Capabilities
@@ -232,15 +225,9 @@ def test_echo_requests_run_concurrently_and_come_back_in_input_order(tmp_path: P
             ).encode()
             with lock:
                 state["now"] -= 1
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_json(self, body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    root = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server, root = serve(Handler)
     texts = [" ".join(["word"] * (2 + i % 3) + ["x" * (i + 1)]) for i in range(12)]
 
     def run(concurrency: int, cache: ResponseCache) -> tuple[list, float, list]:
