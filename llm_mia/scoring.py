@@ -96,7 +96,7 @@ def extract_views(
             stats[view] = gradient_stats(texts, model, settings)
             continue
         if spec.neighbours:
-            stats[view] = _neighbour_view(documents, texts, model, settings, cache, (neighbours or {}).get(view))
+            stats[view] = _neighbour_view(view, documents, texts, model, settings, cache, (neighbours or {}).get(view))
             continue
         condition: tuple[int, ...] = ()
         if spec.conditioned:
@@ -122,10 +122,12 @@ def extract_views(
     return stats
 
 
-NEIGHBOUR_FILES: dict[str, str] = {}  # view -> the JSONL the last run's neighbours were kept in (run records)
+# view -> what building it wrote (the neighbours' file), named in the run records of the scorers reading it
+VIEW_RECORDS: dict[str, dict[str, Any]] = {}
 
 
 def _neighbour_view(
+    view: str,
     documents: Sequence[Document],
     texts: list[str],
     model: Any,
@@ -144,7 +146,7 @@ def _neighbour_view(
     per_document, path = generate(
         [d.id for d in documents], texts, n=params["n"], generator=params["generator"], seed=params["seed"]
     )
-    NEIGHBOUR_FILES["target_neighbours"] = str(path)
+    VIEW_RECORDS[view] = {"neighbours_file": str(path)}
     flat = [text for neighbours in per_document for text in neighbours]
     extracted = extract(flat, model, settings, cache=cache, description="neighbours") if flat else []
     grouped, start = [], 0
@@ -317,6 +319,7 @@ def compute_scores(
     for call in calls:  # scorers that read more than TokenStats build it now, once, for the model they read
         if call.scorer.prepare is not None:
             call.prepare(models[VIEWS[call.scorer.views[0]].model])
-        if "target_neighbours" in call.scorer.views and "target_neighbours" in NEIGHBOUR_FILES:
-            PREPARED[call.column] = {"neighbours_file": NEIGHBOUR_FILES["target_neighbours"]}
+        for view in call.scorer.views:
+            if view in VIEW_RECORDS and view in extracted:
+                PREPARED[call.column] = {**PREPARED.get(call.column, {}), **VIEW_RECORDS[view]}
     return score_rows(documents, calls, stats), stats
