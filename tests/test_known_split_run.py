@@ -163,6 +163,23 @@ def test_benchmark_split_and_models_are_reused_from_the_cache(bench_cache: Path)
     pd.testing.assert_frame_equal(first.epoch(1).frame, second.epoch(1).frame)
 
 
+def test_named_scorers_replace_the_set_and_keep_the_control(bench_cache: Path) -> None:
+    """--scorers runs only what it names (ReCaLL without a prefix reads pool text outside the split); the control
+    still reads the reference model, and a scorer's numbers are those of the full run."""
+    config = tiny_config(epochs=(1,), members=8)
+    full = run_benchmark(config, cache_root=bench_cache, progress=False, threads=1)
+    named = run_benchmark(
+        config, cache_root=bench_cache, progress=False, threads=1, scorers=["loss", "neighbourhood:n=2", "dc_pdd"]
+    )
+    frame = named.epoch(1).frame
+    assert {"loss", "neighbourhood[n=2]", "dc_pdd"} <= set(frame.columns) and "min_k" not in frame.columns
+    np.testing.assert_array_equal(frame["loss"], full.epoch(1).frame["loss"])
+    np.testing.assert_array_equal(frame["dc_pdd"], full.epoch(1).frame["dc_pdd"])
+    assert named.epoch(1).control.scorers["loss"].auroc == full.epoch(1).control.scorers["loss"].auroc
+    described = {c["column"]: c for c in named.epoch(1).record["scorers"]}
+    assert described["dc_pdd"]["params"]["corpus"].endswith("frequency-corpus.jsonl")
+
+
 def test_tokenizer_split_is_disjoint_from_what_is_evaluated(bench_cache: Path) -> None:
     split = build_split(tiny_config(epochs=(1,)).split, cache_root=bench_cache)
     evaluated = {d.id for d in split.evaluation_documents()}

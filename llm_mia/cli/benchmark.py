@@ -6,6 +6,7 @@ examples:
   llm-mia benchmark smollm2-wikipedia --size full --output-dir results/smollm2
   llm-mia benchmark gpt2-python-docs --size full --threads 1  # needs: apt-get install python3.11-doc
   llm-mia benchmark gpt2-wikipedia --epochs 0 1 --seed 3      # epoch 0 = the model before any training
+  llm-mia benchmark gpt2-wikipedia --scorers loss neighbourhood:n=10  # other scorers; cached passes re-used
 
 A benchmark builds its own ground truth: a seeded random split of one real collection (cleaned, exact and
 13-gram near-duplicates removed) into members, non-members, calibration controls and, for models trained from
@@ -48,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     overrides.add_argument("--seed", type=int, help="seed of the split and of training")
     overrides.add_argument("--members", type=int, help="number of members (and of non-members)")
     overrides.add_argument("--learning-rate", type=float, help="peak learning rate")
+    overrides.add_argument(
+        "--scorers",
+        nargs="+",
+        metavar="SPEC",
+        help="scorers to run instead of every default and opt-in one, e.g. loss neighbourhood:n=10 (dc_pdd and "
+        "recall without a corpus/prefix read pool text outside the split)",
+    )
 
 
 def list_presets() -> list[str]:

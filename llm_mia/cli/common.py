@@ -198,6 +198,7 @@ def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace, 
         threads=args.threads,
         echo=print,
         extra_scorers=extra_scorers,
+        scorers=getattr(args, "scorers", None),
     )
     write_report(result, output_dir)
     return result

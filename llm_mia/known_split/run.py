@@ -179,14 +179,45 @@ def outside_documents(config: BenchmarkConfig, split: BenchmarkSplit, cache_root
 
 
 def benchmark_calls(
-    config: BenchmarkConfig, split: BenchmarkSplit, cache_root: Path | None, *, extras: bool
+    config: BenchmarkConfig,
+    split: BenchmarkSplit,
+    cache_root: Path | None,
+    *,
+    extras: bool,
+    scorers: Sequence[str] | None = None,
 ) -> list[Any]:
     """Every default scorer, and with ``extras`` the opt-in ones (DC-PDD on pool text outside the split, ReCaLL
-    after pool texts outside the split, GradNorm), named by their scorer alone."""
+    after pool texts outside the split, GradNorm), named by their scorer alone.
+
+    ``scorers``: specs (as ``llm-mia score --scorers`` takes them) that replace this set; a ``dc_pdd`` or ``recall``
+    whose spec names no ``corpus`` or ``prefix`` reads the same outside documents (the packaged Wikipedia corpus
+    would hold the members themselves), and its column keeps the name the spec gives it.
+    """
     import dataclasses
 
     from llm_mia.scorers import parse_scorer_specs
 
+    if scorers:
+        calls = parse_scorer_specs(list(scorers), has_reference=True)
+        outside = {"dc_pdd": "corpus", "recall": "prefix"}
+        missing = [  # left at the default (DC-PDD's packaged Wikipedia would count the members' own tokens)
+            c
+            for c in calls
+            if c.scorer.name in outside
+            and c.params[outside[c.scorer.name]] == c.scorer.defaults[outside[c.scorer.name]]
+        ]
+        if not missing:
+            return calls
+        prefix, corpus = outside_documents(config, split, cache_root)
+        given = {"corpus": str(corpus), "prefix": str(prefix)}
+        return [
+            dataclasses.replace(
+                c, label=c.column, params={**c.params, outside[c.scorer.name]: given[outside[c.scorer.name]]}
+            )
+            if c in missing
+            else c
+            for c in calls
+        ]
     calls = parse_scorer_specs(None, has_reference=True)
     if not extras:
         return calls
@@ -241,7 +272,7 @@ def score_snapshot(
     and the reference extraction.
     """
     from llm_mia.scorers import parse_scorer_specs
-    from llm_mia.scoring import compute_scores, score_rows
+    from llm_mia.scoring import compute_scores, extract_views, score_rows
     from llm_mia.settings import ExtractionSettings
 
     calls = list(calls) if calls is not None else parse_scorer_specs(None, has_reference=True)
@@ -253,6 +284,8 @@ def score_snapshot(
         raise LlmMiaError("score_snapshot needs a reference model or its extraction")
     models = {"target": target} if reference is None else {"target": target, "reference": reference}
     rows, stats = compute_scores(documents, calls, models=models, settings=settings, given=given)
+    if "reference" not in stats:  # no scorer read the reference model, but the control does
+        stats.update(extract_views(documents, ["reference"], models=models, settings=settings))
     control_calls = [call for call in calls if call.scorer.views == ("target",)]
     control_rows = score_rows(documents, control_calls, {"target": stats["reference"]})
     return rows, control_rows, stats["reference"]
@@ -268,11 +301,14 @@ def run_benchmark(
     threads: int | None = None,
     echo: Callable[[str], None] = logger.info,
     extra_scorers: bool = True,
+    scorers: Sequence[str] | None = None,
 ) -> BenchmarkResult:
     """Run a benchmark end to end and return every number (see module docstring); nothing is written.
 
     ``extra_scorers``: also the opt-in scorers DC-PDD, ReCaLL and GradNorm (:func:`benchmark_calls`), reading known
-    non-members outside the split (:func:`outside_documents`); the demo leaves them out.
+    non-members outside the split (:func:`outside_documents`); the demo leaves them out. ``scorers``: scorer specs
+    that replace the whole set (e.g. ``["loss", "neighbourhood:n=10"]``); the models' passes come from the stats
+    cache when an earlier run made them.
 
     ``device``: where to train and score (``cpu``; ``cuda`` or ``auto`` use a GPU when there is one; the
     determinism guarantee is for CPU). ``use_cache=False`` rebuilds the split and retrains. ``threads``: torch
@@ -290,6 +326,7 @@ def run_benchmark(
             progress=progress,
             echo=echo,
             extra_scorers=extra_scorers,
+            scorers=scorers,
         )
 
 
@@ -302,6 +339,7 @@ def _run(
     progress: bool,
     echo: Callable[[str], None],
     extra_scorers: bool = True,
+    scorers: Sequence[str] | None = None,
 ) -> BenchmarkResult:
     import pandas as pd
 
@@ -332,7 +370,7 @@ def _run(
         if trained is not None:
             echo(f"{role} model: {trained.directory} ({'re-used' if trained.reused else 'trained'})")
 
-    calls = benchmark_calls(config, split, cache_root if use_cache else None, extras=extra_scorers)
+    calls = benchmark_calls(config, split, cache_root if use_cache else None, extras=extra_scorers, scorers=scorers)
     documents = split.evaluation_documents()
     texts = {d.id: d.text for d in documents}
     calibration_ids = {d.id for d in split.calibration}
