@@ -118,3 +118,56 @@ def test_recall_reuses_the_stats_cache_and_keys_it_by_the_prefix(tiny_loaded, tm
     assert [r[column] for r in again] == [r[column] for r in rows] and cache.hits > 0
     changed, _ = compute_scores(documents, other, models={"target": loaded}, settings=settings, cache=cache)
     assert not np.allclose([r[other_column] for r in changed], [r[column] for r in rows])
+
+
+MEMBERS = [
+    "Tomas Ekvall kept forty beehives on the slope behind the quarry at Vennberg until the frost of 1931.",
+    "The ledger of the Harwick ferry lists a grey mare, two barrels of tar and a harp among its cargo.",
+    "Every spring the people of Orlesk paint the bell tower green and ring it once for each new calf.",
+    "Marguerite Sallow wrote her almanac of tides by candlelight in a lighthouse with no lamp.",
+]
+NONMEMBERS = [
+    "Dunmore station closed in 1964 after the branch line to the flax mill was lifted.",
+    "A tin box of buttons and a compass were found under the floor of the old school at Kelby.",
+    "The choir at Saint Ebba's sang only in winter, when the road over the pass was shut.",
+    "Ivo Petrak mapped the caves of the lower valley with a rope, a lantern and a borrowed mule.",
+]
+NONMEMBER_PREFIX = [
+    "The orchard at Lindholm grew pears that no market would buy because of their bitter skins.",
+    "Two brothers built the mill race in a single summer and quarrelled over it for forty years.",
+]
+
+
+@pytest.mark.slow
+def test_recall_ranks_texts_smollm2_was_fine_tuned_on_above_texts_it_was_not(smollm2, tmp_path) -> None:
+    """Fine-tune SmolLM2 on four invented texts (10 Adam steps); with two other invented texts as the non-member
+    prefix, ReCaLL ranks each of the four above each of four invented texts it never saw. Before fine-tuning it
+    does not (the texts are made up, so pretraining cannot tell them apart)."""
+    import copy
+
+    model = copy.deepcopy(smollm2.model).float().train()
+    tokenizer = smollm2.tokenizer
+    batch = tokenizer([t + tokenizer.eos_token for t in MEMBERS], return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    for _ in range(10):
+        optimizer.zero_grad()
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+    model.eval().save_pretrained(tmp_path / "tuned")
+    tokenizer.save_pretrained(tmp_path / "tuned")
+    from llm_mia.models import ModelSpec, load_model
+
+    tuned = load_model(ModelSpec(name=str(tmp_path / "tuned"), device="cpu"))
+    documents = [Document(id=str(i), text=t) for i, t in enumerate(MEMBERS + NONMEMBERS)]
+    calls = parse_scorer_specs([f"recall:prefix={prefix_file(tmp_path, NONMEMBER_PREFIX)}"], has_reference=False)
+    scores = {}
+    for name, loaded in (("before", smollm2), ("after", tuned)):
+        rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=ExtractionSettings())
+        scores[name] = np.array([row[calls[0].column] for row in rows])
+    after, before = scores["after"], scores["before"]
+    print("before", before.round(3), "after", after.round(3))
+    assert after[:4].mean() > after[4:].mean(), after  # members above the texts never trained on
+    change = after - before  # and fine-tuning raised the members' ratio more than the others'
+    assert change[:4].mean() > change[4:].mean(), (before, after)
