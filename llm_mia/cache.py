@@ -100,7 +100,9 @@ def settings_key(loaded: LoadedModel, *, window: int, stride: int | None) -> str
             "prefix": list(loaded.prefix_ids),
             "device": loaded.device.split(":")[0],  # cuda:0 and cuda:1 of one multi-GPU run share entries
             "threads": torch.get_num_threads() if loaded.device == "cpu" else None,
-        },
+        }
+        # only when set, so the keys of undefended runs (every entry cached before defenses existed) stay valid
+        | ({"output_defense": loaded.output_defense.spec} if getattr(loaded, "output_defense", None) else {}),
         sort_keys=True,
     )
 

@@ -42,8 +42,10 @@ from tqdm.auto import tqdm
 from llm_mia.cache import StatsCache
 from llm_mia.cache import entry_key as cache_entry_key
 from llm_mia.cache import settings_key as cache_settings_key
+from llm_mia.defenses.output import row_seeds
 from llm_mia.errors import LlmMiaError
 from llm_mia.models import LoadedModel
+from llm_mia.reductions import reduce_vocab
 from llm_mia.settings import ExtractionSettings
 from llm_mia.stats import TokenStats, zlib_length
 
@@ -153,34 +155,6 @@ def _softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
-def _reduce_vocab(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Float32 per-row reductions of (rows, V) logits; consumes ``logits`` in place.
-
-    One exponential per element: with m = max_v logit, e_v = exp(logit_v - m) and S = sum_v e_v,
-    log p_v = logit_v - m - log S, mu = (1/S) sum_v e_v log p_v and sigma^2 = (1/S) sum_v e_v (log p_v - mu)^2.
-    The variance is two-pass, not E[log p^2] - mu^2, which loses digits to cancellation when log p is nearly
-    constant under p (flat distributions).
-    """
-    target_logit = logits.gather(1, targets[:, None])  # (rows, 1)
-    rank = 1 + (logits > target_logit).sum(dim=1)  # (rows,)
-    top = logits.amax(dim=1, keepdim=True)  # (rows, 1)
-    shifted = logits.sub_(top)  # (rows, V) logit - m <= 0, in place
-    weights = shifted.exp()  # (rows, V) e_v, unnormalised probabilities
-    total = weights.sum(dim=1, keepdim=True)  # (rows, 1) S >= 1
-    log_total = total.log()
-    logp = shifted.sub_(log_total)  # (rows, V) log p, in place
-    mu = (weights * logp).sum(dim=1) / total[:, 0]  # (rows,)
-    centred = logp.sub_(mu[:, None])  # (rows, V) log p - mu, in place
-    variance = weights.mul_(centred).mul_(centred).sum(dim=1) / total[:, 0]
-    return {
-        "logprob": target_logit[:, 0] - top[:, 0] - log_total[:, 0],
-        "mu": mu,
-        "sigma": variance.clamp_min_(0.0).sqrt_(),
-        "rank": rank,
-        "top1_logprob": -log_total[:, 0],  # the top token has logit m: log p = -log S
-    }
-
-
 def _scored_rows(segments: Sequence[Segment], device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(batch index, predicting position, target id) for every scored token: the causal shift, done once."""
     batch_index, positions, targets = [], [], []
@@ -230,6 +204,9 @@ def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np
         attention_mask[row, condition : condition + len(own)] = 1
     base = loaded.model.base_model
     batch_index, positions, targets = _scored_rows(segments, device)
+    defense, seeds = loaded.output_defense, None
+    if defense is not None and defense.random:  # keyed by content and position, never by the batch
+        seeds = row_seeds(defense.get("seed"), segments, batch_index.tolist(), positions.tolist())
     if condition:
         import copy
 
@@ -258,8 +235,13 @@ def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np
         logits = head(rows_hidden[start : start + head_rows])  # (rows, V) in the model's dtype
         for sub in range(0, logits.shape[0], reduce_rows):
             chunk = _softcap(logits[sub : sub + reduce_rows].float(), cap)  # float32 from here on
-            chunk_targets = targets[start + sub : start + sub + chunk.shape[0]]
-            for name, values in _reduce_vocab(chunk, chunk_targets).items():
+            first = start + sub
+            chunk_targets = targets[first : first + chunk.shape[0]]
+            if defense is None:
+                reduced = reduce_vocab(chunk, chunk_targets)
+            else:  # what a defended deployment returns, before any reduction
+                reduced = defense.reduce(chunk, chunk_targets, seeds and seeds[first : first + chunk.shape[0]])
+            for name, values in reduced.items():
                 pieces.setdefault(name, []).append(values)
     out = {name: torch.cat(values).cpu().numpy() for name, values in pieces.items()}
     out["token_ids"] = targets.cpu().numpy()
@@ -287,6 +269,11 @@ def next_token_logprobs(
             )
         if not ids:
             raise LlmMiaError(f"prompt {index} is empty")
+    if loaded.output_defense is not None:
+        raise LlmMiaError(
+            f"multiple-choice answers under the output defense {loaded.output_defense.spec} are not supported: "
+            "score them on the undefended model"
+        )
     wanted = torch.tensor(list(candidates), dtype=torch.long, device=loaded.device)
     head = loaded.model.get_output_embeddings()
     cap = getattr(loaded.model.config, "final_logit_softcapping", None)

@@ -224,6 +224,7 @@ class LoadedModel:
     prefix_ids: list[int]  # special tokens placed before the content (BOS), possibly empty
     context_length: int
     tokenizer_id: str
+    output_defense: Any = None  # an llm_mia.defenses.output.OutputDefense applied to every extraction, or None
 
     @property
     def adds_bos(self) -> bool:
@@ -243,7 +244,7 @@ class LoadedModel:
             "tokenizer_id": self.tokenizer_id,
             "adds_bos": self.adds_bos,
             "context_length": self.context_length,
-        }
+        } | ({"output_defense": self.output_defense.describe()} if self.output_defense is not None else {})
 
 
 def _pick_device(requested: str) -> str:

@@ -52,7 +52,9 @@ class ModelSettings:
     (``revision`` / ``reference_revision`` pick a snapshot of an id). ``dtype`` and ``device`` apply to both;
     log-softmax and every reduction run in float32 whatever the dtype. ``trust_remote_code`` stays off unless
     asked for. ``api``: where models named ``api:NAME`` are served (an OpenAI-compatible root URL, the key's
-    environment variable, rate limits); required when either model is one.
+    environment variable, rate limits); required when either model is one. ``output_defense``: an inference-time
+    defense spec applied to the target's outputs (``llm_mia.defenses.output``, e.g. ``temperature:t=2``); the
+    reference model is the attacker's own and stays undefended.
     """
 
     model: str = DEFAULT_MODEL
@@ -63,10 +65,21 @@ class ModelSettings:
     device: str = "auto"
     trust_remote_code: bool = False
     api: ApiSettings | None = None
+    output_defense: str | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise LlmMiaError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.output_defense:
+            from llm_mia.defenses.output import parse_defense
+            from llm_mia.remote.model import is_remote
+
+            parse_defense(self.output_defense)
+            if is_remote(self.model):
+                raise LlmMiaError(
+                    f"--output-defense applies to a local model's logits; {self.model} returns what its server "
+                    "returns (score it as it is)"
+                )
         self.specs()  # validates the device
         for name in self.remote_names:
             if self.api is None:

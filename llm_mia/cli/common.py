@@ -36,6 +36,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--trust-remote-code", action="store_true", help="run model code shipped with the checkpoint (off by default)"
     )
+    group.add_argument(
+        "--output-defense",
+        metavar="SPEC",
+        help="score what a defended deployment of --model returns: temperature:t=T, noise:scale=S[;distribution="
+        "laplace][;seed=N], round:decimals=D or top_k:k=K (applied to the logits before every scorer)",
+    )
     group.add_argument("--batch-size", type=int, default=8, help="segments per forward pass (default: 8)")
     group.add_argument("--window", type=int, help="tokens per model call (default: the model's context length)")
     group.add_argument("--stride", type=int, help="new tokens per window for long texts (default: half a window)")
@@ -139,6 +145,7 @@ def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:
             device=args.device,
             trust_remote_code=args.trust_remote_code,
             api=api_settings_from_args(args),
+            output_defense=getattr(args, "output_defense", None),
         ),
         scorers=tuple(args.scorers) if args.scorers else None,
         extraction=ExtractionSettings(

@@ -57,14 +57,17 @@ def check_documents(documents: Sequence[Document], *, source: str) -> None:
 def load_models(settings: ModelSettings) -> dict[str, LoadedModel]:
     """Load the target (and reference) model offline, each process of a launched run on its own device; connect to
     (and probe) those behind an API."""
+    from llm_mia.defenses.output import defended
     from llm_mia.distributed import current_shard, process_device
     from llm_mia.remote.model import connect, is_remote
 
     device = process_device(settings.device, current_shard(settings.device))
-    return {
+    models = {
         role: connect(spec, settings.api) if is_remote(spec.name) else load_model(spec)
         for role, spec in settings.specs(device=device).items()
     }
+    models["target"] = defended(models["target"], settings.output_defense)
+    return models
 
 
 def score_documents(

@@ -1,0 +1,193 @@
+"""Inference-time defenses: what a defended deployment returns instead of the model's exact log-probabilities.
+
+A defense wraps a loaded model (:func:`defended`) and is applied by the extraction engine to every scored
+position's logits before any reduction, so every scorer (loss, Min-K%, Min-K%++, zlib, reference, ...) sees only
+what the deployment would return. Kinds (spec ``kind:key=value;key=value`` as ``--output-defense`` takes it):
+
+- ``temperature:t=T``: the deployment samples from softmax(logits / T) and returns those log-probabilities.
+  T = 1 is the undefended model, bit for bit.
+- ``noise:scale=S;distribution=gaussian|laplace``: every returned log-probability gets independent noise of
+  standard deviation S (Gaussian) or scale S (Laplace, density exp(-|x|/S) / 2S), and the attacker reads the
+  renormalised distribution softmax(log p + noise) (the noise is added to the logits, which gives exactly that
+  distribution; S = 0 is the undefended model, bit for bit).
+- ``round:decimals=D``: returned log-probabilities rounded to D decimals (what an API that prints a few digits
+  returns); the token's own value is the rounded one, and the distribution statistics below weight the rounded
+  values by softmax of them.
+- ``top_k:k=K``: only the K largest log-probabilities of each position are returned, as hosted APIs do. A token
+  outside them has no returned value: its log-probability is taken as the K-th largest (an upper bound, the most
+  an attacker can say) and its rank as K + 1 (a lower bound). Min-K%++'s mean and standard deviation of log p
+  under p are computed over the K returned values with their probabilities renormalised (a stated
+  approximation; exact for K = the vocabulary size).
+
+Noise is a deterministic function of (seed, the window's token ids, the position): the same query always gets
+the same answer, as from a deployment that caches, so asking again cannot average the noise away, and a
+document's numbers never depend on its batch or neighbours. The defense is part of the model's description in run
+records and of the stats-cache key. Sources: temperature scaling and output perturbation as membership-inference
+defenses are surveyed in Hu et al. 2022, "Membership Inference Attacks on Machine Learning: A Survey" (ACM CSUR);
+top-k-only output as the common API restriction is studied by Morris et al. 2024, "Language Model Inversion".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from llm_mia.errors import LlmMiaError
+from llm_mia.reductions import reduce_vocab
+
+KINDS = {
+    "temperature": {"t": float},
+    "noise": {"scale": float, "distribution": str, "seed": int},
+    "round": {"decimals": int},
+    "top_k": {"k": int},
+}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "temperature": {},
+    "noise": {"distribution": "gaussian", "seed": 0},
+    "round": {},
+    "top_k": {},
+}
+
+
+@dataclass(frozen=True)
+class OutputDefense:
+    """One inference-time defense with its settings (see the module docstring); build with :func:`parse_defense`."""
+
+    kind: str
+    params: tuple[tuple[str, Any], ...]
+
+    def get(self, key: str) -> Any:
+        return dict(self.params)[key]
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec, e.g. ``noise:distribution=gaussian;scale=0.5;seed=0``."""
+        return f"{self.kind}:" + ";".join(f"{k}={v}" for k, v in self.params)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dict(self.params), "spec": self.spec}
+
+    @property
+    def random(self) -> bool:
+        return self.kind == "noise"
+
+    def reduce(self, logits: torch.Tensor, targets: torch.Tensor, seeds: Sequence[int] | None) -> dict[str, Any]:
+        """The engine's reductions (``llm_mia.reductions.reduce_vocab``) of what this deployment returns for
+        (rows, V) float32 ``logits``; ``seeds``: one per row (noise only, from :func:`row_seeds`)."""
+        if self.kind == "temperature":
+            return reduce_vocab(logits.div_(self.get("t")), targets)
+        if self.kind == "noise":
+            return reduce_vocab(logits.add_(self._noise(logits.shape, seeds, logits.device)), targets)
+        logp = torch.log_softmax(logits, dim=-1)
+        if self.kind == "round":
+            return _reduce_returned(torch.round(logp, decimals=self.get("decimals")), targets)
+        k = min(self.get("k"), logp.shape[1])
+        kth = logp.topk(k, dim=1).values[:, -1:]  # (rows, 1) the smallest value returned
+        return _reduce_returned(logp.masked_fill_(logp < kth, float("-inf")), targets, k=k)
+
+    def _noise(self, shape: torch.Size, seeds: Sequence[int] | None, device: Any) -> torch.Tensor:
+        if seeds is None or len(seeds) != shape[0]:
+            raise LlmMiaError("noise defense: one seed per scored row is needed")
+        scale = self.get("scale")
+        rows = []
+        for seed in seeds:
+            generator = torch.Generator().manual_seed(seed)
+            if self.get("distribution") == "gaussian":
+                rows.append(torch.randn(shape[1], generator=generator) * scale)
+            else:  # Laplace by inverse CDF of one uniform draw per entry: -S sign(u) log(1 - 2|u|), u in (-1/2, 1/2)
+                u = torch.rand(shape[1], generator=generator, dtype=torch.float64) - 0.5
+                rows.append((-scale * torch.sign(u) * torch.log1p(-2 * u.abs())).float())
+        return torch.stack(rows).to(device)
+
+
+def _reduce_returned(values: torch.Tensor, targets: torch.Tensor, *, k: int | None = None) -> dict[str, Any]:
+    """Reductions of returned log-probability values (-inf where none is returned), not renormalised: the token's
+    value as returned (or, hidden by top-k, the smallest returned value and rank k + 1); mu and sigma of the
+    returned values weighted by their softmax."""
+    target = values.gather(1, targets[:, None])[:, 0]
+    hidden = torch.isinf(target)
+    floor = values.masked_fill(torch.isinf(values), float("inf")).amin(dim=1)
+    token = torch.where(hidden, floor, target)
+    rank = 1 + (values > target[:, None]).sum(dim=1)
+    if k is not None:
+        rank = torch.where(hidden, torch.full_like(rank, k + 1), rank)
+    weights = torch.softmax(values, dim=1)
+    finite = torch.where(torch.isinf(values), torch.zeros_like(values), values)
+    mu = (weights * finite).sum(dim=1)
+    variance = (weights * (finite - mu[:, None]) ** 2).sum(dim=1)
+    return {
+        "logprob": token,
+        "mu": mu,
+        "sigma": variance.clamp_min(0.0).sqrt(),
+        "rank": rank,
+        "top1_logprob": values.amax(dim=1),
+    }
+
+
+def row_seeds(seed: int, segments: Sequence[Any], rows: Sequence[int], positions: Sequence[int]) -> list[int]:
+    """One 63-bit seed per scored row from (seed, the row's segment's token ids, the predicting position)."""
+    digests = [hashlib.sha256(f"{seed}|{','.join(map(str, s.input_ids))}".encode()).digest() for s in segments]
+    return [
+        int.from_bytes(hashlib.sha256(digests[row] + int(position).to_bytes(8, "little")).digest()[:8], "little") >> 1
+        for row, position in zip(rows, positions, strict=True)
+    ]
+
+
+def parse_defense(spec: str) -> OutputDefense:
+    """``kind:key=value;key=value`` -> OutputDefense, every value checked (see the module docstring).
+
+    >>> parse_defense("temperature:t=2").spec
+    'temperature:t=2.0'
+    >>> parse_defense("noise:scale=0.5").spec
+    'noise:distribution=gaussian;scale=0.5;seed=0'
+    """
+    kind, _, arguments = spec.strip().partition(":")
+    kind = kind.strip().replace("-", "_")
+    if kind not in KINDS:
+        raise LlmMiaError(
+            f"output defense {spec!r}: unknown kind {kind!r}; valid: {', '.join(KINDS)} "
+            "(e.g. temperature:t=2, noise:scale=0.5, round:decimals=1, top_k:k=5)"
+        )
+    params = dict(DEFAULTS[kind])
+    for assignment in filter(None, (a.strip() for a in arguments.split(";"))):
+        key, eq, value = assignment.partition("=")
+        key = key.strip()
+        if not eq or key not in KINDS[kind]:
+            raise LlmMiaError(f"output defense {spec!r}: {kind} takes {', '.join(KINDS[kind])}, not {assignment!r}")
+        try:
+            params[key] = KINDS[kind][key](value.strip())
+        except ValueError:
+            raise LlmMiaError(f"output defense {spec!r}: {key}={value.strip()!r} is not a valid number") from None
+    missing = [key for key in KINDS[kind] if key not in params]
+    if missing:
+        raise LlmMiaError(f"output defense {spec!r}: give {', '.join(f'{m}=...' for m in missing)}")
+    _check(spec, kind, params)
+    return OutputDefense(kind, tuple(sorted(params.items())))
+
+
+def _check(spec: str, kind: str, params: dict[str, Any]) -> None:
+    problems = {
+        "temperature": ("t", lambda v: v > 0 and v != float("inf"), "a temperature > 0"),
+        "noise": ("scale", lambda v: 0 <= v < float("inf"), "a noise scale >= 0"),
+        "round": ("decimals", lambda v: v >= 0, "decimals >= 0"),
+        "top_k": ("k", lambda v: v >= 1, "k >= 1"),
+    }
+    key, valid, wanted = problems[kind]
+    if not valid(params[key]):
+        raise LlmMiaError(f"output defense {spec!r}: {key}={params[key]} is out of range; need {wanted}")
+    if kind == "noise" and params["distribution"] not in ("gaussian", "laplace"):
+        raise LlmMiaError(f"output defense {spec!r}: distribution must be gaussian or laplace")
+
+
+def defended(loaded: Any, defense: OutputDefense | str | None) -> Any:
+    """``loaded`` (a LoadedModel) whose extractions return what ``defense`` lets through; the weights are shared."""
+    if defense is None:
+        return loaded
+    if isinstance(defense, str):
+        defense = parse_defense(defense)
+    return dataclasses.replace(loaded, output_defense=defense)
