@@ -6,7 +6,7 @@ examples:
   llm-mia benchmark smollm2-wikipedia --size full --output-dir results/smollm2
   llm-mia benchmark gpt2-python-docs --size full --threads 1  # needs: apt-get install python3.11-doc
   llm-mia benchmark gpt2-wikipedia --epochs 0 1 --seed 3      # epoch 0 = the model before any training
-  llm-mia benchmark gpt2-wikipedia --scorers loss neighbourhood:n=10  # other scorers; cached passes re-used
+  llm-mia benchmark gpt2-wikipedia --scorers loss neighbourhood:n=10  # other scorers, on the cached models
 
 A benchmark builds its own ground truth: a seeded random split of one real collection (cleaned, exact and
 13-gram near-duplicates removed) into members, non-members, calibration controls and, for models trained from

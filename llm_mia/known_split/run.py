@@ -307,8 +307,7 @@ def run_benchmark(
 
     ``extra_scorers``: also the opt-in scorers DC-PDD, ReCaLL and GradNorm (:func:`benchmark_calls`), reading known
     non-members outside the split (:func:`outside_documents`); the demo leaves them out. ``scorers``: scorer specs
-    that replace the whole set (e.g. ``["loss", "neighbourhood:n=10"]``); the models' passes come from the stats
-    cache when an earlier run made them.
+    that replace the whole set (e.g. ``["loss", "neighbourhood:n=10"]``), scored with the cached trained models.
 
     ``device``: where to train and score (``cpu``; ``cuda`` or ``auto`` use a GPU when there is one; the
     determinism guarantee is for CPU). ``use_cache=False`` rebuilds the split and retrains. ``threads``: torch
