@@ -91,6 +91,7 @@ def train_models(
             cache_root=cache_root,
             use_cache=use_cache,
             progress=progress,
+            held_out=split.calibration,
         )
         return target, None
     assert config.architecture is not None  # checked in BenchmarkConfig
@@ -103,8 +104,11 @@ def train_models(
         "use_cache": use_cache,
         "progress": progress,
     }
-    target = train_from_scratch(split.members, config=config.training, role="target", **common)
-    reference_training = dataclasses.replace(config.training, seed=config.training.seed + 1)
+    target = train_from_scratch(
+        split.members, config=config.training, role="target", held_out=split.calibration, **common
+    )
+    # the reference model is the attacker's: trained without the target's defense
+    reference_training = dataclasses.replace(config.training, seed=config.training.seed + 1, defense=None)
     reference = train_from_scratch(split.reference, config=reference_training, role="reference", **common)
     return target, reference
 

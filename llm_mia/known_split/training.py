@@ -69,6 +69,8 @@ class TrainingConfig:
     ``warmup_steps`` optimizer steps and then held constant. ``batch_size``: documents per step.
     ``max_length``: tokens per training sequence; a longer document is cut into consecutive pieces so that
     every token is trained on. ``weight_decay``: AdamW decoupled weight decay. ``seed``: weights and order.
+    ``defense``: a training-time defense (``llm_mia.defenses.training``: DP-SGD, weight decay, dropout, early
+    stopping), part of the run's identity only when set.
     """
 
     epochs: tuple[int, ...] = (1,)
@@ -78,6 +80,7 @@ class TrainingConfig:
     warmup_steps: int = 0
     weight_decay: float = 0.0
     seed: int = 0
+    defense: Any = None  # an llm_mia.defenses.training.TrainingDefense, or None
 
     def __post_init__(self) -> None:
         epochs = tuple(sorted({int(e) for e in self.epochs}))
@@ -94,7 +97,11 @@ class TrainingConfig:
         return max(self.epochs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "epochs": list(self.epochs)}
+        """Every setting; ``defense`` only when set, so undefended runs keep the identity (and cache key) they had
+        before defenses existed."""
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "defense"}
+        defended = {"defense": self.defense.to_dict()} if self.defense is not None else {}
+        return {**settings, "epochs": list(self.epochs)} | defended
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,8 @@ def train_causal_lm(
     on_epoch: Callable[[int, Any, float], None],
     device: str = "cpu",
     progress: bool = True,
+    held_out: Sequence[str] = (),
+    record: dict[str, Any] | None = None,
 ) -> list[float]:
     """Train ``model`` in place on ``texts``; after every epoch in ``config.epochs`` call ``on_epoch(epoch,
     model, mean_loss)`` (epoch 0 = before training). Returns the mean training loss of every epoch.
@@ -201,33 +210,79 @@ def train_causal_lm(
     Loss: mean next-token cross-entropy over the real tokens of a batch (padding masked out by -100 labels,
     built from sequence lengths, never from the pad id). AdamW with betas (0.9, 0.999), eps 1e-8; gradients
     clipped to norm 1.0; learning rate linear from 0 over ``warmup_steps``, then constant.
+
+    ``config.defense`` changes this as ``llm_mia.defenses.training`` describes (DP-SGD: Poisson batches, per-
+    sequence loss, per-example clipping and noise instead of the global clip; early stopping reads ``held_out``).
+    ``record``, when given, receives what the defense did (privacy plan and epsilon, held-out losses, the epoch
+    each snapshot comes from, peak memory).
     """
+    import resource
+
     import torch
     from tqdm.auto import tqdm
+
+    from llm_mia.defenses.training import (
+        apply_dropout,
+        make_private,
+        plan_privacy,
+        poisson_batches,
+        sequence_mean_loss,
+    )
 
     sequences = tokenize_for_training(texts, tokenizer, max_length=config.max_length)
     if not sequences:
         raise InputError("nothing to train on: every text is shorter than two tokens")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+    defense = config.defense
+    kind = defense.kind if defense is not None else None
+    record = record if record is not None else {}
+    stopping_on = kind == "early_stopping" and len(held_out) > 0
+    held = tokenize_for_training(held_out, tokenizer, max_length=config.max_length) if stopping_on else []
+    if kind == "early_stopping" and not held:
+        raise InputError("early stopping needs held-out text of the members' distribution; none was given")
     losses: list[float] = []
+    steps_per_epoch = -(-len(sequences) // config.batch_size)
+    plan = None
+    if kind == "dp":  # refused here, before any training, when the budget cannot be met
+        plan = plan_privacy(
+            defense, n_sequences=len(sequences), batch_size=config.batch_size, epochs=config.total_epochs
+        )
+        record["privacy"] = plan.to_dict()
     with deterministic(config.seed):
         model.to(device).train()
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, betas=(0.9, 0.999)
-        )
+        hooks = apply_dropout(model, defense.get("p")) if kind == "dropout" else []
+        decay = defense.get("lambda") if kind == "weight_decay" else config.weight_decay
+
+        def adamw(parameters: Any) -> Any:
+            return torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=decay, betas=(0.9, 0.999))
+
+        if plan is not None:
+            trained, optimizer = make_private(model, adamw, plan, batch_size=config.batch_size, seed=config.seed)
+        else:
+            trained, optimizer = model, adamw(model.parameters())
         warmup = config.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
+        stopping = _EarlyStopping(model, held, pad, device, defense.get("patience")) if held else None
         if 0 in config.epochs:
             model.eval()
             on_epoch(0, model, float("nan"))
             model.train()
-        steps_per_epoch = -(-len(sequences) // config.batch_size)
         bar = tqdm(total=steps_per_epoch * config.total_epochs, desc="training", unit="step", disable=not progress)
         for epoch in range(1, config.total_epochs + 1):
             total, count = 0.0, 0
-            for batch_index in _batches(sequences, batch_size=config.batch_size, seed=config.seed, epoch=epoch):
+            if plan is not None:
+                first = (epoch - 1) * steps_per_epoch
+                batches = poisson_batches(
+                    len(sequences), plan.sample_rate, steps_per_epoch, seed=config.seed, first_step=first
+                )
+            else:
+                batches = _batches(sequences, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
+            for batch_index in [] if stopping is not None and stopping.stopped else batches:
+                bar.update(1)
+                if not batch_index:  # an empty Poisson batch: no update (the accountant counted the step anyway)
+                    continue
                 batch = [sequences[i] for i in batch_index]
                 width = max(len(s) for s in batch)
                 input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -235,29 +290,92 @@ def train_causal_lm(
                 for row, sequence in enumerate(batch):
                     input_ids[row, : len(sequence)] = torch.tensor(sequence)
                     attention[row, : len(sequence)] = 1
-                labels = input_ids.masked_fill(attention == 0, -100)
-                output = model(
-                    input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)
-                )
-                output.loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                if plan is not None:
+                    loss = sequence_mean_loss(trained, input_ids.to(device), attention.to(device))
+                    loss.backward()
+                else:
+                    labels = input_ids.masked_fill(attention == 0, -100)
+                    loss = trained(
+                        input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)
+                    ).loss
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 tokens = int(attention[:, 1:].sum())
-                total += float(output.loss.detach()) * tokens
+                total += float(loss.detach()) * tokens
                 count += tokens
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{float(output.loss.detach()):.3f}")
-            losses.append(total / max(count, 1))
+                bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.3f}")
+            losses.append(total / count if count else float("nan"))
             logger.info("epoch %d: mean training loss %.4f", epoch, losses[-1])
+            if stopping is not None:
+                stopping.after_epoch(epoch)
             if epoch in config.epochs:
                 model.eval()
-                on_epoch(epoch, model, losses[-1])
+                if stopping is not None:
+                    stopping.save_best(epoch, lambda m, e=epoch: on_epoch(e, m, losses[-1]))
+                else:
+                    on_epoch(epoch, model, losses[-1])
                 model.train()
         bar.close()
+        for hook in hooks:
+            hook.remove()
+        if plan is not None:
+            trained.remove_hooks()
         model.eval()
+    if stopping is not None:
+        record["early_stopping"] = stopping.describe()
+    record["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     return losses
+
+
+class _EarlyStopping:
+    """Held-out loss after every epoch (epoch 0: before training); keeps the best weights, and counts epochs
+    without improvement until ``patience`` is reached."""
+
+    def __init__(self, model: Any, held: Sequence[list[int]], pad: int, device: str, patience: int) -> None:
+        from llm_mia.defenses.training import held_out_loss
+
+        self.model, self.held, self.pad, self.device, self.patience = model, held, pad, device, patience
+        self.losses = [held_out_loss(model, held, pad=pad, device=device)]
+        model.train()
+        self.best_epoch, self.best = 0, self._copy()
+        self.stopped, self.chosen = False, {}
+
+    def _copy(self) -> dict[str, Any]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def after_epoch(self, epoch: int) -> None:
+        from llm_mia.defenses.training import held_out_loss
+
+        if self.stopped:
+            self.losses.append(self.losses[-1])
+            return
+        loss = held_out_loss(self.model, self.held, pad=self.pad, device=self.device)
+        self.model.train()
+        self.losses.append(loss)
+        if loss < min(self.losses[:-1]):
+            self.best_epoch, self.best = epoch, self._copy()
+        elif epoch - self.best_epoch >= self.patience:
+            self.stopped = True
+
+    def save_best(self, epoch: int, save: Callable[[Any], None]) -> None:
+        self.chosen[epoch] = self.best_epoch
+        if self.best_epoch == epoch:
+            save(self.model)
+            return
+        current = self._copy()
+        self.model.load_state_dict(self.best)
+        save(self.model)
+        self.model.load_state_dict(current)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "held_out_losses": self.losses,
+            "snapshot_from_epoch": {str(k): v for k, v in self.chosen.items()},
+            "stopped": self.stopped,
+        }
 
 
 def train_tokenizer(texts: Sequence[str], *, vocab_size: int, directory: Path) -> Any:
@@ -430,6 +548,13 @@ def cached_training(
 # --------------------------------------------------------------------------------------------- recipes
 
 
+def _held_out_identity(config: TrainingConfig, held_out: Sequence[Document]) -> dict[str, Any]:
+    """The held-out documents decide the weights only under early stopping; then they are part of the identity."""
+    if config.defense is not None and config.defense.kind == "early_stopping":
+        return {"held_out": data_manifest(held_out)}
+    return {}
+
+
 def fine_tune(
     documents: Sequence[Document],
     *,
@@ -439,10 +564,12 @@ def fine_tune(
     cache_root: Path | None = None,
     use_cache: bool = True,
     progress: bool = True,
+    held_out: Sequence[Document] = (),
 ) -> TrainedModels:
     """Fine-tune a pretrained model (default the packaged SmolLM2-135M, all weights) on ``documents``.
 
     Snapshots at ``config.epochs``, cached (see :func:`cached_training`). The tokenizer is the base model's.
+    ``held_out``: text of the members' distribution that early stopping reads (only with that defense).
     """
     from llm_mia.models import ModelSpec, load_model, resolve_model_directory
 
@@ -456,11 +583,12 @@ def fine_tune(
         },
         "training": config.to_dict(),
         "data": data_manifest(documents),
-    }
+    } | _held_out_identity(config, held_out)
 
     def train(staging: Path, save: Callable[[int, Any, Any, float], None]) -> dict[str, Any]:
         loaded = load_model(ModelSpec(name=base, device=device))
         model, tokenizer = loaded.model, loaded.tokenizer
+        record: dict[str, Any] = {}
         losses = train_causal_lm(
             model,
             tokenizer,
@@ -469,8 +597,10 @@ def fine_tune(
             on_epoch=lambda epoch, m, loss: save(epoch, m, tokenizer, loss),
             device=loaded.device,
             progress=progress,
+            held_out=[d.text for d in held_out],
+            record=record,
         )
-        return {"epoch_losses": losses}
+        return {"epoch_losses": losses} | record
 
     return cached_training(
         "finetune-" + Path(base).name,
@@ -493,6 +623,7 @@ def train_from_scratch(
     cache_root: Path | None = None,
     use_cache: bool = True,
     progress: bool = True,
+    held_out: Sequence[Document] = (),
 ) -> TrainedModels:
     """Train a GPT-2-architecture model from a seeded initialisation on ``documents``.
 
@@ -515,13 +646,14 @@ def train_from_scratch(
         },
         "training": config.to_dict(),
         "data": data_manifest(documents),
-    }
+    } | _held_out_identity(config, held_out)
 
     def train(staging: Path, save: Callable[[int, Any, Any, float], None]) -> dict[str, Any]:
         tokenizer = train_tokenizer(
             tokenizer_texts, vocab_size=architecture.vocab_size, directory=staging / "tokenizer"
         )
         model = new_gpt2(tokenizer, architecture, seed=config.seed)
+        record: dict[str, Any] = {}
         losses = train_causal_lm(
             model,
             tokenizer,
@@ -530,8 +662,10 @@ def train_from_scratch(
             on_epoch=lambda epoch, m, loss: save(epoch, m, tokenizer, loss),
             device=device,
             progress=progress,
+            held_out=[d.text for d in held_out],
+            record=record,
         )
-        return {"epoch_losses": losses}
+        return {"epoch_losses": losses} | record
 
     return cached_training(
         f"gpt2-{role}",
