@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from llm_mia.cli.common import add_run_arguments, print_epoch, run_with_arguments
 from llm_mia.errors import LlmMiaError
@@ -55,6 +56,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="scorers to run instead of every default and opt-in one, e.g. loss neighbourhood:n=10 (dc_pdd and "
         "recall without a corpus/prefix read pool text outside the split)",
+    )
+    defenses = parser.add_argument_group("defenses (one row per setting, at the last snapshot epoch)")
+    defenses.add_argument(
+        "--defense",
+        nargs="+",
+        metavar="SPEC",
+        help="measure defense settings instead: none, dp:epsilon=E, dp:noise=S, weight_decay:lambda=L, dropout:p=P, "
+        "early_stopping:patience=N (training-time: a cached training run each), temperature:t=T, noise:scale=S, "
+        "round:decimals=D, top_k:k=K (inference-time: on the undefended model)",
+    )
+    defenses.add_argument(
+        "--attacks",
+        nargs="+",
+        metavar="SCORER",
+        default=["loss", "min_k_plus_plus", "reference"],
+        help="attacks each defense is measured against (default: loss min_k_plus_plus reference)",
     )
 
 
@@ -91,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise LlmMiaError(f"--threads {args.threads}: need at least 1")
     print(f"benchmark {config.name} ({config.size}): {config.description}")
+    if args.defense:
+        return run_defenses(config, output_dir, args)
     result = run_with_arguments(config, output_dir, args)
     for epoch in result.epochs:
         print_epoch(epoch, config)
@@ -101,3 +120,31 @@ def run(args: argparse.Namespace) -> int:
         f"{timings['scoring_seconds']:.0f} s); report in {output_dir}/ (results.md, results.json, plots)"
     )
     return 0
+
+
+def run_defenses(config: Any, output_dir: Path, args: argparse.Namespace) -> int:
+    """``--defense``: one row per setting (llm_mia.known_split.defenses), printed and written to the report."""
+    from llm_mia.cli.common import busy_machine_hint
+    from llm_mia.known_split.defenses import markdown_table, run_defense_benchmark, write_defense_report
+
+    hint = busy_machine_hint(args.threads)
+    if hint:
+        print(hint)
+    result = run_defense_benchmark(
+        config,
+        args.defense,
+        attacks=args.attacks,
+        device=args.device,
+        use_cache=not args.no_cache,
+        progress=not args.no_progress,
+        threads=args.threads,
+        echo=print,
+    )
+    write_defense_report(result, output_dir)
+    print()
+    for line in markdown_table(result):
+        print(line)
+    for spec in result.failures():
+        print(f"BROKEN: {spec}: the audit's lower bound exceeds the accountant's epsilon")
+    print(f"report in {output_dir}/ (defenses.md, defenses.json, privacy_utility.png)")
+    return 1 if result.failures() else 0
