@@ -71,6 +71,7 @@ def test_the_report_files_hold_the_table_json_and_plot(result) -> None:
     report = root / "report"
     markdown = (report / "defenses.md").read_text()
     assert "| `dp:epsilon=4` |" in markdown and "BROKEN" not in markdown
+    assert "--defense none temperature:t=1 temperature:t=3 top_k:k=3 dp:epsilon=4 weight_decay:lambda=0.5" in markdown
     payload = json.loads((report / "defenses.json").read_text())
     assert [row["defense"] for row in payload["rows"]] == ["none", *[r.setting.spec for r in result[0].rows][1:]]
     assert (report / "privacy_utility.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

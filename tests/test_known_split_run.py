@@ -176,6 +176,9 @@ def test_named_scorers_replace_the_set_and_keep_the_control(bench_cache: Path) -
     np.testing.assert_array_equal(frame["loss"], full.epoch(1).frame["loss"])
     np.testing.assert_array_equal(frame["dc_pdd"], full.epoch(1).frame["dc_pdd"])
     assert named.epoch(1).control.scorers["loss"].auroc == full.epoch(1).control.scorers["loss"].auroc
+    from llm_mia.known_split.report import command_line
+
+    assert command_line(named.config, scorers=named.scorers).endswith("--scorers loss neighbourhood:n=2 dc_pdd")
     described = {c["column"]: c for c in named.epoch(1).record["scorers"]}
     assert described["dc_pdd"]["params"]["corpus"].endswith("frequency-corpus.jsonl")
 

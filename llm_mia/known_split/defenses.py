@@ -325,10 +325,18 @@ def write_defense_report(result: DefenseResult, directory: Path) -> None:
     perplexity, one point per setting and attack)."""
     import json
 
+    from llm_mia.known_split.report import command_line
+
     directory.mkdir(parents=True, exist_ok=True)
     config = result.config
+    command = command_line(config, defenses=[row.setting.spec for row in result.rows])
+    if tuple(result.attacks) != DEFAULT_ATTACKS:
+        command += " --attacks " + " ".join(result.attacks)
     lines = [
         f"# Defenses on {config.name} ({config.size}), epoch {max(config.training.epochs)}",
+        "",
+        f"- command: `{command}`",
+        f"- wall time: {sum(row.seconds for row in result.rows):.0f} s (training and scoring, every setting)",
         "",
         *markdown_table(result),
         "",
@@ -341,7 +349,12 @@ def write_defense_report(result: DefenseResult, directory: Path) -> None:
     if failures:
         lines += ["", f"**BROKEN:** audit lower bound above the accountant's epsilon for: {', '.join(failures)}"]
     (directory / "defenses.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    payload = {"benchmark": config.name, "size": config.size, "rows": [r.to_dict() for r in result.rows]}
+    payload = {
+        "benchmark": config.name,
+        "size": config.size,
+        "command": command,
+        "rows": [r.to_dict() for r in result.rows],
+    }
     (directory / "defenses.json").write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
     plot_privacy_utility(result, directory / "privacy_utility.png")
 

@@ -35,10 +35,15 @@ def _calibration_cell(entry: Mapping[str, Any] | None) -> str:
     )
 
 
-def command_line(config: BenchmarkConfig) -> str:
-    """The command that reproduces ``config`` when it is a preset (with overrides spelled out)."""
+def command_line(config: BenchmarkConfig, *, scorers: Sequence[str] | None = None, defenses: Sequence[str] = ()) -> str:
+    """The command that reproduces ``config`` when it is a preset (with overrides spelled out), with the scorer
+    specs or defense settings it ran when they were given."""
     demo = config.size == "demo"
     command = "llm-mia demo" if demo else f"llm-mia benchmark {config.name} --size {config.size}"
+    if scorers:
+        command += " --scorers " + " ".join(scorers)
+    if defenses:
+        command += " --defense " + " ".join(defenses)
     preset = PRESETS.get(config.name, {}).get(config.size)
     if preset is None or preset == config:
         return command
@@ -78,7 +83,7 @@ def markdown_tables(result: BenchmarkResult) -> list[str]:
         "",
         f"{config.description}.",
         "",
-        f"- command: `{command_line(config)}`",
+        f"- command: `{command_line(config, scorers=result.scorers)}`",
         f"- data: {split.manifest['corpus_description']}; {sizes['member']} members, {sizes['nonmember']} "
         f"non-members, {sizes['calibration']} calibration, {sizes['reference']} reference, {sizes['tokenizer']} "
         f"tokenizer documents; "
@@ -213,7 +218,7 @@ def results_dict(result: BenchmarkResult) -> dict[str, Any]:
     manifest = result.split.manifest
     return {
         "tool": "llm-mia benchmark",
-        "command": command_line(result.config),
+        "command": command_line(result.config, scorers=result.scorers),
         "direction": "higher score = more likely a member",
         "config": result.config.to_dict(),
         "split": {

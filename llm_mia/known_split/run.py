@@ -61,6 +61,7 @@ class BenchmarkResult:
     reference: TrainedModels | None
     epochs: list[EpochResult] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    scorers: tuple[str, ...] | None = None  # the scorer specs that replaced the default set, when given
 
     def epoch(self, epoch: int) -> EpochResult:
         for result in self.epochs:
@@ -380,7 +381,14 @@ def _run(
     base, base_stats = None, None
     if config.recipe == "fine-tune":
         base = load_model(ModelSpec(name=config.base_model, device=device))
-    result = BenchmarkResult(config=config, split=split, target=target, reference=reference, timings=timings)
+    result = BenchmarkResult(
+        config=config,
+        split=split,
+        target=target,
+        reference=reference,
+        timings=timings,
+        scorers=tuple(scorers) if scorers else None,
+    )
     for epoch in config.training.epochs:
         mark = time.perf_counter()
         target_model = load_model(ModelSpec(name=str(target.snapshots[epoch]), device=device))
