@@ -122,7 +122,19 @@ class _Tokenized:
     first_token_bytes: int  # UTF-8 bytes of the first content token's span (unscored without BOS)
 
 
+TOKENIZE_CHUNK = 512  # texts per tokenizer call: its encodings (offsets, token strings) cost ~60 KB per text
+
+
 def _tokenize(texts: Sequence[str], loaded: LoadedModel) -> list[_Tokenized]:
+    """Content ids and first-token byte length of each text, tokenized ``TOKENIZE_CHUNK`` texts at a time (one
+    call over tens of thousands of texts, e.g. every neighbour of every document, held gigabytes at once)."""
+    result: list[_Tokenized] = []
+    for start in range(0, len(texts), TOKENIZE_CHUNK):
+        result.extend(_tokenize_chunk(texts[start : start + TOKENIZE_CHUNK], loaded))
+    return result
+
+
+def _tokenize_chunk(texts: Sequence[str], loaded: LoadedModel) -> list[_Tokenized]:
     tokenizer = loaded.tokenizer
     if not texts:
         return []
