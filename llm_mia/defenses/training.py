@@ -30,7 +30,6 @@ recipes cut at 128 tokens and most documents fit). The accountant's epsilon is O
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -258,26 +257,3 @@ def make_private(model: Any, optimizer_factory: Any, plan: PrivacyPlan, *, batch
         generator=torch.Generator().manual_seed(seed),
     )
     return wrapped, optimizer
-
-
-def held_out_loss(model: Any, sequences: Sequence[list[int]], *, pad: int, device: str) -> float:
-    """Token-weighted mean next-token loss of ``model`` on ``sequences`` (eval mode, no gradients)."""
-    import torch
-
-    total, count = 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(sequences), 8):
-            batch = sequences[start : start + 8]
-            width = max(len(s) for s in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, sequence in enumerate(batch):
-                input_ids[row, : len(sequence)] = torch.tensor(sequence)
-                attention[row, : len(sequence)] = 1
-            labels = input_ids.masked_fill(attention == 0, -100)
-            out = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device))
-            tokens = int(attention[:, 1:].sum())
-            total += float(out.loss) * tokens
-            count += tokens
-    return total / max(count, 1)

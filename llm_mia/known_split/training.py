@@ -192,6 +192,36 @@ def _batches(sequences: Sequence[list[int]], *, batch_size: int, seed: int, epoc
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def pad_batch(batch: Sequence[list[int]], pad: int) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) of right-padded ``batch``; which positions are real comes from the lengths."""
+    import torch
+
+    width = max(len(s) for s in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, sequence in enumerate(batch):
+        input_ids[row, : len(sequence)] = torch.tensor(sequence)
+        attention[row, : len(sequence)] = 1
+    return input_ids, attention
+
+
+def held_out_loss(model: Any, sequences: Sequence[list[int]], *, pad: int, device: str) -> float:
+    """Token-weighted mean next-token loss of ``model`` on ``sequences`` (eval mode, no gradients)."""
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(sequences), 8):
+            input_ids, attention = pad_batch(sequences[start : start + 8], pad)
+            labels = input_ids.masked_fill(attention == 0, -100)
+            out = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device))
+            tokens = int(attention[:, 1:].sum())
+            total += float(out.loss) * tokens
+            count += tokens
+    return total / max(count, 1)
+
+
 def train_causal_lm(
     model: Any,
     tokenizer: Any,
@@ -283,13 +313,7 @@ def train_causal_lm(
                 bar.update(1)
                 if not batch_index:  # an empty Poisson batch: no update (the accountant counted the step anyway)
                     continue
-                batch = [sequences[i] for i in batch_index]
-                width = max(len(s) for s in batch)
-                input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                attention = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, sequence in enumerate(batch):
-                    input_ids[row, : len(sequence)] = torch.tensor(sequence)
-                    attention[row, : len(sequence)] = 1
+                input_ids, attention = pad_batch([sequences[i] for i in batch_index], pad)
                 if plan is not None:
                     loss = sequence_mean_loss(trained, input_ids.to(device), attention.to(device))
                     loss.backward()
@@ -335,8 +359,6 @@ class _EarlyStopping:
     without improvement until ``patience`` is reached."""
 
     def __init__(self, model: Any, held: Sequence[list[int]], pad: int, device: str, patience: int) -> None:
-        from llm_mia.defenses.training import held_out_loss
-
         self.model, self.held, self.pad, self.device, self.patience = model, held, pad, device, patience
         self.losses = [held_out_loss(model, held, pad=pad, device=device)]
         model.train()
@@ -347,8 +369,6 @@ class _EarlyStopping:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def after_epoch(self, epoch: int) -> None:
-        from llm_mia.defenses.training import held_out_loss
-
         if self.stopped:
             self.losses.append(self.losses[-1])
             return
