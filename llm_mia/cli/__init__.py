@@ -28,6 +28,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("verify", "verify", "check an evidence bundle: hashes, plan, query log, report, re-scored passages"),
     ("benchmark", "benchmark", "known-split benchmark: build a split, train on the members, score, evaluate, report"),
     ("shadow", "shadow", "shadow models: train K models on random halves, score them, run Shokri, LiRA and RMIA"),
+    ("canary", "canary", "canaries: make secret sequences and siblings, plant them, test a model with exact p-values"),
     ("demo", "demo", "first run: fine-tune SmolLM2 on known texts, then find which texts it was trained on"),
     ("decop", "decop", "DE-COP: does the model pick the verbatim passage out of paraphrases, in all 24 orders"),
     ("samia", "samia", "SaMIA: sample continuations of each text's first half, count how much of the rest they hold"),

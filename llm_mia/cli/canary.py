@@ -1,0 +1,142 @@
+"""Canaries: plant secret sequences before publishing, test a model for them later with an exact p-value.
+
+examples:
+  llm-mia canary make --generator words --count 20 --siblings 999 --length 32 --seed 7 --secret secret.json
+  llm-mia canary make --generator template --template "The vault code of {word} is {number:8}." --secret s.json
+  llm-mia canary plant --secret secret.json --into book.txt --output book-planted.txt --repetitions 4
+  llm-mia canary plant --secret secret.json --into corpus.jsonl --output planted.jsonl --mode documents
+  llm-mia canary test --model DIR --secret secret.json --commitment secret.json.commitment.json --output result.json
+
+make: draws each canary with S never-published siblings from one seeded generator (the published one chosen at
+random after drawing) and writes the secret file and a public commitment (its SHA-256) to publish or timestamp
+now. Keep the secret file unchanged and private: the test refuses it if its hash changed. plant: copies the work
+or corpus with every canary planted R times and logs where each copy went (OUTPUT.plant-log.json). test: ranks
+each canary among its siblings under the model (ties against the canary): p = rank / (S + 1), exact under "not
+trained on it"; exposure = log2(S + 1) - log2(rank); Fisher's combination over canaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from llm_mia.cli.common import add_model_arguments
+
+    parser.add_argument("action", choices=("make", "plant", "test"), help="which step to run")
+    parser.add_argument("--secret", required=True, help="the secret file (make writes it; plant and test read it)")
+    make = parser.add_argument_group("make")
+    make.add_argument("--generator", choices=("words", "template", "model"), default="words")
+    make.add_argument("--count", type=int, default=20, help="canaries N (default 20)")
+    make.add_argument("--siblings", type=int, default=999, help="never-published siblings S per canary (default 999)")
+    make.add_argument("--length", type=int, default=32, help="tokens per canary (words, model; default 32)")
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--tokenizer", default="smollm2-135m", help="tokenizer that counts --length (words)")
+    make.add_argument("--word-list", help="one word per line (default: words of the packaged Wikipedia summaries)")
+    make.add_argument("--template", help="template generator: a sentence with {word} and {number[:K]} slots")
+    make.add_argument("--generator-model", default="smollm2-135m", help="model generator: the sampling model")
+    make.add_argument("--temperature", type=float, default=1.0, help="model generator: sampling temperature")
+    make.add_argument("--perplexity", type=float, nargs=2, default=(1.0, 1e9), metavar=("LOW", "HIGH"))
+    plant = parser.add_argument_group("plant")
+    plant.add_argument("--into", help="the work (text) or corpus (JSONL) to plant into")
+    plant.add_argument("--output", help="plant: the planted copy; test: the result JSON")
+    plant.add_argument("--repetitions", type=int, default=1, help="copies of each canary (default 1)")
+    plant.add_argument("--mode", choices=("append", "paragraphs", "documents"), default="paragraphs")
+    test = parser.add_argument_group("test")
+    test.add_argument("--commitment", help="the published SHA-256 (or the commitment JSON); checked first")
+    test.add_argument("--scorer", default="loss", help="one registered scorer (default loss)")
+    test.add_argument("--alpha", type=float, default=0.05)
+    add_model_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    secret = Path(args.secret)
+    if args.action == "make":
+        return _make(args, secret)
+    if args.action == "plant":
+        return _plant(args, secret)
+    return _test(args, secret)
+
+
+def _make(args: argparse.Namespace, secret: Path) -> int:
+    from llm_mia.canaries.make import CanarySettings, commitment_record, make_canaries, sibling_warning, write_secret
+    from llm_mia.errors import InputError
+
+    if secret.exists():
+        raise InputError(f"{secret} exists: a secret file is never overwritten (its commitment may be published)")
+    settings = CanarySettings(
+        generator=args.generator,
+        count=args.count,
+        siblings=args.siblings,
+        length=args.length,
+        seed=args.seed,
+        tokenizer=args.tokenizer,
+        word_list=args.word_list,
+        template=args.template,
+        model=args.generator_model,
+        temperature=args.temperature,
+        perplexity=tuple(args.perplexity),
+    )
+    warning = sibling_warning(settings.siblings)
+    if warning:
+        print(f"warning: {warning}")
+    record = make_canaries(settings)
+    digest = write_secret(record, secret)
+    commitment = secret.with_name(secret.name + ".commitment.json")
+    commitment.write_text(json.dumps(commitment_record(secret, digest, record), indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {settings.count} canaries with {settings.siblings} siblings each to {secret} (keep it private)")
+    print(f"commitment: SHA-256 {digest} (in {commitment}; publish or timestamp it now)")
+    return 0
+
+
+def _plant(args: argparse.Namespace, secret: Path) -> int:
+    from llm_mia.canaries.make import read_secret
+    from llm_mia.canaries.plant import plant_canaries
+    from llm_mia.errors import InputError
+
+    if not args.into or not args.output:
+        raise InputError("plant needs --into (the work or corpus) and --output (the planted copy)")
+    output = Path(args.output)
+    log_path = output.with_name(output.name + ".plant-log.json")
+    if log_path.exists():
+        raise InputError(f"{log_path} exists: plant into a new output")
+    record = read_secret(secret, None)
+    log = plant_canaries(record, Path(args.into), output, repetitions=args.repetitions, mode=args.mode)
+    payload = {"secret_sha256": record["sha256"], "source": args.into, "mode": args.mode, "copies": log}
+    log_path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    print(f"planted {len(record['canaries'])} canaries x {args.repetitions} into {output}; log: {log_path}")
+    return 0
+
+
+def _test(args: argparse.Namespace, secret: Path) -> int:
+    from llm_mia.cli.common import scoring_settings_from_args
+    from llm_mia.workflows.canary import CanaryTestSettings, run_canary_test
+
+    scoring = scoring_settings_from_args(argparse.Namespace(**{**vars(args), "scorers": [args.scorer]}))
+    settings = CanaryTestSettings(
+        models=scoring.models,
+        scorer=args.scorer,
+        alpha=args.alpha,
+        commitment=args.commitment,
+        batch_size=args.batch_size,
+        cache=scoring.cache,
+    )
+    result = run_canary_test(secret, settings)
+    if result["warning"]:
+        print(f"warning: {result['warning']}")
+    if not result["commitment_checked"]:
+        print("warning: no --commitment given: the secret file's hash was not checked against a published one")
+    print(f"secret file SHA-256 {result['secret_sha256']}")
+    for row in result["per_canary"]:
+        print(
+            f"  {row['canary']}: rank {row['rank']} of {result['siblings_per_canary'] + 1}, p = {row['p_value']:.3g}, "
+            f"exposure {row['exposure']:.1f} bits"
+        )
+    print(result["verdict"])
+    print(f"assumption: {result['assumption']}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+        print(f"result in {args.output}")
+    return 0

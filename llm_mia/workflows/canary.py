@@ -1,0 +1,128 @@
+"""The canary test: was a model trained on the published canaries? An exact rank test per canary, and Fisher's
+combination over canaries.
+
+Every canary and every sibling is scored once with one scorer (``loss`` by default; any registered scorer,
+higher = more likely trained on) through the extraction engine and the stats cache. Per canary: its rank among
+its S siblings (ties against it), the exact p-value rank / (S + 1) and the exposure log2(S + 1) - log2(rank)
+(``llm_mia.canaries.ranks``). Across the N canaries: Fisher's combined p-value (valid: the canaries are
+independent draws, so their p-values are independent under the null). The secret file's SHA-256 is checked
+against the commitment before anything is scored.
+
+Assumption stated with the verdict: the published canary was chosen at random among the S + 1 draws of one
+generator after drawing (``llm-mia canary make`` does this), and nothing but training on the canary makes the
+model favour it over its siblings. Guarantee: under "not trained on the canaries", each p-value is exact
+(P(p <= t) <= t) and so is the combined one; per canary, not per work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_mia.canaries.make import all_texts, read_secret, sibling_warning
+from llm_mia.canaries.ranks import exposure, fisher_combined, rank_p_value, smallest_p_value
+from llm_mia.documents import Document
+from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.settings import ModelSettings, ScoringSettings
+
+ASSUMPTION = (
+    "the published canary was drawn with its siblings from one generator and chosen among them at random after "
+    "drawing; under 'not trained on the canaries' its rank is uniform"
+)
+
+
+@dataclass(frozen=True)
+class CanaryTestSettings:
+    """Model, scorer (one), significance level and the secret file's commitment (a SHA-256, or its JSON file)."""
+
+    models: ModelSettings = field(default_factory=ModelSettings)
+    scorer: str = "loss"
+    alpha: float = 0.05
+    commitment: str | None = None
+    batch_size: int = 8
+    cache: bool | str | Path = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise LlmMiaError(f"alpha {self.alpha}: need 0 < alpha < 1")
+        ScoringSettings(models=self.models, scorers=(self.scorer,))  # an unknown scorer fails here
+
+
+def run_canary_test(secret: Path, settings: CanaryTestSettings) -> dict[str, Any]:
+    """Score the canaries of ``secret`` and their siblings; return per-canary ranks and p-values, the combined
+    p-value, the verdict in words, and what it rests on (see the module docstring)."""
+    from llm_mia.settings import ExtractionSettings
+    from llm_mia.workflows.score import load_models, score_documents
+
+    record = read_secret(secret, settings.commitment)
+    siblings = record["settings"]["siblings"]
+    texts = all_texts(record)
+    models = load_models(settings.models)
+    target = models["target"]
+    context = getattr(target, "context_length", None)
+    if context is not None and getattr(target, "tokenizer", None) is not None:
+        longest = max(len(target.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        if longest + len(getattr(target, "prefix_ids", [])) > context:
+            raise InputError(
+                f"{secret}: the longest canary or sibling has {longest} tokens and the model's context holds "
+                f"{context}; make canaries that fit (a canary scored in windows would not be one sequence)"
+            )
+    documents = [Document(id=f"t{i}", text=t) for i, t in enumerate(texts)]
+    scoring = ScoringSettings(
+        models=settings.models,
+        scorers=(settings.scorer,),
+        extraction=ExtractionSettings(batch_size=settings.batch_size, progress=False),
+        cache=settings.cache,
+    )
+    run = score_documents(documents, scoring, models=models, source=str(secret), tool="llm-mia canary test")
+    column = scoring.calls[0].column
+    scores = [row.get(column) for row in run.rows]
+    per = siblings + 1
+    results = []
+    for i, canary in enumerate(record["canaries"]):
+        group = scores[i * per : (i + 1) * per]
+        if any(s is None for s in group):
+            raise LlmMiaError(f"{canary['id']}: a canary or sibling got no {column} score; see the status column")
+        rank, p = rank_p_value(group[0], group[1:])
+        results.append(
+            {
+                "canary": canary["id"],
+                "score": group[0],
+                "rank": rank,
+                "p_value": p,
+                "exposure": exposure(rank, siblings),
+            }
+        )
+    combined = fisher_combined([r["p_value"] for r in results])
+    detected = sum(r["p_value"] <= settings.alpha for r in results)
+    return {
+        "secret_sha256": record["sha256"],
+        "commitment_checked": settings.commitment is not None,
+        "scorer": column,
+        "canaries": len(results),
+        "siblings_per_canary": siblings,
+        "smallest_possible_p": smallest_p_value(siblings),
+        "alpha": settings.alpha,
+        "detected": detected,
+        "combined_p_value": combined,
+        "verdict": verdict_line(combined, detected, len(results), settings.alpha),
+        "warning": sibling_warning(siblings),
+        "assumption": ASSUMPTION,
+        "guarantee": "exact p-values per canary and Fisher-combined over canaries, under the null of no training on "
+        "them",
+        "per_canary": results,
+        "model": run.record.get("models", {}),
+    }
+
+
+def verdict_line(combined: float, detected: int, count: int, alpha: float) -> str:
+    """The verdict in plain words, with the precision the test carries (two significant figures).
+
+    >>> verdict_line(0.0004, 3, 10, 0.05)
+    'consistent with training on the canaries: combined p = 0.0004 (3 of 10 canaries at p <= 0.05)'
+    """
+    found = f"{detected} of {count} canaries at p <= {alpha:g}"
+    if combined <= alpha:
+        return f"consistent with training on the canaries: combined p = {combined:.2g} ({found})"
+    return f"no evidence of training on the canaries: combined p = {combined:.2g} ({found})"
