@@ -101,6 +101,7 @@ class DefenseResult:
     config: Any
     rows: list[DefenseRow] = field(default_factory=list)
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    base_utility: dict[str, float] | None = None  # the pretrained model before fine-tuning (fine-tune recipes)
 
     def failures(self) -> list[str]:
         """Rows whose audit lower bound exceeds the accountant's epsilon: something is broken there."""
@@ -189,6 +190,11 @@ def _run(
     base = load_model(ModelSpec(name=config.base_model, device=device)) if config.recipe == "fine-tune" else None
     base_stats = None
     result = DefenseResult(config=config, attacks=attacks)
+    if base is not None:  # what fine-tuning starts from: a defense that trains nothing leaves this perplexity
+        result.base_utility = {
+            "heldout_perplexity": perplexity(extract(nonmember_texts, base, quiet)),
+            "general_perplexity": perplexity(extract(general_texts, base, quiet)),
+        }
     for setting in settings:
         started = time.perf_counter()
         training = dataclasses.replace(config.training, defense=setting.training)
@@ -345,6 +351,12 @@ def write_defense_report(result: DefenseResult, directory: Path) -> None:
         "false positives are allowed (not resolved); epsilon: Opacus RDP accountant; audit: Clopper-Pearson lower "
         "bound from the loss attack (llm_mia.defenses.audit; one training run, texts as independent trials).",
     ]
+    if result.base_utility:
+        lines += [
+            "",
+            f"Before fine-tuning ({config.base_model}): held-out perplexity "
+            f"{result.base_utility['heldout_perplexity']:.2f}, general {result.base_utility['general_perplexity']:.2f}.",
+        ]
     failures = result.failures()
     if failures:
         lines += ["", f"**BROKEN:** audit lower bound above the accountant's epsilon for: {', '.join(failures)}"]
@@ -353,6 +365,7 @@ def write_defense_report(result: DefenseResult, directory: Path) -> None:
         "benchmark": config.name,
         "size": config.size,
         "command": command,
+        "base_utility": result.base_utility,
         "rows": [r.to_dict() for r in result.rows],
     }
     (directory / "defenses.json").write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
