@@ -351,11 +351,12 @@ def write_defense_report(result: DefenseResult, directory: Path) -> None:
         "false positives are allowed (not resolved); epsilon: Opacus RDP accountant; audit: Clopper-Pearson lower "
         "bound from the loss attack (llm_mia.defenses.audit; one training run, texts as independent trials).",
     ]
-    if result.base_utility:
+    base = result.base_utility
+    if base:
         lines += [
             "",
-            f"Before fine-tuning ({config.base_model}): held-out perplexity "
-            f"{result.base_utility['heldout_perplexity']:.2f}, general {result.base_utility['general_perplexity']:.2f}.",
+            f"Before fine-tuning ({config.base_model}): held-out perplexity {base['heldout_perplexity']:.2f}, "
+            f"general {base['general_perplexity']:.2f}.",
         ]
     failures = result.failures()
     if failures:
