@@ -229,3 +229,20 @@ def test_the_cli_makes_plants_and_tests(word_list, tiny_model_dirs, tmp_path, ca
     assert json.loads(result.read_text())["commitment_checked"] is True
     assert main([*test, "--commitment", "0" * 64]) != 0
     assert "not the committed 000000" in capsys.readouterr().err
+
+
+def test_the_planting_benchmark_detects_repeated_canaries_and_not_unplanted_ones(tmp_path) -> None:
+    """The CI-size GPT-2 recipe trained 4 epochs on its members plus canaries planted 16 times: each planted group
+    is detected far more often than the never-planted one."""
+    from llm_mia.canaries.benchmark import plot_detection, run_canary_benchmark, table_lines
+
+    result = run_canary_benchmark(
+        "gpt2-wikipedia", tmp_path, size="ci", repetitions=(0, 16), lengths=(12,), count=4, siblings=19, epochs=4
+    )
+    rows = {row["repetitions"]: row for row in result["rows"]}
+    assert result["planted_copies"] == 4 * 16
+    assert rows[16]["detected"] == 4 and rows[16]["median_p"] == 0.05
+    assert rows[0]["detected"] <= 1 and rows[0]["combined_p"] > 0.01
+    assert "0 (never planted)" in "\n".join(table_lines(result))
+    plot_detection(result, tmp_path / "detection.png")
+    assert (tmp_path / "detection.png").stat().st_size > 1000

@@ -36,20 +36,6 @@ ASSUMPTION = (
 )
 
 
-def clopper_pearson(successes: int, trials: int, confidence: float) -> tuple[float, float]:
-    """Exact two-sided ``confidence`` interval for a binomial rate (each side (1 - confidence) / 2).
-
-    >>> clopper_pearson(0, 10, 0.95)[0], round(clopper_pearson(0, 10, 0.95)[1], 4)
-    (0.0, 0.3085)
-    """
-    from scipy.stats import binomtest
-
-    if trials == 0:
-        return 0.0, 1.0
-    interval = binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="exact")
-    return float(interval.low), float(interval.high)
-
-
 def epsilon_bound(tpr: float, fpr: float, delta: float) -> float:
     """max(ln((TPR - delta) / FPR), ln((1 - FPR - delta) / (1 - TPR)), 0): the epsilon these rates imply.
 
@@ -67,8 +53,10 @@ def epsilon_lower_bound(
     true_positives: int, members: int, false_positives: int, nonmembers: int, *, delta: float, confidence: float = 0.95
 ) -> dict[str, Any]:
     """The epsilon lower bound from counts (see the module docstring), with the rates and their exact bounds."""
-    tpr_low, _ = clopper_pearson(true_positives, members, confidence)
-    _, fpr_high = clopper_pearson(false_positives, nonmembers, confidence)
+    from llm_mia.metrics import clopper_pearson
+
+    tpr_low, _ = clopper_pearson(true_positives, members, confidence=confidence)
+    _, fpr_high = clopper_pearson(false_positives, nonmembers, confidence=confidence)
     return {
         "epsilon_lower_bound": epsilon_bound(tpr_low, fpr_high, delta),
         "tpr": true_positives / members if members else math.nan,
