@@ -116,6 +116,7 @@ def test_privacy_plan_meets_its_target_and_refuses_what_it_cannot() -> None:
         ("dp", "exactly one of epsilon"),
         ("dp:epsilon=3;noise=1", "exactly one of epsilon"),
         ("dp:epsilon=3;delta=2", "0 < delta < 1"),
+        ("dp:epsilon=3;lr=0", "lr > 0"),
         ("dropout:p=1.5", "0 <= P < 1"),
         ("weight_decay:lambda=-0.1", "L >= 0"),
         ("early_stopping:patience=0", "patience >= 1"),

@@ -5,7 +5,9 @@ Spec grammar (``llm-mia benchmark NAME --defense SPEC``), one defense per traini
 - ``dp:epsilon=E[;delta=D][;clip=C]``: DP-SGD at a target (E, D) over the planned steps (the noise multiplier is
   solved for by Opacus' RDP accountant); ``dp:noise=S[;clip=C][;max_epsilon=E]``: a given noise multiplier, refused
   before training when the planned steps would spend more than ``max_epsilon``. ``clip``: per-example gradient
-  norm bound (default 1.0); ``delta`` defaults to 1 / (number of training sequences).
+  norm bound (default 1.0); ``delta`` defaults to 1 / (number of training sequences); ``lr`` replaces the recipe's
+  learning rate (the averaged noisy gradient is small next to a plain one: at a plain fine-tuning rate a DP run
+  may not move the model at all).
 - ``weight_decay:lambda=L``: AdamW decoupled weight decay L.
 - ``dropout:p=P``: dropout P on attention probabilities and on each attention and MLP block's output before it
   joins the residual stream (GPT-2's resid/attn/embd dropout; on Llama-family models, which ship only attention
@@ -36,7 +38,7 @@ from typing import Any
 from llm_mia.errors import LlmMiaError
 
 KINDS: dict[str, dict[str, type]] = {
-    "dp": {"epsilon": float, "noise": float, "clip": float, "delta": float, "max_epsilon": float},
+    "dp": {"epsilon": float, "noise": float, "clip": float, "delta": float, "max_epsilon": float, "lr": float},
     "weight_decay": {"lambda": float},
     "dropout": {"p": float},
     "early_stopping": {"patience": int},
@@ -99,6 +101,7 @@ def _check(spec: str, kind: str, params: dict[str, Any]) -> None:
         need(params["clip"] > 0, "clip > 0 (a per-example gradient norm bound)")
         need(0 < params.get("delta", 0.5) < 1, "0 < delta < 1")
         need(params.get("max_epsilon", 1.0) > 0, "max_epsilon > 0")
+        need(params.get("lr", 1.0) > 0, "lr > 0")
     elif kind == "weight_decay":
         need(params.get("lambda", -1.0) >= 0, "lambda=L with L >= 0")
     elif kind == "dropout":

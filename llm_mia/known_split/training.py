@@ -283,8 +283,10 @@ def train_causal_lm(
         hooks = apply_dropout(model, defense.get("p")) if kind == "dropout" else []
         decay = defense.get("lambda") if kind == "weight_decay" else config.weight_decay
 
+        rate = defense.get("lr", config.learning_rate) if kind == "dp" else config.learning_rate
+
         def adamw(parameters: Any) -> Any:
-            return torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=decay, betas=(0.9, 0.999))
+            return torch.optim.AdamW(parameters, lr=rate, weight_decay=decay, betas=(0.9, 0.999))
 
         if plan is not None:
             trained, optimizer = make_private(model, adamw, plan, batch_size=config.batch_size, seed=config.seed)
