@@ -223,3 +223,22 @@ def test_an_undefended_config_keeps_its_identity() -> None:
     assert "defense" not in plain.to_dict()
     defended = TrainingConfig(epochs=(1, 2), learning_rate=5e-5, defense=parse_training_defense("dropout:p=0.1"))
     assert defended.to_dict()["defense"] == {"kind": "dropout", "p": 0.1}
+
+
+def test_peak_memory_is_the_blocks_own() -> None:
+    """A block that allocates 200 MB reports at least that much over what the process held before, even after a
+    larger allocation earlier in the process (which ru_maxrss would keep reporting)."""
+    from llm_mia.known_split.training import PeakMemory
+
+    earlier = bytearray(400 * 2**20)
+    del earlier
+    with PeakMemory() as outside:
+        pass
+    with PeakMemory() as memory:
+        block = bytearray(200 * 2**20)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page
+        import time
+
+        time.sleep(0.3)
+        del block
+    assert memory.peak_gib is not None and memory.peak_gib >= outside.peak_gib + 0.15

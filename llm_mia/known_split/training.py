@@ -36,6 +36,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -246,8 +247,6 @@ def train_causal_lm(
     ``record``, when given, receives what the defense did (privacy plan and epsilon, held-out losses, the epoch
     each snapshot comes from, peak memory).
     """
-    import resource
-
     import torch
     from tqdm.auto import tqdm
 
@@ -278,7 +277,7 @@ def train_causal_lm(
             defense, n_sequences=len(sequences), batch_size=config.batch_size, epochs=config.total_epochs
         )
         record["privacy"] = plan.to_dict()
-    with deterministic(config.seed):
+    with deterministic(config.seed), PeakMemory() as memory:
         model.to(device).train()
         hooks = apply_dropout(model, defense.get("p")) if kind == "dropout" else []
         decay = defense.get("lambda") if kind == "weight_decay" else config.weight_decay
@@ -352,8 +351,49 @@ def train_causal_lm(
         model.eval()
     if stopping is not None:
         record["early_stopping"] = stopping.describe()
-    record["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    record["peak_rss_gib"] = memory.peak_gib
     return losses
+
+
+class PeakMemory:
+    """The process's largest resident set size while the block runs (sampled every 0.1 s from /proc; None where
+    there is no /proc). ru_maxrss would not do: it is the high-water mark of the whole process so far."""
+
+    def __init__(self) -> None:
+        self.peak: int | None = None
+        self._stop = threading.Event()
+
+    @staticmethod
+    def _rss() -> int | None:
+        try:
+            with open("/proc/self/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
+    def _sample(self) -> None:
+        while True:
+            rss = self._rss()
+            if rss is not None:
+                self.peak = max(self.peak or 0, rss)
+            if self._stop.wait(0.1):
+                return
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_gib(self) -> float | None:
+        return None if self.peak is None else round(self.peak / 2**30, 2)
 
 
 class _EarlyStopping:
