@@ -188,7 +188,7 @@ def _run(
         blind=False,
     )
     base = load_model(ModelSpec(name=config.base_model, device=device)) if config.recipe == "fine-tune" else None
-    base_stats = None
+    reference_stats = None
     result = DefenseResult(config=config, attacks=attacks)
     if base is not None:  # what fine-tuning starts from: a defense that trains nothing leaves this perplexity
         result.base_utility = {
@@ -209,21 +209,19 @@ def _run(
         )
         model = load_model(ModelSpec(name=str(target.snapshots[epoch]), device=device))
         deployed = defended(model, setting.output)
-        reference_model = (
-            base if base is not None else load_model(ModelSpec(name=str(reference.snapshots[epoch]), device=device))
-        )
+        reference_model = None  # the attacker's model is never defended: its pass is the same for every setting
+        if reference_stats is None:
+            reference_model = base or load_model(ModelSpec(name=str(reference.snapshots[epoch]), device=device))
         echo(f"defense {setting.spec}: scoring {len(documents)} documents ({', '.join(attacks)})")
         rows, _, reference_stats = score_snapshot(
             documents,
             target=deployed,
             reference=reference_model,
-            reference_stats=base_stats,
+            reference_stats=reference_stats,
             batch_size=config.scoring_batch_size,
             progress=progress,
             calls=calls,
         )
-        if base is not None:
-            base_stats = reference_stats
         frame = pd.DataFrame(rows)
         evaluation = evaluate_table(frame, settings=evaluation_settings)
         generating = deployed if setting.output is not None and setting.output.kind == "temperature" else model
