@@ -18,7 +18,7 @@ from llm_mia.defenses.training import (
     sequence_mean_loss,
 )
 from llm_mia.errors import LlmMiaError
-from llm_mia.known_split.training import TrainingConfig, train_causal_lm
+from llm_mia.known_split.training import TrainingConfig, pad_batch, train_causal_lm
 
 TEXTS = [
     "the river runs past the mill and the mill turns all day",
@@ -36,14 +36,8 @@ def keep_snapshots(saved: dict):
 
 
 def batch(tokenizer, texts):
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    width = max(map(len, ids))
-    input_ids = torch.zeros((len(ids), width), dtype=torch.long)
-    attention = torch.zeros_like(input_ids)
-    for row, seq in enumerate(ids):
-        input_ids[row, : len(seq)] = torch.tensor(seq)
-        attention[row, : len(seq)] = 1
-    return input_ids, attention
+    """The texts' token ids as a right-padded batch, the way training pads them."""
+    return pad_batch([tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts], pad=0)
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from llm_mia.defenses.specs import DefenseSpec, parse_kind_spec
 from llm_mia.errors import LlmMiaError
 from llm_mia.reductions import reduce_vocab
 
@@ -55,19 +56,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class OutputDefense:
+class OutputDefense(DefenseSpec):
     """One inference-time defense with its settings (see the module docstring); build with :func:`parse_defense`."""
-
-    kind: str
-    params: tuple[tuple[str, Any], ...]
-
-    def get(self, key: str) -> Any:
-        return dict(self.params)[key]
-
-    @property
-    def spec(self) -> str:
-        """The canonical spec, e.g. ``noise:distribution=gaussian;scale=0.5;seed=0``."""
-        return f"{self.kind}:" + ";".join(f"{k}={v}" for k, v in self.params)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, **dict(self.params), "spec": self.spec}
@@ -146,26 +136,13 @@ def parse_defense(spec: str) -> OutputDefense:
     >>> parse_defense("noise:scale=0.5").spec
     'noise:distribution=gaussian;scale=0.5;seed=0'
     """
-    kind, _, arguments = spec.strip().partition(":")
-    kind = kind.strip().replace("-", "_")
-    if kind not in KINDS:
-        raise LlmMiaError(
-            f"output defense {spec!r}: unknown kind {kind!r}; valid: {', '.join(KINDS)} "
-            "(e.g. temperature:t=2, noise:scale=0.5, round:decimals=1, top_k:k=5)"
-        )
-    params = dict(DEFAULTS[kind])
-    for assignment in filter(None, (a.strip() for a in arguments.split(";"))):
-        key, eq, value = assignment.partition("=")
-        key = key.strip()
-        if not eq or key not in KINDS[kind]:
-            raise LlmMiaError(f"output defense {spec!r}: {kind} takes {', '.join(KINDS[kind])}, not {assignment!r}")
-        try:
-            params[key] = KINDS[kind][key](value.strip())
-        except ValueError:
-            raise LlmMiaError(f"output defense {spec!r}: {key}={value.strip()!r} is not a valid number") from None
-    missing = [key for key in KINDS[kind] if key not in params]
-    if missing:
-        raise LlmMiaError(f"output defense {spec!r}: give {', '.join(f'{m}=...' for m in missing)}")
+    kind, params = parse_kind_spec(
+        spec,
+        what="output defense",
+        kinds=KINDS,
+        defaults=DEFAULTS,
+        example=" (e.g. temperature:t=2, noise:scale=0.5, round:decimals=1, top_k:k=5)",
+    )
     _check(spec, kind, params)
     return OutputDefense(kind, tuple(sorted(params.items())))
 

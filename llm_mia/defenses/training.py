@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from llm_mia.defenses.specs import DefenseSpec, parse_kind_spec
 from llm_mia.errors import LlmMiaError
 
 KINDS: dict[str, dict[str, type]] = {
@@ -46,18 +47,8 @@ KINDS: dict[str, dict[str, type]] = {
 
 
 @dataclass(frozen=True)
-class TrainingDefense:
+class TrainingDefense(DefenseSpec):
     """One training-time defense (see the module docstring); build with :func:`parse_training_defense`."""
-
-    kind: str
-    params: tuple[tuple[str, Any], ...]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return dict(self.params).get(key, default)
-
-    @property
-    def spec(self) -> str:
-        return f"{self.kind}:" + ";".join(f"{k}={v}" for k, v in self.params)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **dict(self.params)}
@@ -71,20 +62,13 @@ def parse_training_defense(spec: str) -> TrainingDefense:
     >>> parse_training_defense("early_stopping").spec
     'early_stopping:patience=1'
     """
-    kind, _, arguments = spec.strip().partition(":")
-    kind = kind.strip().replace("-", "_")
-    if kind not in KINDS:
-        raise LlmMiaError(f"training defense {spec!r}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
-    params: dict[str, Any] = {"dp": {"clip": 1.0}, "early_stopping": {"patience": 1}}.get(kind, {}).copy()
-    for assignment in filter(None, (a.strip() for a in arguments.split(";"))):
-        key, eq, value = assignment.partition("=")
-        key = key.strip()
-        if not eq or key not in KINDS[kind]:
-            raise LlmMiaError(f"training defense {spec!r}: {kind} takes {', '.join(KINDS[kind])}, not {assignment!r}")
-        try:
-            params[key] = KINDS[kind][key](value.strip())
-        except ValueError:
-            raise LlmMiaError(f"training defense {spec!r}: {key}={value.strip()!r} is not a valid number") from None
+    kind, params = parse_kind_spec(
+        spec,
+        what="training defense",
+        kinds=KINDS,
+        defaults={"dp": {"clip": 1.0}, "early_stopping": {"patience": 1}},
+        required=(),
+    )
     _check(spec, kind, params)
     return TrainingDefense(kind, tuple(sorted(params.items())))
 
