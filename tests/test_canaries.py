@@ -3,6 +3,7 @@ on canaries never trained on (uniform p-values), and power on a model trained on
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 from pathlib import Path
@@ -246,3 +247,56 @@ def test_the_planting_benchmark_detects_repeated_canaries_and_not_unplanted_ones
     assert "0 (never planted)" in "\n".join(table_lines(result))
     plot_detection(result, tmp_path / "detection.png")
     assert (tmp_path / "detection.png").stat().st_size > 1000
+
+
+def test_a_canary_plan_runs_into_a_bundle_that_verifies(words, tiny_model_dirs, tmp_path, capsys) -> None:
+    """The plan fixes the secret file's hash, the model's files and the scorer; the bundle verifies, a full re-run
+    gives the same ranks, and a secret file changed after the plan is refused by the run and by verify."""
+    from llm_mia.cli import main
+    from llm_mia.evidence.plan import read_plan
+    from llm_mia.evidence.verify import verify_bundle
+
+    record = make_canaries(words(count=4, siblings=19, length=8, seed=11))
+    secret = tmp_path / "secret.json"
+    digest = write_secret(record, secret)
+    model = ["--model", str(tiny_model_dirs["gpt2"]), "--device", "cpu"]
+    plan_args = ["canary", "plan", "--secret", str(secret), *model, "--scorer", "min_k:k=0.2", "--output"]
+    words_in = ["--question", "Was the model trained on our canaries?", "--analyst", "A. Expert"]
+    assert main([*plan_args, str(tmp_path / "p.json"), *words_in]) != 0  # no commitment: refused
+    assert "needs --commitment" in capsys.readouterr().err
+    assert main([*plan_args, str(tmp_path / "p.json"), *words_in, "--commitment", "f" * 64]) != 0
+    assert "not the committed" in capsys.readouterr().err and not (tmp_path / "p.json").exists()
+    assert main([*plan_args, str(tmp_path / "plan.json"), *words_in, "--commitment", digest]) == 0
+    plan = read_plan(tmp_path / "plan.json")
+    assert plan.data["kind"] == "canary" and plan.data["secret"]["sha256"] == digest
+    assert plan.data["settings"]["scorer"] == "min_k:k=0.2"
+    assert record["canaries"][0]["siblings"][0] not in (tmp_path / "plan.json").read_text()  # siblings stay secret
+
+    bundle = tmp_path / "bundle"
+    assert (
+        main(["evidence", "run", str(tmp_path / "plan.json"), "--output", str(bundle), "--no-pdf", "--no-cache"]) == 0
+    )
+    results = json.loads((bundle / "results.json").read_text())
+    direct = run_canary_test(
+        secret,
+        CanaryTestSettings(
+            models=ModelSettings(model=str(tiny_model_dirs["gpt2"]), device="cpu"),
+            scorer="min_k:k=0.2",
+            commitment=digest,
+            cache=False,
+        ),
+    )
+    assert results["combined_p_value"] == direct["combined_p_value"] and results["plan_sha256"] == plan.sha256
+    report = (bundle / "report.html").read_text()
+    assert html.escape(results["verdict_sentence"]) in report and "canary-0003" in report
+    verification = verify_bundle(bundle, full=True)
+    assert verification.ok and verification.complete, [c.line() for c in verification.checks]
+    assert [c.name for c in verification.checks][-4:] == ["canaries", "model files", "secret file", "full re-run"]
+
+    changed = json.loads(secret.read_text())
+    changed["canaries"][0]["siblings"][0] = "a replaced sibling"
+    secret.write_text(json.dumps(changed))
+    checks = {c.name: c for c in verify_bundle(bundle).checks}
+    assert checks["secret file"].outcome == "FAIL" and "not the committed" in checks["secret file"].detail
+    assert main(["evidence", "run", str(tmp_path / "plan.json"), "--output", str(tmp_path / "b2"), "--no-pdf"]) != 0
+    assert "not the committed" in capsys.readouterr().err and not (tmp_path / "b2").exists()

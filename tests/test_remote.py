@@ -376,4 +376,4 @@ def test_evidence_for_a_model_behind_an_api_is_planned_run_and_verified(served, 
     other = read_plan(plan)
     other.data["models"]["target"]["fingerprint"] = "0" * 16
     with pytest.raises(InputError, match="serves weights with fingerprint"):
-        check_models(other, other.settings())
+        check_models(other, other.settings().scoring.models, other.settings().tokenizer)

@@ -6,13 +6,18 @@ examples:
   llm-mia canary plant --secret secret.json --into book.txt --output book-planted.txt --repetitions 4
   llm-mia canary plant --secret secret.json --into corpus.jsonl --output planted.jsonl --mode documents
   llm-mia canary test --model DIR --secret secret.json --commitment secret.json.commitment.json --output result.json
+  llm-mia canary plan --model DIR --secret secret.json --commitment secret.json.commitment.json \
+      --question "Was model M trained on our canaries?" --analyst "A. Expert" --output plan.json
+  llm-mia evidence run plan.json --output bundle/ && llm-mia verify bundle/
 
 make: draws each canary with S never-published siblings from one seeded generator (the published one chosen at
 random after drawing) and writes the secret file and a public commitment (its SHA-256) to publish or timestamp
 now. Keep the secret file unchanged and private: the test refuses it if its hash changed. plant: copies the work
 or corpus with every canary planted R times and logs where each copy went (OUTPUT.plant-log.json). test: ranks
 each canary among its siblings under the model (ties against the canary): p = rank / (S + 1), exact under "not
-trained on it"; exposure = log2(S + 1) - log2(rank); Fisher's combination over canaries.
+trained on it"; exposure = log2(S + 1) - log2(rank); Fisher's combination over canaries. plan: fixes the
+secret file's SHA-256 (checked against --commitment), the model's files and the scorer in a hashed plan that
+`llm-mia evidence run` carries out into a verifiable bundle (the secret file itself stays out of the plan).
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llm_mia.workflows.canary import CanaryTestSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from llm_mia.cli.common import add_model_arguments
 
-    parser.add_argument("action", choices=("make", "plant", "test"), help="which step to run")
+    parser.add_argument("action", choices=("make", "plant", "test", "plan"), help="which step to run")
     parser.add_argument("--secret", required=True, help="the secret file (make writes it; plant and test read it)")
     make = parser.add_argument_group("make")
     make.add_argument("--generator", choices=("words", "template", "model"), default="words")
@@ -41,13 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     make.add_argument("--perplexity", type=float, nargs=2, default=(1.0, 1e9), metavar=("LOW", "HIGH"))
     plant = parser.add_argument_group("plant")
     plant.add_argument("--into", help="the work (text) or corpus (JSONL) to plant into")
-    plant.add_argument("--output", help="plant: the planted copy; test: the result JSON")
+    plant.add_argument("--output", help="plant: the planted copy; test: the result JSON; plan: the plan file")
     plant.add_argument("--repetitions", type=int, default=1, help="copies of each canary (default 1)")
     plant.add_argument("--mode", choices=("append", "paragraphs", "documents"), default="paragraphs")
     test = parser.add_argument_group("test")
     test.add_argument("--commitment", help="the published SHA-256 (or the commitment JSON); checked first")
     test.add_argument("--scorer", default="loss", help="one registered scorer (default loss)")
     test.add_argument("--alpha", type=float, default=0.05)
+    plan = parser.add_argument_group("plan (pre-register the test for an evidence bundle)")
+    plan.add_argument("--question", help="the question in words")
+    plan.add_argument("--analyst", help="who prepares the analysis (name, affiliation)")
+    plan.add_argument("--overwrite", action="store_true", help="replace an existing plan file")
     add_model_arguments(parser)
 
 
@@ -57,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return _make(args, secret)
     if args.action == "plant":
         return _plant(args, secret)
+    if args.action == "plan":
+        return _plan(args, secret)
     return _test(args, secret)
 
 
@@ -110,12 +125,12 @@ def _plant(args: argparse.Namespace, secret: Path) -> int:
     return 0
 
 
-def _test(args: argparse.Namespace, secret: Path) -> int:
+def _test_settings(args: argparse.Namespace) -> CanaryTestSettings:
     from llm_mia.cli.common import scoring_settings_from_args
-    from llm_mia.workflows.canary import CanaryTestSettings, run_canary_test
+    from llm_mia.workflows.canary import CanaryTestSettings
 
     scoring = scoring_settings_from_args(argparse.Namespace(**{**vars(args), "scorers": [args.scorer]}))
-    settings = CanaryTestSettings(
+    return CanaryTestSettings(
         models=scoring.models,
         scorer=args.scorer,
         alpha=args.alpha,
@@ -123,7 +138,31 @@ def _test(args: argparse.Namespace, secret: Path) -> int:
         batch_size=args.batch_size,
         cache=scoring.cache,
     )
-    result = run_canary_test(secret, settings)
+
+
+def _plan(args: argparse.Namespace, secret: Path) -> int:
+    from llm_mia.errors import InputError
+    from llm_mia.evidence.canary import build_canary_plan
+    from llm_mia.outputs import check_output_file
+
+    if not args.question or not args.analyst or not args.output:
+        raise InputError("plan needs --question, --analyst, --commitment and --output (the plan file)")
+    output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
+    plan = build_canary_plan(secret, _test_settings(args), question=args.question, analyst=args.analyst)
+    path, sidecar = plan.write(output)
+    print(
+        f"planned: {plan.data['secret']['canaries']} canaries with {plan.data['secret']['siblings_per_canary']} "
+        f"siblings each, scorer {args.scorer}, alpha {args.alpha:g}; model {args.model}"
+    )
+    print(f"plan SHA-256: {plan.sha256}")
+    print(f"wrote {path} and {sidecar}; run it with: llm-mia evidence run {path} --output bundle/")
+    return 0
+
+
+def _test(args: argparse.Namespace, secret: Path) -> int:
+    from llm_mia.workflows.canary import run_canary_test
+
+    result = run_canary_test(secret, _test_settings(args))
     if result["warning"]:
         print(f"warning: {result['warning']}")
     if not result["commitment_checked"]:

@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", help="where the planned reference model is on this machine")
     parser.add_argument("--suspect", help="where the planned suspect input is, if moved (same name; checked by hash)")
     parser.add_argument("--control", help="where the planned control input is, if moved (same name; checked by hash)")
+    parser.add_argument("--secret", help="where a canary plan's secret file is, if moved (checked by hash)")
     parser.add_argument("--cache-dir", help="stats cache directory (default: <cache>/stats); a killed run resumes")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
     parser.add_argument("--no-pdf", action="store_true", help="skip report.pdf (needs Chromium otherwise)")
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         reference=args.reference,
         suspect=args.suspect,
         control=args.control,
+        secret=args.secret,
         pdf=not args.no_pdf,
     )
     print(f"verdict: {bundle.verdict_sentence}")

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="where the planned target model is on this machine (checked by hash)")
     parser.add_argument("--suspect", help="where the planned suspect input is, if moved (checked by hash)")
     parser.add_argument("--control", help="where the planned control input is, if moved (checked by hash)")
+    parser.add_argument("--secret", help="where a canary plan's secret file is, if moved (checked by hash)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the passages drawn for re-scoring (0)")
 
 
@@ -35,7 +36,13 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = {side: path for side, path in (("suspect", args.suspect), ("control", args.control)) if path}
     verification = verify_bundle(
-        args.bundle, rescore=args.rescore, full=args.full, model=args.model, inputs=inputs, seed=args.seed
+        args.bundle,
+        rescore=args.rescore,
+        full=args.full,
+        model=args.model,
+        inputs=inputs,
+        seed=args.seed,
+        secret=args.secret,
     )
     for check in verification.checks:
         print(check.line())

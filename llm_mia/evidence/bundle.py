@@ -79,17 +79,17 @@ def _differences(planned: list[dict[str, Any]], found: list[dict[str, Any]], key
     return None
 
 
-def check_models(plan: Plan, settings: Any) -> None:
+def check_models(plan: Plan, models: Any, tokenizer: str | None = None) -> None:
     """Every planned model file, and no other, with the planned SHA-256 (and the tokenizer's, where the plan
     names one); a model behind an API must report the planned name and serve weights with the planned
-    fingerprint. Refuses the first difference."""
+    fingerprint. ``models``: the ``ModelSettings`` to check. Refuses the first difference."""
     from llm_mia.models import ModelSpec
     from llm_mia.remote.model import is_remote
 
-    for role, spec in settings.scoring.models.specs().items():
+    for role, spec in models.specs().items():
         planned = plan.data["models"][role]
         if is_remote(spec.name):
-            found = remote_inventory(spec, settings.scoring.models.api)
+            found = remote_inventory(spec, models.api)
             for key, what in (
                 ("model_version", "reports the model"),
                 ("fingerprint", "serves weights with fingerprint"),
@@ -105,7 +105,7 @@ def check_models(plan: Plan, settings: Any) -> None:
         if problem:
             raise InputError(f"{problem} (in {found['directory']}); the model is not the one planned")
     if "tokenizer" in plan.data["models"]:
-        found = model_inventory(ModelSpec(name=settings.tokenizer))
+        found = model_inventory(ModelSpec(name=tokenizer))
         problem = _differences(plan.data["models"]["tokenizer"]["files"], found["files"], "path", "tokenizer file")
         if problem:
             raise InputError(f"{problem} (in {found['directory']}); the tokenizer is not the one planned")
@@ -231,16 +231,19 @@ def run_evidence(
     reference: str | None = None,
     suspect: str | Path | None = None,
     control: str | Path | None = None,
+    secret: str | Path | None = None,
     pdf: bool = True,
 ) -> EvidenceBundle:
     """Check the inputs against the plan, run the planned test and write the bundle (module docstring).
 
     ``cache``: the stats cache (True: the default one); ``model`` / ``reference``: where the planned models are
     on this machine when their planned names do not resolve there; ``suspect`` / ``control``: where the planned
-    inputs are when they moved (every file is checked by hash either way); ``pdf``: print the report to PDF
+    inputs are when they moved (every file is checked by hash either way); ``secret``: where a canary plan's
+    secret file is, when moved (``llm_mia.evidence.canary`` runs such a plan); ``pdf``: print the report to PDF
     (needs Chromium).
     """
     from llm_mia.evidence.browser import print_pdf
+    from llm_mia.evidence.canary import is_canary_plan, run_canary_evidence
     from llm_mia.evidence.report_html import render_report
     from llm_mia.workflows.dataset import plot_p_value_curve, plot_result, score_and_test
     from llm_mia.workflows.score import load_models
@@ -254,10 +257,12 @@ def run_evidence(
         raise LlmMiaError(f"{output.absolute().parent}: the bundle's parent directory does not exist; create it first")
     plan_path = Path(plan_path)
     plan = read_plan(plan_path)
+    if is_canary_plan(plan):
+        return run_canary_evidence(plan, plan_path, output, cache=cache, model=model, secret=secret, pdf=pdf)
     settings = plan.settings(cache=cache, model=model, reference=reference)
     paths = input_paths(plan, suspect=suspect, control=control)
     check_input_files(plan, paths)
-    check_models(plan, settings)
+    check_models(plan, settings.scoring.models, settings.tokenizer)
     inputs = planned_inputs(plan, settings, paths)
     check_inputs(plan, inputs)
     models = load_models(settings.scoring.models)

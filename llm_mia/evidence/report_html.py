@@ -18,6 +18,18 @@ from typing import Any
 from llm_mia.metrics import format_p_value, p_phrase
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STYLE = """<style>
+body { font-family: serif; max-width: 52em; margin: 2em auto; padding: 0 1em; line-height: 1.45; color: #111; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #888; margin-top: 1.6em; }
+.answer { border: 2px solid #333; padding: 0.8em 1em; margin: 1em 0; }
+.answer .verdict { font-size: 1.25em; font-weight: bold; }
+table { border-collapse: collapse; width: 100%; }
+td, th { border: 1px solid #aaa; padding: 0.3em; vertical-align: top; }
+td.passed { color: #064; } td.failed { color: #a00; font-weight: bold; }
+figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: 0.9em; color: #444; }
+pre { white-space: pre-wrap; font-size: 0.7em; background: #f4f4f4; padding: 0.5em; }
+code { font-size: 0.85em; word-break: break-all; }
+</style>"""
 
 # The answer, in fixed wording per verdict: the report never says more than the test supports.
 ANSWERS = {
@@ -230,18 +242,7 @@ def render_report(
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <title>Membership test report: {_escape(plan["question"])}</title>
-<style>
-body {{ font-family: serif; max-width: 52em; margin: 2em auto; padding: 0 1em; line-height: 1.45; color: #111; }}
-h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.2em; border-bottom: 1px solid #888; margin-top: 1.6em; }}
-.answer {{ border: 2px solid #333; padding: 0.8em 1em; margin: 1em 0; }}
-.answer .verdict {{ font-size: 1.25em; font-weight: bold; }}
-table {{ border-collapse: collapse; width: 100%; }}
-td, th {{ border: 1px solid #aaa; padding: 0.3em; vertical-align: top; }}
-td.passed {{ color: #064; }} td.failed {{ color: #a00; font-weight: bold; }}
-figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} figcaption {{ font-size: 0.9em; color: #444; }}
-pre {{ white-space: pre-wrap; font-size: 0.7em; background: #f4f4f4; padding: 0.5em; }}
-code {{ font-size: 0.85em; word-break: break-all; }}
-</style>
+{STYLE}
 </head>
 <body>
 <h1>Was the model trained on this work?</h1>

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_mia.errors import LlmMiaError, ModelNotFoundError
+from llm_mia.errors import InputError, LlmMiaError, ModelNotFoundError
 from llm_mia.evidence.bundle import (
     MANIFEST,
     REPORT_FILES,
@@ -29,7 +29,7 @@ from llm_mia.evidence.bundle import (
     manifest_lines,
     planned_inputs,
 )
-from llm_mia.evidence.plan import read_plan
+from llm_mia.evidence.plan import Plan, read_plan
 from llm_mia.evidence.query_log import walk
 from llm_mia.identity import sha256_file, sha256_text
 
@@ -109,11 +109,14 @@ def verify_bundle(
     model: str | None = None,
     inputs: dict[str, str | Path] | None = None,
     seed: int = 0,
+    secret: str | Path | None = None,
 ) -> Verification:
     """Run every check (module docstring) and return them all; never raises for a failed check.
 
     ``model``: where the planned target model is on this machine; ``inputs``: where the planned ``suspect`` /
-    ``control`` inputs are, when not at their planned paths (both checked by hash).
+    ``control`` inputs are, when not at their planned paths; ``secret``: where a canary plan's secret file is,
+    when not at its planned path (all checked by hash). A canary bundle (``llm_mia.evidence.canary``) gets the
+    same file, plan, query-log and report checks, then its own (canaries, model files, secret file, re-run).
     """
     bundle = Path(bundle)
     if not bundle.is_dir():
@@ -166,6 +169,10 @@ def verify_bundle(
     else:
         checks.append(Check("report", PASS, f"report.html shows the evidence hash {digest[:16]}... and the verdict"))
 
+    if plan.data.get("kind") == "canary":
+        return Verification(
+            bundle, checks + _canary_checks(bundle, plan, results, full=full, model=model, secret=secret)
+        )
     checks.append(_passages_check(bundle, plan))
     checks += _model_checks(
         bundle, plan, results, rescore=rescore, full=full, model=model, inputs=inputs or {}, seed=seed
@@ -221,7 +228,7 @@ def _model_checks(
 
     settings = plan.settings(cache=False, model=model)
     try:
-        check_models(plan, settings)
+        check_models(plan, settings.scoring.models, settings.tokenizer)
     except ModelNotFoundError as error:
         return [Check("model files", NOT_RUN, f"the planned model is not on this machine ({error})")]
     except RemoteError as error:
@@ -301,6 +308,68 @@ def _model_checks(
                 PASS if same else FAIL,
                 f"verdict {report.result.verdict!r}, p = {report.result.p_value:.6g} (bundle: {results['verdict']!r}, "
                 f"p = {planned_p:.6g})",
+            )
+        )
+    return checks
+
+
+def _canary_checks(
+    bundle: Path, plan: Plan, results: dict[str, Any], *, full: bool, model: str | None, secret: str | Path | None
+) -> list[Any]:
+    """The checks ``llm-mia verify`` adds for a canary bundle: canaries.jsonl agrees with results.json; with
+    the model here, its files match the plan; with the secret file here, it matches the plan; with ``full``,
+    the whole test is run again and every rank and the combined p-value compared."""
+    from llm_mia.canaries.make import read_secret
+    from llm_mia.canaries.ranks import fisher_combined
+    from llm_mia.evidence.canary import planned_test_settings, secret_path
+    from llm_mia.remote.client import RemoteError
+
+    rows, problem = _jsonl(bundle / "canaries.jsonl")
+    if problem:
+        return [Check("canaries", FAIL, problem)]
+    combined = fisher_combined([row["p_value"] for row in rows]) if rows else None
+    if len(rows) != plan.data["secret"]["canaries"] or combined != results.get("combined_p_value"):
+        checks = [
+            Check(
+                "canaries",
+                FAIL,
+                f"canaries.jsonl ({len(rows)} rows) does not give results.json's combined "
+                f"p-value {results.get('combined_p_value')}",
+            )
+        ]
+    else:
+        checks = [Check("canaries", PASS, f"{len(rows)} canaries; their p-values give the combined p {combined:.2g}")]
+    settings = planned_test_settings(plan, cache=False, model=model)
+    try:
+        check_models(plan, settings.models)
+    except ModelNotFoundError as error:
+        return [*checks, Check("model files", NOT_RUN, f"the planned model is not on this machine ({error})")]
+    except RemoteError as error:
+        return [*checks, Check("model files", NOT_RUN, f"the planned endpoint cannot be asked ({error})")]
+    except LlmMiaError as error:
+        return [*checks, Check("model files", FAIL, str(error))]
+    checks.append(Check("model files", PASS, "the planned model is here with its planned SHA-256"))
+    try:
+        path = secret_path(plan, secret)
+    except InputError as error:
+        return [*checks, Check("secret file", NOT_RUN, str(error))]
+    try:
+        read_secret(path, plan.data["secret"]["sha256"])
+    except InputError as error:
+        return [*checks, Check("secret file", FAIL, str(error))]
+    checks.append(Check("secret file", PASS, f"{path} has the planned SHA-256"))
+    if full:
+        from llm_mia.workflows.canary import run_canary_test
+
+        again = run_canary_test(path, settings)
+        ranks = [r["rank"] for r in again["per_canary"]] == [r["rank"] for r in rows]
+        same = ranks and again["combined_p_value"] == results["combined_p_value"]
+        checks.append(
+            Check(
+                "full re-run",
+                PASS if same else FAIL,
+                f"ranks {'identical' if ranks else 'DIFFER'}; combined p = {again['combined_p_value']:.6g} "
+                f"(bundle: {results['combined_p_value']:.6g})",
             )
         )
     return checks

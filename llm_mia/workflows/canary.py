@@ -49,9 +49,10 @@ class CanaryTestSettings:
         ScoringSettings(models=self.models, scorers=(self.scorer,))  # an unknown scorer fails here
 
 
-def run_canary_test(secret: Path, settings: CanaryTestSettings) -> dict[str, Any]:
+def run_canary_test(secret: Path, settings: CanaryTestSettings, *, observer: Any = None) -> dict[str, Any]:
     """Score the canaries of ``secret`` and their siblings; return per-canary ranks and p-values, the combined
-    p-value, the verdict in words, and what it rests on (see the module docstring)."""
+    p-value, the verdict in words, and what it rests on (see the module docstring). ``observer`` hears of every
+    model call (an evidence run's query log)."""
     from llm_mia.settings import ExtractionSettings
     from llm_mia.workflows.score import load_models, score_documents
 
@@ -75,7 +76,9 @@ def run_canary_test(secret: Path, settings: CanaryTestSettings) -> dict[str, Any
         extraction=ExtractionSettings(batch_size=settings.batch_size, progress=False),
         cache=settings.cache,
     )
-    run = score_documents(documents, scoring, models=models, source=str(secret), tool="llm-mia canary test")
+    run = score_documents(
+        documents, scoring, models=models, source=str(secret), tool="llm-mia canary test", observer=observer
+    )
     column = scoring.calls[0].column
     scores = [row.get(column) for row in run.rows]
     per = siblings + 1
