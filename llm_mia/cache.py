@@ -53,7 +53,12 @@ def _memoised_file_hashes() -> Path:
 
 
 def model_fingerprint(loaded: LoadedModel) -> str:
-    """SHA-256 over the model directory's files that decide the numbers, and the revision.
+    """SHA-256 over the model directory's files that decide the numbers, and the revision."""
+    return directory_fingerprint(Path(loaded.directory), loaded.spec.revision)
+
+
+def directory_fingerprint(directory: Path, revision: str | None) -> str:
+    """SHA-256 over a model directory's files that decide the numbers, and the revision (no weights loaded).
 
     File hashes are memoised by (path, size, mtime) in the cache directory, so a 500 MB checkpoint is hashed
     once, not at every load.
@@ -63,9 +68,9 @@ def model_fingerprint(loaded: LoadedModel) -> str:
         memo = json.loads(memo_path.read_text())
     except (OSError, ValueError):
         memo = {}
-    digest = hashlib.sha256(f"revision={loaded.spec.revision}\n".encode())
+    digest = hashlib.sha256(f"revision={revision}\n".encode())
     changed = False
-    for path in sorted(Path(loaded.directory).iterdir()):
+    for path in sorted(Path(directory).iterdir()):
         if not path.is_file() or path.suffix not in _MODEL_FILE_SUFFIXES or path.name == "llm_mia_source.json":
             continue
         stat = path.stat()

@@ -238,17 +238,20 @@ def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np
         positions = positions - (condition - 1)
     else:
         hidden = base(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).last_hidden_state
-    rows_hidden = hidden[batch_index, positions]  # (N, H): only the positions that predict a scored token
+    # a model spread over devices (--device-map auto) ends on another device than it starts: index where the
+    # hidden states are, and reduce where the output head computes (the logits' device)
+    at = hidden.device
+    rows_hidden = hidden[batch_index.to(at), positions.to(at)]  # (N, H): positions that predict a scored token
     head = loaded.model.get_output_embeddings()
     cap = getattr(loaded.model.config, "final_logit_softcapping", None)
-    head_rows, reduce_rows = vocab_chunk_rows(head.weight.shape[0], device)
+    head_rows, reduce_rows = vocab_chunk_rows(head.weight.shape[0], str(at))
     pieces: dict[str, list[torch.Tensor]] = {}
     for start in range(0, rows_hidden.shape[0], head_rows):
         logits = head(rows_hidden[start : start + head_rows])  # (rows, V) in the model's dtype
         for sub in range(0, logits.shape[0], reduce_rows):
             chunk = _softcap(logits[sub : sub + reduce_rows].float(), cap)  # float32 from here on
             first = start + sub
-            chunk_targets = targets[first : first + chunk.shape[0]]
+            chunk_targets = targets[first : first + chunk.shape[0]].to(chunk.device)
             if defense is None:
                 reduced = reduce_vocab(chunk, chunk_targets)
             else:  # what a defended deployment returns, before any reduction
@@ -333,6 +336,10 @@ def condition_ids(loaded: LoadedModel, text: str) -> tuple[int, ...]:
     return tuple(loaded.prefix_ids) + tuple(tokens.content_ids)
 
 
+# the token budget --batch-size auto used, per model name, for the run record
+AUTO_BUDGETS: dict[str, int] = {}
+
+
 @dataclass(frozen=True)
 class Shard:
     """This process's share of a multi-process run: ``index`` of ``count`` processes, and a barrier."""
@@ -346,6 +353,49 @@ def _batches(segments: list[Segment], batch_size: int) -> list[list[Segment]]:
     """Length-sorted batches (longest first, so an out-of-memory error happens at once)."""
     ordered = sorted(segments, key=lambda segment: -len(segment.input_ids))
     return [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
+
+
+def _batches_by_tokens(segments: list[Segment], budget: int) -> list[list[Segment]]:
+    """Length-sorted batches of at most ``budget`` padded tokens each (segments x longest), at least one segment.
+
+    >>> lengths = [9, 3, 8, 2, 2]
+    >>> [[len(s.input_ids) for s in b] for b in _batches_by_tokens([Segment(0, i, (1,) * n, 1) for i, n in
+    ...  enumerate(lengths)], 18)]
+    [[9, 8], [3, 2, 2]]
+    """
+    ordered = sorted(segments, key=lambda segment: -len(segment.input_ids))
+    batches: list[list[Segment]] = []
+    for segment in ordered:
+        if batches and (len(batches[-1]) + 1) * len(batches[-1][0].input_ids) <= budget:
+            batches[-1].append(segment)
+        else:
+            batches.append([segment])
+    return batches
+
+
+def auto_token_budget(loaded: LoadedModel, window: int) -> int:
+    """``--batch-size auto``: the token budget for this model, device and window (``llm_mia.batch_size``)."""
+    from llm_mia.batch_size import token_budget
+    from llm_mia.cache import model_fingerprint
+
+    vocab = loaded.model.get_output_embeddings().weight.shape[0]
+    dtype_bytes = torch.finfo(getattr(torch, loaded.spec.dtype)).bits // 8
+
+    def run(count: int) -> None:
+        ids = (loaded.prefix_ids[0] if loaded.prefix_ids else 0, *([1] * (window - 1)))
+        _run_batch(loaded, [Segment(document=i, part=0, input_ids=ids, score_from=1) for i in range(count)])
+
+    key = f"{model_fingerprint(loaded)}|{loaded.device}|{loaded.spec.dtype}|window={window}"
+    return token_budget(
+        key,
+        device=loaded.device,
+        window=window,
+        config=loaded.model.config,
+        dtype_bytes=dtype_bytes,
+        head_bytes=min(HEAD_CHUNK_BYTES, vocab * 4 * window),
+        run=run,
+        is_out_of_memory=_is_out_of_memory,
+    )
 
 
 def _batch_groups(batches: list[list[Segment]]) -> list[list[int]]:
@@ -478,7 +528,12 @@ def extract(
     for index, tokens in tokenized.items():
         if len(tokens.content_ids) + len(condition or loaded.prefix_ids) >= 2:  # a token has a predecessor
             segments.extend(_segments_for(index, tokens, loaded, window, settings.stride, condition))
-    batches = _batches(segments, settings.batch_size)
+    if settings.batch_size == "auto":
+        budget = auto_token_budget(loaded, window)
+        AUTO_BUDGETS[loaded.spec.name] = budget
+        batches = _batches_by_tokens(segments, budget)
+    else:
+        batches = _batches(segments, settings.batch_size)
     groups = _batch_groups(batches)
     keys: dict[int, str] = {}
     cached: dict[int, TokenStats] = {}

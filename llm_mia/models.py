@@ -61,6 +61,9 @@ class ModelSpec:
     ``dtype``: weights and forward pass precision; log-softmax and reductions always run in float32.
     ``device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available).
     ``trust_remote_code``: run model code shipped with the checkpoint; off unless explicitly asked.
+    ``device_map``: ``auto`` spreads the layers over the GPUs, then CPU, then disk (accelerate's big-model
+    loading, ``llm_mia.big_models``), within ``max_memory`` (device, size) pairs such as
+    ``(("cuda:0", "20GiB"), ("cpu", "60GiB"))``.
     """
 
     name: str = DEFAULT_MODEL
@@ -68,12 +71,18 @@ class ModelSpec:
     dtype: str = "float32"
     device: str = "auto"
     trust_remote_code: bool = False
+    device_map: str | None = None
+    max_memory: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise LlmMiaError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if not (self.device in ("cpu", "cuda", "auto", "mps") or self.device.startswith("cuda:")):
             raise LlmMiaError(f"device {self.device!r} is not cpu, cuda, cuda:N, mps or auto")
+        if self.device_map not in (None, "auto"):
+            raise LlmMiaError(f"--device-map {self.device_map!r}: only 'auto' (accelerate's big-model placement)")
+        if self.max_memory is not None and self.device_map is None:
+            raise LlmMiaError("--max-memory applies to --device-map auto; add --device-map auto")
 
 
 def packaged_gguf_path(alias: str) -> Path:
@@ -241,10 +250,34 @@ class LoadedModel:
             "dtype": self.spec.dtype,
             "device": self.device,
             "config_sha256": sha256_file(config_file) if config_file.is_file() else None,
+            "quantization": _quantization(self.model.config),
+            "device_map": _placement(self.model),
             "tokenizer_id": self.tokenizer_id,
             "adds_bos": self.adds_bos,
             "context_length": self.context_length,
         } | ({"output_defense": self.output_defense.describe()} if self.output_defense is not None else {})
+
+
+def _quantization(config: Any) -> str | None:
+    """A pre-quantized checkpoint's method and bits (GPTQ, AWQ, bitsandbytes ...), as its config records them."""
+    found = getattr(config, "quantization_config", None)
+    if found is None:
+        return None
+    found = found if isinstance(found, dict) else found.to_dict()
+    bits = found.get("bits") or ("4" if found.get("load_in_4bit") else "8" if found.get("load_in_8bit") else None)
+    return f"{found.get('quant_method', 'unknown')}" + (f" ({bits}-bit)" if bits else "")
+
+
+def _placement(model: Any) -> dict[str, int] | None:
+    """Where a model loaded with ``--device-map auto`` put its modules: how many on each device (GPU index,
+    cpu, disk); None for a plain load."""
+    placement = getattr(model, "hf_device_map", None)
+    if not placement:
+        return None
+    counts: dict[str, int] = {}
+    for device in placement.values():
+        counts[str(device)] = counts.get(str(device), 0) + 1
+    return counts
 
 
 def _pick_device(requested: str) -> str:
@@ -267,8 +300,13 @@ def load_model(spec: ModelSpec | str) -> LoadedModel:
     device = _pick_device(spec.device)
     common = {"trust_remote_code": spec.trust_remote_code, "local_files_only": True}
     tokenizer = AutoTokenizer.from_pretrained(directory, **common)
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, spec.dtype), **common)
-    model.eval().to(device)
+    if spec.device_map is not None:
+        from llm_mia.big_models import load_dispatched
+
+        model, device = load_dispatched(Path(directory), spec, common)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, spec.dtype), **common)
+        model.eval().to(device)
     return LoadedModel(
         spec=spec,
         model=model,

@@ -299,22 +299,35 @@ def compute_scores(
 ) -> tuple[list[dict[str, Any]], dict[str, list[TokenStats]]]:
     """Extract every view the calls need (except those ``given``, already extracted), then score every document.
 
+    Documents are extracted in blocks of ``settings.block_documents`` in input order, each block planned on its
+    own (``llm_mia.extract.extract``): a block's batches, and so its documents' bits, are the same whether the
+    block runs here, in another process or on a Ray actor (``llm_mia.engines.ray``).
+
     Returns the rows and the extractions by view (so a caller can reuse one, e.g. a fixed reference model's,
     for the next call).
     """
     given = dict(given or {})
     missing = [view for view in needed_views(calls) if view not in given]
-    extracted = extract_views(
-        documents,
-        missing,
-        models=models,
-        settings=settings,
-        cache=cache,
-        shard=shard,
-        observer=observer,
-        conditions=conditions_of(calls),
-        neighbours=neighbour_settings(calls),
-    )
+    extracted: dict[str, list[TokenStats]] = {view: [] for view in missing}
+    records: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(documents), settings.block_documents):
+        block = extract_views(
+            documents[start : start + settings.block_documents],
+            missing,
+            models=models,
+            settings=settings,
+            cache=cache,
+            shard=shard,
+            observer=observer,
+            conditions=conditions_of(calls),
+            neighbours=neighbour_settings(calls),
+        )
+        for view, per_document in block.items():
+            extracted[view].extend(per_document)
+            if view in VIEW_RECORDS:
+                records.setdefault(view, []).append(VIEW_RECORDS[view])
+    for view, found in records.items():  # a view built in several blocks names every block's file
+        VIEW_RECORDS[view] = found[0] if len(found) == 1 else {"blocks": found}
     stats = {**given, **extracted}
     for call in calls:  # scorers that read more than TokenStats build it now, once, for the model they read
         if call.scorer.prepare is not None:

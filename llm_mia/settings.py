@@ -20,28 +20,47 @@ from llm_mia.scorers import ScorerCall, parse_scorer_specs
 class ExtractionSettings:
     """How texts are batched and windowed.
 
-    ``batch_size``: segments per forward pass. ``window``: tokens per model call including the BOS prefix
-    (default: the model's context length). ``stride``: new tokens scored per window after the first (default:
-    half of the window's content capacity); every scored token beyond the first window sees at least
-    ``window - len(prefix) - stride`` tokens of context. ``progress``: show a progress bar over tokens.
+    ``batch_size``: segments per forward pass, or ``"auto"``: batches of the largest token count that fits, found
+    once per model, device and window and remembered (``llm_mia.batch_size``). ``window``: tokens per model call
+    including the BOS prefix (default: the model's context length). ``stride``: new tokens scored per window after
+    the first (default: half of the window's content capacity); every scored token beyond the first window sees at
+    least ``window - len(prefix) - stride`` tokens of context. ``block_documents``: documents planned together, in
+    input order: batches are formed (length-sorted) within each block, so a block is the unit a distributed engine
+    hands out and commits, and a document's bits depend only on its block. ``threads``: torch CPU threads, a number,
+    ``"auto"`` (the cores other work leaves free, ``llm_mia.threads``) or None (torch's own setting); on CPU the
+    count changes the last bits, so bit-identical reruns need a fixed number. ``progress``: show a progress bar over
+    tokens.
     """
 
-    batch_size: int = 8
+    batch_size: int | str = 8
     window: int | None = None
     stride: int | None = None
+    block_documents: int = 1024
+    threads: int | str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise LlmMiaError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_size != "auto" and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise LlmMiaError(f"batch_size must be an integer >= 1 or 'auto', got {self.batch_size!r}")
         if self.window is not None and self.window < 2:
             raise LlmMiaError(f"window must be >= 2 tokens, got {self.window}")
         if self.stride is not None and self.stride < 1:
             raise LlmMiaError(f"stride must be >= 1 token, got {self.stride}")
+        if self.block_documents < 1:
+            raise LlmMiaError(f"block_documents must be >= 1, got {self.block_documents}")
+        from llm_mia.threads import parse_threads
+
+        object.__setattr__(self, "threads", parse_threads(self.threads))
 
     def to_dict(self) -> dict[str, Any]:
         """What decides the numbers (progress does not)."""
-        return {"batch_size": self.batch_size, "window": self.window, "stride": self.stride}
+        return {
+            "batch_size": self.batch_size,
+            "window": self.window,
+            "stride": self.stride,
+            "block_documents": self.block_documents,
+            "threads": self.threads,
+        }
 
 
 @dataclass(frozen=True)
@@ -54,7 +73,9 @@ class ModelSettings:
     asked for. ``api``: where models named ``api:NAME`` are served (an OpenAI-compatible root URL, the key's
     environment variable, rate limits); required when either model is one. ``output_defense``: an inference-time
     defense spec applied to the target's outputs (``llm_mia.defenses.output``, e.g. ``temperature:t=2``); the
-    reference model is the attacker's own and stays undefended.
+    reference model is the attacker's own and stays undefended. ``device_map`` / ``max_memory``: ``auto`` spreads
+    a model too large for one device over GPUs, CPU and disk (``llm_mia.big_models``), within the given
+    (device, size) limits.
     """
 
     model: str = DEFAULT_MODEL
@@ -66,6 +87,8 @@ class ModelSettings:
     trust_remote_code: bool = False
     api: ApiSettings | None = None
     output_defense: str | None = None
+    device_map: str | None = None
+    max_memory: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -94,7 +117,13 @@ class ModelSettings:
 
     def specs(self, *, device: str | None = None) -> dict[str, ModelSpec]:
         """One :class:`ModelSpec` per role (``target``, and ``reference`` when given)."""
-        common = {"dtype": self.dtype, "device": device or self.device, "trust_remote_code": self.trust_remote_code}
+        common = {
+            "dtype": self.dtype,
+            "device": device or self.device,
+            "trust_remote_code": self.trust_remote_code,
+            "device_map": self.device_map,
+            "max_memory": self.max_memory,
+        }
         specs = {"target": ModelSpec(name=self.model, revision=self.revision, **common)}
         if self.reference:
             specs["reference"] = ModelSpec(name=self.reference, revision=self.reference_revision, **common)
@@ -108,13 +137,14 @@ class ScoringSettings:
     ``scorers``: names or specs such as ``"min_k:k=0.1,0.2"`` (None: every scorer the models allow); parsed on
     construction, so an unknown name fails here. ``cache``: True for the default stats cache, False for none,
     or the path of a cache database. The cache never changes a number: a resumed run gives the same bits as
-    an uninterrupted one.
+    an uninterrupted one. ``ray``: a ``llm_mia.ray_engine.RaySettings`` to score on Ray actors (None: here).
     """
 
     models: ModelSettings = field(default_factory=ModelSettings)
     scorers: tuple[str, ...] | None = None
     extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
     cache: bool | str | Path = True
+    ray: Any = None  # an llm_mia.ray_engine.RaySettings: score on Ray actors instead of in this process
 
     def __post_init__(self) -> None:
         if isinstance(self.scorers, str):

@@ -75,7 +75,13 @@ def test_score_workflow_returns_rows_and_a_full_run_record(tiny_model_dirs, tmp_
         {"column": "loss", "scorer": "loss", "params": {}},
         {"column": "min_k[k=0.5]", "scorer": "min_k", "params": {"k": 0.5}},
     ]
-    assert record["settings"] == {"batch_size": 8, "window": None, "stride": None}
+    assert record["settings"] == {
+        "batch_size": 8,
+        "window": None,
+        "stride": None,
+        "block_documents": 1024,
+        "threads": None,
+    }
     assert "argv" in record and "llm_mia_commit" in record and record["execution"]["processes"] == 1
     _, written = run.write(tmp_path / "s.jsonl")
     assert json.loads(written.read_text())["input"]["sha256"] == record["input"]["sha256"]

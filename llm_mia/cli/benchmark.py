@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.cli.common import add_run_arguments, print_epoch, run_with_arguments
-from llm_mia.errors import LlmMiaError
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir is None:
         output_dir.parent.mkdir(exist_ok=True)
     check_report_dir(output_dir, overwrite=args.overwrite)
-    if args.threads is not None and args.threads < 1:
-        raise LlmMiaError(f"--threads {args.threads}: need at least 1")
     print(f"benchmark {config.name} ({config.size}): {config.description}")
     if args.defense:
         return run_defenses(config, output_dir, args)
@@ -124,12 +121,10 @@ def run(args: argparse.Namespace) -> int:
 
 def run_defenses(config: Any, output_dir: Path, args: argparse.Namespace) -> int:
     """``--defense``: one row per setting (llm_mia.known_split.defenses), printed and written to the report."""
-    from llm_mia.cli.common import busy_machine_hint
+    from llm_mia.cli.common import run_threads
     from llm_mia.known_split.defenses import markdown_table, run_defense_benchmark, write_defense_report
 
-    hint = busy_machine_hint(args.threads)
-    if hint:
-        print(hint)
+    threads = run_threads(args)
     result = run_defense_benchmark(
         config,
         args.defense,
@@ -137,7 +132,7 @@ def run_defenses(config: Any, output_dir: Path, args: argparse.Namespace) -> int
         device=args.device,
         use_cache=not args.no_cache,
         progress=not args.no_progress,
-        threads=args.threads,
+        threads=threads,
         echo=print,
     )
     write_defense_report(result, output_dir)

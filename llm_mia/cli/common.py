@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from llm_mia.big_models import parse_max_memory
 from llm_mia.documents import Columns, Document, read_documents
+from llm_mia.errors import LlmMiaError
 from llm_mia.models import DEFAULT_MODEL, DTYPES
 from llm_mia.remote.client import ApiSettings
 from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
+from llm_mia.threads import parse_threads
 
 
 def builtin_sample_path() -> Path:
@@ -42,7 +44,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="score what a defended deployment of --model returns: temperature:t=T, noise:scale=S[;distribution="
         "laplace][;seed=N], round:decimals=D or top_k:k=K (applied to the logits before every scorer)",
     )
-    group.add_argument("--batch-size", type=int, default=8, help="segments per forward pass (default: 8)")
+    group.add_argument(
+        "--device-map",
+        choices=("auto",),
+        help="auto: spread a model too large for one device over the GPUs, then CPU, then disk (accelerate)",
+    )
+    group.add_argument(
+        "--max-memory",
+        metavar="DEV=SIZE,...",
+        help="with --device-map auto: memory per device, e.g. cuda:0=20GiB,cuda:1=20GiB,cpu=60GiB",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=8,
+        help="segments per forward pass (default: 8), or auto: the largest batch in tokens that fits, found once "
+        "per model, device and window and remembered",
+    )
     group.add_argument("--window", type=int, help="tokens per model call (default: the model's context length)")
     group.add_argument("--stride", type=int, help="new tokens per window for long texts (default: half a window)")
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -51,7 +69,62 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="stats cache directory (default: <cache>/stats); a killed run resumes from it with identical results",
     )
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
+    group.add_argument(
+        "--threads",
+        default="auto",
+        help="torch CPU threads: a number, or auto (default: the cores other work leaves free, measured at the "
+        "start); on CPU a fixed number gives bit-identical reruns",
+    )
     add_api_arguments(parser)
+    add_engine_arguments(parser)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where scoring runs: here (one process, or every process of a torchrun launch) or on Ray actors."""
+    group = parser.add_argument_group("engine (large runs: llm_mia.ray_engine)")
+    group.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="local (default) or ray (Ray Data actors)"
+    )
+    group.add_argument("--ray-address", help="an existing Ray cluster (host:port, ray://host:port or auto)")
+    group.add_argument("--ray-actors", type=int, default=2, help="actors, each loading the models once (2)")
+    group.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per actor (1)")
+    group.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per actor (0)")
+    group.add_argument(
+        "--ray-commit-dir", help="where finished blocks are committed for resuming (default: <cache>/ray-blocks)"
+    )
+    group.add_argument(
+        "--block-documents",
+        type=int,
+        default=1024,
+        help="documents planned together, in input order: the unit an engine hands out and commits (1024)",
+    )
+
+
+def ray_settings_from_args(args: argparse.Namespace) -> Any:
+    """The ``RaySettings`` for ``--engine ray`` (None for the local engine); refuses Ray options without it."""
+    if getattr(args, "engine", "local") != "ray":
+        if getattr(args, "ray_address", None):
+            raise LlmMiaError("--ray-address applies to --engine ray; add --engine ray")
+        return None
+    from llm_mia.ray_engine import RaySettings, require_ray
+
+    require_ray()
+    return RaySettings(
+        address=args.ray_address,
+        actors=args.ray_actors,
+        cpus_per_actor=args.ray_cpus,
+        gpus_per_actor=args.ray_gpus,
+        commit_dir=args.ray_commit_dir,
+    )
+
+
+def _batch_size(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of segments or 'auto'") from None
 
 
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,8 +196,16 @@ def columns_from_args(args: argparse.Namespace) -> Columns:
 
 
 def documents_from_args(args: argparse.Namespace) -> tuple[list[Document], str]:
-    """Read the documents named by --input (or the built-in sample); returns them and their source."""
+    """Read the documents named by --input (or the built-in sample); returns them and their source. With
+    ``--engine ray`` a JSONL / Parquet / CSV input is read by Ray Data (any filesystem pyarrow supports)."""
     source = args.input or str(builtin_sample_path())
+    ray = ray_settings_from_args(args)
+    from llm_mia.ray_engine import ray_readable
+
+    if ray is not None and args.input and ray_readable(args.input):
+        from llm_mia.ray_engine import read_with_ray
+
+        return read_with_ray(source, columns_from_args(args), ray), source
     return read_documents(source, columns=columns_from_args(args), split=args.split), source
 
 
@@ -146,12 +227,20 @@ def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:
             trust_remote_code=args.trust_remote_code,
             api=api_settings_from_args(args),
             output_defense=getattr(args, "output_defense", None),
+            device_map=getattr(args, "device_map", None),
+            max_memory=parse_max_memory(args.max_memory) if getattr(args, "max_memory", None) else None,
         ),
         scorers=tuple(args.scorers) if args.scorers else None,
         extraction=ExtractionSettings(
-            batch_size=args.batch_size, window=args.window, stride=args.stride, progress=not args.no_progress
+            batch_size=args.batch_size,
+            window=args.window,
+            stride=args.stride,
+            block_documents=getattr(args, "block_documents", 1024),
+            threads=getattr(args, "threads", None),
+            progress=not args.no_progress,
         ),
         cache=cache,
+        ray=ray_settings_from_args(args),
     )
 
 
@@ -163,29 +252,24 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("running")
     group.add_argument(
         "--threads",
-        type=int,
-        help="torch CPU threads (default: torch's choice); on a busy shared machine 1 is often fastest",
+        type=parse_threads,
+        default="auto",
+        help="torch CPU threads: a number, or auto (default: the cores other work leaves free, measured at the start)",
     )
     group.add_argument("--device", default="cpu", help="cpu (default, deterministic), cuda or auto")
     group.add_argument("--no-cache", action="store_true", help="rebuild the split and retrain instead of re-using")
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def busy_machine_hint(threads: int | None) -> str | None:
-    """A hint to pass ``--threads 1`` when other work keeps the cores busy and no thread count was given.
+def run_threads(args: argparse.Namespace) -> int:
+    """The torch threads a known-split run uses: ``--threads`` as given, or for ``auto`` the cores other work
+    leaves free (``llm_mia.threads``), printed so a reader of the log knows which."""
+    from llm_mia.threads import AUTO, resolve_threads
 
-    Under contention, torch's waiting OpenMP threads spin on cores that other processes need: on a busy 2-core
-    machine one thread trained SmolLM2 2.5-3x faster than two.
-    """
-    if threads is not None or not hasattr(os, "getloadavg"):
-        return None
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load < 0.75 * cores:
-        return None
-    return (
-        f"note: this machine is busy (load average {load:.1f} on {cores} cores); if this run is slow, "
-        f"--threads 1 is often several times faster on a shared machine"
-    )
+    threads = resolve_threads(args.threads)
+    if args.threads == AUTO:
+        print(f"torch threads: {threads} (--threads auto: the cores other work leaves free now)")
+    return threads
 
 
 def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace, *, extra_scorers: bool = True) -> Any:
@@ -194,15 +278,13 @@ def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace, 
     from llm_mia.known_split.report import write_report
     from llm_mia.known_split.run import run_benchmark
 
-    hint = busy_machine_hint(args.threads)
-    if hint:
-        print(hint)
+    threads = run_threads(args)
     result = run_benchmark(
         config,
         device=args.device,
         use_cache=not args.no_cache,
         progress=not args.no_progress,
-        threads=args.threads,
+        threads=threads,
         echo=print,
         extra_scorers=extra_scorers,
         scorers=getattr(args, "scorers", None),

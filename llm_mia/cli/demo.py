@@ -155,8 +155,6 @@ def run(args: argparse.Namespace) -> int:
         raise LlmMiaError(f"--members {args.members}: the blind baseline's 5-fold cross-validation needs at least 5")
     if args.epochs < 1:
         raise LlmMiaError(f"--epochs {args.epochs}: fine-tune for at least 1 epoch")
-    if args.threads is not None and args.threads < 1:
-        raise LlmMiaError(f"--threads {args.threads}: need at least 1")
     output_dir = check_report_dir(Path(args.output_dir), overwrite=args.overwrite)
     preset = get_preset("smollm2-wikipedia", "demo")
     config = preset.with_overrides(epochs=(args.epochs,), seed=args.seed, members=args.members)

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.documents import Document
-from llm_mia.errors import InputError
+from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.identity import sha256_texts
 from llm_mia.models import LoadedModel, load_model
 from llm_mia.records import run_record, write_run_record
 from llm_mia.score_files import write_rows
 from llm_mia.settings import ModelSettings, ScoringSettings
+from llm_mia.threads import apply_threads
 
 
 @dataclass
@@ -84,16 +85,22 @@ def score_documents(
     ``models``: already loaded models by role (``target``, ``reference``) to use instead of loading the ones
     the settings name. ``source`` names the input in messages and the run record. ``observer``: hears of every
     model call (``llm_mia.scoring.extract_views``). Refuses an empty input (or one where every text is empty)
-    before loading anything.
+    before loading anything. With ``settings.ray``, the documents are scored on Ray actors
+    (``llm_mia.ray_engine``; ``models`` is then not used: every actor loads its own).
     """
     from llm_mia.cache import StatsCache
     from llm_mia.distributed import current_shard, is_main_process
+    from llm_mia.extract import AUTO_BUDGETS
     from llm_mia.scoring import compute_scores
 
     settings = settings or ScoringSettings()
     calls = settings.calls
     check_documents(documents, source=source)
+    inputs = {"source": source, "documents": len(documents), "sha256": sha256_texts([d.text for d in documents])}
+    if settings.ray is not None:
+        return _score_on_ray(documents, settings, inputs=inputs, tool=tool, observer=observer)
     shard = current_shard(settings.models.device)
+    threads = apply_threads(settings.extraction.threads)
     if models is None:
         models = load_models(settings.models)
     cache_path = settings.cache_path
@@ -104,19 +111,52 @@ def score_documents(
     rows, _ = compute_scores(
         documents, calls, models=models, settings=extraction, cache=cache, shard=shard, observer=observer
     )
-    import torch
-
     record = run_record(
         tool,
-        inputs={"source": source, "documents": len(documents), "sha256": sha256_texts([d.text for d in documents])},
+        inputs=inputs,
         models={role: model.describe() for role, model in models.items()},
         scorers=[call.describe() for call in calls],
         settings=settings.extraction.to_dict(),
         execution={
+            "engine": "local",
             "processes": 1 if shard is None else shard.count,
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": threads,
+            **(
+                {"batch_tokens_auto": {m.spec.name: AUTO_BUDGETS.get(m.spec.name) for m in models.values()}}
+                if settings.extraction.batch_size == "auto"
+                else {}
+            ),
             "cache": None if cache is None else {"path": str(cache.path), "hits": cache.hits, "stored": cache.stored},
             "random_seed": "none used: scoring is deterministic",
         },
     )
     return ScoreRun(rows=rows, record=record, is_main=is_main_process(shard))
+
+
+def _score_on_ray(
+    documents: Sequence[Document], settings: ScoringSettings, *, inputs: dict[str, Any], tool: str, observer: Any
+) -> ScoreRun:
+    """:func:`score_documents` on Ray actors (``llm_mia.ray_engine``): the same rows, in input order."""
+    from llm_mia.models import resolve_model_directory
+    from llm_mia.ray_engine import score_blocks
+
+    if observer is not None:
+        raise LlmMiaError(
+            "--engine ray cannot log every model call in one query log (the calls happen on the actors); "
+            "run evidence and API-logged scoring in one process"
+        )
+    rows, execution = score_blocks(documents, settings, settings.ray)
+    models = {
+        role: {"name": spec.name, "revision": spec.revision, "dtype": spec.dtype, "device": spec.device}
+        | ({} if spec.name.startswith("api:") else {"directory": str(resolve_model_directory(spec))})
+        for role, spec in settings.models.specs().items()
+    }
+    record = run_record(
+        tool,
+        inputs=inputs,
+        models=models,
+        scorers=[call.describe() for call in settings.calls],
+        settings=settings.extraction.to_dict(),
+        execution={**execution, "random_seed": "none used: scoring is deterministic"},
+    )
+    return ScoreRun(rows=rows, record=record)
