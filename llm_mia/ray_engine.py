@@ -231,7 +231,7 @@ def score_blocks(
             BlockScorer,
             fn_constructor_kwargs={"settings": quiet, "threads": actor_threads},
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=ray_settings.actors),
+            compute=ray.data.ActorPoolStrategy(size=min(ray_settings.actors, len(todo))),
             num_cpus=ray_settings.cpus_per_actor,
             num_gpus=ray_settings.gpus_per_actor or None,
         )  # Ray Data's actor pool restarts a killed actor and retries its block (max_restarts = -1 by default)

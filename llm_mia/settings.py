@@ -35,7 +35,7 @@ class ExtractionSettings:
     batch_size: int | str = 8
     window: int | None = None
     stride: int | None = None
-    block_documents: int = 1024
+    block_documents: int = 256
     threads: int | str | None = None
     progress: bool = True
 

@@ -186,3 +186,19 @@ def test_committed_block_files_are_plain_jsonl_named_by_their_key(documents, mod
     assert [name.split("-")[1] for name in files] == ["000000", "000001"]
     rows = [json.loads(line) for line in (commit / files[0]).read_text().splitlines()]
     assert [row["id"] for row in rows] == [f"d{i}" for i in range(16)]
+
+
+def test_evaluate_scores_on_ray_as_in_one_process(documents, tiny_model_dirs, tmp_path) -> None:
+    from llm_mia.cli import main
+
+    source = tmp_path / "labelled.jsonl"
+    source.write_text("".join(json.dumps(d.__dict__) + "\n" for d in documents[:60]))
+    common = ["evaluate", "--model", str(tiny_model_dirs["llama"]), "--device", "cpu", "--threads", "1"]
+    common += ["--input", str(source), "--scorers", "loss", "zlib", "--no-cache", "--no-blind", "--no-progress"]
+    common += ["--block-documents", "16", "--bootstrap", "50"]
+    assert main([*common, "--save-scores", str(tmp_path / "local.jsonl")]) == 0
+    ray_args = ["--engine", "ray", "--ray-commit-dir", str(tmp_path / "blocks")]
+    assert main([*common, *ray_args, "--save-scores", str(tmp_path / "ray.jsonl")]) == 0
+    assert (tmp_path / "ray.jsonl").read_text() == (tmp_path / "local.jsonl").read_text()
+    record = json.loads((tmp_path / "ray.jsonl.run.json").read_text())
+    assert record["tool"] == "llm-mia evaluate" and record["execution"]["blocks"] == 4

@@ -79,7 +79,7 @@ def test_score_workflow_returns_rows_and_a_full_run_record(tiny_model_dirs, tmp_
         "batch_size": 8,
         "window": None,
         "stride": None,
-        "block_documents": 1024,
+        "block_documents": 256,
         "threads": None,
     }
     assert "argv" in record and "llm_mia_commit" in record and record["execution"]["processes"] == 1

@@ -95,8 +95,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--block-documents",
         type=int,
-        default=1024,
-        help="documents planned together, in input order: the unit an engine hands out and commits (1024)",
+        default=256,
+        help="documents planned together, in input order: the unit an engine hands out and commits (256)",
     )
 
 
@@ -235,7 +235,7 @@ def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:
             batch_size=args.batch_size,
             window=args.window,
             stride=args.stride,
-            block_documents=getattr(args, "block_documents", 1024),
+            block_documents=getattr(args, "block_documents", 256),
             threads=getattr(args, "threads", None),
             progress=not args.no_progress,
         ),
