@@ -18,9 +18,14 @@ def sample_continuations(
     seed: int,
     temperature: float = 1.0,
     top_k: int = 50,
+    top_p: float = 1.0,
+    repetition_penalty: float = 1.0,
+    exact_length: bool = False,
     chat_template: bool = False,
 ) -> list[str]:
-    """``samples`` continuations of ``prompt`` (new text only), sampled at ``temperature`` with ``top_k``.
+    """``samples`` continuations of ``prompt`` (new text only), sampled at ``temperature`` with ``top_k`` (and
+    nucleus ``top_p``, ``repetition_penalty``). ``exact_length``: every continuation has exactly
+    ``max_new_tokens`` tokens (end-of-text is not sampled before then).
 
     ``chat_template``: ``prompt`` is a user message, put through the tokenizer's chat template (an instruct
     model's own format, special tokens included) instead of being continued as plain text.
@@ -47,8 +52,10 @@ def sample_continuations(
             do_sample=True,
             temperature=temperature,
             top_k=top_k,
-            top_p=1.0,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
             max_new_tokens=max_new_tokens,
+            min_new_tokens=max_new_tokens if exact_length else None,
             num_return_sequences=samples,
             pad_token_id=pad,
         )

@@ -20,6 +20,7 @@ from llm_mia.errors import LlmMiaError
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("score", "score", "score documents with membership scorers (one forward pass per model and text variant)"),
     ("dataset-test", "dataset_test", "test whether a whole work was trained on: many passages vs control works"),
+    ("synthesize", "synthesize", "synthetic control: a generator tuned on part of a work completes the rest"),
     ("evaluate", "evaluate", "evaluate scorers on a labelled set: AUROC [CI], TPR at low FPR, blind baseline, plots"),
     ("calibrate", "calibrate", "fit a threshold at a target FPR on known non-member scores"),
     ("verdict", "verdict", "per-document p-values and verdicts from a calibration and a score file"),

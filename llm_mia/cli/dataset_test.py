@@ -47,6 +47,7 @@ from typing import Any
 
 from llm_mia.cli.common import add_model_arguments, add_scorer_arguments, scoring_settings_from_args
 from llm_mia.dataset_inference import DEFAULT_ALPHA
+from llm_mia.errors import LlmMiaError
 from llm_mia.half_split import DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS
 from llm_mia.outputs import check_output_dir
 from llm_mia.passages import DEFAULT_PASSAGE_TOKENS, WORK_UNITS
@@ -59,8 +60,8 @@ def add_test_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--suspect", required=True, help="the work to test: a text file, directory, or .jsonl/...")
     group.add_argument(
         "--control",
-        required=True,
-        help="control works the model cannot have seen, of the same kind (see above for what qualifies)",
+        help="control works the model cannot have seen, of the same kind (see above for what qualifies); "
+        "or --synthetic-control when there are none",
     )
     group.add_argument(
         "--suspect-works",
@@ -133,15 +134,55 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from llm_mia.cli.synthesize import add_synthesis_arguments
+
     add_test_arguments(parser)
+    synthetic = parser.add_argument_group("synthetic control (no unseen text of the work's kind: Zhao et al. 2025)")
+    synthetic.add_argument(
+        "--synthetic-control",
+        action="store_true",
+        help="test the work against text a generator fine-tuned on its other part wrote (llm-mia synthesize)",
+    )
+    synthetic.add_argument("--synthetic", help="a set written by `llm-mia synthesize` (default: make one now)")
+    synthetic.add_argument("--calibration-runs", type=int, default=10, help="random splits of the pairs (10)")
+    add_synthesis_arguments(parser)
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", required=True, help="directory for the report (created if missing)")
     output.add_argument("--overwrite", action="store_true", help="replace report files already in --output-dir")
 
 
+def run_synthetic(args: argparse.Namespace) -> int:
+    """``--synthetic-control``: the calibrated test against a synthetic held-out set (llm_mia.workflows.synthetic)."""
+    from llm_mia.cli.synthesize import synthesis_settings
+    from llm_mia.workflows.synthetic import DEFAULT_SCORERS, OUTPUT_FILES, SyntheticTestSettings, run_synthetic_test
+
+    if args.control:
+        raise LlmMiaError("give --control (real control works) or --synthetic-control, not both")
+    if args.scorers is None:
+        args.scorers = list(DEFAULT_SCORERS)
+    settings = SyntheticTestSettings(
+        scoring=scoring_settings_from_args(args),
+        synthesis=synthesis_settings(args),
+        alpha=args.alpha,
+        runs=args.calibration_runs,
+        seed=args.seed,
+    )
+    output_dir = check_output_dir(args.output_dir, overwrite=args.overwrite, owned=OUTPUT_FILES)
+    report = run_synthetic_test(args.suspect, settings, synthetic=args.synthetic, progress=not args.no_progress)
+    written = report.write(output_dir)
+    for line in report.summary_lines():
+        print(line)
+    print(f"wrote {', '.join(p.name for p in written)} to {output_dir}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from llm_mia.workflows.dataset import OUTPUT_FILES, run_dataset_test
 
+    if args.synthetic_control:
+        return run_synthetic(args)
+    if not args.control:
+        raise LlmMiaError("give --control (control works the model cannot have seen) or --synthetic-control")
     settings = settings_from_args(args)
     output_dir = check_output_dir(args.output_dir, overwrite=args.overwrite, owned=OUTPUT_FILES)
     report = run_dataset_test(args.suspect, args.control, settings)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 
 from llm_mia.cli.dataset_test import add_test_arguments, settings_from_args
+from llm_mia.errors import LlmMiaError
 from llm_mia.outputs import check_output_file
 
 
@@ -42,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from llm_mia.evidence.plan import build_plan
 
+    if not args.control:
+        raise LlmMiaError("a plan needs --control: the control works the model cannot have seen")
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
     settings = settings_from_args(args)
     plan = build_plan(
