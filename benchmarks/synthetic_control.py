@@ -23,6 +23,7 @@ import json
 import time
 from pathlib import Path
 
+from llm_mia.errors import LlmMiaError
 from llm_mia.known_split.presets import get_preset
 from llm_mia.known_split.run import train_models
 from llm_mia.known_split.splits import build_split
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--power-seeds", type=int, default=3, help="seeds for the trained part")
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--epoch", type=int, default=8, help="target snapshot (the recipe saves 1, 2, 4, 8)")
+    parser.add_argument("--generator-epochs", type=int, default=1, help="generator fine-tuning epochs (1)")
     parser.add_argument("--output", default="synthetic-control-benchmark")
     args = parser.parse_args()
     output = Path(args.output)
@@ -73,11 +75,19 @@ def main() -> None:
         path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
         for seed in range(args.power_seeds if name == "trained" else args.seeds):
             synthesis = SynthesisSettings(
-                generator=str(reference.snapshots[max(reference.snapshots)]), pairs=args.pairs, seed=seed
+                generator=str(reference.snapshots[max(reference.snapshots)]),
+                pairs=args.pairs,
+                seed=seed,
+                epochs=args.generator_epochs,
             )
             settings = SyntheticTestSettings(scoring=scoring, synthesis=synthesis, seed=seed)
             started = time.perf_counter()
-            report = run_synthetic_test(path, settings, progress=False)
+            try:
+                report = run_synthetic_test(path, settings, progress=False)
+            except LlmMiaError as error:  # a refusal (e.g. the generator copied the work) is a result too
+                rows.append({"work": name, "seed": seed, "refused": str(error)})
+                print(json.dumps(rows[-1]), flush=True)
+                continue
             seconds = time.perf_counter() - started
             r = report.report
             rows.append(
@@ -100,7 +110,12 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     for name in works:
-        mine = [r for r in rows if r["work"] == name]
+        refused = [r for r in rows if r["work"] == name and "refused" in r]
+        if refused:
+            print(f"| {name} | {len(refused)} refused | {refused[0]['refused'][:80]} ... |")
+        mine = [r for r in rows if r["work"] == name and "refused" not in r]
+        if not mine:
+            continue
         hits = sum(r["verdict"] == "consistent" for r in mine)
         low, high = clopper_pearson(hits, len(mine))
         ps = sorted(r["p_value"] for r in mine)

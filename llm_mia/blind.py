@@ -148,7 +148,9 @@ class BlindBaselineResult(ScorerEvaluation):
         }
 
 
-def _vectorizer() -> Any:
+def bag_of_words_vectorizer() -> Any:
+    """TF-IDF of word 1-2-grams and character 2-5-grams: the model-free text features (Das et al. 2024), also
+    the synthetic control's text classifier (``llm_mia.synthetic.calibration``)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_union
 
@@ -235,7 +237,7 @@ def blind_baseline(
     matrices = []  # per fold: (train index, test index, X_train, X_test); the vectorisers never see labels
     for test in tests:
         train = np.setdiff1d(np.arange(len(texts)), test)
-        vectorizer = _vectorizer().fit([texts[i] for i in train])
+        vectorizer = bag_of_words_vectorizer().fit([texts[i] for i in train])
         matrices.append(
             (
                 train,

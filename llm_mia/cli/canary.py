@@ -137,6 +137,7 @@ def _test_settings(args: argparse.Namespace) -> CanaryTestSettings:
         commitment=args.commitment,
         batch_size=args.batch_size,
         cache=scoring.cache,
+        threads=scoring.extraction.threads,
     )
 
 

@@ -110,10 +110,10 @@ def _text_probabilities(train_texts: list[str], train_y: np.ndarray, test_texts:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from llm_mia.blind import _vectorizer
+    from llm_mia.blind import bag_of_words_vectorizer
 
     def fit(texts: list[str], labels: np.ndarray) -> Any:
-        vectorizer = _vectorizer()
+        vectorizer = bag_of_words_vectorizer()
         matrix = vectorizer.fit_transform(texts)
         classifier = LogisticRegression(max_iter=2000, C=1.0).fit(matrix, labels)
         return lambda other: classifier.predict_proba(vectorizer.transform(other))[:, 1]

@@ -34,14 +34,16 @@ ASSUMPTION = (
 
 @dataclass(frozen=True)
 class CanaryTestSettings:
-    """Model, scorer (one), significance level and the secret file's commitment (a SHA-256, or its JSON file)."""
+    """Model, scorer (one), significance level, the secret file's commitment (a SHA-256, or its JSON file), batch
+    size, stats cache and torch threads (``llm_mia.threads``)."""
 
     models: ModelSettings = field(default_factory=ModelSettings)
     scorer: str = "loss"
     alpha: float = 0.05
     commitment: str | None = None
-    batch_size: int = 8
+    batch_size: int | str = 8
     cache: bool | str | Path = True
+    threads: int | str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
@@ -73,7 +75,7 @@ def run_canary_test(secret: Path, settings: CanaryTestSettings, *, observer: Any
     scoring = ScoringSettings(
         models=settings.models,
         scorers=(settings.scorer,),
-        extraction=ExtractionSettings(batch_size=settings.batch_size, progress=False),
+        extraction=ExtractionSettings(batch_size=settings.batch_size, threads=settings.threads, progress=False),
         cache=settings.cache,
     )
     run = score_documents(
