@@ -153,18 +153,19 @@ def _spans(text: str, words: int) -> set[str]:
     return {" ".join(tokens[i : i + words]) for i in range(len(tokens) - words + 1)}
 
 
-def copied(prefixes: Sequence[str], suffixes: Sequence[str], work: Sequence[str], words: int) -> list[int]:
-    """Indices of synthetic suffixes sharing a ``words``-word span with the work that their own prefix does not
-    explain (the span is not inside prefix + suffix's first words only because of the prefix)."""
+def copied(prefixes: Sequence[str], suffixes: Sequence[str], work: Sequence[str], words: int) -> dict[int, str]:
+    """The synthetic suffixes sharing a ``words``-word span with the work that their own prefix does not explain
+    (a span reaching into the suffix, not lying inside the prefix): index -> the first such span."""
     index: set[str] = set()
     for text in work:
         index |= _spans(text, words)
-    found = []
+    found = {}
     for i, (prefix, suffix) in enumerate(zip(prefixes, suffixes, strict=True)):
         own = _spans(prefix, words)
         tail = " ".join(prefix.split()[-(words - 1) :] + suffix.split())
-        if any(span in index and span not in own for span in _spans(tail, words)):
-            found.append(i)
+        shared = [span for span in sorted(_spans(tail, words)) if span in index and span not in own]
+        if shared:
+            found[i] = shared[0]
     return found
 
 
@@ -251,8 +252,9 @@ def synthesize(work: str | Path, settings: SynthesisSettings, *, progress: bool 
             raise LlmMiaError(
                 f"the generator copied the work: {len(found)} of {len(pairs)} synthetic suffixes share a span of "
                 f"{settings.copy_words} words with the suspect work beyond their own prefix (at most "
-                f"{settings.max_copied_share:.0%} allowed); copied text is not held out. Fine-tune fewer epochs or "
-                "sample at a higher temperature"
+                f"{settings.max_copied_share:.0%} allowed), e.g. {next(iter(found.values()))!r}; copied text is not "
+                "held out. Fine-tune fewer epochs, sample at a higher temperature, or, where such spans are the "
+                "genre's formulae rather than copies, raise --copy-words"
             )
     return SyntheticSet(
         pairs,
