@@ -36,7 +36,7 @@ from llm_mia.workflows.synthetic import DEFAULT_SCORERS, SyntheticTestSettings, 
 def wikimia_nonmembers() -> list[str]:
     root = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikimia"
     texts = []
-    for name in ("128.jsonl", "256.jsonl"):
+    for name in ("128.jsonl",):  # one length: WikiMIA's longer files repeat the shorter files' articles
         for line in (root / name).read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             if row["label"] == 0:

@@ -137,12 +137,13 @@ def test_a_generator_trained_on_the_snippets_it_completes_is_refused(tiny_settin
         check_generator_unseen({}, ["x"])
 
 
-def test_copying_the_work_is_detected_beyond_the_prefix() -> None:
+def test_copying_the_work_is_detected_and_predicting_the_next_word_is_not() -> None:
     work = ["w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16"]
-    prefixes = ["w1 w2 w3 w4", "w1 w2 w3 w4", "x1 x2"]
-    suffixes = ["w5 w6 w7 w8 w9 w10", "y1 y2 y3 y4 y5 y6", "z1 z2 z3"]
-    found = copied(prefixes, suffixes, work, 6)
-    assert list(found) == [0] and found[0] in work[0]  # the first continues the work verbatim
+    # after the prefix "w1 w2 w3 w4": the work's next six words (copied), the work's next word then new text
+    # (a prediction, as a span starting in the prefix would wrongly count), and new text
+    suffixes = ["w5 w6 w7 w8 w9 w10", "w5 y2 y3 y4 y5 y6", "z1 z2 z3"]
+    found = copied(suffixes, work, 6)
+    assert found == {0: "w5 w6 w7 w8 w9 w10"}
 
 
 def test_a_work_too_short_and_a_model_that_cannot_generate_are_refused(tiny_settings, tmp_path) -> None:

@@ -10,8 +10,8 @@ The work is cut into snippets of --snippet-words words and shuffled (seeded); ha
 the rest fine-tune the generator (the packaged SmolLM2-135M by default, any local causal LM with --generator),
 which therefore never sees a snippet it completes. After the first half of each completed snippet's tokens the
 generator writes a suffix of the real one's length, twice (the second is the negative control's). The set is
-refused when the generator copies the work (spans of --copy-words words shared with the work beyond the
-prefix, in more than 5% of suffixes) and when the work is too short (80 snippets, about 5,000 words at 64 words
+refused when the generator copies the work (more than 5% of suffixes containing --copy-words generated
+words in a row found in the work) and when the work is too short (80 snippets, about 5,000 words at 64 words
 per snippet). The file records the work's SHA-256, the generator's identity and training key, the seed and
 every setting; `dataset-test --synthetic` refuses it for another text.
 """
