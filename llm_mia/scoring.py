@@ -301,7 +301,7 @@ def compute_scores(
 
     Documents are extracted in blocks of ``settings.block_documents`` in input order, each block planned on its
     own (``llm_mia.extract.extract``): a block's batches, and so its documents' bits, are the same whether the
-    block runs here, in another process or on a Ray actor (``llm_mia.engines.ray``).
+    block runs here, in another process or on a Ray actor (``llm_mia.ray_engine``).
 
     Returns the rows and the extractions by view (so a caller can reuse one, e.g. a fixed reference model's,
     for the next call).
