@@ -29,7 +29,7 @@ from llm_mia.known_split.run import train_models
 from llm_mia.known_split.splits import build_split
 from llm_mia.metrics import clopper_pearson
 from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
-from llm_mia.synthetic.generate import SynthesisSettings
+from llm_mia.synthetic.generate import SynthesisSettings, cut_snippets
 from llm_mia.workflows.synthetic import DEFAULT_SCORERS, SyntheticTestSettings, run_synthetic_test
 
 
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--epoch", type=int, default=8, help="target snapshot (the recipe saves 1, 2, 4, 8)")
     parser.add_argument("--generator-epochs", type=int, default=1, help="generator fine-tuning epochs (1)")
     parser.add_argument("--output", default="synthetic-control-benchmark")
+    parser.add_argument("--works", nargs="+", default=["trained", "untrained", "never seen"])
     args = parser.parse_args()
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -71,12 +72,16 @@ def main() -> None:
     )
     rows = []
     for name, texts in works.items():
+        if name not in args.works:
+            continue
         path = output / f"{name.replace(' ', '-')}.txt"
+        # at most half the snippets are completed: the other half fine-tunes the generator
+        pairs = min(args.pairs, len(cut_snippets(texts, SynthesisSettings().snippet_words)) // 2)
         path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
         for seed in range(args.power_seeds if name == "trained" else args.seeds):
             synthesis = SynthesisSettings(
                 generator=str(reference.snapshots[max(reference.snapshots)]),
-                pairs=args.pairs,
+                pairs=pairs,
                 seed=seed,
                 epochs=args.generator_epochs,
             )
@@ -109,7 +114,7 @@ def main() -> None:
         "| work | seeds | consistent at alpha 0.05 [95% CI] | median p | negative control fired | text AUROC | s/run |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name in works:
+    for name in args.works:
         refused = [r for r in rows if r["work"] == name and "refused" in r]
         if refused:
             print(f"| {name} | {len(refused)} refused | {refused[0]['refused'][:80]} ... |")
