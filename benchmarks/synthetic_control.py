@@ -6,11 +6,13 @@ Two recipes give the suspect model (both cached by the known-split benchmark's t
 gpt2-wikipedia (default): GPT-2 trained from scratch on 512 Wikipedia summaries, 8 epochs. The generator is the
   recipe's reference model (a GPT-2 trained the same way on a disjoint split of Wikipedia summaries, so it never
   saw a member or a non-member).
-smollm2-wikipedia: the packaged SmolLM2-135M fine-tuned (all weights) on --members Wikipedia summaries (the
-  full preset's 64 give fewer snippets than the synthetic control's minimum, so the split is enlarged here;
-  --epoch picks the snapshot, default 2). The generator is the packaged SmolLM2, the toolkit's default. Caveat:
-  SmolLM2 was pretrained on web text that probably holds these Wikipedia summaries, so "untrained" means
-  "not in the fine-tune", and no work is provably unseen by the base model (the "never seen" work is left out).
+smollm2-wikipedia: the packaged SmolLM2-135M fine-tuned (all weights) on --members Wikipedia summaries, 1, 2
+  and 4 epochs (snippets never cross a summary, and a summary of 40-80 words gives at most one 64-word snippet:
+  the full preset's 64 members are below the synthetic control's minimum, 320 give about 70 pairs). --epochs
+  picks the snapshots tested, default 2 and 4, on the same synthetic sets. The generator is the packaged
+  SmolLM2, the toolkit's default. Caveat: SmolLM2 was pretrained on web text that probably holds these
+  Wikipedia summaries, so "untrained" means "not in the fine-tune", and no work is provably unseen by the
+  base model (the "never seen" work is left out).
 
 Works, each packaged as one file (the packaging that misled the first release's plain test):
   trained     the recipe's members (the model was trained on them)
@@ -41,7 +43,7 @@ from llm_mia.known_split.run import train_models
 from llm_mia.known_split.splits import build_split
 from llm_mia.metrics import clopper_pearson
 from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
-from llm_mia.synthetic.generate import SynthesisSettings, cut_snippets
+from llm_mia.synthetic.generate import SynthesisSettings, cut_snippets, synthesize
 from llm_mia.workflows.synthetic import DEFAULT_SCORERS, SyntheticTestSettings, run_synthetic_test
 
 
@@ -63,7 +65,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--recipe", choices=["gpt2-wikipedia", "smollm2-wikipedia"], default="gpt2-wikipedia")
     parser.add_argument("--members", type=int, default=320, help="smollm2-wikipedia: members (= non-members)")
-    parser.add_argument("--epoch", type=int, help="target snapshot (gpt2: 1, 2, 4, 8, default 8; smollm2: 1, 2)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        nargs="+",
+        help="target snapshots, each tested on the same synthetic sets "
+        "(gpt2: 1, 2, 4, 8, default 8; smollm2: 1, 2, 4, default 2 4)",
+    )
     parser.add_argument("--generator-epochs", type=int, default=1, help="generator fine-tuning epochs (1)")
     parser.add_argument("--output", default="synthetic-control-benchmark")
     parser.add_argument("--works", nargs="+", default=["trained", "untrained", "never seen"])
@@ -75,9 +83,9 @@ def main() -> None:
         config = dataclasses.replace(
             config,
             split=dataclasses.replace(config.split, members=args.members, nonmembers=args.members, calibration=0),
-            training=dataclasses.replace(config.training, epochs=(1, 2)),
+            training=dataclasses.replace(config.training, epochs=(1, 2, 4)),
         )
-    epoch = args.epoch or max(config.training.epochs)
+    epochs = args.epochs or ([8] if args.recipe == "gpt2-wikipedia" else [2, 4])
     split = build_split(config.split)
     target, reference = train_models(config, split, progress=False)
     generator = str(reference.snapshots[max(reference.snapshots)]) if reference else SynthesisSettings().generator
@@ -87,12 +95,15 @@ def main() -> None:
     }
     if reference:  # a from-scratch model: WikiMIA's post-2023 texts are unseen by construction
         works["never seen"] = wikimia_nonmembers()
-    scoring = ScoringSettings(
-        models=ModelSettings(model=str(target.snapshots[epoch]), device="cpu"),
-        scorers=DEFAULT_SCORERS,
-        extraction=ExtractionSettings(batch_size=16, threads=1, progress=False),
-        cache=False,
-    )
+    scorings = {
+        epoch: ScoringSettings(
+            models=ModelSettings(model=str(target.snapshots[epoch]), device="cpu"),
+            scorers=DEFAULT_SCORERS,
+            extraction=ExtractionSettings(batch_size=16, threads=1, progress=False),
+            cache=False,
+        )
+        for epoch in epochs
+    }
     rows = []
     for name, texts in works.items():
         if name not in args.works:
@@ -102,59 +113,61 @@ def main() -> None:
         pairs = min(args.pairs, len(cut_snippets(texts, SynthesisSettings().snippet_words)) // 2)
         path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
         for seed in range(args.power_seeds if name == "trained" else args.seeds):
-            synthesis = SynthesisSettings(
-                generator=generator,
-                pairs=pairs,
-                seed=seed,
-                epochs=args.generator_epochs,
-            )
-            settings = SyntheticTestSettings(scoring=scoring, synthesis=synthesis, seed=seed)
+            synthesis = SynthesisSettings(generator=generator, pairs=pairs, seed=seed, epochs=args.generator_epochs)
             started = time.perf_counter()
             try:
-                report = run_synthetic_test(path, settings, progress=False)
+                made = synthesize(path, synthesis, progress=False)
             except LlmMiaError as error:  # a refusal (e.g. the generator copied the work) is a result too
                 rows.append({"work": name, "seed": seed, "refused": str(error)})
                 print(json.dumps(rows[-1]), flush=True)
                 continue
-            seconds = time.perf_counter() - started
-            r = report.report
-            rows.append(
-                {
-                    "work": name,
-                    "seed": seed,
-                    "p_value": r["p_value"],
-                    "verdict": r["verdict"],
-                    "negative_control_p": r["negative_control"]["p_value"],
-                    "text_auroc": r["blind_baseline"]["auroc"],
-                    "pairs": r["pairs"],
-                    "seconds": round(seconds, 1),
-                }
-            )
-            print(json.dumps(rows[-1]), flush=True)
-            (output / "result.json").write_text(
-                json.dumps({"recipe": args.recipe, "rows": rows, "epoch": epoch}, indent=1)
-            )
+            made_seconds = time.perf_counter() - started
+            stored = made.write(output / f"{name.replace(' ', '-')}-seed{seed}.synthetic.json")
+            for epoch, scoring in scorings.items():
+                started = time.perf_counter()
+                settings = SyntheticTestSettings(scoring=scoring, synthesis=synthesis, seed=seed)
+                r = run_synthetic_test(path, settings, synthetic=stored, progress=False).report
+                rows.append(
+                    {
+                        "work": name,
+                        "epoch": epoch,
+                        "seed": seed,
+                        "p_value": r["p_value"],
+                        "verdict": r["verdict"],
+                        "negative_control_p": r["negative_control"]["p_value"],
+                        "text_auroc": r["blind_baseline"]["auroc"],
+                        "pairs": r["pairs"],
+                        "synthesis_seconds": round(made_seconds, 1),
+                        "test_seconds": round(time.perf_counter() - started, 1),
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
+            (output / "result.json").write_text(json.dumps({"recipe": args.recipe, "rows": rows}, indent=1))
     print()
     print(
-        "| work | seeds | consistent at alpha 0.05 [95% CI] | median p | negative control fired | text AUROC | s/run |"
+        "| work | target epoch | seeds | consistent at alpha 0.05 [95% CI] | median p | negative control fired | "
+        "text AUROC | s/run (synthesis + test) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.works:
         refused = [r for r in rows if r["work"] == name and "refused" in r]
         if refused:
-            print(f"| {name} | {len(refused)} refused | {refused[0]['refused'][:80]} ... |")
-        mine = [r for r in rows if r["work"] == name and "refused" not in r]
-        if not mine:
-            continue
-        hits = sum(r["verdict"] == "consistent" for r in mine)
-        low, high = clopper_pearson(hits, len(mine))
-        ps = sorted(r["p_value"] for r in mine)
-        print(
-            f"| {name} | {len(mine)} | {hits}/{len(mine)} [{low:.2f}, {high:.2f}] | {ps[len(ps) // 2]:.2g} | "
-            f"{sum(r['verdict'] == 'withheld' for r in mine)} | "
-            f"{sum(r['text_auroc'] for r in mine) / len(mine):.2f} | "
-            f"{sum(r['seconds'] for r in mine) / len(mine):.0f} |"
-        )
+            print(f"| {name} | | {len(refused)} refused | {refused[0]['refused'][:80]} ... |")
+        for epoch in epochs:
+            mine = [r for r in rows if r["work"] == name and r.get("epoch") == epoch]
+            if not mine:
+                continue
+            hits = sum(r["verdict"] == "consistent" for r in mine)
+            low, high = clopper_pearson(hits, len(mine))
+            ps = sorted(r["p_value"] for r in mine)
+            synthesis_seconds = sum(r["synthesis_seconds"] for r in mine) / len(mine)
+            test_seconds = sum(r["test_seconds"] for r in mine) / len(mine)
+            print(
+                f"| {name} | {epoch} | {len(mine)} | {hits}/{len(mine)} [{low:.2f}, {high:.2f}] | "
+                f"{ps[len(ps) // 2]:.2g} | {sum(r['verdict'] == 'withheld' for r in mine)} | "
+                f"{sum(r['text_auroc'] for r in mine) / len(mine):.2f} | "
+                f"{synthesis_seconds:.0f} + {test_seconds:.0f} |"
+            )
 
 
 if __name__ == "__main__":
