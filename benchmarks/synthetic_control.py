@@ -7,12 +7,11 @@ gpt2-wikipedia (default): GPT-2 trained from scratch on 512 Wikipedia summaries,
   recipe's reference model (a GPT-2 trained the same way on a disjoint split of Wikipedia summaries, so it never
   saw a member or a non-member).
 smollm2-wikipedia: the packaged SmolLM2-135M fine-tuned (all weights) on --members Wikipedia summaries, 1, 2
-  and 4 epochs (snippets never cross a summary, and a summary of 40-80 words gives at most one 64-word snippet:
-  the full preset's 64 members are below the synthetic control's minimum, 320 give about 70 pairs). --epochs
-  picks the snapshots tested, default 2 and 4, on the same synthetic sets. The generator is the packaged
-  SmolLM2, the toolkit's default. Caveat: SmolLM2 was pretrained on web text that probably holds these
-  Wikipedia summaries, so "untrained" means "not in the fine-tune", and no work is provably unseen by the
-  base model (the "never seen" work is left out).
+  and 4 epochs (the full preset's 64 members give fewer snippets than the synthetic control's minimum, so the
+  split is enlarged here). --epochs picks the snapshots tested, default 2 and 4, on the same synthetic sets. The
+  generator is the packaged SmolLM2, the toolkit's default. Caveat: SmolLM2 was pretrained on web text that
+  probably holds these Wikipedia summaries, so "untrained" means "not in the fine-tune", and no work is
+  provably unseen by the base model (the "never seen" work is left out).
 
 Works, each packaged as one file (the packaging that misled the first release's plain test):
   trained     the recipe's members (the model was trained on them)
@@ -43,7 +42,7 @@ from llm_mia.known_split.run import train_models
 from llm_mia.known_split.splits import build_split
 from llm_mia.metrics import clopper_pearson
 from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
-from llm_mia.synthetic.generate import SynthesisSettings, cut_snippets, synthesize
+from llm_mia.synthetic.generate import SynthesisSettings, cut_snippets, read_work, synthesize
 from llm_mia.workflows.synthetic import DEFAULT_SCORERS, SyntheticTestSettings, run_synthetic_test
 
 
@@ -109,9 +108,10 @@ def main() -> None:
         if name not in args.works:
             continue
         path = output / f"{name.replace(' ', '-')}.txt"
-        # at most half the snippets are completed: the other half fine-tunes the generator
-        pairs = min(args.pairs, len(cut_snippets(texts, SynthesisSettings().snippet_words)) // 2)
         path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
+        # at most half the work's snippets (cut as the synthetic path reads the file) are completed: the other
+        # half fine-tunes the generator
+        pairs = min(args.pairs, len(cut_snippets(read_work(path), SynthesisSettings().snippet_words)) // 2)
         for seed in range(args.power_seeds if name == "trained" else args.seeds):
             synthesis = SynthesisSettings(generator=generator, pairs=pairs, seed=seed, epochs=args.generator_epochs)
             started = time.perf_counter()
