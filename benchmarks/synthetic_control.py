@@ -21,7 +21,7 @@ The generator is fine-tuned per seed on the half of the work's snippets it does 
 the snippet split, the generator's training and sampling, and the calibration's splits. Prints the table;
 writes result.json.
 
-    python benchmarks/synthetic_control.py --seeds 6 --power-seeds 4 --pairs 200 --output /tmp/synthetic-control
+    python benchmarks/synthetic_control.py --seeds 6 --power-seeds 4 --output /tmp/synthetic-control
     python benchmarks/synthetic_control.py --recipe smollm2-wikipedia --members 320 --seeds 3 --power-seeds 3 \
         --output /tmp/synthetic-control-smollm2
 
@@ -61,7 +61,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=6, help="seeds for the untrained works (false positives)")
     parser.add_argument("--power-seeds", type=int, default=3, help="seeds for the trained part")
-    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        help="pairs per work (default: half the work's snippets, at most 200; the rest train the generator)",
+    )
     parser.add_argument("--recipe", choices=["gpt2-wikipedia", "smollm2-wikipedia"], default="gpt2-wikipedia")
     parser.add_argument("--members", type=int, default=320, help="smollm2-wikipedia: members (= non-members)")
     parser.add_argument(
@@ -109,9 +113,9 @@ def main() -> None:
             continue
         path = output / f"{name.replace(' ', '-')}.txt"
         path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
-        # at most half the work's snippets (cut as the synthetic path reads the file) are completed: the other
-        # half fine-tunes the generator
-        pairs = min(args.pairs, len(cut_snippets(read_work(path), SynthesisSettings().snippet_words)) // 2)
+        # by default at most half the work's snippets (cut as the synthetic path reads the file) are completed:
+        # the other half fine-tunes the generator
+        pairs = args.pairs or min(200, len(cut_snippets(read_work(path), SynthesisSettings().snippet_words)) // 2)
         for seed in range(args.power_seeds if name == "trained" else args.seeds):
             synthesis = SynthesisSettings(generator=generator, pairs=pairs, seed=seed, epochs=args.generator_epochs)
             started = time.perf_counter()
