@@ -17,7 +17,7 @@ Works, each packaged as one file (the packaging that misled the first release's 
   trained     the recipe's members (the model was trained on them)
   untrained   the recipe's non-members: the same collection split at random, never trained on
   never seen  WikiMIA's non-member texts (events of 2023 and later; ../shared/data/wikimia), GPT-2 only
-The generator is fine-tuned per seed on the half of the work's snippets it does not complete. Each seed redraws
+The generator is fine-tuned per seed on the work's snippets it does not complete (by default half). Each seed redraws
 the snippet split, the generator's training and sampling, and the calibration's splits. Prints the table;
 writes result.json.
 
@@ -40,6 +40,7 @@ from llm_mia.errors import LlmMiaError
 from llm_mia.known_split.presets import get_preset
 from llm_mia.known_split.run import train_models
 from llm_mia.known_split.splits import build_split
+from llm_mia.labelled_sets import load_wikimia
 from llm_mia.metrics import clopper_pearson
 from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
 from llm_mia.synthetic.generate import SynthesisSettings, cut_snippets, read_work, synthesize
@@ -47,14 +48,9 @@ from llm_mia.workflows.synthetic import DEFAULT_SCORERS, SyntheticTestSettings, 
 
 
 def wikimia_nonmembers() -> list[str]:
-    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikimia"
-    texts = []
-    for name in ("128.jsonl",):  # one length: WikiMIA's longer files repeat the shorter files' articles
-        for line in (root / name).read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            if row["label"] == 0:
-                texts.append(row["input"])
-    return texts
+    # one length: WikiMIA's longer files repeat the shorter files' articles
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikimia" / "128.jsonl"
+    return [d.text for d in load_wikimia(path) if d.label == 0]
 
 
 def main() -> None:
@@ -111,7 +107,8 @@ def main() -> None:
     for name, texts in works.items():
         if name not in args.works:
             continue
-        path = output / f"{name.replace(' ', '-')}.txt"
+        slug = name.replace(" ", "-")
+        path = output / f"{slug}.txt"
         path.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
         # by default at most half the work's snippets (cut as the synthetic path reads the file) are completed:
         # the other half fine-tunes the generator
@@ -126,7 +123,7 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
                 continue
             made_seconds = time.perf_counter() - started
-            stored = made.write(output / f"{name.replace(' ', '-')}-seed{seed}.synthetic.json")
+            stored = made.write(output / f"{slug}-seed{seed}.synthetic.json")
             for epoch, scoring in scorings.items():
                 started = time.perf_counter()
                 settings = SyntheticTestSettings(scoring=scoring, synthesis=synthesis, seed=seed)
