@@ -46,9 +46,8 @@ A "not distinguishable" result states the effect the test could have detected; i
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -68,17 +67,27 @@ from llm_mia.half_split import (
     passage_test,
 )
 from llm_mia.metrics import format_p_value, p_phrase
-from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, WorkTestResult, common_size, work_permutation_test
+from llm_mia.work_permutation import (
+    DEFAULT_PERMUTATIONS,
+    WHOLE_SUSPECT,
+    WorkTestResult,
+    select_passages,
+    work_permutation_test,
+)
 
 DEFAULT_ALPHA = 0.05
 FORMAT_LIMIT = 4.0  # robust standard deviations between the suspect work and the control works' median
 FORMAT_SCALE_FLOOR = 0.01  # the robust SD is taken as at least 1% of the control works' median
+FORMAT_FEATURES = ("bytes per word", "compressed bytes per byte")
 LENGTH_TOLERANCE = 0.10  # relative difference of median passage token counts
 SIZE_RATIO_LIMIT = 4.0  # ratio of median passages per work, suspect side vs control side (several suspect works)
+BLIND_FOLDS = 5  # folds of the set-level blind baseline (several suspect works)
 
 WORK_LEVEL, PASSAGE_LEVEL = "work-level", "passage-level"
 WorkVerdict = Literal["consistent", "not distinguishable", "inconclusive", "withheld"]
 
+SCORES, REFERENCE_GAP = "scores", "reference-gap"
+STATISTICS = (SCORES, REFERENCE_GAP)
 CONTROL_ASSUMPTION = (
     "had the suspect work not been trained on, it would be one more work like the control works: the control "
     "works are separate works (other authors' books or articles, not later chapters or paraphrases of the suspect "
@@ -86,6 +95,23 @@ CONTROL_ASSUMPTION = (
     "the same way. If the suspect work differs from all of them in kind, a significant result can reflect that "
     "difference rather than training"
 )
+GAP_ASSUMPTION = (
+    "the reference model did not see the suspect work, and had the target not seen it either, the target's scores "
+    "would exceed the reference model's on the suspect work by about as much as they do on the control works: the "
+    "two models react alike to whatever else tells the work from the controls (era, author, format). A reference "
+    "model older than the target, or trained on the same kind of text without the work, makes this plausible; it "
+    "holds as well whenever the suspect work is like the control works"
+)
+CHECKS_CANNOT_SEE = (
+    "the checks compare texts, not what the model knows: a difference that leaves the wording alike (an era whose "
+    "texts use the same words, a date or two in a short text, one author's habits) is not seen by them, and the "
+    "negative control compares control works with each other only"
+)
+
+
+def assumption(statistic: str) -> str:
+    """The assumption a work-level verdict rests on, for the statistic used."""
+    return GAP_ASSUMPTION if statistic == REFERENCE_GAP else CONTROL_ASSUMPTION
 
 
 def min_control_works(alpha: float, suspect_works: int = 1) -> int:
@@ -102,30 +128,44 @@ def min_control_works(alpha: float, suspect_works: int = 1) -> int:
 
 @dataclass(frozen=True)
 class Safeguard:
-    """One check that can withhold a verdict: its name, whether it fired, and what it found."""
+    """One check that can withhold a verdict: its name, whether it fired, and what it found in words.
+
+    ``withholds``: a fired check withholds the verdict (False: reported only, because the design does not rest on
+    what it checks, e.g. the text checks when the statistic is the gap to a reference model).
+    """
 
     name: str
     fired: bool
     detail: str
     ran: bool = True
+    withholds: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ran": self.ran, "fired": self.fired, "detail": self.detail}
+        return {
+            "name": self.name,
+            "ran": self.ran,
+            "fired": self.fired,
+            "withholds": self.withholds,
+            "detail": self.detail,
+        }
 
 
-def work_counts(suspect_works: Sequence[str], control_works: Sequence[str], alpha: float) -> tuple[int, int, int, int]:
-    """(c, k, m, needed) for passages labelled by work: the common size c (``common_size``), the k suspect and
-    m control works with at least c passages (those that enter the work-level test), and the control works
-    the test needs to reach p <= alpha (``min_control_works``). The work-level design runs when m >= needed.
+def work_counts(
+    suspect_works: Sequence[str], control_works: Sequence[str], alpha: float, *, selection: str = WHOLE_SUSPECT
+) -> tuple[int, int, int, int]:
+    """(c, k, m, needed) for passages labelled by work: the passages per work of the selection rule
+    (:func:`~llm_mia.work_permutation.select_passages`: the suspect's size with one suspect work, else the common
+    size), the k suspect and m control works that enter the work-level test, and the control works the test needs
+    to reach p <= alpha (``min_control_works``). The work-level design runs when m >= needed.
 
     >>> work_counts(["book"] * 12, [f"c{i // 10}" for i in range(300)], 0.05)
-    (10, 1, 30, 19)
+    (12, 1, 30, 19)
     """
-    suspect_sizes, control_sizes = Counter(suspect_works), Counter(control_works)
-    size = common_size(list(suspect_sizes.values()), list(control_sizes.values()))
-    k = max(1, sum(n >= size for n in suspect_sizes.values()))
-    m = sum(n >= size for n in control_sizes.values())
-    return size, k, m, min_control_works(alpha, k)
+    suspects = set(map(str, suspect_works))
+    selection = select_passages([*suspect_works, *control_works], sorted(suspects), rule=selection)
+    k = max(1, sum(name in suspects for name in selection.counts))
+    m = sum(name not in suspects for name in selection.counts)
+    return selection.passages_per_work, k, m, min_control_works(alpha, k)
 
 
 def length_check(suspect_tokens: ArrayLike, control_tokens: ArrayLike) -> Safeguard:
@@ -157,7 +197,7 @@ def format_check(
     control_format: ArrayLike,
     control_works: Sequence[str],
     *,
-    names: Sequence[str] = ("bytes per token", "compressed bytes per byte"),
+    names: Sequence[str] = FORMAT_FEATURES,
 ) -> Safeguard:
     """Is a suspect work unlike every control work in format? Robust z of its per-work mean of each format
     feature against the control works' per-work means: (x - median) / s with s = 1.4826 MAD (the standard
@@ -182,12 +222,35 @@ def format_check(
     suspect = np.median(suspect_means, axis=0)
     z = np.where(scale > 0, (suspect - centre) / np.where(scale > 0, scale, 1.0), 0.0)
     worst = int(np.argmax(np.abs(z)))
+    fired = bool(abs(z[worst]) > FORMAT_LIMIT)
+    words = (
+        "the suspect work is laid out unlike every control work (another format: code, markup, lists or tables "
+        "against prose); use control works of the same format"
+        if fired
+        else "the suspect work's format is within the control works' range"
+    )
     return Safeguard(
         "format",
-        bool(abs(z[worst]) > FORMAT_LIMIT),
-        f"{names[worst]}: suspect {suspect[worst]:.3g}, control works' median {centre[worst]:.3g} "
+        fired,
+        f"{words}: {names[worst]} {suspect[worst]:.3g} against the control works' median {centre[worst]:.3g} "
         f"({z[worst]:+.1f} robust SDs; limit {FORMAT_LIMIT:g})",
     )
+
+
+def format_features(texts: Sequence[str]) -> np.ndarray:
+    """(passages, 2): UTF-8 bytes per whitespace-separated word and zlib-compressed bytes per byte, model-free (a
+    passage's token count would make the check depend on the tokenizer).
+
+    >>> format_features(["a b", "abc abc abc"]).round(3).tolist()
+    [[1.5, 3.667], [3.667, 1.273]]
+    """
+    import zlib
+
+    rows = []
+    for text in texts:
+        data = text.encode("utf-8")
+        rows.append([len(data) / max(len(text.split()), 1), len(zlib.compress(data)) / max(len(data), 1)])
+    return np.array(rows, dtype=float).reshape(len(rows), 2)
 
 
 def size_check(suspect_works: Sequence[str], control_works: Sequence[str]) -> Safeguard:
@@ -253,6 +316,8 @@ class DatasetInferenceResult:
 
     ``work_test`` is set in the work-level design; ``passage_test`` (with ``curve``) is always computed (in the
     work-level design as exploratory detail). ``qualifications``: sentences that must be read with the verdict.
+    ``statistic``: ``scores`` (the target's membership scores) or ``reference-gap`` (each score minus the same
+    score under a reference model).
     """
 
     design: str
@@ -266,11 +331,18 @@ class DatasetInferenceResult:
     qualifications: tuple[str, ...]
     power: str
     design_reason: str
+    statistic: str = SCORES
+    text_checks: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def p_value(self) -> float:
         """The p-value the verdict rests on (work-level, or passage-level when that is the design)."""
         return self.work_test.p_value if self.work_test is not None else self.passage_test.p_value
+
+    @property
+    def withholding(self) -> tuple[Safeguard, ...]:
+        """The safeguards that fired and withhold the verdict."""
+        return tuple(s for s in self.safeguards if s.fired and s.withholds)
 
     def sentence(self) -> str:
         return verdict_sentence(self)
@@ -281,14 +353,18 @@ class DatasetInferenceResult:
             "verdict_sentence": self.sentence(),
             "design": self.design,
             "design_reason": self.design_reason,
+            "statistic": self.statistic,
             "alpha": self.alpha,
             "p_value": self.p_value,
-            "assumption": CONTROL_ASSUMPTION,
+            "assumption": assumption(self.statistic),
             "guarantee": (
-                f"P(consistent | not trained on) <= {self.alpha:g} per work, if the assumption holds"
-                if self.design == WORK_LEVEL
+                f"P(consistent | not trained on) <= {self.alpha:g} per "
+                f"{'work' if self.work_test is None or len(self.work_test.suspect_works) == 1 else 'collection'}, "
+                f"if the assumption holds ({'exact' if self.work_test.validity == 'exact' else 'conservative'})"
+                if self.work_test is not None
                 else "none for training: between-work differences are not controlled"
             ),
+            "checks_cannot_see": CHECKS_CANNOT_SEE,
             "work_test": None if self.work_test is None else self.work_test.to_dict(),
             "passage_test": {
                 "role": "main test" if self.design == PASSAGE_LEVEL else "exploratory (passages are not the unit)",
@@ -301,10 +377,98 @@ class DatasetInferenceResult:
             if self.passage_negative_control is None
             else self.passage_negative_control.to_dict(),
             "safeguards": [s.to_dict() for s in self.safeguards],
+            "text_checks": self.text_checks,
             "qualifications": list(self.qualifications),
             "power": self.power,
             "p_value_curve": [vars(point) for point in self.curve],
         }
+
+
+def text_checks(
+    texts: Sequence[str],
+    works: Sequence[str],
+    suspect_works: Sequence[str],
+    *,
+    alpha: float,
+    seed: int,
+    withhold: bool,
+) -> tuple[list[Safeguard], dict[str, Any]]:
+    """The model-free checks, on the passages the work-level test reads (``texts``, ``works``): is the suspect
+    text more different from the control works than they are from each other, and is it laid out alike?
+
+    One suspect work: :func:`llm_mia.work_difference.work_difference` (its rank among all works by distance from
+    the other works); several: the blind baseline (``llm_mia.blind``) with folds over whole works and a
+    permutation test, at the level of the collection. Both: :func:`format_check` on the per-work means of
+    :func:`format_features`. ``withhold``: a fired check withholds the verdict (False for the reference-gap
+    statistic, which does not assume the texts alike).
+    """
+    from llm_mia.blind import DEFAULT_PERMUTATIONS as BLIND_PERMUTATIONS
+    from llm_mia.blind import blind_baseline
+    from llm_mia.work_difference import work_difference
+
+    chosen = set(map(str, suspect_works))
+    is_suspect = np.array([str(w) in chosen for w in works])
+    texts, works = list(texts), [str(w) for w in works]
+    guards: list[Safeguard] = []
+    details: dict[str, Any] = {}
+    reported = (
+        "" if withhold else " (reported, not withholding: the reference-gap statistic does not assume the texts alike)"
+    )
+    if len(chosen) == 1:
+        try:
+            found = work_difference(texts, works, next(iter(chosen)), seed=seed)
+        except LlmMiaError as error:
+            guards.append(Safeguard("difference from the control works", False, f"not run: {error}", ran=False))
+        else:
+            fired = found.fired(alpha)
+            advice = (
+                ": the test's assumption (the work would be like the control works) does not hold. Use control "
+                "works of the work's own kind, or a reference model that cannot have seen the work "
+                "(--reference; the statistic is then the gap between the two models)"
+                if fired
+                else ""
+            )
+            detail = f"{found.words()}{advice}{reported}"
+            guards.append(Safeguard("difference from the control works", fired, detail, withholds=withhold))
+            details["difference"] = found.to_dict()
+    else:
+        try:
+            result = blind_baseline(
+                [t for t, s in zip(texts, is_suspect, strict=True) if s],
+                [t for t, s in zip(texts, is_suspect, strict=True) if not s],
+                member_groups=[w for w, s in zip(works, is_suspect, strict=True) if s],
+                nonmember_groups=[w for w, s in zip(works, is_suspect, strict=True) if not s],
+                folds=BLIND_FOLDS,
+                seed=seed,
+                alpha=alpha,
+                n_permutations=BLIND_PERMUTATIONS,
+                n_bootstrap=200,
+            )
+        except LlmMiaError as error:
+            guards.append(Safeguard("blind baseline", False, f"not run: {error}", ran=False))
+        else:
+            words = (
+                "without the model, a bag-of-words classifier tells the suspect works from the control works "
+                "(folds over whole works)"
+                if result.separates
+                else "without the model, a bag-of-words classifier does not tell the suspect works from the control "
+                "works better than chance (folds over whole works)"
+            )
+            guards.append(
+                Safeguard(
+                    "blind baseline",
+                    result.separates,
+                    f"{words}: AUROC {result.auroc:.3f}, permutation {p_phrase(result.permutation_p)}{reported}",
+                    withholds=withhold,
+                )
+            )
+            details["blind_baseline"] = result.to_dict()
+    features = format_features(texts)
+    suspect_works_list = [w for w, s in zip(works, is_suspect, strict=True) if s]
+    control_works_list = [w for w, s in zip(works, is_suspect, strict=True) if not s]
+    guard = format_check(features[is_suspect], suspect_works_list, features[~is_suspect], control_works_list)
+    guards.append(replace(guard, detail=guard.detail + (reported if guard.fired else ""), withholds=withhold))
+    return guards, details
 
 
 def dataset_inference(
@@ -313,11 +477,13 @@ def dataset_inference(
     *,
     suspect_works: Sequence[str] | None = None,
     control_works: Sequence[str] | None = None,
+    suspect_texts: Sequence[str] | None = None,
+    control_texts: Sequence[str] | None = None,
     extra_safeguards: Sequence[Safeguard] = (),
-    suspect_format: ArrayLike | None = None,
-    control_format: ArrayLike | None = None,
     suspect_tokens: ArrayLike | None = None,
     control_tokens: ArrayLike | None = None,
+    statistic: str = SCORES,
+    passage_selection: str = WHOLE_SUSPECT,
     alpha: float = DEFAULT_ALPHA,
     splits: int = DEFAULT_SPLITS,
     permutations: int = DEFAULT_PERMUTATIONS,
@@ -327,11 +493,14 @@ def dataset_inference(
 ) -> DatasetInferenceResult:
     """The dataset-level test with its safeguards and verdict (module docstring).
 
-    ``suspect`` / ``control``: (passages, features) membership scores. ``suspect_works`` / ``control_works``:
-    the work of each passage (default: all suspect passages one work, all control passages one work, which
-    gives the passage-level design). ``suspect_format`` / ``control_format``: (passages, 2) bytes per token and
-    compressed bytes per byte, for the format check; ``suspect_tokens`` / ``control_tokens``: passage token
-    counts, for the length check; ``extra_safeguards``: checks run by the caller (the blind baseline).
+    ``suspect`` / ``control``: (passages, features) membership scores (with ``statistic="reference-gap"``: each
+    score minus the same score under the reference model). ``suspect_works`` / ``control_works``: the work of each
+    passage (default: all suspect passages one work, all control passages one work, which gives the passage-level
+    design). ``suspect_texts`` / ``control_texts``: the passages' texts, for the model-free checks
+    (:func:`text_checks`, run on exactly the passages the work-level test reads); ``suspect_tokens`` /
+    ``control_tokens``: passage token counts, for the length check; ``extra_safeguards``: checks run by the caller.
+    ``passage_selection``: which passages of one suspect work and its controls enter the work-level test
+    (:func:`llm_mia.work_permutation.select_passages`).
 
     >>> rng = np.random.default_rng(0)
     >>> offsets = rng.normal(0, 0.3, 30)
@@ -344,6 +513,8 @@ def dataset_inference(
     """
     if not 0.0 < alpha < 1.0:
         raise LlmMiaError(f"alpha must be in (0, 1), got {alpha}; 0.05 is the usual choice")
+    if statistic not in STATISTICS:
+        raise LlmMiaError(f"statistic {statistic!r}: choose one of {', '.join(STATISTICS)}")
     suspect_x, control_x = as_feature_matrix(suspect, "suspect"), as_feature_matrix(control, "control")
     if suspect_x.shape[1] != control_x.shape[1]:
         raise LlmMiaError("suspect and control must be scored by the same scorers")
@@ -356,7 +527,13 @@ def dataset_inference(
     control_works = [f"control:{w}" for w in (control_works or ["control"] * len(control_x))]
     if len(suspect_works) != len(suspect_x) or len(control_works) != len(control_x):
         raise LlmMiaError("give one work per passage, for suspect and control passages alike")
-    size, k, m, needed = work_counts(suspect_works, control_works, alpha)
+    if (suspect_texts is None) != (control_texts is None) or (
+        suspect_texts is not None
+        and control_texts is not None
+        and (len(suspect_texts) != len(suspect_x) or len(control_texts) != len(control_x))
+    ):
+        raise LlmMiaError("give the text of every passage on both sides, or of none")
+    size, k, m, needed = work_counts(suspect_works, control_works, alpha, selection=passage_selection)
     common = {"splits": splits, "seed": seed, "clip_quantile": clip_quantile}
     passage = passage_test(suspect_x, control_x, feature_names=feature_names, **common)
     curve = tuple(p_value_curve(suspect_x, control_x, **common))
@@ -364,23 +541,38 @@ def dataset_inference(
     if suspect_tokens is not None and control_tokens is not None:
         safeguards.append(length_check(suspect_tokens, control_tokens))
     qualifications: list[str] = []
-    work, passage_control = None, None
+    work, passage_control, checks = None, None, {}
     if m >= needed and m >= 2:
         design = WORK_LEVEL
-        reason = (
-            f"{k} suspect work(s) against {m} control works with at least {size} passages each (>= {needed} needed "
-            f"to reach p <= {alpha:g})"
-        )
+        all_works = suspect_works + control_works
+        suspect_names = sorted(set(suspect_works))
         work = work_permutation_test(
             np.vstack([suspect_x, control_x]),
-            suspect_works + control_works,
-            sorted(set(suspect_works)),
+            all_works,
+            suspect_names,
             permutations=permutations,
             feature_names=feature_names,
+            selection=passage_selection,
             **common,
         )
-        if suspect_format is not None and control_format is not None:
-            safeguards.append(format_check(suspect_format, suspect_works, control_format, control_works))
+        selection = work.selection
+        if selection is None:
+            raise LlmMiaError("internal: the work-level test returned no passage selection")
+        reason = (
+            f"{k} suspect work(s) against {m} control works with at least 2 passages each (>= {needed} needed "
+            f"to reach p <= {alpha:g})"
+        )
+        if suspect_texts is not None and control_texts is not None:
+            texts = [*suspect_texts, *control_texts]
+            guards, checks = text_checks(
+                [texts[i] for i in selection.indices],
+                [all_works[i] for i in selection.indices],
+                suspect_names,
+                alpha=alpha,
+                seed=seed,
+                withhold=statistic == SCORES,
+            )
+            safeguards += guards
         safeguards.append(size_check(suspect_works, control_works))
         safeguards.append(work_negative_control(control_x, control_works, alpha=alpha, **common))
         p_value = work.p_value
@@ -388,8 +580,24 @@ def dataset_inference(
         power = (
             f"with {m} control works and {work.n_labellings} labellings the smallest possible p is "
             f"{format_p_value(work.smallest_p)}; p <= {alpha:g} needed the suspect work(s) at least "
-            f"{detectable:.2f} passage SDs above the control works on the fitted combination (observed "
+            f"{detectable:.2f} work-level SDs above the control works on the fitted combination (observed "
             f"{work.statistic:.2f})"
+        )
+        share = work.suspect_share
+        qualifications.append(
+            f"{share:.0%} of the suspect text's passages entered the test "
+            + (
+                f"(all {selection.passages_per_work} of the suspect work; each control work with as many as it has, "
+                f"up to that)"
+                if selection.rule == WHOLE_SUSPECT
+                else f"(every work with its first {selection.passages_per_work} passages)"
+            )
+            + (
+                "; every work entered with the same number of passages, so the p-value is exact under the assumption"
+                if work.validity == "exact"
+                else "; control works shorter than the suspect work entered with fewer passages, whose noisier means "
+                "make the p-value conservative (never smaller than the exact one would be, measured)"
+            )
         )
     else:
         design = PASSAGE_LEVEL
@@ -422,8 +630,7 @@ def dataset_inference(
             f"the passage-level test would have detected, with about 80% power, a difference of {d:.2f} passage "
             f"SDs (Cohen's d) between suspect and control passages (normal approximation, splits combined)"
         )
-    fired = [s for s in safeguards if s.fired]
-    if fired:
+    if any(s.fired and s.withholds for s in safeguards):
         verdict: WorkVerdict = "withheld"
     elif p_value <= alpha:
         verdict = "consistent" if design == WORK_LEVEL else "inconclusive"
@@ -441,30 +648,39 @@ def dataset_inference(
         qualifications=tuple(qualifications),
         power=power,
         design_reason=reason,
+        statistic=statistic,
+        text_checks=checks,
     )
 
 
 def verdict_sentence(result: DatasetInferenceResult) -> str:
-    """The verdict in the project's wording, with the numbers and the assumption it rests on."""
+    """The verdict in the project's wording: what was compared, the numbers, and the assumption it rests on."""
     alpha = result.alpha
+    compared = (
+        "the target model's scores minus a reference model's, suspect work against control works"
+        if result.statistic == REFERENCE_GAP
+        else "the target model's scores, suspect work against control works"
+    )
     if result.verdict == "withheld":
-        fired = "; ".join(f"{s.name}: {s.detail}" for s in result.safeguards if s.fired)
+        fired = "; ".join(f"{s.name}: {s.detail}" for s in result.withholding)
         return (
-            f"verdict withheld: {fired}. The test's assumption (suspect and control texts alike but for training) "
-            f"does not hold for these inputs, so its p-value ({p_phrase(result.p_value)}) cannot be read "
-            f"as evidence about training"
+            f"verdict withheld. {fired}. The test's p-value ({p_phrase(result.p_value)}) rests on an assumption "
+            f"these inputs do not meet, so it says nothing about training either way"
         )
     if result.design == WORK_LEVEL:
         work = result.work_test
-        assert work is not None
+        if work is None:
+            raise LlmMiaError("a work-level result without its work-level test")
         if len(work.suspect_works) == 1:
             unit, claim = "work", "the work would be like the control works"
         else:
             unit, claim = "collection", f"the {len(work.suspect_works)} suspect works would be like the control works"
+        if result.statistic == REFERENCE_GAP:
+            claim = "the two models would react alike to what distinguishes the work from the control works"
         detail = (
-            f"work-level permutation test, {p_phrase(work.p_value)} over {work.n_labellings} labellings "
-            f"with {len(work.control_works)} control works; false-positive rate at most {alpha:g} per {unit} if, "
-            f"untrained, {claim}"
+            f"work-level permutation test on {compared}, {p_phrase(work.p_value)} over {work.n_labellings} "
+            f"labellings with {len(work.control_works)} control works; false-positive rate at most {alpha:g} per "
+            f"{unit} if, untrained, {claim}"
         )
         if result.verdict == "consistent" and unit == "work":
             return f"consistent with training on this work ({detail})"
@@ -474,8 +690,8 @@ def verdict_sentence(result: DatasetInferenceResult) -> str:
                 f"test is about the collection as a whole: it does not say which of the works were trained on"
             )
         return (
-            f"not distinguishable from unseen text ({detail}); {result.power}. This is not evidence that the work "
-            f"was not trained on"
+            f"not distinguishable from the control works ({detail}); {result.power}. This is not evidence that the "
+            f"work was not trained on, nor that the control works were unseen"
         )
     detail = (
         f"passage-level {p_phrase(result.passage_test.p_value)}, {result.passage_test.n_suspect} suspect "
@@ -488,6 +704,6 @@ def verdict_sentence(result: DatasetInferenceResult) -> str:
             f"apart from training, so no verdict of training is given"
         )
     return (
-        f"not distinguishable from unseen text ({detail}; between-work differences not controlled); "
+        f"not distinguishable from the control text ({detail}; between-work differences not controlled); "
         f"{result.power}. This is not evidence that the work was not trained on"
     )

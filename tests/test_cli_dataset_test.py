@@ -87,13 +87,14 @@ def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tm
 
     # what the user reads: the design, the test, every safeguard, the assumption, the verdict
     assert "design: work-level (1 suspect work(s) against 24 control works" in printed
-    assert "work-level test: suspect " in printed and "over 25 labellings (exact" in printed
-    for guard in ("blind baseline", "passage lengths", "format", "work sizes", "negative control"):
+    assert "work-level test: suspect " in printed and "over 25 labellings (every labelling" in printed
+    for guard in ("difference from the control works", "passage lengths", "format", "work sizes", "negative control"):
         assert f"safeguard {guard}: " in printed
     assert "assumption: had the suspect work not been trained on" in printed
+    assert "what the checks cannot see: the checks compare texts" in printed
     verdict_line = next(line for line in printed.splitlines() if line.startswith("verdict"))
     assert verdict_line.startswith(
-        ("verdict: consistent with training on this work (", "verdict: not distinguishable from unseen text")
+        ("verdict: consistent with training on this work (", "verdict: not distinguishable from the control works")
     ) or verdict_line.startswith("verdict: verdict withheld")
     assert "prove" not in printed
 
@@ -129,7 +130,7 @@ def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tm
         row = by_id[f"{passage['set']}:{passage['id']}"]
         assert row["group"] == passage["work"] and row["label"] == (1 if passage["set"] == "suspect" else 0)
         assert row["n_bytes"] == len(text.encode("utf-8")) and row["text_sha256"] == passage["text_sha256"]
-        assert passage["in_test"] == (row["status"] == "ok")
+        assert passage["scored"] == (row["status"] == "ok") and (passage["scored"] or not passage["in_test"])
     assert (output / "scores.jsonl.run.json").is_file()
     assert (output / "work_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (output / "summary.md").read_text()

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from rates import assert_at_most
 
 from llm_mia.dataset_inference import (
     PASSAGE_LEVEL,
@@ -19,7 +20,6 @@ from llm_mia.dataset_inference import (
     size_check,
 )
 from llm_mia.errors import LlmMiaError
-from llm_mia.metrics import clopper_pearson
 from llm_mia.work_permutation import work_permutation_test
 
 ALPHA = 0.05
@@ -54,7 +54,10 @@ def test_random_labellings_when_there_are_too_many_to_enumerate():
     x, works = _works(rng, 40, 4)
     suspects = [f"w{i}" for i in range(10)]
     result = work_permutation_test(x, works, suspects, permutations=99, splits=3, seed=0)
-    assert not result.exact and result.n_labellings == 100 and 0.01 <= result.p_value <= 1
+    assert not result.exact and result.n_labellings == 100
+    # the observed labelling first, then 99 random ones: p = (1 + #{random labellings reaching it}) / 100
+    reaching = sum(value >= result.statistic - 1e-12 for value in result.null[1:])
+    assert result.null[0] == result.statistic and result.p_value == (1 + reaching) / 100
 
 
 @pytest.mark.parametrize("tau", [0.0, 0.2, 0.5])
@@ -67,7 +70,7 @@ def test_one_unseen_work_against_many_is_rejected_at_most_at_alpha(tau):
         x, works = _works(rng, 30, list(rng.integers(3, 30, 30)), tau=tau)
         result = work_permutation_test(x, works, ["w0"], splits=4, seed=rep)
         rejections += result.p_value <= ALPHA
-    assert clopper_pearson(rejections, reps)[0] <= ALPHA, rejections
+    assert_at_most(rejections, reps, 1 / 31, f"one unseen work among 31, between-work SD {tau}")
 
 
 def test_many_suspect_works_against_many_is_rejected_at_most_at_alpha_and_finds_a_real_shift():
@@ -79,22 +82,22 @@ def test_many_suspect_works_against_many_is_rejected_at_most_at_alpha_and_finds_
         rejections += work_permutation_test(x, works, suspects, splits=3, permutations=199, seed=rep).p_value <= ALPHA
         x[np.isin(works, suspects)] += 0.6  # the same works, now trained on
         found += work_permutation_test(x, works, suspects, splits=3, permutations=199, seed=rep).p_value <= ALPHA
-    assert clopper_pearson(rejections, reps)[0] <= ALPHA, rejections
+    assert_at_most(rejections, reps, ALPHA, "12 unseen works among 42")
     assert found / reps > 0.5, found
 
 
 def test_a_smaller_suspect_work_is_compared_on_as_many_passages():
-    # a 4-passage suspect work against 60-passage control works: with every passage its mean would be noisier
-    # than theirs and land in the tails more often (measured 46/200 rejections); every work enters with 4
-    rejections, reps = 0, 200
+    # a 4-passage suspect work against 60-passage control works: with every passage of theirs its mean would be
+    # noisier than theirs and land in the tails more often; every work enters with 4, as many as the suspect has
+    rejections, reps = 0, 300
     for rep in range(reps):
         rng = np.random.default_rng(5000 + rep)
         control, works = _works(rng, 25, 60, tau=0.1)
         suspect, _ = _works(rng, 1, 4, tau=0.1, prefix="s")
         result = work_permutation_test(np.vstack([suspect, control]), ["s"] * 4 + works, ["s"], splits=3, seed=rep)
         rejections += result.p_value <= ALPHA
-    assert clopper_pearson(rejections, reps)[0] <= ALPHA, rejections
-    assert result.passages_per_work == 4
+    assert_at_most(rejections, reps, 1 / 26, "4-passage suspect among 25 works of 60")
+    assert result.passages_per_work == 4 and result.validity == "exact"
 
 
 def test_bad_inputs():
@@ -118,12 +121,16 @@ def test_many_control_works_give_the_work_level_design_and_a_verdict():
     result = dataset_inference(trained, control, suspect_works=["book"] * 40, control_works=works, seed=0)
     assert result.design == WORK_LEVEL and result.verdict == "consistent"
     sentence = result.sentence()
-    assert sentence.startswith("consistent with training on this work (work-level permutation test, p = 0.032")
+    assert sentence.startswith(
+        "consistent with training on this work (work-level permutation test on the target model's scores, suspect "
+        "work against control works, p = 0.032"
+    )
     assert "if, untrained, the work would be like the control works" in sentence and "prove" not in sentence
     unseen, _ = _works(rng, 1, 40, prefix="s")
     quiet = dataset_inference(unseen, control, suspect_works=["book"] * 40, control_works=works, seed=0)
     assert quiet.verdict == "not distinguishable"
-    assert "passage SDs above the control works" in quiet.sentence() and "not evidence" in quiet.sentence()
+    assert "work-level SDs above the control works" in quiet.sentence() and "not evidence" in quiet.sentence()
+    assert quiet.sentence().startswith("not distinguishable from the control works (")
     json.dumps(result.to_dict(), allow_nan=False)
 
 
@@ -141,18 +148,6 @@ def test_one_control_source_gives_no_verdict_of_training():
     assert (
         few.design == PASSAGE_LEVEL and ">= 19 needed" not in few.design_reason and "needs >= 19" in few.design_reason
     )
-
-
-def test_single_source_false_positives_at_the_verdict_level():
-    # one unseen work against one control source that differs by 0.5 SD: the passage-level test rejects most of
-    # the time, but the verdict "consistent" is never given
-    consistent, significant, reps = 0, 0, 50
-    for rep in range(reps):
-        rng = np.random.default_rng(rep)
-        result = dataset_inference(rng.normal(size=(60, 3)) + 0.5, rng.normal(size=(60, 3)), seed=rep, splits=3)
-        consistent += result.verdict == "consistent"
-        significant += result.passage_test.p_value <= ALPHA
-    assert consistent == 0 and significant > reps / 2
 
 
 def test_the_negative_control_fires_when_control_works_come_from_two_different_collections():
@@ -225,9 +220,7 @@ def test_detectable_statistic_is_the_bar_the_other_labellings_set():
 
 def test_paragraph_effects_do_not_favour_a_small_suspect_work():
     """Every 4 passages share an effect (a paragraph); a small suspect work enters whole, control works of
-    30-60 passages with as many of their first passages: no more p <= 0.05 than the design allows (2/41).
-    With c passages drawn at random from each control work instead, this design gave 35/300 = 0.117."""
-    from llm_mia.metrics import clopper_pearson
+    30-60 passages with as many of their first passages: no more p <= 0.05 than the design allows (2/41)."""
 
     def work(rng, n):
         paragraphs = np.repeat(rng.normal(0, 1.0, -(-n // 4)), 4)[:n]
@@ -240,5 +233,4 @@ def test_paragraph_effects_do_not_favour_a_small_suspect_work():
         x = np.vstack([work(rng, 8)] + [work(rng, n) for n in sizes])
         names = ["s"] * 8 + [f"c{i}" for i, n in enumerate(sizes) for _ in range(n)]
         hits += work_permutation_test(x, names, ["s"], seed=rep, splits=4).p_value <= 0.05
-    low, _ = clopper_pearson(hits, reps)
-    assert low <= 0.049, f"{hits}/{reps} runs with p <= 0.05"
+    assert_at_most(hits, reps, 2 / 41, "paragraph effects, small suspect")

@@ -410,7 +410,10 @@ def test_report_in_a_real_browser(case):
     assert requests == [page_url]  # the page itself, and nothing else leaves it
     assert widths and all(width > 0 for width in widths)
     assert "default-src 'none'" in csp
-    title = {"consistent": "Consistent with training", "not distinguishable": "Not distinguishable from unseen text"}
+    title = {
+        "consistent": "Consistent with training",
+        "not distinguishable": "Not distinguishable from the control works",
+    }
     expected = title.get(results["verdict"], "No answer")
     assert verdict.startswith(expected)
     work = results["result"]["work_test"]

@@ -51,7 +51,8 @@ from llm_mia.errors import LlmMiaError
 from llm_mia.half_split import DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS
 from llm_mia.outputs import check_output_dir
 from llm_mia.passages import DEFAULT_PASSAGE_TOKENS, WORK_UNITS
-from llm_mia.work_permutation import DEFAULT_PERMUTATIONS
+from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, SELECTION_RULES, WHOLE_SUSPECT
+from llm_mia.workflows.dataset import STATISTIC_CHOICES
 
 
 def add_test_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +112,23 @@ def add_test_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CLIP_QUANTILE,
         help="clip each feature to this and 1 minus this quantile of the training half (default: 0.025)",
     )
-    test.add_argument("--seed", type=int, default=0, help="seed of the half-splits and the blind baseline folds")
+    test.add_argument(
+        "--statistic",
+        choices=STATISTIC_CHOICES,
+        default="auto",
+        help="scores: the target's membership scores; reference-gap: each score minus the same score under "
+        "--reference (for control works of another era, author or format: the verdict then assumes the two models "
+        "react alike to that difference); auto (default): reference-gap when --reference is given",
+    )
+    test.add_argument(
+        "--passage-selection",
+        choices=SELECTION_RULES,
+        default=WHOLE_SUSPECT,
+        help="one suspect work: 'whole suspect' (default) tests all its passages, each control work with up to as "
+        "many (conservative when control works are shorter); 'common size' gives every work its first c passages "
+        "(exact, but a long work is tested on its start only)",
+    )
+    test.add_argument("--seed", type=int, default=0, help="seed of the half-splits and the model-free checks")
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -130,6 +147,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         clip_quantile=args.clip_quantile,
         seed=args.seed,
         tokenizer=args.tokenizer,
+        statistic=args.statistic,
+        passage_selection=args.passage_selection,
     )
 
 

@@ -287,7 +287,7 @@ def run_evidence(
         "verdict_sentence": result.sentence(),
         "features": report.report["features"],
         "passages": report.report["passages"],
-        "blind_baseline": report.report["blind_baseline"],
+        "reference_alone": report.report.get("reference_alone"),
         "result": result.to_dict(),
         "models": {
             role: {k: v for k, v in entry.items() if k != "files"} for role, entry in plan.data["models"].items()

@@ -40,7 +40,7 @@ ANSWERS = {
         "with a stated error rate, not proof.",
     ),
     "not distinguishable": (
-        "Not distinguishable from unseen text",
+        "Not distinguishable from the control works",
         "The work scores no differently from comparable works the model cannot have seen, beyond what chance "
         "explains at the {alpha} level. This does not show that the work was not used: a model can be trained on "
         "a text and keep too little of it for this test to see.",
@@ -100,17 +100,22 @@ METHODS = [
     ),
     (
         "Work-level permutation test",
-        "The statistic is the suspect work's mean combined score minus the control works' mean, on the held-out "
-        "halves, in passage standard deviations. The same computation is repeated with each work in turn labelled "
-        "as the suspect; the p-value is the share of labellings scoring at least as high as the real one "
-        "(a randomisation test, exact when the works are exchangeable). With one suspect work and m control "
-        "works the smallest possible p is 1/(m + 1).",
+        "Each work's mean combined score on its held-out half is put in units of the spread a work's mean has "
+        "when nothing sets it apart (the differences between works plus its own sampling error); the statistic is "
+        "the suspect work's standardised mean minus the control works'. The same computation is repeated with each "
+        "work in turn labelled as the suspect; the p-value is the share of labellings scoring at least as high as "
+        "the real one (a randomisation test, exact when the works are exchangeable and enter with as many "
+        "passages, conservative when control works are shorter than the suspect). With one suspect work and m "
+        "control works the smallest possible p is 1/(m + 1).",
     ),
     (
         "Safeguards",
-        "Passage lengths compared; format (bytes per token, compressibility) compared against the control works "
-        "(robust z); a model-free bag-of-words check of whether the suspect work stands out from the control works "
-        "(Das et al. 2024); a negative control comparing two halves of the control works by the same test.",
+        "Passage lengths compared; format (bytes per word, compressibility) compared against the control works "
+        "(robust z); a model-free check of whether the suspect work is more different from the control works than "
+        "they are from each other, on the passages the test reads (word and character patterns, and the vocabulary "
+        "the control works share; Das et al. 2024 for the features); a negative control comparing two halves of "
+        "the control works by the same test. The checks compare texts, not what the model knows: a difference "
+        "that leaves the wording alike is not seen by them.",
     ),
 ]
 
@@ -212,8 +217,13 @@ def render_report(
         f"{plan['settings']['passage_tokens']} tokens</li>",
         f"<li>Control works: {len(control_works)} separate works, {len(inputs['control']['passages'])} passages"
         + (
-            f"; every work entered the test with its first {work['passages_per_work']} passages, so the "
-            f"{work['n_control_works']} control works with at least that many were compared"
+            (
+                f"; the suspect work entered the test whole ({work['passages_per_work']} passages) and each of the "
+                f"{work['n_control_works']} control works with up to as many"
+                if work["passage_selection"] == "whole suspect"
+                else f"; every work entered the test with its first {work['passages_per_work']} passages, so the "
+                f"{work['n_control_works']} control works with at least that many were compared"
+            )
             if work is not None
             else ""
         )
@@ -222,8 +232,8 @@ def render_report(
     ]
     if work is not None:
         result_items += [
-            f"<li>Work-level test: the suspect work sits <b>{work['statistic']:+.2f}</b> passage standard deviations "
-            f"from the control works on the combined score; <b>{_escape(p_phrase(work['p_value']))}</b> "
+            f"<li>Work-level test: the suspect work sits <b>{work['statistic']:+.2f}</b> work-level standard "
+            f"deviations from the control works on the combined score; <b>{_escape(p_phrase(work['p_value']))}</b> "
             f"over {work['labellings']} labellings</li>",
         ]
     passage = inference["passage_test"]

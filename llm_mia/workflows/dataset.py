@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,17 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.blind import DEFAULT_PERMUTATIONS as BLIND_PERMUTATIONS
-from llm_mia.blind import blind_baseline
 from llm_mia.dataset_inference import (
-    CONTROL_ASSUMPTION,
     DEFAULT_ALPHA,
     PASSAGE_LEVEL,
+    REFERENCE_GAP,
+    SCORES,
     WORK_LEVEL,
     DatasetInferenceResult,
-    Safeguard,
     dataset_inference,
-    min_control_works,
 )
 from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
@@ -48,13 +44,12 @@ from llm_mia.passages import (
 from llm_mia.records import write_run_record
 from llm_mia.score_files import write_rows
 from llm_mia.settings import ScoringSettings
-from llm_mia.work_permutation import DEFAULT_PERMUTATIONS
+from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, SELECTION_RULES, WHOLE_SUSPECT
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("report.json", "summary.md", "work_test.png", "p_value_curve.png", "scores.jsonl", "passages.jsonl")
-BLIND_FOLDS = 5
-MAX_BLIND_WORKS = 100  # the one-work blind check compares the suspect with at most this many control works
+STATISTIC_CHOICES = ("auto", SCORES, REFERENCE_GAP)
 
 
 @dataclass(frozen=True)
@@ -71,7 +66,12 @@ class DatasetTestSettings:
     of the training half. ``seed``: of splits, labellings and the blind baseline. ``scoring``: models,
     scorers (default: every length-invariant scorer the models allow), extraction and cache. ``tokenizer``: for
     a target behind an API (whose tokenizer is unknown), the local model (alias, directory, GGUF) whose
-    tokenizer cuts the passages; passage lengths are then counted in its tokens.
+    tokenizer cuts the passages; passage lengths are then counted in its tokens. ``statistic``: ``scores`` (the
+    target's membership scores), ``reference-gap`` (each score minus the same score under the reference model: for
+    controls that differ from the work in era, author or format, ``llm_mia.dataset_inference.GAP_ASSUMPTION``) or
+    ``auto`` (the gap when a reference model is given, else the scores). ``passage_selection``: which passages of
+    one suspect work enter the test (``whole suspect``: all of them, each control work with up to as many;
+    ``common size``: every work with its first c; ``llm_mia.work_permutation.select_passages``).
     """
 
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
@@ -85,6 +85,8 @@ class DatasetTestSettings:
     clip_quantile: float = DEFAULT_CLIP_QUANTILE
     seed: int = 0
     tokenizer: str | None = None
+    statistic: str = "auto"
+    passage_selection: str = WHOLE_SUSPECT
 
     def __post_init__(self) -> None:
         from llm_mia.remote.model import is_remote
@@ -103,10 +105,31 @@ class DatasetTestSettings:
             if value not in WORK_UNITS:
                 raise LlmMiaError(f"{name} works {value!r}: choose one of {', '.join(WORK_UNITS)}")
         check_passage_settings(passage_tokens=self.passage_tokens, stride=self.passage_stride)
+        if self.passage_selection not in SELECTION_RULES:
+            raise LlmMiaError(
+                f"passage selection {self.passage_selection!r}: choose one of {', '.join(SELECTION_RULES)}"
+            )
+        if self.statistic not in STATISTIC_CHOICES:
+            raise LlmMiaError(f"statistic {self.statistic!r}: choose one of {', '.join(STATISTIC_CHOICES)}")
+        has_reference = bool(self.scoring.models.reference)
+        if self.statistic == REFERENCE_GAP and not has_reference:
+            raise LlmMiaError(
+                "--statistic reference-gap subtracts a reference model's scores: name one that cannot have seen the "
+                "work with --reference (an older model, or one trained on the same kind of text without it)"
+            )
+        gap = self.statistic == REFERENCE_GAP or (self.statistic == "auto" and has_reference)
+        object.__setattr__(self, "statistic", REFERENCE_GAP if gap else SCORES)
         sensitive = [c.column for c in self.scoring.calls if not c.scorer.length_invariant]
         if self.scoring.scorers is None:
             invariant = [c for c in self.scoring.calls if c.scorer.length_invariant]
+            if gap:  # the gap subtracts each score's own value under the reference model
+                invariant = [c for c in invariant if all(_reads_target(v) for v in c.scorer.views)]
             object.__setattr__(self, "scoring", _with_scorers(self.scoring, tuple(c.column for c in invariant)))
+        elif gap and (uses := [c.column for c in self.scoring.calls if not all(map(_reads_target, c.scorer.views))]):
+            raise LlmMiaError(
+                f"scorer(s) {', '.join(uses)} read the reference model already; with the reference-gap statistic "
+                f"every scorer is computed under both models and subtracted, so name target-model scorers only"
+            )
         elif sensitive:
             raise LlmMiaError(
                 f"scorer(s) {', '.join(sensitive)} change with passage length and byte count alone (e.g. zlib "
@@ -114,9 +137,27 @@ class DatasetTestSettings:
                 f"membership; leave them out of dataset tests"
             )
 
+    @property
+    def reference_scoring(self) -> ScoringSettings:
+        """The same scorers and extraction with the reference model in the target's place (the gap statistic)."""
+        from dataclasses import replace
+
+        models = self.scoring.models
+        as_target = replace(
+            models,
+            model=models.reference,
+            revision=models.reference_revision,
+            reference=None,
+            reference_revision=None,
+            output_defense=None,  # the reference is the analyst's own model, never defended
+        )
+        return replace(self.scoring, models=as_target)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.scoring.extraction.to_dict(),
+            "statistic": self.statistic,
+            "passage_selection": self.passage_selection,
             "suspect_works": self.suspect_works,
             "control_works": self.control_works,
             "passage_tokens": self.passage_tokens,
@@ -127,6 +168,12 @@ class DatasetTestSettings:
             "clip_quantile": self.clip_quantile,
             "seed": self.seed,
         }
+
+
+def _reads_target(view: str) -> bool:
+    from llm_mia.scorers.registry import VIEWS
+
+    return VIEWS[view].model == "target"
 
 
 def _with_scorers(scoring: ScoringSettings, scorers: tuple[str, ...]) -> ScoringSettings:
@@ -146,113 +193,6 @@ def _features(rows: list[dict[str, Any]], columns: list[str]) -> tuple[list[list
         else:
             excluded[row["status"]] += 1
     return kept, indices, excluded
-
-
-def _format_features(passages: list[Passage], rows: list[dict[str, Any]]) -> np.ndarray:
-    """(passages, 2): bytes per token and compressed bytes per byte (zlib), model-free format descriptors."""
-    return np.array(
-        [
-            [
-                row["n_bytes"] / max(row["n_tokens"], 1),
-                len(zlib.compress(p.text.encode("utf-8"))) / max(row["n_bytes"], 1),
-            ]
-            for p, row in zip(passages, rows, strict=True)
-        ]
-    )
-
-
-def work_distinctiveness(
-    texts: list[str], works: list[str], suspect_work: str, *, seed: int, max_works: int = MAX_BLIND_WORKS
-) -> tuple[float, float, int]:
-    """The blind check for one suspect work: is it more distinguishable from the other works, without the model,
-    than control works are from each other?
-
-    TF-IDF word 1-2-grams over all passages (no labels); for each work (the suspect and up to ``max_works``
-    control works), a random half of its passages gives a centroid and the other half is scored against it,
-    with every other work's held-out passages: the AUROC of "this work's passages are closer to its centroid".
-    Returns (rank p-value of the suspect among the works, its AUROC, works ranked); the same procedure for
-    every work, so under exchangeability the rank is uniform.
-    """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(seed)
-    names = [w for w in dict.fromkeys(works) if sum(x == w for x in works) >= 2]
-    controls = [w for w in names if w != suspect_work]
-    if suspect_work not in names or len(names) < 2:
-        raise LlmMiaError("work distinctiveness needs the suspect work and a control work with two or more passages")
-    if len(controls) > max_works:
-        controls = list(rng.choice(controls, size=max_works, replace=False))
-    chosen = [suspect_work, *controls]
-    index = [i for i, w in enumerate(works) if w in set(chosen)]
-    matrix = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=50_000).fit_transform(
-        [texts[i] for i in index]
-    )
-    work_of = np.array([works[i] for i in index])
-    held_out = np.zeros(len(index), dtype=bool)
-    centroids = []
-    for work in chosen:
-        members = rng.permutation(np.flatnonzero(work_of == work))
-        held_out[members[len(members) // 2 :]] = True
-        centroid = np.asarray(matrix[members[: len(members) // 2]].mean(axis=0)).ravel()
-        centroids.append(centroid / max(np.linalg.norm(centroid), 1e-12))
-    similarity = matrix[held_out] @ np.array(centroids).T  # (held-out passages, works)
-    owner = work_of[held_out]
-    aurocs = np.array([roc_auc_score(owner == work, similarity[:, j]) for j, work in enumerate(chosen)])
-    return float(np.mean(aurocs >= aurocs[0] - 1e-12)), float(aurocs[0]), len(chosen)
-
-
-def blind_safeguard(
-    suspect: list[Passage], control: list[Passage], *, design_works: int, alpha: float, seed: int
-) -> tuple[Safeguard, dict[str, Any]]:
-    """The blind baseline as a safeguard: several suspect works: a bag-of-words classifier with folds over whole
-    works and a permutation test; one suspect work: :func:`work_distinctiveness`."""
-    suspect_works = {p.work for p in suspect}
-    if len(suspect_works) >= 2:
-        try:
-            result = blind_baseline(
-                [p.text for p in suspect],
-                [p.text for p in control],
-                member_groups=[p.work for p in suspect],
-                nonmember_groups=[p.work for p in control],
-                folds=BLIND_FOLDS,
-                seed=seed,
-                alpha=alpha,
-                n_permutations=BLIND_PERMUTATIONS,
-                n_bootstrap=200,
-            )
-        except LlmMiaError as error:
-            return Safeguard("blind baseline", False, f"not run: {error}", ran=False), {}
-        detail = (
-            f"bag-of-words classifier (folds over whole works) tells suspect from control works with AUROC "
-            f"{result.auroc:.3f}, permutation {p_phrase(result.permutation_p)}"
-        )
-        return Safeguard("blind baseline", result.separates, detail), result.to_dict()
-    work = next(iter(suspect_works))
-    # a work is ranked on a held-out half of its passages against a centroid of the other half: two at least
-    rankable = sum(count >= 2 for count in Counter(p.work for p in control).values())
-    needed = min_control_works(alpha)
-    if design_works < needed or rankable < needed or len(suspect) < 2:
-        return Safeguard(
-            "blind baseline",
-            False,
-            f"not run: {rankable} control work(s) with two or more passages, {needed} needed to rank the suspect "
-            "work without the model (lower --passage-tokens for more passages per work)",
-            ran=False,
-        ), {}
-    texts = [p.text for p in suspect] + [p.text for p in control]
-    works = [p.work for p in suspect] + [p.work for p in control]
-    p_value, auroc, ranked = work_distinctiveness(texts, works, work, seed=seed)
-    at_least = round(p_value * ranked) - 1
-    detail = (
-        f"without the model (bag-of-words centroids), {at_least} of {ranked - 1} control works are at least as "
-        f"distinguishable from the other works as the suspect work is (its AUROC {auroc:.3f}; rank p = "
-        f"{format_p_value(p_value)})"
-    )
-    return (
-        Safeguard("blind baseline", p_value <= alpha, detail),
-        {"method": "work distinctiveness rank", "p_value": p_value, "auroc": auroc, "works_ranked": ranked},
-    )
 
 
 @dataclass
@@ -412,33 +352,35 @@ def score_and_test(
     inputs: DatasetInputs, settings: DatasetTestSettings, *, models: Any, observer: Any = None
 ) -> DatasetTestReport:
     """Score the passages of ``inputs`` (suspect and control together, one extraction per model and text
-    variant, stats cache, multi-process under a launcher), run the blind check and
-    :func:`llm_mia.dataset_inference.dataset_inference`, and assemble the report. ``observer`` hears of every
-    model call (``llm_mia.scoring.extract_views``)."""
+    variant, stats cache, multi-process under a launcher; with the reference-gap statistic, the same scorers under
+    the reference model too), run :func:`llm_mia.dataset_inference.dataset_inference` with its model-free checks on
+    the passages' texts, and assemble the report. ``observer`` hears of every model call
+    (``llm_mia.scoring.extract_views``)."""
     from llm_mia.workflows.score import score_documents
 
     scoring = settings.scoring
-    calls = scoring.calls
+    columns = [call.column for call in scoring.calls]
     suspect, control = inputs.suspect, inputs.control
     suspect_sources, control_sources = inputs.suspect_sources, inputs.control_sources
     suspect_passages, control_passages = inputs.suspect_passages, inputs.control_passages
-    suspect_cut, control_cut = inputs.suspect_cut, inputs.control_cut
     documents: list[Document] = [p.to_document(label=1, group=p.work, prefix="suspect:") for p in suspect_passages] + [
         p.to_document(label=0, group=p.work, prefix="control:") for p in control_passages
     ]
-    run = score_documents(
-        documents,
-        scoring,
-        models=models,
-        source=f"{suspect} + {control}",
-        tool="llm-mia dataset-test",
-        observer=observer,
-    )
+    common = {"source": f"{suspect} + {control}", "tool": "llm-mia dataset-test", "observer": observer}
+    run = score_documents(documents, scoring, models=models, **common)
     rows = run.rows
-    columns = [call.column for call in calls]
+    gap = settings.statistic == REFERENCE_GAP
+    record = dict(run.record)
+    if gap:
+        reference_run = score_documents(
+            documents, settings.reference_scoring, models={"target": models["reference"]}, **common
+        )
+        rows = [_with_reference(row, other, columns) for row, other in zip(rows, reference_run.rows, strict=True)]
+        record["reference_pass"] = {"models": reference_run.record.get("models"), "scorers": columns}
+    feature_columns = [f"{c} gap" for c in columns] if gap else columns
     suspect_rows, control_rows = rows[: len(suspect_passages)], rows[len(suspect_passages) :]
-    suspect_x, suspect_kept, suspect_excluded = _features(suspect_rows, columns)
-    control_x, control_kept, control_excluded = _features(control_rows, columns)
+    suspect_x, suspect_kept, suspect_excluded = _features(suspect_rows, feature_columns)
+    control_x, control_kept, control_excluded = _features(control_rows, feature_columns)
     if suspect_excluded or control_excluded:
         logger.warning(
             "left out of the test: %d suspect and %d control passage(s) without every score (see scores.jsonl)",
@@ -447,28 +389,27 @@ def score_and_test(
         )
     tested_suspect = [suspect_passages[i] for i in suspect_kept]
     tested_control = [control_passages[i] for i in control_kept]
-    n_control_works = len({p.work for p in tested_control})
-    blind, blind_detail = blind_safeguard(
-        tested_suspect, tested_control, design_works=n_control_works, alpha=settings.alpha, seed=settings.seed
-    )
+    test_options = {
+        "alpha": settings.alpha,
+        "splits": settings.splits,
+        "permutations": settings.permutations,
+        "seed": settings.seed,
+        "clip_quantile": settings.clip_quantile,
+    }
     result = dataset_inference(
         suspect_x,
         control_x,
         suspect_works=[p.work for p in tested_suspect],
         control_works=[p.work for p in tested_control],
-        extra_safeguards=[blind],
-        suspect_format=_format_features(tested_suspect, [suspect_rows[i] for i in suspect_kept]),
-        control_format=_format_features(tested_control, [control_rows[i] for i in control_kept]),
+        suspect_texts=[p.text for p in tested_suspect],
+        control_texts=[p.text for p in tested_control],
         suspect_tokens=[suspect_rows[i]["n_tokens"] for i in suspect_kept],
         control_tokens=[control_rows[i]["n_tokens"] for i in control_kept],
-        alpha=settings.alpha,
-        splits=settings.splits,
-        permutations=settings.permutations,
-        seed=settings.seed,
-        clip_quantile=settings.clip_quantile,
-        feature_names=columns,
+        statistic=settings.statistic,
+        passage_selection=settings.passage_selection,
+        feature_names=feature_columns,
+        **test_options,
     )
-    record = dict(run.record)
     record["input"] = {
         name: {
             "path": str(path),
@@ -483,41 +424,111 @@ def score_and_test(
         )
     }
     record["settings"] = settings.to_dict()
+    entered = _entered(result, len(suspect_kept))
     report = {
         **record,
         "verdict": result.verdict,
         "verdict_sentence": result.sentence(),
-        "features": columns,
+        "features": feature_columns,
         "passages": {
             "passage_tokens": settings.passage_tokens,
             "shared_left_out": inputs.shared,
-            "suspect": {
-                "works": len({p.work for p in tested_suspect}),
-                "passages": len(suspect_passages),
-                "tested": len(suspect_kept),
-                "excluded": dict(suspect_excluded),
-                "cutting": suspect_cut.to_dict(),
-            },
-            "control": {
-                "works": n_control_works,
-                "passages": len(control_passages),
-                "tested": len(control_kept),
-                "excluded": dict(control_excluded),
-                "cutting": control_cut.to_dict(),
-            },
+            "suspect": _side_summary(
+                tested_suspect, suspect_passages, suspect_excluded, inputs.suspect_cut, entered[0]
+            ),
+            "control": _side_summary(
+                tested_control, control_passages, control_excluded, inputs.control_cut, entered[1]
+            ),
         },
         "result": result.to_dict(),
-        "blind_baseline": blind_detail,
     }
-    kept = {("suspect", i) for i in suspect_kept} | {("control", i) for i in control_kept}
+    if gap and result.work_test is not None:
+        report["reference_alone"] = _reference_alone(
+            [suspect_rows[i] for i in suspect_kept],
+            [control_rows[i] for i in control_kept],
+            [p.work for p in tested_suspect],
+            [p.work for p in tested_control],
+            columns,
+            test_options,
+        )
+    tested = {("suspect", suspect_kept[i]) for i in entered[0]} | {("control", control_kept[i]) for i in entered[1]}
+    scored = {("suspect", i) for i in suspect_kept} | {("control", i) for i in control_kept}
     passage_rows = [
-        {"set": name, **passage.record(), "text_sha256": sha256_text(passage.text), "in_test": (name, index) in kept}
+        {
+            "set": name,
+            **passage.record(),
+            "text_sha256": sha256_text(passage.text),
+            "scored": (name, index) in scored,
+            "in_test": (name, index) in tested,
+        }
         for name, found in (("suspect", suspect_passages), ("control", control_passages))
         for index, passage in enumerate(found)
     ]
     return DatasetTestReport(
         result=result, report=report, record=record, rows=rows, passage_rows=passage_rows, is_main=run.is_main
     )
+
+
+def _with_reference(row: dict[str, Any], other: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """A score row with the reference model's value of every column (``ref:<column>``) and the gap
+    (``<column> gap`` = target - reference); a passage without both is left out of the test by its status."""
+    merged = dict(row)
+    for column in columns:
+        value, reference = row.get(column), other.get(column)
+        merged[f"ref:{column}"] = reference
+        both = value is not None and reference is not None and math.isfinite(value) and math.isfinite(reference)
+        merged[f"{column} gap"] = value - reference if both else None
+    if merged["status"] == "ok" and other.get("status") != "ok":
+        merged["status"] = f"reference model: {other.get('status')}"
+    return merged
+
+
+def _entered(result: DatasetInferenceResult, n_suspect: int) -> tuple[list[int], list[int]]:
+    """Positions (among the scored suspect and control passages) of the passages the work-level test read; in the
+    passage-level design, all of them."""
+    work = result.work_test
+    if work is None or work.selection is None:
+        return list(range(n_suspect)), list(range(result.passage_test.n_control))
+    indices = work.selection.indices
+    return [i for i in indices if i < n_suspect], [i - n_suspect for i in indices if i >= n_suspect]
+
+
+def _side_summary(
+    tested: list[Passage], passages: list[Passage], excluded: Counter, cut: Any, entered: list[int]
+) -> dict[str, Any]:
+    return {
+        "works": len({p.work for p in tested}),
+        "passages": len(passages),
+        "scored": len(tested),
+        "tested": len(entered),
+        "excluded": dict(excluded),
+        "cutting": cut.to_dict(),
+    }
+
+
+def _reference_alone(
+    suspect_rows: list[dict[str, Any]],
+    control_rows: list[dict[str, Any]],
+    suspect_works: list[str],
+    control_works: list[str],
+    columns: list[str],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The work-level test on the reference model's scores alone (the scored passages): how far the suspect work
+    stands out to a model that cannot have seen it. Reported beside the gap statistic, not tested."""
+    from llm_mia.work_permutation import work_permutation_test
+
+    values = np.array([[row[f"ref:{c}"] for c in columns] for row in [*suspect_rows, *control_rows]], dtype=float)
+    works = [f"suspect:{w}" for w in suspect_works] + [f"control:{w}" for w in control_works]
+    options = {key: options[key] for key in ("splits", "permutations", "seed", "clip_quantile")}
+    alone = work_permutation_test(values, works, sorted({f"suspect:{w}" for w in suspect_works}), **options)
+    return {
+        "p_value": alone.p_value,
+        "statistic": alone.statistic,
+        "meaning": "the same work-level test on the reference model's own scores: a small p means the suspect work "
+        "stands out from the control works to a model that cannot have seen it, and the verdict then rests on the "
+        "two models reacting alike to that difference",
+    }
 
 
 def _refuse_overlap(suspect: list[Source], control: list[Source]) -> None:
@@ -592,7 +603,7 @@ def plot_work_test(result: DatasetInferenceResult, directory: Path) -> Path:
         label=f"{'every' if work.exact else f'{len(work.null)} random'} labelling(s) of the works",
     )
     axes.axvline(work.statistic, color="red", linewidth=2, label=f"suspect work(s): {p_phrase(work.p_value)}")
-    axes.set_xlabel("suspect minus control works, combined score (passage SDs)")
+    axes.set_xlabel("suspect minus control works, standardised work means (work-level SDs)")
     axes.set_ylabel("labellings")
     axes.set_title("Work-level permutation test")
     axes.legend(fontsize=8)
@@ -637,21 +648,37 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     """The printed summary (also the top of summary.md)."""
     inference, passages = report["result"], report["passages"]
     suspect, control = passages["suspect"], passages["control"]
+    reference = report["models"].get("reference", {}).get("name")
+    statistic = (
+        f"the target's scores minus the reference model's ({reference})"
+        if inference["statistic"] == REFERENCE_GAP
+        else "the target model's membership scores"
+    )
     lines = [
-        f"dataset test: {suspect['works']} suspect work(s), {suspect['tested']} passages vs {control['works']} control "
-        f"work(s), {control['tested']} passages; {passages['passage_tokens']} tokens per passage on both sides; "
-        f"model {report['models']['target']['name']}",
-        f"features: {', '.join(report['features'])}",
+        f"dataset test: {suspect['works']} suspect work(s), {suspect['tested']} of {suspect['passages']} passages in "
+        f"the test vs {control['works']} control work(s), {control['tested']} of {control['passages']} passages; "
+        f"{passages['passage_tokens']} tokens per passage on both sides; model {report['models']['target']['name']}",
+        f"statistic: {statistic}; features: {', '.join(report['features'])}",
         f"design: {inference['design']} ({inference['design_reason']})",
     ]
     work = inference["work_test"]
     if work is not None:
+        entered = (
+            f"the suspect work whole ({work['passages_per_work']} passages), each control work with up to as many"
+            if work["passage_selection"] == WHOLE_SUSPECT
+            else f"every work with its first {work['passages_per_work']} passages"
+        )
         lines.append(
-            f"work-level test: suspect {work['statistic']:+.2f} passage SDs against the control works; p = "
+            f"work-level test: suspect {work['statistic']:+.2f} work-level SDs above the control works; p = "
             f"{format_p_value(work['p_value'])} over {work['labellings']} labellings "
-            f"({'exact' if work['exact'] else 'random'}; smallest possible "
-            f"{format_p_value(work['smallest_possible_p'])}; {work['passages_per_work']} passages per work, "
-            f"{work['works_left_out']} work(s) with fewer left out)"
+            f"({'every labelling' if work['exact'] else 'random labellings'}, {work['validity']}; smallest possible "
+            f"{format_p_value(work['smallest_possible_p'])}; {entered}; {work['works_left_out']} work(s) with too "
+            f"few passages left out)"
+        )
+    alone = report.get("reference_alone")
+    if alone:
+        lines.append(
+            f"reference model alone: p = {format_p_value(alone['p_value'])} ({alone['meaning'].split(': ')[1]})"
         )
     passage = inference["passage_test"]
     d = passage["effect_size_cohens_d"]
@@ -661,7 +688,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"Cohen's d median {d['median']:.2f} (range over half-splits {d['min']:.2f} to {d['max']:.2f})"
     )
     for guard in inference["safeguards"]:
-        state = "FIRED" if guard["fired"] else ("ok" if guard["ran"] else "-")
+        state = ("FIRED" if guard["withholds"] else "differs (reported)") if guard["fired"] else "ok"
+        state = state if guard["ran"] else "-"
         lines.append(f"safeguard {guard['name']}: {state}: {guard['detail']}")
     if passages["shared_left_out"]:
         lines.append(f"{passages['shared_left_out']} passage text(s) found on both sides were left out of both")
@@ -676,7 +704,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             reasons = "; ".join(f"{count} x {why}" for why, count in passages[name]["excluded"].items())
             lines.append(f"left out of the test ({name}): {reasons}")
     lines += [f"qualification: {q}" for q in inference["qualifications"]]
-    lines.append(f"assumption: {CONTROL_ASSUMPTION}")
+    lines.append(f"assumption: {inference['assumption']}")
+    lines.append(f"what the checks cannot see: {inference['checks_cannot_see']}")
     lines.append(f"verdict: {report['verdict_sentence']}")
     return lines
 
