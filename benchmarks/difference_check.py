@@ -38,10 +38,10 @@ def run_design(design: str, draws: int, words: int, controls: int, seed: int) ->
     for draw in range(draws):
         rng = np.random.default_rng([seed, draw, DESIGNS.index(design)])
         works = draw_works(design, rng, controls=controls)
-        suspect = word_passages(works.suspect[1], words)
+        suspect = [p for text in works.suspect[1] for p in word_passages(text, words)]
         texts, names = list(suspect), ["suspect"] * len(suspect)
-        for i, (_, text) in enumerate(works.controls):
-            passages = word_passages(text, words)[: len(suspect)]
+        for i, (_, control) in enumerate(works.controls):
+            passages = [p for text in control for p in word_passages(text, words)][: len(suspect)]
             texts += passages
             names += [f"control {i}"] * len(passages)
         result = work_difference(texts, names, "suspect", seed=draw)

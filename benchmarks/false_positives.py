@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -43,7 +42,7 @@ import numpy as np
 from llm_mia.metrics import clopper_pearson
 
 ALPHA = 0.05
-PARTS = ("simulation", "smollm2", "power")
+PARTS = ("simulation", "real", "power")
 
 
 def rate_row(design: str, hits: int, reps: int, *, nominal: str, kind: str = "false positive") -> dict[str, Any]:
@@ -80,16 +79,31 @@ def _works(
     shift: float = 0.0,
     prefix: str,
     paragraph: int = 1,
+    front: float = 0.0,
+    front_passages: int = 0,
 ) -> tuple[np.ndarray, list[str]]:
     """Passages of works: 3 correlated membership-like features, a per-work offset ~ N(0, tau); with
-    ``paragraph`` > 1, consecutive passages share a paragraph effect (passages cut from one paragraph)."""
+    ``paragraph`` > 1, consecutive passages share a paragraph effect (passages cut from one paragraph); the first
+    ``front_passages`` of every work moved by ``front`` SD (front matter unlike the body)."""
     sizes = [sizes] * n_works if isinstance(sizes, int) else list(sizes)
-    offsets = rng.normal(0, tau, n_works)
+    offsets = rng.normal(0, tau, n_works) + shift
     n = sum(sizes)
-    x = 0.7 * rng.normal(size=(n, 1)) + 0.7 * rng.normal(size=(n, 3)) + np.repeat(offsets, sizes)[:, None] + shift
+    x = 0.7 * rng.normal(size=(n, 1)) + 0.7 * rng.normal(size=(n, 3)) + np.repeat(offsets, sizes)[:, None]
     if paragraph > 1:
         x += np.repeat(rng.normal(0, 0.6, n // paragraph + 1), paragraph)[:n, None]
+    starts = np.cumsum([0, *sizes[:-1]])
+    for start, size in zip(starts, sizes, strict=True):
+        x[start : start + min(front_passages, size)] += front
     return x, [f"{prefix}{i}" for i, size in enumerate(sizes) for _ in range(size)]
+
+
+def _random_suspect(x: np.ndarray, works: list[str], rng: np.random.Generator) -> tuple:
+    """One of the works drawn at random as the suspect, the others as controls (so all 31 are exchangeable)."""
+    names = list(dict.fromkeys(works))
+    chosen = names[int(rng.integers(len(names)))]
+    is_suspect = np.array([w == chosen for w in works])
+    controls = [w for w in works if w != chosen]
+    return x[is_suspect], ["book"] * int(is_suspect.sum()), x[~is_suspect], controls
 
 
 def _verdict_rate(
@@ -100,6 +114,7 @@ def _verdict_rate(
     kind: str,
     nominal: str,
     counted: tuple[str, ...] = ("consistent",),
+    passage_selection: str = "whole suspect",
 ) -> dict[str, Any]:
     from llm_mia.dataset_inference import dataset_inference
 
@@ -115,6 +130,7 @@ def _verdict_rate(
             splits=5,
             permutations=199,
             seed=rep,
+            passage_selection=passage_selection,
         )
         hits += result.verdict in counted
     row = rate_row(design, hits, reps, kind=kind, nominal=nominal)
@@ -131,6 +147,7 @@ def simulation(reps: int) -> list[dict[str, Any]]:
 
     rows = []
     nominal = f"<= {ALPHA}"
+    exact = f"<= {1 / 31:.3f} (1/31, exact)"
     for tau in (0.0, 0.2, 0.5):
 
         def draw(rng: np.random.Generator, tau: float = tau) -> tuple:
@@ -144,7 +161,39 @@ def simulation(reps: int) -> list[dict[str, Any]]:
                 reps,
                 draw,
                 kind="false positive",
-                nominal=nominal,
+                nominal=exact,
+            )
+        )
+
+    def short_high(rng: np.random.Generator) -> tuple:
+        x, works = _works(rng, 31, [4] + [40] * 30, tau=0.3, prefix="w")
+        x[:4] += 2.0  # one short work that scores high
+        return _random_suspect(x, works, rng)
+
+    def front_matter(rng: np.random.Generator) -> tuple:
+        x, works = _works(rng, 31, list(rng.integers(3, 200, 31)), tau=0.3, prefix="w", front=-1.0, front_passages=5)
+        return _random_suspect(x, works, rng)
+
+    for name, draw_design in (
+        ("31 works, one short (4 passages) and high-scoring, the suspect drawn at random", short_high),
+        ("31 works of 3-200 passages whose first 5 score 1 SD lower, the suspect drawn at random", front_matter),
+    ):
+        rows.append(_verdict_rate(name, reps, draw_design, kind="false positive", nominal=exact))
+
+    def long_book(rng: np.random.Generator, shift: float) -> tuple:
+        control, works = _works(rng, 30, list(rng.integers(3, 9, 30)), tau=0.15, prefix="c")
+        suspect, _ = _works(rng, 1, 120, tau=0.15, shift=shift, prefix="s")
+        return suspect, ["book"] * 120, control, works
+
+    for selection in ("whole suspect", "common size"):
+        rows.append(
+            _verdict_rate(
+                f"power: a book of 120 passages trained on (+0.3 SD) vs 30 works of 3-8 passages ({selection})",
+                reps // 2,
+                lambda rng: long_book(rng, 0.3),
+                kind="power",
+                nominal="higher is better",
+                passage_selection=selection,
             )
         )
     for offset in (0.2, 0.5):
@@ -283,143 +332,201 @@ def simulation(reps: int) -> list[dict[str, Any]]:
     return rows
 
 
-# ------------------------------------------------------------------------------------------------ real models
+# ------------------------------------------------------------------------------------------------ real text
+
+REAL_SCORERS = ("loss", "min_k", "min_k_plus_plus")
+STATISTICS = ("scores", "reference-gap")
+PASSAGE_TOKENS = 32
 
 
-def _paragraphs(n: int, seed: int) -> list[tuple[str, str]]:
-    from llm_mia.corpora import wikipedia_summaries
-
-    summaries = wikipedia_summaries()
-    titles = [t for t in sorted(summaries) if 60 <= len(summaries[t].split()) <= 140]
-    return [(t, summaries[t]) for t in random.Random(seed).sample(titles, n)]
-
-
-def _write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
-    path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows), encoding="utf-8")
-    return path
-
-
-def _run(
-    suspect: Path, control: Path, *, model: str, suspect_works: str, seed: int, passage_tokens: int, output: Path
-) -> Any:
-    from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
-    from llm_mia.workflows.dataset import DatasetTestSettings, run_dataset_test
-
-    settings = DatasetTestSettings(
-        scoring=ScoringSettings(
-            models=ModelSettings(model=model, device="cpu"),
-            scorers=("loss", "min_k", "min_k_plus_plus"),
-            extraction=ExtractionSettings(batch_size=16, progress=False),
-            cache=output / "stats.sqlite",
-        ),
-        suspect_works=suspect_works,
-        passage_tokens=passage_tokens,
-        splits=5,
-        seed=seed,
-    )
-    return run_dataset_test(suspect, control, settings)
-
-
-def smollm2(reps: int, scratch: Path) -> list[dict[str, Any]]:
-    rows = []
-    for packaging in ("one file vs documents", "documents vs documents"):
-        verdicts: dict[str, int] = {}
-        started = time.perf_counter()
-        for rep in range(reps):
-            pool = _paragraphs(80, seed=1000 + rep)
-            directory = scratch / f"{packaging.replace(' ', '-')}-{rep}"
-            directory.mkdir(parents=True, exist_ok=True)
-            if packaging.startswith("one file"):
-                suspect = directory / "suspect.txt"
-                suspect.write_text("\n\n".join(t for _, t in pool[:40]), encoding="utf-8")
-                works = "one"
-            else:
-                suspect, works = _write_jsonl(directory / "suspect.jsonl", pool[:40]), "sources"
-            control = _write_jsonl(directory / "control.jsonl", pool[40:])
-            report = _run(
-                suspect,
-                control,
-                model="smollm2-135m",
-                suspect_works=works,
-                seed=rep,
-                passage_tokens=48,
-                output=directory,
-            )
-            verdicts[report.verdict] = verdicts.get(report.verdict, 0) + 1
-        row = rate_row(
-            f"SmolLM2, random split of Wikipedia paragraphs, {packaging}",
-            verdicts.get("consistent", 0),
-            reps,
-            nominal=f"<= {ALPHA}",
-        )
-        row["verdicts"] = verdicts
-        row["seconds"] = round(time.perf_counter() - started)
-        print_row(row)
-        print(f"      verdicts: {verdicts}", flush=True)
-        rows.append(row)
-    return rows
-
-
-def power(scratch: Path, threads: int | None) -> list[dict[str, Any]]:
+def _gpt2_models(size: str = "full") -> tuple[Any, Any, Any, set[str]]:
+    """The gpt2-wikipedia target and reference, trained here once and cached: GPT-2s trained from scratch on
+    disjoint sets of Wikipedia lead summaries (512 each at the full size; the target reacts to the kind of text
+    it was trained on); returns (config, target snapshots, reference snapshots, titles any model or the tokenizer
+    saw)."""
     from llm_mia.known_split.presets import get_preset
     from llm_mia.known_split.run import train_models
     from llm_mia.known_split.splits import build_split
 
+    config = get_preset("gpt2-wikipedia", size)
+    split = build_split(config.split)
+    target, reference = train_models(config, split, progress=False)
+    seen = {d.id for part in ("member", "reference", "tokenizer") for d in split.parts[part]}
+    return config, target, reference, seen
+
+
+def _settings(target: Path, reference: Path | None, statistic: str, scratch: Path) -> Any:
+    from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
+    from llm_mia.workflows.dataset import DatasetTestSettings
+
+    return DatasetTestSettings(
+        scoring=ScoringSettings(
+            models=ModelSettings(
+                model=str(target), reference=None if reference is None else str(reference), device="cpu"
+            ),
+            scorers=REAL_SCORERS,
+            extraction=ExtractionSettings(batch_size=32, progress=False),
+            cache=scratch / "stats.sqlite",
+        ),
+        suspect_works="one",
+        control_works="group",
+        passage_tokens=PASSAGE_TOKENS,
+        splits=5,
+        statistic=statistic,
+    )
+
+
+def _write_works(directory: Path, suspect: Any, controls: Any) -> tuple[Path, Path]:
+    """suspect.jsonl (the suspect work's texts) and control.jsonl (every control work's texts, its name as group)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    suspect_path, control_path = directory / "suspect.jsonl", directory / "control.jsonl"
+    suspect_path.write_text(
+        "".join(json.dumps({"id": f"s{i}", "text": t}) + "\n" for i, t in enumerate(suspect[1])), encoding="utf-8"
+    )
+    control_path.write_text(
+        "".join(
+            json.dumps({"id": f"c{j}-{i}", "text": t, "group": name}) + "\n"
+            for j, (name, texts) in enumerate(controls)
+            for i, t in enumerate(texts)
+        ),
+        encoding="utf-8",
+    )
+    return suspect_path, control_path
+
+
+def _verdict(suspect: Path, control: Path, settings: Any, models: Any, tokenizer: Any) -> dict[str, Any]:
+    from llm_mia.workflows.dataset import cut_inputs, score_and_test
+
+    report = score_and_test(cut_inputs(suspect, control, settings, tokenizer=tokenizer), settings, models=models)
+    result = report.result
+    return {
+        "verdict": result.verdict,
+        "withheld_by": [s.name for s in result.withholding],
+        "p": result.p_value,
+        "design": result.design,
+        "suspect_share": None if result.work_test is None else result.work_test.suspect_share,
+    }
+
+
+def _outcome_row(name: str, statistic: str, outcomes: list[dict[str, Any]], *, kind: str) -> dict[str, Any]:
+    from collections import Counter
+
+    consistent = sum(o["verdict"] == "consistent" for o in outcomes)
+    row = rate_row(f"{name} [{statistic}]", consistent, len(outcomes), kind=kind, nominal=f"<= {ALPHA}")
+    row["verdicts"] = dict(Counter(o["verdict"] for o in outcomes))
+    row["withheld_by"] = dict(Counter(n for o in outcomes for n in o["withheld_by"]))
+    row["raw_p_at_most_alpha"] = sum(o["p"] <= ALPHA for o in outcomes)
+    return row
+
+
+def real(
+    reps: int, scratch: Path, designs: list[str], *, size: str = "full", max_words: int = 1500
+) -> list[dict[str, Any]]:
+    """Real-text null designs (``llm_mia.real_works``) through ``llm_mia.workflows.dataset``, with the
+    gpt2-wikipedia target after its last epoch, under both statistics (the reference-gap one with the recipe's
+    reference model, trained the same way on other summaries: it reacts to era and genre as the target does)."""
+    from llm_mia.real_works import EXCHANGEABLE, draw_works
+    from llm_mia.workflows.dataset import cutting_tokenizer
+    from llm_mia.workflows.score import load_models
+
+    config, target, reference, seen = _gpt2_models(size)
+    epoch = max(config.training.epochs)
     rows = []
-    cases = [
-        ("smollm2-wikipedia", "demo", "SmolLM2 fine-tuned 2 epochs on 24 summaries"),
-        ("gpt2-wikipedia", "ci", "GPT-2 (2x64) from scratch, 8 epochs on 32 summaries"),
+    for statistic in STATISTICS:
+        settings = _settings(
+            target.snapshots[epoch], reference.snapshots[epoch] if statistic != "scores" else None, statistic, scratch
+        )
+        models = load_models(settings.scoring.models)
+        tokenizer = cutting_tokenizer(settings, models)
+        for design in designs:
+            outcomes, started = [], time.perf_counter()
+            for rep in range(reps):
+                draw = draw_works(design, np.random.default_rng([rep, 7]), exclude=frozenset(seen), max_words=max_words)
+                paths = _write_works(scratch / "real" / f"{design}-{rep}", draw.suspect, draw.controls)
+                outcomes.append(_verdict(*paths, settings, models, tokenizer))
+            kind = "false positive" if design in EXCHANGEABLE else "false positive (differs in kind)"
+            row = _outcome_row(f"real text, {design}, 1 unseen work vs 30", statistic, outcomes, kind=kind)
+            row["seconds"] = round(time.perf_counter() - started)
+            print_row(row)
+            print(
+                f"      verdicts {row['verdicts']}; withheld by {row['withheld_by']}; raw p <= {ALPHA}: "
+                f"{row['raw_p_at_most_alpha']}/{reps}",
+                flush=True,
+            )
+            rows.append(row)
+    return rows
+
+
+def power(reps: int, scratch: Path, controls: list[int], epochs: list[int]) -> list[dict[str, Any]]:
+    """One trained work (8 member summaries of the gpt2-wikipedia target) against m control works (8 unseen
+    summaries each, same length window), per snapshot epoch, under both statistics; and the same design with an
+    unseen suspect work (8 unseen summaries) as its false-positive check."""
+    from llm_mia.corpora import wikipedia_summaries
+    from llm_mia.workflows.dataset import cutting_tokenizer
+    from llm_mia.workflows.score import load_models
+
+    config, target, reference, seen = _gpt2_models()
+    from llm_mia.known_split.splits import build_split
+
+    split = build_split(config.split)
+    members = [d.text for d in split.members]
+    words = (config.split.min_words, config.split.max_words)
+    unseen = [
+        t for title, t in wikipedia_summaries().items() if title not in seen and words[0] <= len(t.split()) <= words[1]
     ]
-    for name, size, label in cases:
-        config = get_preset(name, size)
-        split = build_split(config.split)
-        target, _ = train_models(config, split, progress=False)
-        epoch = max(config.training.epochs)
-        before = config.base_model if config.recipe == "fine-tune" else None
-        models = [("trained", str(target.snapshots[epoch]))]
-        if before:
-            models.append(("before training", before))
-        directory = scratch / f"power-{name}"
-        directory.mkdir(parents=True, exist_ok=True)
-        members = [(d.id, d.text) for d in split.members]
-        controls = [(d.id, d.text) for d in [*split.nonmembers, *split.calibration]]
-        documents = _write_jsonl(directory / "members.jsonl", members)
-        one_work = directory / "members.txt"
-        one_work.write_text("\n\n".join(t for _, t in members), encoding="utf-8")
-        control = _write_jsonl(directory / "controls.jsonl", controls)
-        for state, model in models:
-            for suspect, works, design in (
-                (documents, "sources", f"{len(members)} member works"),
-                (one_work, "one", "the members as one work"),
-            ):
-                report = _run(
-                    suspect, control, model=model, suspect_works=works, seed=0, passage_tokens=32, output=directory
-                )
-                result = report.result
-                row = {
-                    "design": f"{label}, {state}: {design} vs {len(controls)} non-member works",
-                    "kind": "power" if state == "trained" else "false positive",
-                    "verdict": report.verdict,
-                    "p_value": result.p_value,
-                    "design_used": result.design,
-                    "fired": [s.name for s in result.safeguards if s.fired],
-                }
-                print(
-                    f"  {row['design']:<96} {row['verdict']:<20} p = {row['p_value']:.3g} ({row['design_used']}"
-                    + (f"; fired: {', '.join(row['fired'])}" if row["fired"] else "")
-                    + ")",
-                    flush=True,
-                )
-                rows.append(row)
+    group, rows = 8, []
+    for epoch in epochs:
+        for statistic in STATISTICS:
+            settings = _settings(
+                target.snapshots[epoch],
+                reference.snapshots[epoch] if statistic != "scores" else None,
+                statistic,
+                scratch,
+            )
+            models = load_models(settings.scoring.models)
+            tokenizer = cutting_tokenizer(settings, models)
+            for m in controls:
+                for trained in (True, False):
+                    outcomes = []
+                    for rep in range(reps):
+                        rng = np.random.default_rng([rep, m, 11])
+                        picked = rng.choice(len(unseen), size=group * (m + 1), replace=False)
+                        texts = [unseen[i] for i in picked]
+                        suspect_texts = (
+                            tuple(members[i] for i in rng.choice(len(members), size=group, replace=False))
+                            if trained
+                            else tuple(texts[m * group :])
+                        )
+                        works = [(f"control {j}", tuple(texts[j * group : (j + 1) * group])) for j in range(m)]
+                        paths = _write_works(
+                            scratch / "power" / f"{epoch}-{m}-{int(trained)}-{rep}", ("suspect", suspect_texts), works
+                        )
+                        outcomes.append(_verdict(*paths, settings, models, tokenizer))
+                    what = "trained work (8 members)" if trained else "unseen work (8 summaries)"
+                    row = _outcome_row(
+                        f"GPT-2 {epoch} epoch(s), {what} vs {m} control works",
+                        statistic,
+                        outcomes,
+                        kind="power" if trained else "false positive",
+                    )
+                    row.update({"epoch": epoch, "controls": m, "trained": trained, "statistic": statistic})
+                    print_row(row)
+                    rows.append(row)
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
+    from llm_mia.real_works import DESIGNS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which parts to run")
-    parser.add_argument("--reps", type=int, default=200, help="repetitions of each simulated design (200)")
-    parser.add_argument("--real-reps", type=int, default=10, help="repetitions of each real-model design (10)")
-    parser.add_argument("--scratch", default="false-positives", help="directory for inputs and reports")
+    parser.add_argument("--reps", type=int, default=400, help="repetitions of each simulated design (400)")
+    parser.add_argument("--real-reps", type=int, default=40, help="draws of each real-text design (40)")
+    parser.add_argument("--designs", nargs="+", choices=DESIGNS, default=list(DESIGNS), help="real-text designs")
+    parser.add_argument("--power-reps", type=int, default=20, help="draws of each power cell (20)")
+    parser.add_argument("--controls", nargs="+", type=int, default=[19, 49, 99], help="control works (power)")
+    parser.add_argument("--epochs", nargs="+", type=int, default=[1, 2, 4], help="target snapshots (power)")
+    parser.add_argument("--scratch", default="false-positives", help="directory for inputs and the stats cache")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", help="write every row to this file")
     args = parser.parse_args(argv)
@@ -427,17 +534,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     scratch = Path(args.scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"settings": vars(args), "alpha": ALPHA}
     with torch_threads(args.threads):
         if "simulation" in args.parts:
             print(f"simulation ({args.reps} repetitions per design; power rows {args.reps // 2}):")
             results["simulation"] = simulation(args.reps)
-        if "smollm2" in args.parts:
-            print(f"real model ({args.real_reps} repetitions per design):")
-            results["smollm2"] = smollm2(args.real_reps, scratch)
+        if "real" in args.parts:
+            print(f"real text ({args.real_reps} draws per design and statistic):")
+            results["real"] = real(args.real_reps, scratch, args.designs)
         if "power" in args.parts:
-            print("known-split recipes:")
-            results["power"] = power(scratch, args.threads)
+            print(f"power ({args.power_reps} draws per cell):")
+            results["power"] = power(args.power_reps, scratch, args.controls, args.epochs)
     results["seconds"] = round(time.perf_counter() - started)
     print(f"total {results['seconds']} s")
     if args.json:

@@ -2,9 +2,10 @@
 that are each distinctive (separate articles, separate packages' histories), drawn so that the suspect is either
 exchangeable with the controls or differs from them in era, sub-genre or format.
 
-A design draws one suspect work and ``controls`` control works (each a name and a text, at most ``max_words``
-words: the start of the work). Used by ``benchmarks/difference_check.py``, ``benchmarks/false_positives.py``
-(``--parts real``) and the tests of the model-free checks.
+A design draws one suspect work and ``controls`` control works, each a name and its texts (one text, or several
+articles of a collection; each text at most ``max_words`` words: its start; a test cuts every text into passages
+separately, as ``llm-mia dataset-test`` does with a ``group`` column). Used by ``benchmarks/difference_check.py``,
+``benchmarks/false_positives.py`` (``--parts real``) and the tests of the model-free checks.
 
 ==========================  =========================================================================================
 design                      suspect work / control works
@@ -45,13 +46,16 @@ OLD_YEAR, NEW_YEAR = 2012, 2023
 WIKIMIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikimia"
 
 
+Work = tuple[str, tuple[str, ...]]  # a work's name and its texts
+
+
 @dataclass(frozen=True)
 class WorksDraw:
-    """One draw of a design: the suspect work and the control works, each (name, text)."""
+    """One draw of a design: the suspect work and the control works, each (name, texts)."""
 
     design: str
-    suspect: tuple[str, str]
-    controls: tuple[tuple[str, str], ...]
+    suspect: Work
+    controls: tuple[Work, ...]
 
 
 def _start(text: str, max_words: int) -> str:
@@ -140,32 +144,34 @@ def draw_works(
             if design == "exchangeable-wikipedia"
             else _changelogs("new")
         )
-        works = _sample(pool, controls + 1, rng, design)
+        works = [(name, (text,)) for name, text in _sample(pool, controls + 1, rng, design)]
         suspect, others = works[0], works[1:]
     elif design == "era-wikimia":
         group = 8
         texts = _wikimia(64)
-        old = [texts[1][i] for i in rng.choice(len(texts[1]), size=group, replace=False)]
+        old = tuple(texts[1][i] for i in rng.choice(len(texts[1]), size=group, replace=False))
         new = [texts[0][i] for i in rng.choice(len(texts[0]), size=group * controls, replace=False)]
-        suspect = ("before 2017", "\n\n".join(old))
-        others = [(f"2023+ group {i}", "\n\n".join(new[i * group : (i + 1) * group])) for i in range(controls)]
+        suspect = ("before 2017", old)
+        others = [(f"2023+ group {i}", tuple(new[i * group : (i + 1) * group])) for i in range(controls)]
     elif design == "era-wikimia-single":
         texts = _wikimia(128)
-        suspect = ("before 2017", texts[1][int(rng.integers(len(texts[1])))])
+        suspect = ("before 2017", (texts[1][int(rng.integers(len(texts[1])))],))
         chosen = rng.choice(len(texts[0]), size=controls, replace=False)
-        others = [(f"2023+ article {i}", texts[0][i]) for i in chosen]
+        others = [(f"2023+ article {i}", (texts[0][i],)) for i in chosen]
     elif design == "era-changelogs":
-        others = _sample(_changelogs("new"), controls, rng, design)
-        taken = {name for name, _ in others}
-        suspect = _sample(tuple(w for w in _changelogs("old") if w[0] not in taken), 1, rng, design)[0]
-        suspect = (f"{suspect[0]} (to {OLD_YEAR})", suspect[1])
+        picked = _sample(_changelogs("new"), controls, rng, design)
+        others = [(name, (text,)) for name, text in picked]
+        taken = {name for name, _ in picked}
+        name, text = _sample(tuple(w for w in _changelogs("old") if w[0] not in taken), 1, rng, design)[0]
+        suspect = (f"{name} (to {OLD_YEAR})", (text,))
     else:
-        others = _sample(_changelogs("new"), controls, rng, design)
-        suspect = _sample(_upstream() if design == "sub-genre" else _man_pages(), 1, rng, design)[0]
+        others = [(name, (text,)) for name, text in _sample(_changelogs("new"), controls, rng, design)]
+        name, text = _sample(_upstream() if design == "sub-genre" else _man_pages(), 1, rng, design)[0]
+        suspect = (name, (text,))
     return WorksDraw(
         design,
-        (suspect[0], _start(suspect[1], max_words)),
-        tuple((name, _start(text, max_words)) for name, text in others),
+        (suspect[0], tuple(_start(t, max_words) for t in suspect[1])),
+        tuple((name, tuple(_start(t, max_words) for t in texts)) for name, texts in others),
     )
 
 

@@ -125,6 +125,27 @@ def test_plan_fixes_models_inputs_and_settings(case):
     assert [s["scorer"] for s in plan["settings"]["scorers"]] == ["loss", "min_k"]
     assert plan["settings"]["alpha"] == 0.05 and isinstance(plan["settings"]["seed"], int)
     assert "torch" in plan["versions"] and "primary" not in plan["primary_outcome"][:0]
+    assert plan["settings"]["statistic"] == "scores" and plan["settings"]["passage_selection"] == "whole suspect"
+    # what the design can show, known before any score: 25 labellings, so p cannot go below 1/25
+    design = plan["design"]
+    assert (design["suspect_works"], design["control_works"], design["labellings"]) == (1, 24, 25)
+    assert design["smallest_possible_p"] == pytest.approx(1 / 25) and design["suspect_share_tested"] == 1.0
+
+
+def test_plan_prints_the_smallest_possible_p_before_scoring(case, tmp_path, capsys, monkeypatch):
+    import llm_mia.scoring as scoring_module
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a plan scores nothing")
+
+    monkeypatch.setattr(scoring_module, "extract_views", no_scoring)
+    capsys.readouterr()
+    assert main(_plan_args(case["model"], case["suspect"], case["control"], tmp_path / "plan.json")) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "design: 1 suspect work(s) against 24 control works, 25 labellings: the smallest possible p is 0.04" in printed
+    )
+    assert "power: " in printed
 
 
 def test_bundle_holds_every_file_and_the_manifest_checks_with_sha256sum(case):

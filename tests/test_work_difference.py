@@ -18,10 +18,10 @@ WORDS = 32
 
 def _passages(draw, max_passages=None):
     """The passages the work-level test reads: the suspect whole, each control work with up to as many."""
-    suspect = word_passages(draw.suspect[1], WORDS)[:max_passages]
+    suspect = [p for text in draw.suspect[1] for p in word_passages(text, WORDS)][:max_passages]
     texts, works = list(suspect), ["suspect"] * len(suspect)
-    for i, (_, text) in enumerate(draw.controls):
-        passages = word_passages(text, WORDS)[: len(suspect)]
+    for i, (_, control) in enumerate(draw.controls):
+        passages = [p for text in control for p in word_passages(text, WORDS)][: len(suspect)]
         texts += passages
         works += [f"control {i}"] * len(passages)
     return texts, works

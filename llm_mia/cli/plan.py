@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llm_mia.evidence.plan import build_plan
+    from llm_mia.work_test_power import power_sentence
 
     if not args.control:
         raise LlmMiaError("a plan needs --control: the control works the model cannot have seen")
@@ -70,6 +71,13 @@ def run(args: argparse.Namespace) -> int:
             for role, m in plan.data["models"].items()
         )
     )
+    design = plan.data["design"]
+    print(
+        f"design: {design['suspect_works']} suspect work(s) against {design['control_works']} control works, "
+        f"{design['labellings']} labellings: the smallest possible p is {design['smallest_possible_p']:.3g}, whatever "
+        f"the model did; {design['suspect_share_tested']:.0%} of the suspect text's passages enter the test"
+    )
+    print(f"power: {power_sentence(design['power_on_a_known_split'])}")
     print(f"plan SHA-256: {plan.sha256}")
     print(f"wrote {path} and {sidecar}; keep the hash somewhere the other side can see it was fixed first")
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from llm_mia.outputs import atomic_write
 from llm_mia.work_permutation import STATISTIC
 
 PLAN_FORMAT = "llm-mia plan"
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: the statistic (scores or reference gap) and the passage selection are planned
 PRIMARY_OUTCOME = (
     "the dataset-level verdict on the suspect work: the work-level permutation test of the suspect work against "
     "the control works at the planned alpha, with its safeguards (llm-mia dataset-test); everything else in the "
@@ -173,6 +174,8 @@ def settings_record(settings: Any) -> dict[str, Any]:
         "permutations": settings.permutations,
         "clip_quantile": settings.clip_quantile,
         "seed": settings.seed,
+        "statistic": settings.statistic,
+        "passage_selection": settings.passage_selection,
         "test": {
             "primary": "work-level permutation test (llm_mia.work_permutation)",
             "statistic": STATISTIC,
@@ -231,6 +234,8 @@ class Plan:
             clip_quantile=planned["clip_quantile"],
             seed=planned["seed"],
             tokenizer=planned.get("tokenizer"),
+            statistic=planned["statistic"],
+            passage_selection=planned["passage_selection"],
         )
 
     def scorer_specs(self) -> list[str]:
@@ -283,12 +288,43 @@ def read_plan(path: str | Path) -> Plan:
     return Plan(data)
 
 
+def design_summary(inputs: Any, settings: Any) -> dict[str, Any]:
+    """What the planned design can show, known before any score: the works that enter the work-level test, its
+    labellings and the smallest p-value they allow, the share of the suspect text tested, and the power measured
+    on the known-split recipe nearest to the design (``llm_mia.work_test_power``)."""
+    from llm_mia.dataset_inference import work_counts
+    from llm_mia.work_permutation import select_passages
+    from llm_mia.work_test_power import nearest_power
+
+    suspect_works = [f"suspect:{p.work}" for p in inputs.suspect_passages]
+    control_works = [f"control:{p.work}" for p in inputs.control_passages]
+    size, k, m, needed = work_counts(suspect_works, control_works, settings.alpha, selection=settings.passage_selection)
+    selection = select_passages(
+        [*suspect_works, *control_works], sorted(set(suspect_works)), rule=settings.passage_selection
+    )
+    labellings = math.comb(m + k, k)
+    exact = labellings <= settings.permutations + 1
+    return {
+        "suspect_works": k,
+        "control_works": m,
+        "control_works_needed": needed,
+        "passages_per_work": size,
+        "suspect_share_tested": selection.share_of(sorted(set(suspect_works))),
+        "labellings": labellings if exact else settings.permutations + 1,
+        "smallest_possible_p": 1 / labellings if exact else 1 / (settings.permutations + 1),
+        "power_on_a_known_split": nearest_power(m, settings.statistic),
+    }
+
+
 def _check_design(inputs: Any, settings: Any) -> None:
     """The primary outcome is the work-level test: refuse a plan whose controls cannot reach p <= alpha."""
     from llm_mia.dataset_inference import work_counts
 
     size, k, m, needed = work_counts(
-        [p.work for p in inputs.suspect_passages], [p.work for p in inputs.control_passages], settings.alpha
+        [p.work for p in inputs.suspect_passages],
+        [p.work for p in inputs.control_passages],
+        settings.alpha,
+        selection=settings.passage_selection,
     )
     if m < needed:
         raise LlmMiaError(
@@ -355,6 +391,7 @@ def build_plan(
         "models": models,
         "inputs": inputs_inventory(inputs),
         "settings": settings_record(settings),
+        "design": design_summary(inputs, settings),
         "llm_mia_commit": source_commit(),
         "versions": versions(),
     }
