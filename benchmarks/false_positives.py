@@ -114,7 +114,7 @@ def _verdict_rate(
     kind: str,
     nominal: str,
     counted: tuple[str, ...] = ("consistent",),
-    passage_selection: str = "whole suspect",
+    passage_selection: str = "whole-suspect",
 ) -> dict[str, Any]:
     from llm_mia.dataset_inference import dataset_inference
 
@@ -185,7 +185,7 @@ def simulation(reps: int) -> list[dict[str, Any]]:
         suspect, _ = _works(rng, 1, 120, tau=0.15, shift=shift, prefix="s")
         return suspect, ["book"] * 120, control, works
 
-    for selection in ("whole suspect", "common size"):
+    for selection in ("whole-suspect", "common-size"):
         rows.append(
             _verdict_rate(
                 f"power: a book of 120 passages trained on (+0.3 SD) vs 30 works of 3-8 passages ({selection})",

@@ -112,7 +112,7 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     """(x - median) / (1.4826 MAD), the standard deviation when the MAD is 0, zeros when all values are equal.
 
     >>> robust_z(np.array([1.0, 2.0, 3.0, 10.0])).round(2).tolist()
-    [-0.67, -0.22, 0.22, 3.37]
+    [-1.01, -0.34, 0.34, 5.06]
     """
     centre = float(np.median(values))
     scale = 1.4826 * float(np.median(np.abs(values - centre)))

@@ -17,7 +17,7 @@ Statistic T(L) of a labelling L (a set of k works called "suspect", the other m 
    more often than the suspect: the test is then conservative (measured in ``tests/test_work_selection.py`` and
    ``benchmarks/false_positives.py``, with sizes of 3 to 200 passages and works whose first passages score a
    standard deviation lower than the rest: the false-positive rate stayed at or below the exact level). The
-   ``"common size"`` rule gives up the suspect's later passages for exactness whatever the works' structure: every
+   ``"common-size"`` rule gives up the suspect's later passages for exactness whatever the works' structure: every
    work enters with its first c passages, c = the 20th percentile of all works' sizes (labels not used), works with
    fewer are left out. **Several suspect works** always use it. The first passages rather than passages drawn at
    random: when neighbouring passages share a paragraph or a scene, a random draw from a long work averages their
@@ -159,7 +159,7 @@ def _statistic(split: _Split, suspect: np.ndarray, works: np.ndarray) -> float:
 
 
 MIN_WORK_PASSAGES = 2  # a work needs a training and a test passage
-WHOLE_SUSPECT, COMMON_SIZE = "whole suspect", "common size"
+WHOLE_SUSPECT, COMMON_SIZE = "whole-suspect", "common-size"
 SELECTION_RULES = (WHOLE_SUSPECT, COMMON_SIZE)
 
 
@@ -179,7 +179,7 @@ class PassageSelection:
 
     ``indices``: positions in the input, work by work in order of first appearance, each work's passages in input
     order. ``counts``: passages entering per work (by name); ``sizes``: passages given per work; ``left_out``:
-    works with too few passages; ``rule``: ``"whole suspect"`` (one suspect work) or ``"common size"``;
+    works with too few passages; ``rule``: ``"whole-suspect"`` (one suspect work) or ``"common-size"``;
     ``equal_sizes``: every work enters with the same count (the test is then exact, not only conservative).
     """
 
@@ -208,15 +208,15 @@ def select_passages(
     passages_per_work: int | None = None,
 ) -> PassageSelection:
     """The passages that enter the work-level test (module docstring, step 0): with one suspect work and ``rule``
-    ``"whole suspect"``, all of its passages and the first min(size, the suspect's size) of every control work;
-    otherwise (several suspect works, ``rule="common size"``, or ``passages_per_work`` given) the first c of every
+    ``"whole-suspect"``, all of its passages and the first min(size, the suspect's size) of every control work;
+    otherwise (several suspect works, ``rule="common-size"``, or ``passages_per_work`` given) the first c of every
     work, c = ``passages_per_work`` or :func:`common_size` of all works' sizes; works with fewer than 2 (resp. c)
     passages left out.
 
     >>> works = ["book"] * 5 + ["a"] * 2 + ["b"] * 9 + ["c"]
     >>> chosen = select_passages(works, ["book"])
     >>> chosen.counts, chosen.left_out, chosen.rule
-    ({'book': 5, 'a': 2, 'b': 5}, ('c',), 'whole suspect')
+    ({'book': 5, 'a': 2, 'b': 5}, ('c',), 'whole-suspect')
     """
     names = list(dict.fromkeys(str(w) for w in works))
     positions: dict[str, list[int]] = {name: [] for name in names}
@@ -354,7 +354,7 @@ def work_permutation_test(
     """Test whether the works in ``suspect_works`` score higher than the other works (module docstring).
 
     ``features``: (passages, features) membership scores, higher = member, all finite; ``works``: the work of
-    each passage. ``selection``: step 0's rule for one suspect work (``"whole suspect"``, or ``"common size"``: exact
+    each passage. ``selection``: step 0's rule for one suspect work (``"whole-suspect"``, or ``"common-size"``: exact
     whatever the works' structure, at the cost of the suspect's later passages); ``passages_per_work``: every work
     enters with its first c passages. Needs at least one suspect and one control work.
 

@@ -125,7 +125,7 @@ def test_plan_fixes_models_inputs_and_settings(case):
     assert [s["scorer"] for s in plan["settings"]["scorers"]] == ["loss", "min_k"]
     assert plan["settings"]["alpha"] == 0.05 and isinstance(plan["settings"]["seed"], int)
     assert "torch" in plan["versions"] and "primary" not in plan["primary_outcome"][:0]
-    assert plan["settings"]["statistic"] == "scores" and plan["settings"]["passage_selection"] == "whole suspect"
+    assert plan["settings"]["statistic"] == "scores" and plan["settings"]["passage_selection"] == "whole-suspect"
     # what the design can show, known before any score: 25 labellings, so p cannot go below 1/25
     design = plan["design"]
     assert (design["suspect_works"], design["control_works"], design["labellings"]) == (1, 24, 25)

@@ -19,18 +19,24 @@ change with length alone (zlib) are left out.
 Design and verdict:
   work-level     >= 19 control works (for alpha 0.05; 1 / (works + 1) is the smallest p): the suspect work is
                  ranked among all works by a statistic computed the same way for every labelling (a
-                 non-negative combination of the scores fitted on half of each work's passages, the
-                 difference of work means on the other half), so differences between works are in the null.
-                 "consistent with training on this work" at p <= alpha: false-positive rate <= alpha per work
-                 if, untrained, the work would be like the control works.
+                 non-negative combination of the scores fitted on half of each work's passages; each work's
+                 mean on the other half standardised by the spread a work's mean has), so differences between
+                 works are in the null. One suspect work enters whole, each control work with up to as many
+                 passages (--passage-selection). "consistent with training on this work" at p <= alpha:
+                 false-positive rate <= alpha per work if, untrained, the work would be like the control works.
   passage-level  fewer control works, or one control source: the passage-level test of Maini et al. 2024 is
                  reported, but between-work differences are not controlled, so a significant result is
                  "inconclusive", never "consistent with training".
-Safeguards that withhold the verdict: a negative control with the main test's structure (control works left
-out as pseudo-suspects), equal passage lengths, a format check (bytes per token, compressibility), a blind
-baseline (can the suspect text be told from the control works without the model?) and, for several suspect
-works, comparable work sizes. "Not distinguishable" comes with the effect the test could have detected; it
-is not evidence that the work was not trained on.
+Statistic: the target's scores, or with --reference each score minus the same score under a model that cannot
+have seen the work (--statistic reference-gap, the default then): for control works of another era, author or
+format, the verdict then assumes only that the two models react alike to that difference.
+Safeguards that withhold the verdict, run on the passages the test reads: without the model, is the suspect text
+more different from the control works than they are from each other (wording, shared vocabulary; several
+suspect works: a bag-of-words classifier over whole works); format (bytes per word, compressibility); equal
+passage lengths; comparable work sizes (several suspect works); a negative control with the main test's
+structure (the first half of the control works against the second). With the reference gap the text checks are
+reported only. "Not distinguishable" comes with the effect the test could have detected; it is not evidence that
+the work was not trained on.
 
 Later chapters of the same book, paraphrases of the work, or post-cutoff text of another genre are not valid
 control works: they differ from the work in ways the test would report as training (Das et al. 2024; Zhao et
@@ -124,8 +130,8 @@ def add_test_arguments(parser: argparse.ArgumentParser) -> None:
         "--passage-selection",
         choices=SELECTION_RULES,
         default=WHOLE_SUSPECT,
-        help="one suspect work: 'whole suspect' (default) tests all its passages, each control work with up to as "
-        "many (conservative when control works are shorter); 'common size' gives every work its first c passages "
+        help="one suspect work: whole-suspect (default) tests all its passages, each control work with up to as "
+        "many (conservative when control works are shorter); common-size gives every work its first c passages "
         "(exact, but a long work is tested on its start only)",
     )
     test.add_argument("--seed", type=int, default=0, help="seed of the half-splits and the model-free checks")

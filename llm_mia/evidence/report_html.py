@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from llm_mia.metrics import format_p_value, p_phrase
+from llm_mia.work_permutation import WHOLE_SUSPECT
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """<style>
@@ -220,7 +221,7 @@ def render_report(
             (
                 f"; the suspect work entered the test whole ({work['passages_per_work']} passages) and each of the "
                 f"{work['n_control_works']} control works with up to as many"
-                if work["passage_selection"] == "whole suspect"
+                if work["passage_selection"] == WHOLE_SUSPECT
                 else f"; every work entered the test with its first {work['passages_per_work']} passages, so the "
                 f"{work['n_control_works']} control works with at least that many were compared"
             )

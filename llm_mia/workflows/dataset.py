@@ -70,8 +70,8 @@ class DatasetTestSettings:
     target's membership scores), ``reference-gap`` (each score minus the same score under the reference model: for
     controls that differ from the work in era, author or format, ``llm_mia.dataset_inference.GAP_ASSUMPTION``) or
     ``auto`` (the gap when a reference model is given, else the scores). ``passage_selection``: which passages of
-    one suspect work enter the test (``whole suspect``: all of them, each control work with up to as many;
-    ``common size``: every work with its first c; ``llm_mia.work_permutation.select_passages``).
+    one suspect work enter the test (``whole-suspect``: all of them, each control work with up to as many;
+    ``common-size``: every work with its first c; ``llm_mia.work_permutation.select_passages``).
     """
 
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
