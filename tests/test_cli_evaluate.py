@@ -126,6 +126,27 @@ def test_evaluate_errors(shifted_set, tmp_path, capsys):
     assert "none of the 2 rows has a label" in capsys.readouterr().err
 
 
+def test_evaluate_permutes_whole_groups_and_says_so(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    rows = []
+    for work in range(12):  # 6 member works, 6 non-member works, 4 documents each
+        offset, label = rng.normal(), int(work < 6)
+        for i in range(4):
+            row = _row(f"w{work}d{i}", label, loss=float(offset + rng.normal()), zlib=float(offset + rng.normal()))
+            rows.append({**row, "group": f"work{work}"})
+    scores = write_rows(rows, tmp_path / "grouped.jsonl")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--scores", str(scores), "--no-blind", "--output-dir", str(out), "--bootstrap", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "labels of whole groups permuted, 12 groups holding the 48 documents scored by every scorer" in printed
+    assert "the 48 labelled documents sit in 12 groups: AUROC and TPR intervals count documents as independent" in (
+        printed
+    )
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["selection"]["permuted"] == "groups (12)" and report["selection"]["warning"] is None
+    assert report["n_groups"] == 12 and "sit in 12 groups" in report["notes"]["units"]
+
+
 def _write_scores(path, prefix, values, *, record_source, labels=None, statuses=None):
     rows = [
         _row(
