@@ -220,6 +220,44 @@ def test_calibrate_then_verdict_round_trip(tmp_path, capsys):
     assert "at least 2 of them score above every control" in printed
 
 
+def test_verdict_corrects_over_groups_and_says_so(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    controls = _write_scores(tmp_path / "controls.jsonl", "c", rng.normal(size=400), record_source="controls")
+    calibration = tmp_path / "calibration.json"
+    assert main(["calibrate", "--controls", str(controls), "--fpr", "0.05", "--output", str(calibration)]) == 0
+    rows = []
+    for work in range(6):  # work 0 trained: its 4 documents far above every control
+        for i in range(4):
+            value = 10.0 + i if work == 0 else float(rng.normal())
+            rows.append({**_row(f"w{work}d{i}", None, loss=value), "group": f"work{work}"})
+    suspects = write_rows(rows, tmp_path / "suspects.jsonl")
+    write_run_record(suspects, _record("suspects", [r["id"] for r in rows]))
+    output = tmp_path / "verdicts.jsonl"
+    args = ["verdict", "--calibration", str(calibration), "--scores", str(suspects)]
+    assert main([*args, "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "correction: Simes within each of 6 groups, Benjamini-Hochberg across the groups" in printed
+    assert "p (BH over 6 groups)" in printed and "1 of 6 groups: consistent with training" in printed
+    assert "4 of 24 documents called members, all within the 1 group(s) above" in printed
+    verdicts = [json.loads(line) for line in output.read_text().splitlines()]
+    assert {v["adjusted_over"] for v in verdicts} == {"6 groups"}
+    assert [v["verdict"] for v in verdicts[:4]] == ["member"] * 4 and verdicts[0]["group_verdict"] == "member"
+    assert verdicts[0]["group"] == "work0" and verdicts[0]["group_p_value"] == pytest.approx(1 / 401)
+    record = json.loads((tmp_path / "verdicts.jsonl.run.json").read_text())
+    assert record["settings"]["units"] == "groups" and record["adjusted_over"] == "6 groups"
+    assert record["group_counts"]["member"] == 1 and len(record["groups"]) == 6
+
+    # over documents when asked: the unit and what it rests on are said
+    assert main([*args, "--units", "documents"]) == 0
+    printed = capsys.readouterr().out
+    assert "false discovery rate controlled at 0.05 across 24 documents" in printed
+    assert "the 24 documents sit in 6 groups" in printed and "PRDS" in printed
+    # groups asked for where there are none
+    plain = _write_scores(tmp_path / "plain.jsonl", "p", [0.0, 1.0], record_source="plain")
+    assert main(["verdict", "--calibration", str(calibration), "--scores", str(plain), "--units", "groups"]) == 2
+    assert "no group column (or no row has a group)" in capsys.readouterr().err
+
+
 def test_calibrate_and_verdict_refuse_unsound_inputs(tmp_path, capsys):
     rng = np.random.default_rng(2)
     labels = [1] * 5 + [0] * 295
