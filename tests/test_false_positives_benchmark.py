@@ -37,3 +37,12 @@ def test_simulation_rows_cover_every_design_with_exact_intervals(capsys):
     single = next(r for r in rows if r["design"] == "one unseen work vs one control source offset by 0.5 SD")
     assert single["hits"] == 0
     assert "false positive" in capsys.readouterr().out
+
+
+def test_grouped_rows_cover_max_t_and_verdicts_over_works(capsys):
+    rows = _load().grouped(2)
+    designs = " | ".join(row["design"] for row in rows)
+    for needed in ("max-T permuting single documents", "max-T permuting whole works", "BH over documents"):
+        assert needed in designs, needed
+    assert len(rows) == 5 and all(row["reps"] == 2 for row in rows)
+    assert "false discovery" in capsys.readouterr().out
