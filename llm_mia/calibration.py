@@ -574,7 +574,7 @@ class FprCalibrator:
             if p_adj is not None:
                 shown += f", BH-adjusted {'within its group ' if by_group is not None else ''}{p_phrase(p_adj)}"
             if by_group is not None and group_p is not None:
-                name = f"its group {str(group)!r}" if group is not None else "this document, a group of its own,"
+                name = f"its group {str(group)!r}" if group is not None else "this document (a group of its own)"
                 shown += f"; {name}: Simes {p_phrase(group_p)}, BH-adjusted over {over} {p_phrase(group_adj)}"
             if math.isnan(score):
                 reason = reasons[index] if reasons is not None and reasons[index] else "score unavailable"

@@ -256,6 +256,11 @@ def test_verdict_corrects_over_groups_and_says_so(tmp_path, capsys):
     plain = _write_scores(tmp_path / "plain.jsonl", "p", [0.0, 1.0], record_source="plain")
     assert main(["verdict", "--calibration", str(calibration), "--scores", str(plain), "--units", "groups"]) == 2
     assert "no group column (or no row has a group)" in capsys.readouterr().err
+    assert main([*args, "--units", "groups", "--adjust", "none"]) == 2
+    assert "pass --adjust bh, or drop --units groups" in capsys.readouterr().err
+    # judged one at a time, the rows still carry their group, and the summary says the errors cluster
+    assert main([*args, "--adjust", "none"]) == 0
+    assert "false 'member' verdicts come in clusters of a group's documents" in capsys.readouterr().out
 
 
 def test_calibrate_and_verdict_refuse_unsound_inputs(tmp_path, capsys):

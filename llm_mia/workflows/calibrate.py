@@ -646,6 +646,12 @@ def judge_score_file(
     adjust = settings.adjust
     if adjust == "auto":
         adjust = "bh" if sum(usable) > 1 and calibrator.guarantee == "marginal" else "none"
+    if settings.units == "groups" and adjust == "none":
+        raise InputError(
+            "--units groups corrects over groups, but no adjustment is made here (--adjust none, or auto with a "
+            "conditional calibration or a single document): pass --adjust bh, or drop --units groups to judge each "
+            "document alone"
+        )
     groups, n_groups = _groups_of(frame, usable, settings.units, scores_path)
     calibrator.adjust = adjust
     verdicts = calibrator.verdicts(
