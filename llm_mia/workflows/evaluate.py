@@ -120,8 +120,8 @@ class Evaluation:
         labelled = self.n_rows - self.n_unlabelled
         return (
             f"the {labelled} labelled documents sit in {self.n_groups} groups: AUROC and TPR intervals count "
-            f"documents as independent and are too narrow when documents of a group share its effect; the max-T "
-            f"p permutes whole groups where it can"
+            f"documents as independent and are too narrow when documents of a group share its effect"
+            + ("" if self.selection is None else f"; the max-T p permuted {self.selection.permuted}")
         )
 
     @property
