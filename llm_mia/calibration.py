@@ -32,6 +32,30 @@ baseline (``llm_mia.blind``) and the length check of ``llm_mia.workflows.calibra
   controls the false discovery rate among the documents flagged; it is the default for more than one
   document. With n controls no p-value goes below 1 / (n + 1), so BH across N documents can flag anything
   only if at least ceil(N / (alpha (n + 1))) documents score above every control: :func:`bh_floor` says so.
+* Documents in groups (several documents of one work or source, ``Document.group``): the unit of the correction is
+  the group, not the document (:func:`adjust_by_group`). Documents of one work share its effect on the scores
+  (style, era, length), so their p-values move together. BH over them stays valid in expectation when that
+  dependence is positive (PRDS: Benjamini & Yekutieli 2001, "The control of the false discovery rate in multiple
+  testing under dependency", Ann. Statist. 29, Theorem 1.2; one-sided tests of scores with non-negative correlations
+  are PRDS, their sec. 3, and so are conformal p-values sharing one control set, Bates et al. 2023), but it counts
+  documents: a work with a high effect yields several discoveries at once, which loosen the BH threshold for
+  everything else (BH rejects the j-th smallest p at alpha j / N), so more unseen *works* get a document called a
+  member than alpha allows (20 works x 10 documents, all of 5 works trained, work effect SD 1: on average 0.13 of
+  the works called were unseen, against 0.03 with groups as units; ``tests/test_calibration.py``), and "k documents
+  called members" reads as k findings when it is one. So with groups: (1) a p-value per group, Simes's (1986, "An
+  improved Bonferroni procedure for multiple tests of significance", Biometrika 73) min_j m p_(j) / j over its m
+  documents, for the null "no document of this group was trained on": valid for independent p-values (Simes 1986)
+  and for PRDS ones (it rejects exactly when BH over the group rejects anything, and when every null holds the FDR
+  is the chance of any rejection, so Benjamini & Yekutieli's theorem applies; Sarkar 1998, "Some probability
+  inequalities for ordered MTP2 random variables: a proof of the Simes conjecture", Ann. Statist. 26, for MTP2); (2)
+  BH over the groups: groups are called members with false discovery rate <= alpha over groups; (3) within each of
+  the R groups selected out of G, BH at level alpha R / G names the documents (Benjamini & Bogomolov 2014,
+  "Selective inference on multiple families of hypotheses", JRSS B 76), which keeps the false discovery rate within
+  the selected groups, averaged over them, <= alpha. Every selected group has at least one such document (its
+  smallest p passes, since Simes's p is its smallest BH-adjusted p). None of this repairs p-values that are invalid
+  one by one: a document is compared with the controls as if exchangeable with them, which needs controls drawn from
+  works like the documents' own (many control works, not many passages of a few); ``llm-mia dataset-test`` tests
+  whole works against control works.
 
 Calibration data must be disjoint from the data a verdict is given on: a control scored again as a
 "suspect" would be compared against itself. ``fit`` takes the controls; ``p_values`` / ``predict`` /
@@ -48,7 +72,7 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import InputError, NotFittedError
-from llm_mia.metrics import clopper_pearson, format_p_value, p_phrase
+from llm_mia.metrics import clopper_pearson, group_index, p_phrase
 
 ADJUSTMENTS = ("none", "bh")
 GUARANTEES = ("marginal", "conditional")
@@ -95,6 +119,75 @@ def benjamini_hochberg(p_values: Any) -> np.ndarray:
     if present.any():
         adjusted[present] = false_discovery_control(p_values[present], method="bh")
     return adjusted
+
+
+def simes_p_value(p_values: Any) -> float:
+    """Simes (1986) combined p-value of the null "none of these hypotheses is false": min_j m p_(j) / j over the
+    sorted p-values (NaN entries left out; NaN when none is left). Valid when the p-values are independent or
+    PRDS (Sarkar 1998); equal to the smallest BH-adjusted p-value of the set.
+
+    >>> simes_p_value([0.04, 0.01, 0.03, np.nan])
+    0.03
+    """
+    p_values = np.asarray(p_values, dtype=np.float64)
+    present = np.sort(p_values[~np.isnan(p_values)])  # (m,)
+    if len(present) == 0:
+        return math.nan
+    return float(min(1.0, np.min(len(present) * present / np.arange(1, len(present) + 1))))
+
+
+@dataclass(frozen=True)
+class GroupAdjustment:
+    """The correction over groups, one entry per document (:func:`adjust_by_group`).
+
+    ``group_p``: Simes p-value of the document's group (NaN when no document of the group has a p-value);
+    ``group_adjusted``: that p-value BH-adjusted over the ``n_groups`` groups with one; ``adjusted``: for a
+    document of one of the ``n_selected`` groups selected at level q, its BH-adjusted p-value within its group
+    times n_groups / n_selected (capped at 1), which is <= q exactly when Benjamini & Bogomolov's (2014)
+    second stage calls it; NaN for documents of other groups and for documents without a p-value.
+    """
+
+    group_p: np.ndarray
+    group_adjusted: np.ndarray
+    adjusted: np.ndarray
+    n_groups: int
+    n_selected: int
+
+
+def adjust_by_group(p_values: Any, groups: Sequence[Any], *, q: float) -> GroupAdjustment:
+    """Simes within each group, BH over the groups at level ``q``, then BH within each selected group at
+    q x n_selected / n_groups (module docstring). A document whose group is None, NaN or "" is a group of its
+    own. NaN p-values (no score, not comparable) are left out everywhere.
+
+    >>> adjustment = adjust_by_group([0.001, 0.2, 0.5, 0.6, 0.01], ["a", "a", "b", "b", None], q=0.05)
+    >>> adjustment.group_p.tolist(), adjustment.n_selected
+    ([0.002, 0.002, 0.6, 0.6, 0.01], 2)
+    >>> [round(x, 4) for x in adjustment.adjusted.tolist()]  # within "a": 0.001 x 2 / 1 and 0.2, then x 3 / 2
+    [0.003, 0.3, nan, nan, 0.015]
+    """
+    from scipy.stats import false_discovery_control
+
+    if not 0 < q < 1:
+        raise InputError(f"q must lie strictly between 0 and 1, got {q}")
+    p_values = np.asarray(p_values, dtype=np.float64)
+    index, names = group_index(groups, len(p_values))  # (n,) group of each document
+    present = ~np.isnan(p_values)
+    simes = np.array([simes_p_value(p_values[index == g]) for g in range(len(names))])  # (G,)
+    across = benjamini_hochberg(simes)  # (G,) NaN for groups without a p-value
+    selected = np.where(np.isnan(across), False, across <= q)  # (G,)
+    n_groups, n_selected = int((~np.isnan(simes)).sum()), int(selected.sum())
+    adjusted = np.full(len(p_values), np.nan)
+    for g in np.flatnonzero(selected):
+        rows = np.flatnonzero((index == g) & present)
+        within = false_discovery_control(p_values[rows], method="bh")
+        adjusted[rows] = np.minimum(1.0, within * n_groups / n_selected)
+    return GroupAdjustment(
+        group_p=simes[index],
+        group_adjusted=across[index],
+        adjusted=adjusted,
+        n_groups=n_groups,
+        n_selected=n_selected,
+    )
 
 
 def max_false_alarms(n_controls: int, fpr: float) -> int:
@@ -182,7 +275,11 @@ class DocumentVerdict:
 
     ``verdict``: "member" (consistent with training on this text), "non-member" (not distinguishable from
     unseen text) or "inconclusive" (no score, a text unlike the controls, or p <= alpha only before the
-    multiple-testing adjustment). ``p_adjusted`` is None unless an adjustment was asked for.
+    multiple-testing adjustment). ``p_adjusted`` is None unless an adjustment was asked for: BH over the
+    documents, or, with groups, BH within the document's group scaled by n_groups / n_selected (None when its
+    group was not selected). ``correction``: what the adjustment was, in words, and ``adjusted_over`` its unit
+    ("40 documents", "12 groups"; None without one). ``group`` and, with groups as the unit, the group's Simes
+    p-value, its BH-adjusted value over the groups and the group's own verdict.
     """
 
     id: str
@@ -193,10 +290,17 @@ class DocumentVerdict:
     statement: str
     alpha: float
     threshold: float
+    group: str | None = None
+    group_p_value: float | None = None
+    group_p_adjusted: float | None = None
+    group_verdict: str | None = None
+    correction: str = "none: each document judged alone"
+    adjusted_over: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "group": self.group,
             "score": self.score,
             "p_value": self.p_value,
             "p_adjusted": self.p_adjusted,
@@ -204,7 +308,83 @@ class DocumentVerdict:
             "statement": self.statement,
             "alpha": self.alpha,
             "threshold": self.threshold,
+            "correction": self.correction,
+            "adjusted_over": self.adjusted_over,
+            "group_p_value": self.group_p_value,
+            "group_p_adjusted": self.group_p_adjusted,
+            "group_verdict": self.group_verdict,
         }
+
+
+@dataclass(frozen=True)
+class GroupVerdict:
+    """One group's verdict when groups are the unit of the correction: "member" (consistent with training on
+    some of its documents: its Simes p-value passes BH over the groups), "non-member" or "inconclusive" (Simes
+    p <= alpha for this group alone but not after the adjustment, or no document with a comparable score).
+    ``n_members``: its documents called members (the second stage)."""
+
+    group: str
+    n_documents: int
+    n_judged: int
+    n_members: int
+    p_value: float | None
+    p_adjusted: float | None
+    verdict: str
+    statement: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "n_documents": self.n_documents,
+            "n_judged": self.n_judged,
+            "n_members": self.n_members,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "verdict": self.verdict,
+            "statement": self.statement,
+        }
+
+
+def group_verdicts(verdicts: Sequence[DocumentVerdict]) -> list[GroupVerdict]:
+    """The group verdicts behind document verdicts judged with groups as the unit, in first-seen order (a
+    document without a group is a group of its own, named by its id); empty when groups were not the unit."""
+    units: dict[str, list[DocumentVerdict]] = {}
+    for verdict in verdicts:
+        if verdict.group_verdict is not None:
+            units.setdefault(verdict.group if verdict.group is not None else verdict.id, []).append(verdict)
+    results = []
+    for name, members in units.items():
+        first = members[0]
+        judged = sum(v.p_value is not None for v in members)
+        p, p_adj = first.group_p_value, first.group_p_adjusted
+        if first.group_verdict == MEMBER:
+            statement = (
+                f"consistent with training on some of its documents (Simes {p_phrase(p)} over its {judged} judged "
+                f"documents, BH-adjusted {p_phrase(p_adj)} over {first.adjusted_over})"
+            )
+        elif p is None:
+            statement = "no verdict: none of its documents has a score comparable with the controls"
+        elif first.group_verdict == INCONCLUSIVE:
+            statement = (
+                f"inconclusive: Simes {p_phrase(p)} over its {judged} judged documents is at most {first.alpha:g} "
+                f"for this group alone, but not after BH over {first.adjusted_over} (adjusted "
+                f"{p_phrase(p_adj)})"
+            )
+        else:
+            statement = f"not distinguishable from unseen text (Simes {p_phrase(p)} over its {judged} judged documents)"
+        results.append(
+            GroupVerdict(
+                group=name,
+                n_documents=len(members),
+                n_judged=judged,
+                n_members=sum(v.verdict == MEMBER for v in members),
+                p_value=p,
+                p_adjusted=p_adj,
+                verdict=first.group_verdict,
+                statement=statement,
+            )
+        )
+    return results
 
 
 class FprCalibrator:
@@ -325,13 +505,18 @@ class FprCalibrator:
         ids: Sequence[str] | None = None,
         reasons: Sequence[str | None] | None = None,
         not_comparable: Sequence[str | None] | None = None,
+        groups: Sequence[str | None] | None = None,
     ) -> list[DocumentVerdict]:
         """A verdict per document. ``reasons[i]``: why document i has no score; ``not_comparable[i]``: why
         document i is not comparable with the controls (e.g. longer than every control): it is then
-        "inconclusive" whatever its score, and left out of the adjustment.
+        "inconclusive" whatever its score, and left out of the adjustment. ``groups[i]``: document i's group
+        (work, source; None: a group of its own); with ``adjust="bh"`` the groups become the unit of the
+        correction (:func:`adjust_by_group`), and :func:`group_verdicts` reads the group verdicts back.
 
-        member: score > threshold_ (or, with ``adjust="bh"``, BH-adjusted p <= fpr). non-member: otherwise.
-        inconclusive: no score, not comparable, or (with BH) p <= fpr before the adjustment but not after it.
+        member: score > threshold_; with ``adjust="bh"``, BH-adjusted p <= fpr over the documents, or, with
+        groups, its group selected (Simes within, BH across groups) and its p passing BH within the group at
+        fpr x selected / groups. non-member: otherwise. inconclusive: no score, not comparable, or (with BH)
+        p <= fpr before the adjustment but not after it.
         """
         self._check_fitted()
         self._validate_settings()
@@ -339,35 +524,77 @@ class FprCalibrator:
         ids = [str(i) for i in range(len(scores))] if ids is None else [str(i) for i in ids]
         if len(ids) != len(scores):
             raise InputError(f"got {len(ids)} ids for {len(scores)} scores")
+        if groups is not None and (isinstance(groups, str) or len(groups) != len(scores)):
+            raise InputError(f"give one group per document (None for none): got {len(groups)} for {len(scores)}")
         unlike = list(not_comparable) if not_comparable is not None else [None] * len(scores)
         usable = np.array([not math.isnan(s) and u is None for s, u in zip(scores, unlike, strict=True)])
         p = self.p_values(np.where(usable, scores, np.nan))
-        adjusted = benjamini_hochberg(p) if self.adjust == "bh" else None
-        alpha, n = self.fpr, self.n_controls_
-        control = (
-            f"false discovery rate <= {alpha:g} across {int(usable.sum())} documents, on {n} controls"
-            if adjusted is not None
-            else self.guarantee_statement()
-        )
+        alpha, n, judged = self.fpr, self.n_controls_, int(usable.sum())
+        by_group = None
+        if self.adjust == "bh" and groups is not None:
+            by_group = adjust_by_group(p, groups, q=alpha)
+            adjusted = by_group.adjusted
+            over = f"{by_group.n_groups} groups"
+            correction = (
+                f"Simes within each of {by_group.n_groups} groups, Benjamini-Hochberg across the groups; documents "
+                f"by Benjamini-Hochberg within each of the {by_group.n_selected} groups selected, at {alpha:g} x "
+                f"{by_group.n_selected}/{by_group.n_groups} (Benjamini & Bogomolov 2014)"
+            )
+            control = (
+                f"false discovery rate <= {alpha:g} across {by_group.n_groups} groups (Simes within each, "
+                f"Benjamini-Hochberg across them) and, averaged over the groups selected, within them; on {n} controls"
+            )
+        elif self.adjust == "bh":
+            adjusted, over = benjamini_hochberg(p), f"{judged} documents"
+            correction = f"Benjamini-Hochberg across {judged} documents"
+            control = f"false discovery rate <= {alpha:g} across {judged} documents, on {n} controls"
+        else:
+            adjusted, over, correction = None, None, "none: each document judged alone"
+            control = self.guarantee_statement()
+
+        def present(value: float) -> float | None:
+            return None if value is None or math.isnan(value) else float(value)
+
         results = []
         for index, (doc_id, score, p_value) in enumerate(zip(ids, scores, p, strict=True)):
-            p_adj = None if adjusted is None else float(adjusted[index])
+            p_adj = None if adjusted is None else present(adjusted[index])
+            group = None if groups is None else groups[index]
+            group = None if group is None or group == "" or (isinstance(group, float) and math.isnan(group)) else group
+            group_p = group_adj = group_verdict = None
+            if by_group is not None:
+                group_p, group_adj = present(by_group.group_p[index]), present(by_group.group_adjusted[index])
+                group_verdict = (
+                    MEMBER
+                    if group_adj is not None and group_adj <= alpha
+                    else INCONCLUSIVE
+                    if group_p is None or group_p <= alpha
+                    else NON_MEMBER
+                )
             shown = f"{p_phrase(p_value)}" if not math.isnan(p_value) else ""
-            if p_adj is not None and not math.isnan(p_adj):
-                shown += f", BH-adjusted {p_phrase(p_adj)}"
+            if p_adj is not None:
+                shown += f", BH-adjusted {'within its group ' if by_group is not None else ''}{p_phrase(p_adj)}"
+            if by_group is not None and group_p is not None:
+                name = f"its group {str(group)!r}" if group is not None else "this document (a group of its own)"
+                shown += f"; {name}: Simes {p_phrase(group_p)}, BH-adjusted over {over} {p_phrase(group_adj)}"
             if math.isnan(score):
                 reason = reasons[index] if reasons is not None and reasons[index] else "score unavailable"
                 verdict, statement = INCONCLUSIVE, f"no verdict: no score ({reason})"
             elif unlike[index] is not None:
                 verdict, statement = INCONCLUSIVE, f"no verdict: {unlike[index]}, so its score is not comparable"
-            elif (p_adj <= alpha) if p_adj is not None else (score > self.threshold_):
+            elif (p_adj is not None and p_adj <= alpha) if adjusted is not None else (score > self.threshold_):
                 verdict, statement = MEMBER, f"consistent with training on this text ({shown}; {control})"
-            elif p_adj is not None and p_value <= alpha:
+            elif adjusted is not None and p_value <= alpha:
+                after = (
+                    "the adjustment within its group, which is consistent with training"
+                    if group_verdict == MEMBER
+                    else "the adjustment over groups"
+                    if by_group is not None
+                    else "the Benjamini-Hochberg adjustment across documents"
+                )
                 verdict, statement = (
                     INCONCLUSIVE,
-                    f"inconclusive: {p_phrase(p_value)} is at most {alpha:g} for this text alone, but "
-                    f"not after the Benjamini-Hochberg adjustment across documents (adjusted p = "
-                    f"{format_p_value(p_adj)})",
+                    f"inconclusive: {p_phrase(p_value)} is at most {alpha:g} for this text alone, but not after "
+                    f"{after} ({shown})",
                 )
             else:
                 verdict, statement = NON_MEMBER, f"not distinguishable from unseen text ({shown})"
@@ -376,11 +603,17 @@ class FprCalibrator:
                     id=doc_id,
                     score=None if math.isnan(score) else float(score),
                     p_value=None if math.isnan(p_value) else float(p_value),
-                    p_adjusted=p_adj if p_adj is None or not math.isnan(p_adj) else None,
+                    p_adjusted=p_adj,
                     verdict=verdict,
                     statement=statement,
                     alpha=alpha,
                     threshold=self.threshold_,
+                    group=None if group is None else str(group),
+                    group_p_value=group_p,
+                    group_p_adjusted=group_adj,
+                    group_verdict=group_verdict,
+                    correction=correction,
+                    adjusted_over=over,
                 )
             )
         return results

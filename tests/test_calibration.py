@@ -6,16 +6,21 @@ import json
 
 import numpy as np
 import pytest
+from rates import assert_at_most, refusal_count
 from scipy.stats import kstest, norm
 
 from llm_mia.calibration import (
+    MEMBER,
     FprCalibrator,
+    adjust_by_group,
     benjamini_hochberg,
     bh_floor,
     calibrate,
     conditional_false_alarms,
     empirical_p_values,
     exceed_probability,
+    group_verdicts,
+    simes_p_value,
     split_controls,
 )
 from llm_mia.errors import InputError, NotFittedError
@@ -213,3 +218,119 @@ def test_bh_keeps_false_member_verdicts_among_unseen_documents_rare():
         any_bh += any(v.verdict == "member" for v in bh)
     assert any_alone / reps > 0.9
     assert clopper_pearson(any_bh, reps)[0] <= 0.05, any_bh
+
+
+def test_simes_is_the_smallest_bh_adjusted_p_and_groups_adjust_by_hand():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = rng.uniform(size=int(rng.integers(1, 12))) ** 2
+        assert simes_p_value(p) == pytest.approx(benjamini_hochberg(p).min())
+    # groups a (0.001, 0.2), b (0.5, 0.6), c (0.01), d (no p): Simes 0.002, 0.6, 0.01; BH over the 3 groups with a
+    # p-value: 0.006, 0.6, 0.015, so a and c are selected (R = 2 of G = 3); within a, BH then x 3 / 2
+    adjustment = adjust_by_group([0.001, 0.2, 0.5, 0.6, 0.01, np.nan], list("aabbcd"), q=0.05)
+    assert (adjustment.n_groups, adjustment.n_selected) == (3, 2)
+    assert adjustment.group_adjusted[[0, 2, 4]].tolist() == pytest.approx([0.006, 0.6, 0.015])
+    assert adjustment.adjusted[[0, 1, 4]].tolist() == pytest.approx([0.003, 0.3, 0.015])
+    assert np.isnan(adjustment.adjusted[[2, 3, 5]]).all() and np.isnan(adjustment.group_p[5])
+
+
+def test_groups_of_one_document_give_the_document_level_verdicts():
+    for rep in range(30):
+        rng = np.random.default_rng(rep)
+        calibrator = FprCalibrator(fpr=0.1, adjust="bh").fit(rng.normal(size=300))
+        scores = rng.normal(size=40) + 2.5 * (rng.uniform(size=40) < 0.3)
+        plain = calibrator.verdicts(scores)
+        grouped = calibrator.verdicts(scores, groups=[f"g{i}" for i in range(40)])
+        assert [v.verdict for v in grouped] == [v.verdict for v in plain]
+        assert [v.group_verdict for v in grouped] == [v.verdict for v in plain]
+        assert {v.adjusted_over for v in grouped} == {"40 groups"} and plain[0].adjusted_over == "40 documents"
+
+
+def test_grouped_verdicts_say_their_unit():
+    calibrator = FprCalibrator(fpr=0.05, adjust="bh").fit(np.arange(1.0, 1000.0))
+    # work A: two documents above every control and one typical; work B: one at p = 0.016 and two typical;
+    # C: one document with no group; D: one document without a score
+    scores = [2000.0, 2000.0, 10.0, 985.0, 20.0, 30.0, 400.0, None]
+    groups = ["A", "A", "A", "B", "B", "B", None, "D"]
+    verdicts = calibrator.verdicts(scores, ids=[f"d{i}" for i in range(8)], groups=groups)
+    assert [v.verdict for v in verdicts] == ["member", "member", "non-member", "inconclusive"] + ["non-member"] * 3 + [
+        "inconclusive"
+    ]
+    first = verdicts[0]
+    assert first.adjusted_over == "3 groups" and "Benjamini & Bogomolov 2014" in first.correction
+    assert "its group 'A': Simes p = 0.0015" in first.statement  # 3 x 0.001 / 2
+    assert "false discovery rate <= 0.05 across 3 groups (Simes within each" in first.statement
+    # p = 0.016 alone; Simes over B = 3 x 0.016 = 0.048 <= 0.05 alone, but BH over the 3 groups: 0.048 x 3 / 2
+    assert verdicts[3].statement.startswith("inconclusive: p = 0.016 is at most 0.05 for this text alone, but not")
+    assert "adjustment over groups" in verdicts[3].statement and verdicts[3].p_adjusted is None
+    works = {g.group: g for g in group_verdicts(verdicts)}
+    assert list(works) == ["A", "B", "d6", "D"]
+    assert (works["A"].verdict, works["A"].n_members, works["A"].n_judged) == ("member", 2, 3)
+    assert works["B"].verdict == "inconclusive" and "not after BH over 3 groups" in works["B"].statement
+    assert works["d6"].verdict == "non-member" and works["D"].verdict == "inconclusive"
+    assert works["D"].p_value is None and "none of its documents" in works["D"].statement
+    assert group_verdicts(calibrator.verdicts(scores)) == []  # documents as the unit: no group verdicts
+
+
+def _works(rng, *, works=20, per_work=10, trained_works=0, trained_per_work=10, shift=4.0):
+    """Scores of works x documents with a work effect of SD 1, and 2,000 controls from 400 other works: the
+    first ``trained_per_work`` documents of the first ``trained_works`` works are shifted up by ``shift``."""
+    index = np.repeat(np.arange(works), per_work)  # (n,)
+    trained = (index < trained_works) & (np.tile(np.arange(per_work), works) < trained_per_work)  # (n,)
+    scores = rng.normal(size=works)[index] + rng.normal(size=len(index)) + shift * trained
+    controls = (rng.normal(size=(400, 1)) + rng.normal(size=(400, 5))).ravel()  # (2000,)
+    return scores, index, trained, controls
+
+
+def _called_works(verdicts, index, works):
+    called = np.zeros(works, dtype=bool)
+    np.logical_or.at(called, index, [v.verdict == MEMBER for v in verdicts])
+    return called
+
+
+def test_groups_as_units_keep_false_discoveries_of_works_within_alpha():
+    # 20 works x 10 documents, work effect SD 1, all 10 documents of 5 works trained (+4 SD): BH over the 200
+    # documents counts each trained work 10 times, which loosens its threshold, and unseen works with a high effect
+    # get a document called a member: on average 0.13 of the works with a member were unseen (53/400 draws below).
+    # Simes within works and BH across them: 0.03 (7/400 draws). A false discovery proportion is no count, so each
+    # run contributes a Bernoulli(FDP) draw: the draws are Binomial(runs, FDR) exactly, and the check refuses a true
+    # FDR of 0.10 with probability 0.93 (400 runs).
+    alpha, reps = 0.05, 400
+    by_document = by_group = 0
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        scores, index, _, controls = _works(rng, trained_works=5)
+        calibrator = FprCalibrator(fpr=alpha, adjust="bh").fit(controls)
+        unseen = np.arange(20) >= 5
+        for verdicts, counter in (
+            (calibrator.verdicts(scores), "document"),
+            (calibrator.verdicts(scores, groups=[f"w{g}" for g in index]), "group"),
+        ):
+            called = _called_works(verdicts, index, 20)
+            hit = rng.uniform() < (called & unseen).sum() / max(1, called.sum())
+            by_document += hit and counter == "document"
+            by_group += hit and counter == "group"
+    assert by_document >= refusal_count(reps, alpha), f"BH over documents: {by_document}/{reps}"
+    assert_at_most(by_group, reps, alpha, "unseen works among the works called, groups as units")
+
+
+def test_groups_as_units_hold_alpha_when_nothing_was_trained_and_within_selected_works():
+    # no work trained: the chance that any work is called is <= alpha (the FDR when every null is true): 6/400;
+    # 3 of 10 documents of 5 works trained: the false discovery rate within the works selected, averaged over them
+    # (Benjamini & Bogomolov 2014; an unseen work selected counts 1), <= alpha: mean 0.048, 14/400 draws. 400 runs
+    # each, Bernoulli draws as above; the check refuses a true rate of 0.10 with probability 0.93.
+    alpha, reps = 0.05, 400
+    any_called = within = 0
+    for rep in range(reps):
+        rng = np.random.default_rng(10_000 + rep)
+        scores, index, _, controls = _works(rng)
+        calibrator = FprCalibrator(fpr=alpha, adjust="bh").fit(controls)
+        any_called += _called_works(calibrator.verdicts(scores, groups=index.tolist()), index, 20).any()
+        scores, index, trained, controls = _works(rng, trained_works=5, trained_per_work=3)
+        verdicts = FprCalibrator(fpr=alpha, adjust="bh").fit(controls).verdicts(scores, groups=index.tolist())
+        member = np.array([v.verdict == MEMBER for v in verdicts])
+        selected = np.unique(index[[v.group_verdict == MEMBER for v in verdicts]])
+        shares = [(member & ~trained & (index == g)).sum() / (member & (index == g)).sum() for g in selected]
+        within += rng.uniform() < (np.mean(shares) if shares else 0.0)
+    assert_at_most(any_called, reps, alpha, "any work called, nothing trained, groups as units")
+    assert_at_most(within, reps, alpha, "false discoveries within the works selected, averaged over them")

@@ -126,6 +126,27 @@ def test_evaluate_errors(shifted_set, tmp_path, capsys):
     assert "none of the 2 rows has a label" in capsys.readouterr().err
 
 
+def test_evaluate_permutes_whole_groups_and_says_so(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    rows = []
+    for work in range(12):  # 6 member works, 6 non-member works, 4 documents each
+        offset, label = rng.normal(), int(work < 6)
+        for i in range(4):
+            row = _row(f"w{work}d{i}", label, loss=float(offset + rng.normal()), zlib=float(offset + rng.normal()))
+            rows.append({**row, "group": f"work{work}"})
+    scores = write_rows(rows, tmp_path / "grouped.jsonl")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--scores", str(scores), "--no-blind", "--output-dir", str(out), "--bootstrap", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "labels of whole groups permuted, 12 groups holding the 48 documents scored by every scorer" in printed
+    assert "the 48 labelled documents sit in 12 groups: AUROC and TPR intervals count documents as independent" in (
+        printed
+    )
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["selection"]["permuted"] == "groups (12)" and report["selection"]["warning"] is None
+    assert report["n_groups"] == 12 and "sit in 12 groups" in report["notes"]["units"]
+
+
 def _write_scores(path, prefix, values, *, record_source, labels=None, statuses=None):
     rows = [
         _row(
@@ -197,6 +218,49 @@ def test_calibrate_then_verdict_round_trip(tmp_path, capsys):
     assert "p (BH)" in printed and "false discovery rate controlled at 0.02 across 4 documents" in printed
     # 150 controls, 4 documents at q = 0.02: a discovery needs 2 documents above every control
     assert "at least 2 of them score above every control" in printed
+
+
+def test_verdict_corrects_over_groups_and_says_so(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    controls = _write_scores(tmp_path / "controls.jsonl", "c", rng.normal(size=400), record_source="controls")
+    calibration = tmp_path / "calibration.json"
+    assert main(["calibrate", "--controls", str(controls), "--fpr", "0.05", "--output", str(calibration)]) == 0
+    rows = []
+    for work in range(6):  # work 0 trained: its 4 documents far above every control
+        for i in range(4):
+            value = 10.0 + i if work == 0 else float(rng.normal())
+            rows.append({**_row(f"w{work}d{i}", None, loss=value), "group": f"work{work}"})
+    suspects = write_rows(rows, tmp_path / "suspects.jsonl")
+    write_run_record(suspects, _record("suspects", [r["id"] for r in rows]))
+    output = tmp_path / "verdicts.jsonl"
+    args = ["verdict", "--calibration", str(calibration), "--scores", str(suspects)]
+    assert main([*args, "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "correction: Simes within each of 6 groups, Benjamini-Hochberg across the groups" in printed
+    assert "p (BH over 6 groups)" in printed and "1 of 6 groups: consistent with training" in printed
+    assert "4 of 24 documents called members, all within the 1 group(s) above" in printed
+    verdicts = [json.loads(line) for line in output.read_text().splitlines()]
+    assert {v["adjusted_over"] for v in verdicts} == {"6 groups"}
+    assert [v["verdict"] for v in verdicts[:4]] == ["member"] * 4 and verdicts[0]["group_verdict"] == "member"
+    assert verdicts[0]["group"] == "work0" and verdicts[0]["group_p_value"] == pytest.approx(1 / 401)
+    record = json.loads((tmp_path / "verdicts.jsonl.run.json").read_text())
+    assert record["settings"]["units"] == "groups" and record["adjusted_over"] == "6 groups"
+    assert record["group_counts"]["member"] == 1 and len(record["groups"]) == 6
+
+    # over documents when asked: the unit and what it rests on are said
+    assert main([*args, "--units", "documents"]) == 0
+    printed = capsys.readouterr().out
+    assert "false discovery rate controlled at 0.05 across 24 documents" in printed
+    assert "the 24 documents sit in 6 groups" in printed and "PRDS" in printed
+    # groups asked for where there are none
+    plain = _write_scores(tmp_path / "plain.jsonl", "p", [0.0, 1.0], record_source="plain")
+    assert main(["verdict", "--calibration", str(calibration), "--scores", str(plain), "--units", "groups"]) == 2
+    assert "no group column (or no row has a group)" in capsys.readouterr().err
+    assert main([*args, "--units", "groups", "--adjust", "none"]) == 2
+    assert "pass --adjust bh, or drop --units groups" in capsys.readouterr().err
+    # judged one at a time, the rows still carry their group, and the summary says the errors cluster
+    assert main([*args, "--adjust", "none"]) == 0
+    assert "false 'member' verdicts come in clusters of a group's documents" in capsys.readouterr().out
 
 
 def test_calibrate_and_verdict_refuse_unsound_inputs(tmp_path, capsys):

@@ -35,3 +35,12 @@ def test_real_text_designs_run_the_users_path_and_count_outcomes(tmp_path, capsy
     assert set(plain["withheld_by"]) & {"difference from the control works", "format"}
     assert not set(gap["withheld_by"]) & {"difference from the control works", "format"}
     assert "withheld by" in capsys.readouterr().out
+
+
+def test_grouped_rows_cover_max_t_and_verdicts_over_works(capsys):
+    rows = _load().grouped(2)
+    designs = " | ".join(row["design"] for row in rows)
+    for needed in ("max-T permuting single documents", "max-T permuting whole works", "BH over documents"):
+        assert needed in designs, needed
+    assert len(rows) == 5 and all(row["reps"] == 2 for row in rows)
+    assert "false discovery" in capsys.readouterr().out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from rates import assert_at_most, refusal_count
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
@@ -195,6 +196,80 @@ def test_best_of_several_scorers_is_corrected():
         uncorrected += auroc_interval(matrix[:, "abcdef".index(test.best)], labels)[0] > 0.5
     assert clopper_pearson(rejections, reps)[0] <= 0.05 and rejections / reps <= 0.09, rejections
     assert uncorrected > rejections
+
+
+def _grouped_no_signal(rng, n_groups=20, per_group=5, scorers=4):
+    """Scores of ``n_groups`` works x ``per_group`` documents, half the works members, no membership signal:
+    every scorer = the work's offset (SD 1, shared by its documents) + a part shared by the scorers + noise."""
+    index = np.repeat(np.arange(n_groups), per_group)  # (n,)
+    offset = rng.normal(size=n_groups)[index, None]  # (n, 1)
+    matrix = offset + 0.7 * rng.normal(size=(len(index), 1)) + 0.7 * rng.normal(size=(len(index), scorers))
+    return matrix, (index < n_groups // 2).astype(int), [f"w{g}" for g in index]
+
+
+def test_max_t_permutes_whole_groups_when_documents_share_a_group_effect():
+    # 20 works x 5 documents, work offset SD 1, no signal: permuting single documents splits every work across
+    # both sides, so the null is too narrow (72/400 = 0.18 rejections at 5% here); permuting whole works is exact
+    # (26/400 = 0.065 here, within the check). 400 runs x 99 permutations ((1 + #) / 100 is an exact p-value for
+    # any number of permutations): the check refuses a true rate of 0.10 with probability 0.93.
+    alpha, reps = 0.05, 400
+    by_document = by_group = 0
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        matrix, labels, groups = _grouped_no_signal(rng)
+        plain = max_auroc_permutation_test(matrix, labels, names=list("abcd"), n_permutations=99, seed=rep)
+        grouped = max_auroc_permutation_test(
+            matrix, labels, names=list("abcd"), groups=groups, n_permutations=99, seed=rep
+        )
+        by_document += plain.family_p[plain.best] <= alpha
+        by_group += grouped.family_p[grouped.best] <= alpha
+    assert (plain.permuted, grouped.permuted) == ("documents (100)", "groups (20)")
+    assert by_document >= refusal_count(reps, alpha), f"documents permuted: {by_document}/{reps}"
+    assert_at_most(by_group, reps, alpha, "max-T permuting whole groups, no signal")
+
+
+def test_grouped_max_t_matches_a_slow_reference_and_reduces_to_documents():
+    rng = np.random.default_rng(7)
+    sizes = [1, 2, 3, 4, 5, 6, 3, 2]  # unequal groups: n_1 changes from one permutation to the next
+    index = np.repeat(np.arange(len(sizes)), sizes)
+    labels = (index % 2 == 0).astype(int)
+    matrix = rng.normal(size=(len(index), 3)) + rng.normal(size=len(sizes))[index, None]
+    test = max_auroc_permutation_test(matrix, labels, names=list("abc"), groups=index.tolist(), n_permutations=50)
+    reference = np.random.default_rng(0)  # the same draws, read slowly: group labels permuted, AUROCs by sklearn
+    group_labels = np.array([labels[index == g][0] for g in range(len(sizes))])
+    null_max = []
+    for _ in range(50):
+        permuted = reference.permutation(group_labels)[index]
+        null_max.append(max(roc_auc_score(permuted, matrix[:, k]) for k in range(3)))
+    for k, name in enumerate("abc"):
+        observed = roc_auc_score(labels, matrix[:, k])
+        assert test.aurocs[name] == pytest.approx(observed)
+        assert test.family_p[name] == pytest.approx((1 + sum(m >= observed - 1e-12 for m in null_max)) / 51)
+    assert test.to_dict()["permuted"] == "groups (8)" and test.n_member_units == 4
+    # 70 distinct splits of 8 groups, more than the 50 permutations: the floor is not what limits p here
+    assert test.distinct_splits == 70 and "distinct splits" not in test.describe()
+    # every document its own group (or no group at all): exactly the document-level test
+    singletons = [f"d{i}" for i in range(len(index))]
+    singletons = max_auroc_permutation_test(matrix, labels, names=list("abc"), groups=singletons)
+    plain = max_auroc_permutation_test(matrix, labels, names=list("abc"))
+    assert singletons.family_p == plain.family_p and singletons.permuted == plain.permuted == "documents (26)"
+    missing = max_auroc_permutation_test(matrix, labels, names=list("abc"), groups=[None] * len(index))
+    assert missing.family_p == plain.family_p
+
+
+def test_max_t_with_a_group_on_both_sides_permutes_documents_and_says_so():
+    rng = np.random.default_rng(1)
+    matrix, labels, groups = _grouped_no_signal(rng, n_groups=6)
+    groups[0] = "w5"  # a member document filed under a non-member work
+    test = max_auroc_permutation_test(matrix, labels, names=list("abcd"), groups=groups, n_permutations=20)
+    assert test.unit == "documents" and test.warning.startswith("1 of 6 groups hold both members and non-members")
+    assert "this p-value can be too small" in test.describe() and test.to_dict()["warning"] == test.warning
+    few = max_auroc_permutation_test(matrix[6:], labels[6:], names=list("abcd"), groups=groups[6:], n_permutations=99)
+    assert few.permuted == "groups (5)" and "only 10 distinct splits of 5 groups exist, so no p below 1/10" in (
+        few.describe()
+    )
+    with pytest.raises(InputError, match="one group per document"):
+        max_auroc_permutation_test(matrix, labels, names=list("abcd"), groups=groups[:-1])
 
 
 def test_p_values_are_printed_no_finer_than_their_assumptions():

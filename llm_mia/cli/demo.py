@@ -86,7 +86,8 @@ def summary_lines(result: Any) -> list[str]:
         lines.append(
             f"  - the best of the {len(selection.scorers)} scorers tried is {best} (AUROC "
             f"{selection.aurocs[best]:.2f}); picking the best of several flatters it, and corrected for that "
-            f"choice (a permutation test over all of them) {p_phrase(selection.family_p[best])}."
+            f"choice (a permutation test over all of them, labels of {selection.permuted} permuted) "
+            f"{p_phrase(selection.family_p[best])}."
         )
     control = epoch.control.scorers.get("loss")
     if control is not None:

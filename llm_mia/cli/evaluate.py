@@ -12,7 +12,10 @@ Labels: 1 = member, 0 = non-member; unlabelled rows are ignored. Per scorer, row
 score are excluded and counted. AUROC intervals are DeLong on the logit scale (an exact bound under perfect
 separation). TPR@FPR figures show n, the non-members they rest on, and count as resolved only when n x FPR >= 20
 (figures below are marked *); their intervals re-choose the threshold in every bootstrap resample. With several
-scorers, the best one's p-value is corrected for having been picked (max-T permutation test).
+scorers, the best one's p-value is corrected for having been picked (max-T permutation test); with a group
+column (the work or source of each document) it permutes the labels of whole groups, since documents of one
+work are not independent, and says which unit it permuted (documents when a group holds both labels, with a
+warning that the p-value can then be too small).
 
 The blind baseline (a bag-of-words classifier that never sees the model, Das et al. 2024) needs the texts:
 they come from --input, or from the input named in the score file's run record when its hash still matches.

@@ -26,8 +26,10 @@ from llm_mia.calibration import (
     NON_MEMBER,
     DocumentVerdict,
     FprCalibrator,
+    GroupVerdict,
     bh_floor,
     calibrate,
+    group_verdicts,
     split_controls,
 )
 from llm_mia.documents import parse_label
@@ -253,19 +255,28 @@ def standardised_difference(first: Any, second: Any) -> float:
     )
 
 
+UNITS = ("auto", "groups", "documents")
+
+
 @dataclass(frozen=True)
 class VerdictSettings:
     """``adjust``: multiple-testing adjustment across documents: ``bh`` (Benjamini-Hochberg), ``none``, or
     ``auto`` (the default: ``bh`` when more than one document has a score and the calibration's guarantee is
-    marginal, else ``none``). ``allow_mismatch``: judge scores whose run record names another model, scorer or
-    settings than the controls'."""
+    marginal, else ``none``). ``units``: what BH counts: ``groups`` (the score file's ``group`` column: Simes
+    within each group, BH across groups, then BH within the groups selected; ``llm_mia.calibration``),
+    ``documents``, or ``auto`` (the default: groups when some group holds two or more judged documents).
+    ``allow_mismatch``: judge scores whose run record names another model, scorer or settings than the
+    controls'."""
 
     adjust: str = "auto"
     allow_mismatch: bool = False
+    units: str = "auto"
 
     def __post_init__(self) -> None:
         if self.adjust not in (*ADJUSTMENTS, "auto"):
             raise LlmMiaError(f"adjust must be one of auto, {', '.join(ADJUSTMENTS)}; got {self.adjust!r}")
+        if self.units not in UNITS:
+            raise LlmMiaError(f"units must be one of {', '.join(UNITS)}; got {self.units!r}")
 
 
 def check_disjoint(calibration: Calibration, scores_path: Path, frame: Any, record: dict[str, Any] | None) -> list[str]:
@@ -343,7 +354,11 @@ def _comparability(calibration: Calibration, frame: Any) -> tuple[list[str | Non
 
 @dataclass
 class VerdictReport:
-    """Per-document verdicts from one calibration: the verdicts, their rows for a file, and what was checked."""
+    """Per-document verdicts from one calibration: the verdicts, their rows for a file, and what was checked.
+
+    ``units``: what the adjustment counted, ``documents`` or ``groups``; with groups, ``groups`` holds the group
+    verdicts. ``n_groups``: groups among the judged documents when some group holds several (None otherwise),
+    whatever the unit."""
 
     calibration: Calibration
     verdicts: list[DocumentVerdict]
@@ -352,25 +367,51 @@ class VerdictReport:
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     scores_source: str = ""
+    units: str = "documents"
+    groups: list[GroupVerdict] = field(default_factory=list)
+    n_groups: int | None = None
 
     @property
     def counts(self) -> dict[str, int]:
         return {kind: sum(v.verdict == kind for v in self.verdicts) for kind in (MEMBER, NON_MEMBER, INCONCLUSIVE)}
 
     @property
+    def group_counts(self) -> dict[str, int]:
+        return {kind: sum(g.verdict == kind for g in self.groups) for kind in (MEMBER, NON_MEMBER, INCONCLUSIVE)}
+
+    @property
     def n_judged(self) -> int:
         """Documents with a score and comparable with the controls."""
         return sum(v.p_value is not None for v in self.verdicts)
 
+    @property
+    def grouped(self) -> bool:
+        """True when the adjustment was over groups."""
+        return self.adjust == "bh" and self.units == "groups"
+
+    @property
+    def adjusted_over(self) -> str | None:
+        """The unit of the adjustment in words ("40 documents", "12 groups"), None without one."""
+        return None if self.adjust == "none" or not self.verdicts else self.verdicts[0].adjusted_over
+
     def header_lines(self) -> list[str]:
         calibrator = self.calibration.calibrator
         scorer, n_controls = self.calibration.scorer, calibrator.n_controls_
+        rule = ""
+        if self.grouped:
+            rule = (
+                f" or, with groups as the unit, when its group passes (Simes within, BH over {self.adjusted_over}) "
+                f"and its BH-adjusted p within the group is <= the FPR"
+            )
+        elif self.adjust == "bh":
+            rule = f" or, across documents, when the BH-adjusted p (over {self.adjusted_over}) is <= the FPR"
         lines = [
             f"{scorer} calibrated at FPR {calibrator.fpr:g} on {n_controls} controls: member when {scorer} > "
-            f"{calibrator.threshold_:.6g}"
-            + (" or, across documents, when the BH-adjusted p is <= the FPR" if self.adjust == "bh" else ""),
+            f"{calibrator.threshold_:.6g}" + rule,
             f"  p = (1 + #controls >= score) / ({n_controls} + 1); guarantee: {calibrator.guarantee_statement()}",
         ]
+        if self.adjust != "none":
+            lines.append(f"  correction: {self.verdicts[0].correction}")
         check = getattr(calibrator, "fpr_check_", None)
         if check is not None:
             lines.append(f"  {check.describe()}")
@@ -380,11 +421,26 @@ class VerdictReport:
 
     def table_lines(self) -> list[str]:
         adjusted = self.adjust != "none"
-        header = ["id", "score", "p", *(["p (BH)"] if adjusted else []), "verdict"]
 
         def p_cell(value: float | None) -> str:
             return "-" if value is None else format_p_value(value)
 
+        if self.grouped:
+            header = ["id", "group", "score", "p", "p (BH within group)", "group p (Simes)", "verdict"]
+            body = [
+                [
+                    str(r["id"]),
+                    "-" if r["group"] is None else str(r["group"]),
+                    cell(r["score"]),
+                    p_cell(r["p_value"]),
+                    p_cell(r["p_adjusted"]),
+                    p_cell(r["group_p_value"]),
+                    r["verdict"],
+                ]
+                for r in self.rows
+            ]
+            return text_table(header, body)
+        header = ["id", "score", "p", *(["p (BH)"] if adjusted else []), "verdict"]
         body = [
             [
                 str(r["id"]),
@@ -397,11 +453,53 @@ class VerdictReport:
         ]
         return text_table(header, body)
 
+    def group_table_lines(self) -> list[str]:
+        """One row per group when groups are the unit (empty otherwise)."""
+        if not self.groups:
+            return []
+
+        def p_cell(value: float | None) -> str:
+            return "-" if value is None else format_p_value(value)
+
+        header = ["group", "documents", "judged", "Simes p", f"p (BH over {self.adjusted_over})", "members", "verdict"]
+        body = [
+            [
+                g.group,
+                str(g.n_documents),
+                str(g.n_judged),
+                p_cell(g.p_value),
+                p_cell(g.p_adjusted),
+                str(g.n_members),
+                g.verdict,
+            ]
+            for g in self.groups
+        ]
+        return text_table(header, body)
+
     def summary_lines(self) -> list[str]:
         counts, total = self.counts, len(self.verdicts)
         calibrator = self.calibration.calibrator
         alpha, n_controls, judged = calibrator.fpr, calibrator.n_controls_, self.n_judged
-        if self.adjust == "bh":
+        lines = []
+        if self.grouped:
+            groups, n_groups = self.group_counts, len(self.groups)
+            selected = groups[MEMBER]
+            lines += [
+                f"{selected} of {n_groups} groups: consistent with training on some of their documents (false "
+                f"discovery rate controlled at {alpha:g} across {self.adjusted_over}: Simes within each group, "
+                f"Benjamini-Hochberg across groups; {n_controls} controls)",
+                f"{counts[MEMBER]} of {total} documents called members, all within the {selected} group(s) above "
+                f"(Benjamini-Hochberg within each at {alpha:g} x {selected}/{n_groups}, Benjamini & Bogomolov "
+                f"2014): documents of one group share its effect, so each group is one finding, however many of "
+                f"its documents are named",
+            ]
+            expected = (
+                f"if no document was trained on, the chance that any of the {n_groups} groups is called a member is "
+                f"at most {alpha:g}; among the groups called members, the expected share of unseen ones is at most "
+                f"{alpha:g}"
+            )
+            control = None
+        elif self.adjust == "bh":
             control = f"false discovery rate controlled at {alpha:g} across {judged} documents"
             expected = (
                 f"if none of the {judged} documents was trained on, the chance that any is called a member is at "
@@ -413,21 +511,42 @@ class VerdictReport:
                 f"judged one at a time: if none of the {judged} documents was trained on, about {alpha * judged:.2g} "
                 f"would still be called members (use --adjust bh to control this across documents)"
             )
-        lines = [
-            f"{counts[MEMBER]} of {total} documents: consistent with training on these texts ({control}, "
-            f"{n_controls} controls)",
+        if control is not None:
+            lines.append(
+                f"{counts[MEMBER]} of {total} documents: consistent with training on these texts ({control}, "
+                f"{n_controls} controls)"
+            )
+        lines += [
             f"{counts[NON_MEMBER]} of {total}: not distinguishable from unseen text",
             f"{counts[INCONCLUSIVE]} of {total}: inconclusive (no score, unlike the controls in length, or not "
             f"significant after adjustment)",
             f"expected false 'member' verdicts: {expected}",
         ]
-        floor = bh_floor(n_controls, judged, alpha) if self.adjust == "bh" and judged else 1
-        if floor > 1:
+        if self.n_groups is not None and not self.grouped:
             lines.append(
-                f"warning: with {n_controls} controls no p-value is below 1/{n_controls + 1}, so BH across {judged} "
-                f"documents can call any document a member only if at least {floor} of them score above every "
-                f"control: a few strong members alone cannot be found. Add controls (>= "
-                f"{math.ceil(judged / alpha) - 1} for single-document discoveries)"
+                f"note: the {judged} documents sit in {self.n_groups} groups; documents of one group share its effect, "
+                + (
+                    "so false 'member' verdicts come in clusters of a group's documents"
+                    if self.adjust == "none"
+                    else "so BH over documents rests on their p-values being positively dependent (PRDS, Benjamini & "
+                    "Yekutieli 2001) and counts a group's documents as separate findings; --units groups corrects "
+                    "over groups"
+                )
+            )
+        units = len(self.groups) if self.grouped else judged
+        floor = bh_floor(n_controls, units, alpha) if self.adjust == "bh" and units else 1
+        if floor > 1:
+            among = (
+                f"{units} groups can call any group a member only if at least {floor} groups are called together "
+                f"(each with a Simes p near 1/{n_controls + 1}, its documents above every control)"
+                if self.grouped
+                else f"{units} documents can call any document a member only if at least {floor} of them score above "
+                f"every control"
+            )
+            lines.append(
+                f"warning: with {n_controls} controls no p-value is below 1/{n_controls + 1}, so BH across {among}: "
+                f"a few strong members alone cannot be found. Add controls (>= {math.ceil(units / alpha) - 1} for "
+                f"single discoveries)"
             )
         lines.append(
             "'not distinguishable' is not evidence the text was unseen: this scorer on this model could not tell, "
@@ -449,15 +568,43 @@ class VerdictReport:
                 "scorer": self.calibration.scorer,
                 "alpha": calibrator.fpr,
                 "adjust": self.adjust,
+                "units": self.units,
                 "guarantee": calibrator.guarantee,
             },
             guarantee=calibrator.guarantee_statement(),
+            correction=self.verdicts[0].correction if self.verdicts else None,
+            adjusted_over=self.adjusted_over,
             n_controls=calibrator.n_controls_,
             fpr_check=None if check is None else check.to_dict(),
             counts=self.counts,
+            group_counts=self.group_counts if self.grouped else None,
+            groups=[g.to_dict() for g in self.groups],
             mismatches_allowed=self.differences,
             notes=self.notes,
         )
+
+
+def _groups_of(frame: Any, usable: list[bool], units: str, source: Any) -> tuple[list[str | None] | None, int | None]:
+    """(the group of each row to correct over, or None to correct over documents; the number of groups among the
+    usable rows when some group holds several of them, else None)."""
+    from llm_mia.metrics import group_index
+
+    column = frame["group"].to_numpy(dtype=object).tolist() if "group" in frame.columns else None
+    n_groups = None
+    if column is not None and any(usable):
+        kept = [g for g, ok in zip(column, usable, strict=True) if ok]
+        _, names = group_index(kept, len(kept))
+        n_groups = len(names) if len(names) < len(kept) else None
+    if units == "documents":
+        return None, n_groups
+    if units == "groups":
+        if column is None or all(g is None or g == "" or (isinstance(g, float) and math.isnan(g)) for g in column):
+            raise InputError(
+                f"{source} has no group column (or no row has a group), so --units groups has nothing to correct "
+                f"over; score the documents with --group-column, or use --units documents"
+            )
+        return column, n_groups
+    return (column, n_groups) if n_groups is not None else (None, None)
 
 
 def judge_score_file(
@@ -467,7 +614,9 @@ def judge_score_file(
 
     Refuses a score file that is the controls' own file, was scored from the same texts, or contains a
     control's text; and (unless ``allow_mismatch``) one whose run record names another model, scorer or
-    settings than the controls'. Documents longer or shorter than every control are inconclusive.
+    settings than the controls'. Documents longer or shorter than every control are inconclusive. With a
+    ``group`` column in which some group holds several judged documents, BH counts groups, not documents
+    (``settings.units``).
     """
     settings = settings or VerdictSettings()
     scores_path = Path(scores_path)
@@ -493,24 +642,39 @@ def judge_score_file(
     values = np.where(np.asarray([s == "ok" for s in statuses]), values, np.nan)
     unlike, length_notes = _comparability(calibration, frame)
     notes += length_notes
-    n_scored = int(sum(not math.isnan(v) and u is None for v, u in zip(values, unlike, strict=True)))
+    usable = [not math.isnan(v) and u is None for v, u in zip(values, unlike, strict=True)]
     adjust = settings.adjust
     if adjust == "auto":
-        adjust = "bh" if n_scored > 1 and calibrator.guarantee == "marginal" else "none"
+        adjust = "bh" if sum(usable) > 1 and calibrator.guarantee == "marginal" else "none"
+    if settings.units == "groups" and adjust == "none":
+        raise InputError(
+            "--units groups corrects over groups, but no adjustment is made here (--adjust none, or auto with a "
+            "conditional calibration or a single document): pass --adjust bh, or drop --units groups to judge each "
+            "document alone"
+        )
+    groups, n_groups = _groups_of(frame, usable, settings.units, scores_path)
     calibrator.adjust = adjust
     verdicts = calibrator.verdicts(
         values,
         ids=frame["id"].astype(str).tolist(),
         reasons=[None if s == "ok" else f"status: {s}" for s in statuses],
         not_comparable=unlike,
+        groups=groups if adjust == "bh" else None,
     )
     labels = frame["label"].tolist() if "label" in frame.columns else [None] * len(frame)
+    row_groups = frame["group"].tolist() if "group" in frame.columns else [None] * len(frame)
     rows = []
-    for verdict, label, status in zip(verdicts, labels, statuses, strict=True):
+    for verdict, label, status, group in zip(verdicts, labels, statuses, row_groups, strict=True):
         parsed = parse_label(label, f"{scores_path} document {verdict.id!r}")
         row = {"id": verdict.id, "label": parsed, "status": status, "scorer": scorer, **verdict.to_dict()}
+        if verdict.group is None and group is not None and not (isinstance(group, float) and math.isnan(group)):
+            row["group"] = str(group)  # recorded even when the correction did not use it
         if adjust == "none":
-            row.pop("p_adjusted")
+            for key in ("p_adjusted", "adjusted_over"):
+                row.pop(key)
+        if groups is None or adjust == "none":
+            for key in ("group_p_value", "group_p_adjusted", "group_verdict"):
+                row.pop(key)
         rows.append(row)
     return VerdictReport(
         calibration=calibration,
@@ -520,4 +684,7 @@ def judge_score_file(
         differences=differences,
         notes=notes,
         scores_source=str(scores_path),
+        units="groups" if groups is not None and adjust == "bh" else "documents",
+        groups=group_verdicts(verdicts),
+        n_groups=n_groups,
     )

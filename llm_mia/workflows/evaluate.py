@@ -24,6 +24,7 @@ from llm_mia.metrics import (
     evaluate_frame,
     format_fpr,
     format_p_value,
+    group_index,
     labelled_rows,
     max_auroc_permutation_test,
 )
@@ -110,6 +111,18 @@ class Evaluation:
     settings: dict[str, Any]
     frame: Any = field(default=None, repr=False, compare=False)
     selection: SelectionTest | None = None  # the best scorer, corrected for choosing it (two or more scorers)
+    n_groups: int | None = None  # groups of the labelled rows, when some group holds several; else None
+
+    def grouping_note(self) -> str | None:
+        """What the per-scorer intervals assume when documents share groups, or None when none do."""
+        if self.n_groups is None:
+            return None
+        labelled = self.n_rows - self.n_unlabelled
+        return (
+            f"the {labelled} labelled documents sit in {self.n_groups} groups: AUROC and TPR intervals count "
+            f"documents as independent and are too narrow when documents of a group share its effect"
+            + ("" if self.selection is None else f"; the max-T p permuted {self.selection.permuted}")
+        )
 
     @property
     def best_attack_auroc(self) -> float | None:
@@ -139,7 +152,9 @@ class Evaluation:
                     f"{MIN_FALSE_POSITIVES}; its interval is a bootstrap that re-chooses the threshold"
                 ),
                 "auroc_ci": "per scorer, not corrected for choosing the best of several: see selection",
+                "units": self.grouping_note() or "documents: no group holds several labelled documents",
             },
+            "n_groups": self.n_groups,
         }
 
     def table_lines(self) -> list[str]:
@@ -195,6 +210,8 @@ class Evaluation:
             )
         if self.selection is not None:
             lines.append(self.selection.describe())
+        if self.grouping_note():
+            lines.append(f"note: {self.grouping_note()}")
         lines.append(
             "n = non-members a TPR@FPR rests on; AUROC intervals are per scorer (not corrected for choosing the "
             "best); bal.acc (oracle) uses the best threshold on these same data (optimistic); higher score = more "
@@ -326,7 +343,17 @@ def evaluate_table(
         settings=metric_settings,
         frame=frame,
         selection=_selection(labelled, labels, list(evaluations), settings),
+        n_groups=_group_count(labelled),
     )
+
+
+def _group_count(labelled: Any) -> int | None:
+    """How many groups the labelled rows fall in (a row without a group counts as one), when some group holds
+    several rows; None otherwise."""
+    if "group" not in labelled.columns or labelled.empty:
+        return None
+    _, names = group_index(labelled["group"].to_numpy(dtype=object).tolist(), len(labelled))
+    return len(names) if len(names) < len(labelled) else None
 
 
 def _groups(labelled: Any, labels: Any, folds: int) -> list[str] | None:
@@ -345,7 +372,8 @@ def _groups(labelled: Any, labels: Any, folds: int) -> list[str] | None:
 
 
 def _selection(labelled: Any, labels: Any, names: list[str], settings: EvaluationSettings) -> SelectionTest | None:
-    """The max-T correction over the scorers evaluated, on the rows every one of them scored."""
+    """The max-T correction over the scorers evaluated, on the rows every one of them scored; with a ``group``
+    column, the labels of whole groups are permuted (a row without a group is a group of its own)."""
     import numpy as np
 
     if len(names) < 2:
@@ -356,8 +384,14 @@ def _selection(labelled: Any, labels: Any, names: list[str], settings: Evaluatio
         keep &= (labelled["status"] == "ok").to_numpy()
     if len(set(labels[keep].tolist())) < 2:
         return None
+    groups = labelled["group"].to_numpy(dtype=object)[keep].tolist() if "group" in labelled.columns else None
     return max_auroc_permutation_test(
-        matrix[keep], labels[keep], names=names, n_permutations=settings.selection_permutations, seed=settings.seed
+        matrix[keep],
+        labels[keep],
+        names=names,
+        groups=groups,
+        n_permutations=settings.selection_permutations,
+        seed=settings.seed,
     )
 
 
