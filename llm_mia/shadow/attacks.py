@@ -194,9 +194,9 @@ class LiraOnline:
     (higher = member). ``variance`` and ``center`` as :class:`LiraOffline`. Global: one standard deviation for
     both Gaussians, pooled over the IN and the OUT residuals (the reference code's fixed-variance option also
     uses one standard deviation for both, taken from the IN values); the log ratio is then linear in phi, with a
-    per-document slope (mu_in - mu_out) / s^2. Separate global s_in and s_out make it quadratic, and on the
-    GPT-2 benchmark that did slightly worse at every K (AUROC 0.519 / 0.676 / 0.713 at K = 4 / 8 / 16, against
-    0.527 / 0.691 / 0.727 shared). Per-example variance needs at least 2 IN and 2 OUT models for a document;
+    per-document slope (mu_in - mu_out) / s^2; separate global s_in and s_out would make it quadratic in phi, with
+    a second variance to estimate from the same few models. Per-example variance needs at least 2 IN and 2 OUT
+    models for a document;
     global at least one of each (and some document with two, to pool from). ddof 1, as :class:`LiraOffline`.
     """
 
@@ -258,10 +258,9 @@ class Rmia:
     pair as references) and the a with the highest AUROC is kept (``a_used_``); with fewer than 4 shadow models
     there is nothing to tune on, and the paper's CIFAR value 0.3 is used. Why tuning matters here: the correction
     was designed for a classifier's true-label probability, often near 1. A language model's geometric-mean token
-    probability is far lower (0.008 and 0.07 on average on the GPT-2 and SmolLM2 benchmarks), so with a = 0.3
-    the constant (1 - a)/2 = 0.35 swamps the reference term and RMIA degenerates to the uncalibrated loss attack
-    (synthetic signals: AUROC 0.68 instead of 0.76; GPT-2 benchmark at K = 2: 0.622, loss 0.620); the tuned a
-    is then near 1 (1.0 at K = 4-16 on both benchmarks).
+    probability exp(-loss) is far lower (0.05 to 0.007 at a loss of 3 to 5 nats), so with a = 0.3 the constant
+    (1 - a)/2 = 0.35 swamps the reference term and RMIA degenerates towards the uncalibrated loss attack; the
+    tuned a is reported (``a_used_``) with every run.
     """
 
     a: float | None = None
