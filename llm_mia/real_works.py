@@ -10,7 +10,7 @@ separately, as ``llm-mia dataset-test`` does with a ``group`` column). Used by `
 ==========================  =========================================================================================
 design                      suspect work / control works
 ==========================  =========================================================================================
-exchangeable-wikipedia      one of ``controls`` + 1 random Wikipedia lead paragraphs (each a separate article)
+exchangeable-wikipedia      one of ``controls`` + 1 collections of 4 random Wikipedia lead paragraphs
 exchangeable-changelogs     one of ``controls`` + 1 random installed packages' Debian changelogs (recent entries)
 era-wikimia                 8 WikiMIA articles about events before 2017 / groups of 8 about events of 2023 and later
 era-wikimia-single          one WikiMIA article (128 words) before 2017 / single articles of 2023 and later
@@ -138,13 +138,16 @@ def draw_works(
     a benchmark model was trained on."""
     if design not in DESIGNS:
         raise LlmMiaError(f"design {design!r}: choose one of {', '.join(DESIGNS)}")
-    if design.startswith("exchangeable"):
-        pool = (
-            tuple(w for w in _wikipedia() if w[0] not in exclude)
-            if design == "exchangeable-wikipedia"
-            else _changelogs("new")
-        )
-        works = [(name, (text,)) for name, text in _sample(pool, controls + 1, rng, design)]
+    if design == "exchangeable-wikipedia":
+        group = 4
+        articles = _sample(tuple(w for w in _wikipedia() if w[0] not in exclude), group * (controls + 1), rng, design)
+        works = [
+            (f"articles {articles[i * group][0]} ...", tuple(text for _, text in articles[i * group : (i + 1) * group]))
+            for i in range(controls + 1)
+        ]
+        suspect, others = works[0], works[1:]
+    elif design == "exchangeable-changelogs":
+        works = [(name, (text,)) for name, text in _sample(_changelogs("new"), controls + 1, rng, design)]
         suspect, others = works[0], works[1:]
     elif design == "era-wikimia":
         group = 8
