@@ -449,9 +449,7 @@ def _settings(target: Path, reference: Path | None, statistic: str, scratch: Pat
                 model=str(target), reference=None if reference is None else str(reference), device="cpu"
             ),
             scorers=REAL_SCORERS,
-            # one passage per batch: its bits then depend on nothing else, so the stats cache serves it again in
-            # every draw that holds it (a passage's cache key includes its batch)
-            extraction=ExtractionSettings(batch_size=1, progress=False),
+            extraction=ExtractionSettings(batch_size=32, progress=False),
             cache=scratch / "stats.sqlite",
         ),
         suspect_works="one",

@@ -3,44 +3,54 @@
 Single passages rarely carry a reliable membership signal on large pretrained models; many passages of one
 work together do (Maini et al. 2024, "LLM Dataset Inference"). This module turns per-passage membership
 scores (one row per passage, one column per scorer, higher = member) into a verdict about the *work*, and
-refuses to give one where its assumption cannot hold. No model is touched here.
+withholds it where a check shows its assumption failing. No model is touched here.
 
 **The unit of inference is the work.** Passages of one work share author, topic and format, so a test over
-passages treats any difference between the suspect work and the control text as "training" (measured: with a
-between-work offset of 0.5 passage standard deviations, a passage-level test called one unseen work
-"consistent with training" in 59 of 200 runs). So the design depends on the controls:
+passages treats any difference between the suspect work and the control text as "training" (measured in
+``benchmarks/false_positives.py``: against one control source offset by 0.5 passage standard deviations, the
+passage-level test rejected in most runs). So the design depends on the controls:
 
-* **work-level** (the verdict design): the controls are many *separate* works of the same kind as the suspect
-  work (other books of the genre, articles by other authors, published after the model's data cutoff). The
-  test is :func:`llm_mia.work_permutation.work_permutation_test`: the suspect work(s) ranked among all
-  works by a statistic computed identically for every labelling, so between-work variance is in the null.
-  **Assumption:** had the suspect work not been trained on, it would be one more work like the control
-  works (exchangeable with them). **Guarantee:** P(verdict "consistent" | the work was not trained on) <=
-  alpha, per work (marginal over the draw of works). With one suspect work the smallest p is
-  1 / (m + 1): m >= 19 control works for alpha = 0.05.
+* **work-level** (the verdict design): the controls are many *separate* works (other books, articles by other
+  authors) that the model cannot have seen. The test is :func:`llm_mia.work_permutation.work_permutation_test`:
+  the suspect work(s) ranked among all works by a statistic computed identically for every labelling, so
+  between-work variance is in the null. Which passages enter is decided from the works' sizes
+  (:func:`llm_mia.work_permutation.select_passages`): one suspect work whole, control works with up to as many.
+  **Statistic and assumption:** with ``statistic="scores"`` the target's membership scores, assuming that had
+  the suspect work not been trained on it would be one more work like the control works
+  (``CONTROL_ASSUMPTION``); with ``statistic="reference-gap"`` each score minus the same score under a reference
+  model that cannot have seen the work, assuming only that the two models react alike to whatever else sets the
+  work apart (``GAP_ASSUMPTION``: the design for controls of another era, author or format). **Guarantee:**
+  P(verdict "consistent" | the work was not trained on) <= alpha per work (per collection with several suspect
+  works), marginal over the draw of works, if the assumption holds: exact when every work enters with as many
+  passages, conservative when control works are shorter than the suspect. With one suspect work the smallest p
+  is 1 / (m + 1): m >= 19 control works for alpha = 0.05.
 * **passage-level** (no verdict of training): a single control source, or too few control works for the
   work-level test to reach alpha. The Maini et al. passage-level test (:mod:`llm_mia.half_split`) still runs
   and is reported, but between-work differences are not controlled, so a significant result is
   "inconclusive", never "consistent with training".
 
-**Safeguards**, each able to withhold the verdict (and each tested on the case it exists for):
+**Safeguards** in the work-level design, each able to withhold the verdict, each tested on the case it exists
+for, all on exactly the passages the test reads:
 
+* *difference from the control works* (:func:`text_checks`; model-free): one suspect work ranked among all works
+  by its distance from the *other* works (:mod:`llm_mia.work_difference`); several suspect works: the blind
+  baseline (:mod:`llm_mia.blind`) with folds over whole works. Under the reference-gap statistic reported only;
+* *format*: a suspect work whose bytes per word or compressibility lies more than ``FORMAT_LIMIT`` robust
+  standard deviations (1.4826 MAD) from the control works' median (a heuristic guard, not a test: it stops code
+  against prose, or markup against plain text). Reported only under the reference gap;
 * *negative control with the main test's structure*: the first half of the control works (in the order
   given) against the second half, by the same permutation test in both directions; it fires (p <= alpha) when
   control works from different collections differ from each other, so that a suspect work resembling one of
   them would be flagged for that. In the passage-level design: the first and second half of the control text
-  against each other.
+  against each other;
 * *same cutting, same lengths*: passages on both sides must have the same token length (the cutter makes
   them equal; :func:`length_check` refuses a median difference above 10%);
-* *format*: a suspect work whose bytes per token or compressibility lies more than ``FORMAT_LIMIT`` robust
-  standard deviations (1.4826 MAD) from the control works' median is not like them (a heuristic guard, not a
-  test: it stops code against prose, or markup against plain text);
-* *blind baseline* (computed by the workflow, which holds the texts): a model-free classifier that tells the
-  suspect text from the control works withholds the verdict (``llm_mia.workflows.dataset``);
 * *work sizes*: with several suspect works, works on the two sides must have comparable passage counts
   (median ratio at most ``SIZE_RATIO_LIMIT``).
 
-A "not distinguishable" result states the effect the test could have detected; it is not evidence of absence.
+What no check sees (``CHECKS_CANNOT_SEE``): differences the wording does not show, and whether the controls
+were really unseen. A "not distinguishable" result states the effect the test could have detected; it is not
+evidence of absence.
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ def _shared_vocabulary(texts: list[str], work_of: np.ndarray, names: list[str], 
             fit = np.r_[own_fit, other_fit]
             y = np.r_[np.ones(len(own_fit)), np.zeros(len(other_fit))]
             weight = np.where(y == 1, 0.5 / len(own_fit), 0.5 / len(other_fit)) * len(fit)
-            model = LogisticRegression(C=1.0, max_iter=1000).fit(matrix[fit], y, sample_weight=weight)
+            model = LogisticRegression(C=1.0, solver="liblinear").fit(matrix[fit], y, sample_weight=weight)
             test = np.r_[own_test, other_test]
             truth = np.r_[np.ones(len(own_test)), np.zeros(len(other_test))]
             aurocs.append(roc_auc_score(truth, model.decision_function(matrix[test])))
