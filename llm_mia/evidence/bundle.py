@@ -245,7 +245,7 @@ def run_evidence(
     from llm_mia.evidence.browser import print_pdf
     from llm_mia.evidence.canary import is_canary_plan, run_canary_evidence
     from llm_mia.evidence.report_html import render_report
-    from llm_mia.workflows.dataset import plot_p_value_curve, plot_result, score_and_test
+    from llm_mia.workflows.dataset import plot_result, score_and_test
     from llm_mia.workflows.score import load_models
 
     started = time.perf_counter()
@@ -298,9 +298,9 @@ def run_evidence(
     write_rows(report.rows, staging / "scores.jsonl")
     write_rows(report.passage_rows, staging / "passages.jsonl")
     write_json(staging / "environment.json", environment())
+    # the work-level design's figure only: the passage-level p-value curve is a separate look at every passage
+    # count, and its smallest point, quoted alone, would read as a p-value for the work (it is not)
     figures = [plot_result(result, staging)]
-    if result.work_test is not None:
-        figures.append(plot_p_value_curve(result, staging))  # exploratory beside the work-level test
     figures += _score_figures(report.rows, report.report["features"], staging)
     for extra in staging.glob("*.svg"):
         extra.unlink()  # PNG only: the report embeds them
@@ -320,8 +320,9 @@ def run_evidence(
     digest = evidence_hash(lines)
     captions = {
         "work_test.png": "The suspect work's statistic (red) among every labelling of the works (grey)",
-        "p_value_curve.png": "Passage-level p-value against the number of passages used (exploratory: it treats "
-        "passages as independent, which passages of one work are not)",
+        "p_value_curve.png": "Passage-level p-value against the number of passages used: no verdict of training "
+        "rests on it (it treats passages as independent, which passages of one work are not), and each point is "
+        "a separate look, so none of them is a p-value to quote",
         "score_distributions.png": "Per-passage scores, suspect work vs control works (higher = more like training)",
     }
     page = render_report(
