@@ -293,3 +293,36 @@ def test_a_random_split_packaged_as_one_file_against_documents_is_not_called_tra
     assert report["verdict"] != "consistent", capsys.readouterr().out
     lengths = next(g for g in report["result"]["safeguards"] if g["name"] == "passage lengths")
     assert not lengths["fired"]
+
+
+def test_reference_gap_scores_both_models_and_tests_their_difference(tiny_llama, works, tmp_path, capsys):
+    """With --reference the statistic is the gap: every scorer under both models, the target's minus the
+    reference's, tested; the text checks are reported (not withholding) and the reference alone beside it."""
+    reference = make_tiny_model(tmp_path / "reference", "llama", max_positions=64, seed=1)
+    output = tmp_path / "report"
+    assert main(_args(tiny_llama, works, output, "--reference", str(reference), "--splits", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "statistic: the target's scores minus the reference model's" in printed
+    assert "reference model alone: p = " in printed
+    assert "assumption: the reference model did not see the suspect work" in printed
+    report = json.loads((output / "report.json").read_text())
+    assert report["settings"]["statistic"] == "reference-gap"
+    assert report["features"] == ["loss gap", "min_k gap"]
+    assert report["result"]["statistic"] == "reference-gap"
+    if report["verdict"] in ("consistent", "not distinguishable"):
+        assert "react alike" in report["verdict_sentence"]
+    text_checks = [
+        s for s in report["result"]["safeguards"] if s["name"] in ("difference from the control works", "format")
+    ]
+    assert text_checks and not any(s["withholds"] for s in text_checks)
+    rows = [json.loads(line) for line in (output / "scores.jsonl").read_text().splitlines()]
+    ok = [row for row in rows if row["status"] == "ok"]
+    assert ok and all(row["loss gap"] == pytest.approx(row["loss"] - row["ref:loss"]) for row in ok)
+    assert 0 < report["reference_alone"]["p_value"] <= 1
+    # the statistic can be forced back to the target's scores, and a gap without a reference is refused
+    assert (
+        main(_args(tiny_llama, works, tmp_path / "plain", "--reference", str(reference), "--statistic", "scores")) == 0
+    )
+    assert json.loads((tmp_path / "plain" / "report.json").read_text())["features"] == ["loss", "min_k"]
+    assert main(_args(tiny_llama, works, tmp_path / "refused", "--statistic", "reference-gap")) == 2
+    assert "subtracts a reference model's scores" in capsys.readouterr().err
