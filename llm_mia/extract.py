@@ -541,9 +541,9 @@ def extract(
         settings_id = cache_settings_key(loaded, window=window, stride=settings.stride)
         for group in groups:
             fingerprint = _group_fingerprint([batches[n] for n in group])
-            for n in group:
-                for segment in batches[n]:
-                    keys[segment.document] = cache_entry_key(f"{settings_id}|{fingerprint}", texts[segment.document])
+            # each document's text hashed once, not once per window (that would be quadratic in a long text)
+            for doc in dict.fromkeys(segment.document for n in group for segment in batches[n]):
+                keys[doc] = cache_entry_key(f"{settings_id}|{fingerprint}", texts[doc])
         found = cache.get_many(list(keys.values()))
         cached = {doc: found[key] for doc, key in keys.items() if key in found}
     mine = [group for g, group in enumerate(groups) if shard is None or g % shard.count == shard.index]
