@@ -539,7 +539,7 @@ def _throughput_key(loaded: LoadedModel, window: int) -> str:
 
 
 def _cost_message(
-    description: str, batches: Sequence[Sequence[Segment]], window: int, stride: int | None, resumed_tokens: int
+    description: str, batches: Sequence[Sequence[Segment]], window: int, stride: int, resumed_tokens: int
 ) -> str:
     """Tokens, documents, windows and forward passes a run is about to make (without the time)."""
     tokens = sum(_scored_tokens(batch) for batch in batches)
@@ -548,7 +548,7 @@ def _cost_message(
     passes = len(batches)
     return (
         f"{description}: {tokens:,} tokens to score in {documents:,} document(s): {windows:,} window(s) of up to "
-        f"{window:,} tokens (stride {'half a window' if stride is None else f'{stride:,}'}), {passes:,} forward "
+        f"{window:,} tokens (stride {stride:,}), {passes:,} forward "
         f"pass(es)" + (f"; {resumed_tokens:,} tokens already in the stats cache" if resumed_tokens else "")
     )
 
@@ -719,7 +719,9 @@ def extract(
                 fresh=False,
             )
         if to_run:
-            cost = _cost_message(description, to_run, window, settings.stride, resumed_tokens)
+            capacity = window - len(condition or loaded.prefix_ids)  # as plan_windows counts it
+            stride = capacity // 2 if settings.stride is None else settings.stride
+            cost = _cost_message(description, to_run, window, stride, resumed_tokens)
             model_tokens = sum(map(_model_tokens, to_run))
             if rate is not None:
                 say(f"{cost}; {throughput_duration(model_tokens / rate)} at the speed of the last such run here")
