@@ -285,3 +285,21 @@ def test_a_one_document_book_killed_mid_way_resumes_mid_way(tiny_model_dirs, tmp
     assert record["execution"]["cache"]["window_hits"] == committed
     assert resumed.read_text() == whole.read_text()  # the same row, to the last digit
     assert windows_in(database) == 0
+
+
+def test_a_cache_written_before_windows_were_kept_still_serves_its_documents(tiny_loaded, tmp_path, monkeypatch):
+    """A database without the windows table (as earlier versions wrote it) opens, gains the table, and its
+    document entries, whose numbers this version computes bit for bit the same, are still read."""
+    loaded = tiny_loaded["llama"]
+    texts = [book(120, seed=7), "quiet fields of barley"]
+    settings = ExtractionSettings(window=32, stride=16, batch_size=2, progress=False)
+    path = tmp_path / "c.sqlite"
+    first = extract(texts, loaded, settings, cache=StatsCache(path))
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP TABLE windows")
+    calls = counting(monkeypatch)
+    cache = StatsCache(path)
+    again = extract(texts, loaded, settings, cache=cache)
+    assert calls == [] and cache.hits == 2 and windows_in(path) == 0
+    for a, b in zip(first, again, strict=True):
+        assert_identical(a, b)
