@@ -128,7 +128,7 @@ def test_a_missing_corpus_is_refused_before_any_text_is_scored(tiny_loaded, tmp_
 
     monkeypatch.setattr(scoring_module, "extract_views", no_scoring)
     calls = parse_scorer_specs([f"dc_pdd:corpus={tmp_path / 'missing.jsonl'}"], has_reference=False)
-    with pytest.raises(LlmMiaError, match="missing.jsonl"):
+    with pytest.raises(LlmMiaError, match=r"missing\.jsonl"):
         compute_scores(
             [Document(id="a", text="Some text to score.")],
             calls,
