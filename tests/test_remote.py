@@ -25,7 +25,9 @@ from llm_mia.remote.client import ApiClient, ApiSettings, RemoteError
 from llm_mia.remote.model import connect
 from llm_mia.settings import ModelSettings, ScoringSettings
 
-pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]: LLM_MIA_API_SERVER=1 bash scripts/setup.sh builds it")
+pytest.importorskip(
+    "llama_cpp.server", reason="needs llama-cpp-python[server]: LLM_MIA_API_SERVER=1 bash scripts/setup.sh builds it"
+)
 
 pytestmark = pytest.mark.slow
 
