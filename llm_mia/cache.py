@@ -32,6 +32,7 @@ import numpy as np
 
 from llm_mia.identity import cache_dir, sha256_file
 from llm_mia.models import LoadedModel
+from llm_mia.outputs import CACHE_FIX, check_cache_writable, database_not_writable
 from llm_mia.stats import TokenStats
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class StatsCache:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_cache_writable(self.path)
         self.hits = 0
         self.stored = 0
         self.rejected = 0
@@ -168,6 +169,8 @@ class StatsCache:
             connection.execute("SELECT count(*) FROM stats").fetchone()
             return connection
         except sqlite3.DatabaseError as error:
+            if unwritable := database_not_writable(error, self.path, what="the stats cache", fix=CACHE_FIX):
+                raise unwritable from error  # the disk's fault, not a damaged database: keep it where it is
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             logger.warning("cache %s is unreadable (%s); moved aside to %s, starting afresh", self.path, error, aside)
             os.replace(self.path, aside)
@@ -198,9 +201,14 @@ class StatsCache:
         rows = [(key, *_encode(stats), time.time()) for key, stats in items]
         if not rows:
             return
-        with self._connection:
-            self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", rows)
+        try:
+            with self._connection:
+                self._connection.execute("BEGIN IMMEDIATE")
+                self._connection.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", rows)
+        except sqlite3.OperationalError as error:
+            if unwritable := database_not_writable(error, self.path, what="the stats cache", fix=CACHE_FIX):
+                raise unwritable from error
+            raise
         self.stored += len(rows)
 
     def info(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from llm_mia.cli.common import (
     documents_from_args,
     scoring_settings_from_args,
 )
+from llm_mia.errors import OutputError
 from llm_mia.score_files import META_COLUMNS, check_score_output
 from llm_mia.tables import cell, text_table
 
@@ -97,7 +98,15 @@ def run(args: argparse.Namespace) -> int:
         for line in table_lines(result.rows):
             print(line)
         return 0
-    result.write(output)
+    try:
+        result.write(output)
+    except OutputError as error:
+        if settings.cache_path is None:
+            raise
+        raise OutputError(
+            f"{error}; every score is kept in the stats cache, so the same command run again writes them without "
+            f"computing them again"
+        ) from error
     print(f"wrote {len(result.rows)} rows to {output} ({result.n_not_ok} with a non-ok status) and {output}.run.json")
     if log is not None:
         print(f"every request to the API is logged, hash-chained, in {log.path} ({logged['lines']} lines)")

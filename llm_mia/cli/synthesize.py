@@ -60,10 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llm_mia.cli.common import check_cache_root_writable
     from llm_mia.outputs import check_output_file
     from llm_mia.synthetic.generate import synthesize
 
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
+    check_cache_root_writable()  # the fine-tuned generator is cached there
     made = synthesize(args.suspect, synthesis_settings(args), progress=not args.no_progress)
     made.write(output)
     generator = made.record["generator"]
