@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import logging
 import shutil
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -385,3 +388,43 @@ def load_model(spec: ModelSpec | str) -> LoadedModel:
         context_length=_context_length(model.config),
         tokenizer_id=_tokenizer_fingerprint(tokenizer),
     )
+
+
+@contextlib.contextmanager
+def library_progress_bars(enabled: bool) -> Iterator[None]:
+    """With ``enabled`` False, silence the progress bars transformers and huggingface_hub draw themselves (e.g.
+    "Loading weights") inside the block, and put back exactly the state found on the way out, so later calls in
+    the same process draw them as before. Imports huggingface_hub only when silencing; transformers, when
+    imported inside the block, starts from huggingface_hub's state as it does at any import."""
+    if enabled:
+        yield
+        return
+    hub = importlib.import_module("huggingface_hub.utils.tqdm")
+    saved = dict(hub.progress_bar_states)
+
+    def restore_hub() -> None:
+        hub.progress_bar_states.clear()
+        hub.progress_bar_states.update(saved)
+
+    transformers_logging = sys.modules.get("transformers.utils.logging")
+    transformers_was = transformers_logging.is_progress_bar_enabled() if transformers_logging is not None else None
+    with warnings.catch_warnings():  # HF_HUB_DISABLE_PROGRESS_BARS=0 has priority, and says so in a warning
+        warnings.simplefilter("ignore")
+        hub.disable_progress_bars()
+        if transformers_logging is not None:
+            transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        restore_hub()
+        transformers_logging = sys.modules.get("transformers.utils.logging")
+        if transformers_logging is not None:
+            if transformers_was is None:  # imported inside the block: the state it would have had
+                transformers_was = not hub.are_progress_bars_disabled()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if transformers_was:
+                    transformers_logging.enable_progress_bar()
+                else:
+                    transformers_logging.disable_progress_bar()
+            restore_hub()  # transformers' switch sets huggingface_hub's too
