@@ -12,7 +12,7 @@ from llm_mia.documents import Columns, Document, read_documents
 from llm_mia.errors import LlmMiaError
 from llm_mia.models import DEFAULT_MODEL, DTYPES
 from llm_mia.outputs import check_cache_writable, check_writable, not_writable
-from llm_mia.remote.client import ApiSettings
+from llm_mia.remote.client import DEFAULT_TIME_BUDGET, DEFAULT_TIMEOUT, ApiSettings
 from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
 from llm_mia.threads import parse_threads
 
@@ -137,8 +137,26 @@ def add_api_arguments(parser: argparse.ArgumentParser) -> None:
         default="OPENAI_API_KEY",
         help="environment variable holding the API key (default: OPENAI_API_KEY; the key is never printed or stored)",
     )
-    group.add_argument("--api-timeout", type=float, default=120.0, help="seconds to wait for a response (default 120)")
-    group.add_argument("--api-retries", type=int, default=6, help="retries on 429, 5xx and dropped connections")
+    group.add_argument(
+        "--api-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds one attempt waits for a response (default {DEFAULT_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--api-time-budget",
+        type=float,
+        default=DEFAULT_TIME_BUDGET,
+        metavar="SECONDS",
+        help=f"seconds one request may take in all, retries and waits included (default {DEFAULT_TIME_BUDGET:g}): "
+        "a server that never answers fails after this long",
+    )
+    group.add_argument(
+        "--api-retries",
+        type=int,
+        default=6,
+        help="retries on 429, 5xx, timeouts and dropped connections, within the time budget (default 6)",
+    )
     group.add_argument("--api-requests-per-second", type=float, help="client-side request rate limit")
     group.add_argument("--api-tokens-per-minute", type=float, help="client-side prompt-token rate limit")
     group.add_argument(
@@ -158,6 +176,7 @@ def api_settings_from_args(args: argparse.Namespace) -> ApiSettings | None:
         base_url=args.api_base,
         key_env=args.api_key_env,
         timeout=args.api_timeout,
+        time_budget=args.api_time_budget,
         max_retries=args.api_retries,
         requests_per_second=args.api_requests_per_second,
         tokens_per_minute=args.api_tokens_per_minute,

@@ -87,10 +87,12 @@ def run(args: argparse.Namespace) -> int:
         log = QueryLog(f"{output}.queries.jsonl", anchor=anchor, model_hashes={})
     try:
         result = score_documents(documents, settings, source=source, observer=None if log is None else log.record)
-    finally:
+    except BaseException:
         if log is not None:
-            logged = log.close()
+            log.close(keep_empty=False)  # a log of what was sent before the failure, or no file at all
+        raise
     if log is not None:
+        logged = log.close()
         result.record["query_log"] = {"path": str(log.path), "anchor": "sha256 of the input texts", **logged}
     if not result.is_main:
         return 0  # the main process writes the merged rows
