@@ -5,8 +5,8 @@ examples:
   llm-mia score --input texts.jsonl --output scores.jsonl
   llm-mia score --model ./my-model --reference ./ref-model --input texts.csv --output scores.csv
   llm-mia score --input book/ --scorers loss zlib min_k:k=0.1,0.2 min_k_plus_plus --output scores.jsonl
-  llm-mia score --model api:davinci-002 --api-base https://api.openai.com/v1 --input texts.jsonl --dry-run \
-      --price-per-million-tokens 2.0           # what a paid API would be sent, before anything is
+  llm-mia score --model api:davinci-002 --api-base https://api.openai.com/v1 --input texts.jsonl --dry-run \\
+      --price-per-million-tokens 2.0           # what a paid API would be sent and cost, sending nothing
 
 Every document gets a row: id, label, group, status (ok, or why a score is missing), byte and token
 counts, the SHA-256 of its text, and one column per score. A run record (models, scorers, settings, input
