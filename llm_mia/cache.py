@@ -42,6 +42,7 @@ import numpy as np
 
 from llm_mia.identity import cache_dir, sha256_file
 from llm_mia.models import LoadedModel
+from llm_mia.outputs import CACHE_FIX, check_cache_writable, database_not_writable
 from llm_mia.stats import TokenStats
 
 logger = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ class StatsCache:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_cache_writable(self.path)
         self.hits = 0
         self.stored = 0
         self.rejected = 0
@@ -226,6 +227,8 @@ class StatsCache:
             connection.execute("SELECT count(*) FROM stats").fetchone()
             return connection
         except sqlite3.DatabaseError as error:
+            if unwritable := database_not_writable(error, self.path, what="the stats cache", fix=CACHE_FIX):
+                raise unwritable from error  # the disk's fault, not a damaged database: keep it where it is
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             logger.warning("cache %s is unreadable (%s); moved aside to %s, starting afresh", self.path, error, aside)
             os.replace(self.path, aside)
@@ -286,11 +289,16 @@ class StatsCache:
         dropped = [(key,) for key in drop_windows]
         if not (rows or window_rows or dropped):
             return
-        with self._connection:
-            self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", rows)
-            self._connection.executemany("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?)", window_rows)
-            self._connection.executemany("DELETE FROM windows WHERE key = ?", dropped)
+        try:
+            with self._connection:
+                self._connection.execute("BEGIN IMMEDIATE")
+                self._connection.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", rows)
+                self._connection.executemany("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?)", window_rows)
+                self._connection.executemany("DELETE FROM windows WHERE key = ?", dropped)
+        except sqlite3.OperationalError as error:
+            if unwritable := database_not_writable(error, self.path, what="the stats cache", fix=CACHE_FIX):
+                raise unwritable from error
+            raise
         self.stored += len(rows)
         self.windows_stored += len(window_rows)
 

@@ -44,7 +44,7 @@ from llm_mia.evidence.plan import (
 )
 from llm_mia.evidence.query_log import QueryLog
 from llm_mia.identity import sha256_file, source_commit
-from llm_mia.outputs import atomic_write, json_ready, write_json
+from llm_mia.outputs import atomic_write, check_writable, json_ready, write_json
 from llm_mia.score_files import write_rows
 
 MANIFEST = "MANIFEST.sha256"
@@ -255,6 +255,8 @@ def run_evidence(
         raise LlmMiaError(f"{output} exists; pass --overwrite to replace the bundle, or choose another output")
     if not output.absolute().parent.exists():
         raise LlmMiaError(f"{output.absolute().parent}: the bundle's parent directory does not exist; create it first")
+    # written as <output>.partial beside it and renamed at the end: its parent must take files
+    check_writable(output.absolute().parent, what=f"the bundle {output}", fix="choose another --output-dir")
     plan_path = Path(plan_path)
     plan = read_plan(plan_path)
     if is_canary_plan(plan):
