@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="stats cache directory (default: <cache>/stats); a killed run resumes")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
     parser.add_argument("--no-pdf", action="store_true", help="skip report.pdf (needs Chromium otherwise)")
+    parser.add_argument("--no-progress", action="store_true", help="no cost estimate or progress bar while scoring")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         control=args.control,
         secret=args.secret,
         pdf=not args.no_pdf,
+        progress=not args.no_progress,
     )
     print(f"verdict: {bundle.verdict_sentence}")
     print(f"plan SHA-256: {bundle.plan_sha256}")

@@ -233,6 +233,7 @@ def run_evidence(
     control: str | Path | None = None,
     secret: str | Path | None = None,
     pdf: bool = True,
+    progress: bool = True,
 ) -> EvidenceBundle:
     """Check the inputs against the plan, run the planned test and write the bundle (module docstring).
 
@@ -240,7 +241,7 @@ def run_evidence(
     on this machine when their planned names do not resolve there; ``suspect`` / ``control``: where the planned
     inputs are when they moved (every file is checked by hash either way); ``secret``: where a canary plan's
     secret file is, when moved (``llm_mia.evidence.canary`` runs such a plan); ``pdf``: print the report to PDF
-    (needs Chromium).
+    (needs Chromium); ``progress``: show the scoring's cost up front and its progress (changes no number).
     """
     from llm_mia.evidence.browser import print_pdf
     from llm_mia.evidence.canary import is_canary_plan, run_canary_evidence
@@ -261,7 +262,7 @@ def run_evidence(
     plan = read_plan(plan_path)
     if is_canary_plan(plan):
         return run_canary_evidence(plan, plan_path, output, cache=cache, model=model, secret=secret, pdf=pdf)
-    settings = plan.settings(cache=cache, model=model, reference=reference)
+    settings = plan.settings(cache=cache, model=model, reference=reference, progress=progress)
     paths = input_paths(plan, suspect=suspect, control=control)
     check_input_files(plan, paths)
     check_models(plan, settings.scoring.models, settings.tokenizer)
