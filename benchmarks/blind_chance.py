@@ -1,7 +1,8 @@
 """What the blind baseline scores by chance: random splits of one collection, where the sets cannot differ.
 
 Each run draws 2 x 24 Wikipedia lead summaries at random (one collection, so "members" and "non-members" are
-alike by construction) and runs ``llm_mia.blind.blind_baseline`` (5 folds, up to 99 label permutations). Printed:
+alike by construction) and runs ``llm_mia.stats.blind_baseline.blind_baseline`` (5 folds, up to 99 label
+permutations). Printed:
 the median of the chance AUROC (the permutation null's median, which out-of-fold refitting puts below 0.5 on
 small sets), how often the permutation-calibrated interval holds that chance level and how often it holds 0.5,
 how often a DeLong interval on the pooled out-of-fold scores (which treats the fitted classifiers as fixed)
@@ -18,9 +19,9 @@ import sys
 
 import numpy as np
 
-from llm_mia.blind import blind_baseline
-from llm_mia.corpora import wikipedia_summaries
-from llm_mia.metrics import auroc_interval, clopper_pearson
+from llm_mia.io.corpora import wikipedia_summaries
+from llm_mia.stats.blind_baseline import blind_baseline
+from llm_mia.stats.metrics import auroc_interval, clopper_pearson
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from llm_mia.canaries.benchmark import plot_detection, run_canary_benchmark, table_lines
+from llm_mia.workflows.benchmark_canaries import plot_detection, run_canary_benchmark, table_lines
 
 
 def main() -> None:

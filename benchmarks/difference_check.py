@@ -1,6 +1,6 @@
 """How often the model-free difference check fires, on real text: at about its level when the suspect work is
 exchangeable with the control works, and as often as possible when it differs from them in era, sub-genre or
-format (``llm_mia.work_difference``, designs in ``llm_mia.real_works``).
+format (``llm_mia.stats.work_difference``, designs in ``llm_mia.io.real_works``).
 
 Each draw: one suspect work and 30 control works (each work at most its first 1,500 words), cut into passages of
 ``--words`` words; the suspect enters whole and every control work with up to as many passages as the suspect
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.metrics import clopper_pearson
-from llm_mia.real_works import DESIGNS, EXCHANGEABLE, draw_works, word_passages
-from llm_mia.work_difference import work_difference
+from llm_mia.io.real_works import DESIGNS, EXCHANGEABLE, draw_works, word_passages
+from llm_mia.stats.metrics import clopper_pearson
+from llm_mia.stats.work_difference import work_difference
 
 ALPHA = 0.05
 

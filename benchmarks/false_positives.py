@@ -5,7 +5,8 @@ model never saw. This script counts such verdicts, with exact (Clopper-Pearson) 
 true verdicts on texts a model did train on (power), in four parts:
 
 1. ``simulation``: feature matrices drawn with known structure, through the same functions the commands use
-   (``llm_mia.dataset_inference.dataset_inference``, ``llm_mia.calibration``, ``llm_mia.metrics``): one unseen
+   (``llm_mia.stats.dataset_inference.dataset_inference``, ``llm_mia.stats.verdicts``, ``llm_mia.stats.metrics``): one
+   unseen
    work against 30 control works with between-work offsets of 0, 0.2 and 0.5 passage SDs; 31 works with one
    short high-scoring work, and 31 works of 3-200 passages whose first passages score lower (front matter), the
    suspect drawn at random; a long trained book against short works (whole suspect vs common size); one unseen
@@ -20,7 +21,7 @@ true verdicts on texts a model did train on (power), in four parts:
 3. ``real``: real text through the user's path (files with a group column, cut by the target's tokenizer,
    scored, tested, checked; ``llm_mia.workflows.dataset``), judged by GPT-2s trained from scratch on Wikipedia
    lead summaries (the ``gpt2-wikipedia`` recipe: the target reacts to the kind of text it was trained on), one
-   unseen work against 30 distinct control works (``llm_mia.real_works``): exchangeable with them (Wikipedia
+   unseen work against 30 distinct control works (``llm_mia.io.real_works``): exchangeable with them (Wikipedia
    articles; Debian changelogs of different packages), or differing in era (WikiMIA events before 2017 against
    2023 on, as collections of 8 articles and as single articles; changelog entries up to 2012 against 2023 on),
    sub-genre (an upstream NEWS against Debian changelogs) or format (a manual page's troff source against
@@ -53,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.metrics import clopper_pearson
+from llm_mia.stats.metrics import clopper_pearson
 
 ALPHA = 0.05
 PARTS = ("simulation", "grouped", "real", "power")
@@ -130,7 +131,7 @@ def _verdict_rate(
     counted: tuple[str, ...] = ("consistent",),
     passage_selection: str = "whole-suspect",
 ) -> dict[str, Any]:
-    from llm_mia.dataset_inference import dataset_inference
+    from llm_mia.stats.dataset_inference import dataset_inference
 
     hits = 0
     for rep in range(reps):
@@ -155,9 +156,9 @@ def _verdict_rate(
 def simulation(reps: int) -> list[dict[str, Any]]:
     from scipy.stats import norm
 
-    from llm_mia.calibration import FprCalibrator
-    from llm_mia.dataset_inference import dataset_inference
-    from llm_mia.metrics import auroc_interval, max_auroc_permutation_test
+    from llm_mia.stats.dataset_inference import dataset_inference
+    from llm_mia.stats.metrics import auroc_interval, max_auroc_permutation_test
+    from llm_mia.stats.verdicts import FprCalibrator
 
     rows = []
     nominal = f"<= {ALPHA}"
@@ -355,8 +356,8 @@ def _bernoulli(rng: np.random.Generator, share: float) -> bool:
 
 
 def grouped(reps: int) -> list[dict[str, Any]]:
-    from llm_mia.calibration import MEMBER, FprCalibrator
-    from llm_mia.metrics import max_auroc_permutation_test
+    from llm_mia.stats.metrics import max_auroc_permutation_test
+    from llm_mia.stats.verdicts import MEMBER, FprCalibrator
 
     rows = []
     nominal = f"<= {ALPHA}"
@@ -429,8 +430,8 @@ def _gpt2_models(size: str = "full") -> tuple[Any, Any, Any, set[str]]:
     it was trained on); returns (config, target snapshots, reference snapshots, titles any model or the tokenizer
     saw)."""
     from llm_mia.known_split.presets import get_preset
-    from llm_mia.known_split.run import train_models
     from llm_mia.known_split.splits import build_split
+    from llm_mia.workflows.benchmark import train_models
 
     config = get_preset("gpt2-wikipedia", size)
     split = build_split(config.split)
@@ -440,7 +441,7 @@ def _gpt2_models(size: str = "full") -> tuple[Any, Any, Any, set[str]]:
 
 
 def _settings(target: Path, reference: Path | None, statistic: str, scratch: Path) -> Any:
-    from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
+    from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
     from llm_mia.workflows.dataset import DatasetTestSettings
 
     return DatasetTestSettings(
@@ -506,10 +507,10 @@ def _outcome_row(name: str, statistic: str, outcomes: list[dict[str, Any]], *, k
 def real(
     reps: int, scratch: Path, designs: list[str], *, size: str = "full", max_words: int = 1500
 ) -> list[dict[str, Any]]:
-    """Real-text null designs (``llm_mia.real_works``) through ``llm_mia.workflows.dataset``, with the
+    """Real-text null designs (``llm_mia.io.real_works``) through ``llm_mia.workflows.dataset``, with the
     gpt2-wikipedia target after its last epoch, under both statistics (the reference-gap one with the recipe's
     reference model, trained the same way on other summaries: it reacts to era and genre as the target does)."""
-    from llm_mia.real_works import EXCHANGEABLE, draw_works
+    from llm_mia.io.real_works import EXCHANGEABLE, draw_works
     from llm_mia.workflows.dataset import cutting_tokenizer
     from llm_mia.workflows.score import load_models
 
@@ -546,7 +547,7 @@ def power(reps: int, scratch: Path, controls: list[int], epochs: list[int]) -> l
     """One trained work (8 member summaries of the gpt2-wikipedia target) against m control works (8 unseen
     summaries each, same length window), per snapshot epoch, under both statistics (the unseen case is the
     ``real`` part's exchangeable-wikipedia design)."""
-    from llm_mia.corpora import wikipedia_summaries
+    from llm_mia.io.corpora import wikipedia_summaries
     from llm_mia.workflows.dataset import cutting_tokenizer
     from llm_mia.workflows.score import load_models
 
@@ -601,7 +602,7 @@ def power(reps: int, scratch: Path, controls: list[int], epochs: list[int]) -> l
 
 
 def write_power_table(path: Path, rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    """The power rows ``llm-mia plan`` prints (``llm_mia.work_test_power``), with the recipe and the command."""
+    """The power rows ``llm-mia plan`` prints (``llm_mia.stats.work_test_power``), with the recipe and the command."""
     table = {
         "recipe": "GPT-2 (4 layers, 256 dims) trained from scratch on 512 Wikipedia lead summaries; one work of 8 "
         "member summaries, control works of 8 unseen summaries, 32-token passages",
@@ -617,7 +618,7 @@ def write_power_table(path: Path, rows: list[dict[str, Any]], args: argparse.Nam
 
 
 def main(argv: list[str] | None = None) -> int:
-    from llm_mia.real_works import DESIGNS
+    from llm_mia.io.real_works import DESIGNS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which parts to run")

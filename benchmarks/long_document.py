@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 import llm_mia
-from llm_mia.cache import StatsCache
-from llm_mia.documents import Document
-from llm_mia.models import ModelSpec, load_model
-from llm_mia.scorers import parse_scorer_specs
-from llm_mia.scoring import compute_scores
-from llm_mia.settings import ExtractionSettings
+from llm_mia.backends.local import ModelSpec, load_model
+from llm_mia.engine.stats_cache import StatsCache
+from llm_mia.io.documents import Document
+from llm_mia.scoring.pipeline import compute_scores
+from llm_mia.scoring.scorers import parse_scorer_specs
+from llm_mia.scoring.settings import ExtractionSettings
 
 SCORERS = ["loss", "zlib", "min_k", "min_k_plus_plus"]
 SIZES = (10_000, 100_000, 1_000_000)

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 import llm_mia
-from llm_mia.corpora import wikipedia_summaries
-from llm_mia.models import ModelSpec, cache_dir, load_model
+from llm_mia.backends.local import ModelSpec, cache_dir, load_model
+from llm_mia.io.corpora import wikipedia_summaries
 
 SCORERS = ["loss", "zlib", "lowercase", "min_k", "min_k_plus_plus", "reference"]
 

@@ -2,7 +2,7 @@
 
 Each condition scores the same passages with `llm-mia score` (loss, zlib, lowercase, min_k, min_k_plus_plus:
 two passes per text) once per thread setting: 1, 2, ... every core, and auto (the cores other work leaves
-free, measured at start: llm_mia.threads). "Loaded" starts one CPU-bound process per core plus one (plain
+free, measured at start: llm_mia.engine.threads). "Loaded" starts one CPU-bound process per core plus one (plain
 Python loops, as other users' jobs would be) before the runs and stops them after. Prints documents/s per
 setting and, per condition, auto's speed relative to the best fixed setting measured in that same condition.
 
@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from llm_mia.corpora import wikipedia_summaries
-from llm_mia.threads import available_cores
+from llm_mia.engine.threads import available_cores
+from llm_mia.io.corpora import wikipedia_summaries
 
 
 def score_seconds(model: str, source: Path, threads: str, work: Path) -> tuple[float, int | None]:

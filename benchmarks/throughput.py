@@ -23,11 +23,11 @@ import time
 
 import torch
 
-from llm_mia.corpora import wikipedia_summaries
-from llm_mia.extract import extract
-from llm_mia.models import ModelSpec, load_model
-from llm_mia.scorers import parse_scorer_specs
-from llm_mia.settings import ExtractionSettings
+from llm_mia.backends.local import ModelSpec, load_model
+from llm_mia.engine.extract import extract
+from llm_mia.io.corpora import wikipedia_summaries
+from llm_mia.scoring.scorers import parse_scorer_specs
+from llm_mia.scoring.settings import ExtractionSettings
 
 SCORERS = ["loss", "zlib", "min_k", "min_k_plus_plus"]
 

@@ -1,4 +1,4 @@
-"""Coverage of the TPR@FPR bootstrap interval (``llm_mia.metrics.tpr_at_fpr``) when the non-members allow 10 or
+"""Coverage of the TPR@FPR bootstrap interval (``llm_mia.stats.metrics.tpr_at_fpr``) when the non-members allow 10 or
 20 false positives: why a TPR at an FPR counts as resolved only from 20 (``MIN_FALSE_POSITIVES``).
 
 Binormal scores: non-members N(0, 1), members N(d, 1) with d = z(0.99) - z(1 - t), so the true TPR at 1% FPR is
@@ -18,7 +18,7 @@ import sys
 import numpy as np
 from scipy.stats import norm
 
-from llm_mia.metrics import clopper_pearson, tpr_at_fpr
+from llm_mia.stats.metrics import clopper_pearson, tpr_at_fpr
 
 TARGET_FPR = 0.01
 TRUE_TPRS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)

@@ -20,21 +20,21 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "score": "llm_mia.api",
-    "Columns": "llm_mia.documents",
-    "Document": "llm_mia.documents",
-    "read_documents": "llm_mia.documents",
-    "ExtractionSettings": "llm_mia.settings",
-    "ModelSettings": "llm_mia.settings",
-    "ScoringSettings": "llm_mia.settings",
-    "ModelSpec": "llm_mia.models",
-    "load_model": "llm_mia.models",
-    "TokenStats": "llm_mia.stats",
+    "Columns": "llm_mia.io.documents",
+    "Document": "llm_mia.io.documents",
+    "read_documents": "llm_mia.io.documents",
+    "ExtractionSettings": "llm_mia.scoring.settings",
+    "ModelSettings": "llm_mia.scoring.settings",
+    "ScoringSettings": "llm_mia.scoring.settings",
+    "ModelSpec": "llm_mia.backends.local",
+    "load_model": "llm_mia.backends.local",
+    "TokenStats": "llm_mia.backends.token_stats",
     "score_documents": "llm_mia.workflows.score",
     "evaluate_table": "llm_mia.workflows.evaluate",
     "calibrate_score_file": "llm_mia.workflows.calibrate",
     "judge_score_file": "llm_mia.workflows.calibrate",
     "run_dataset_test": "llm_mia.workflows.dataset",
-    "run_benchmark": "llm_mia.known_split.run",
+    "run_benchmark": "llm_mia.workflows.benchmark",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Document, as_documents
-from llm_mia.models import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
-from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
+from llm_mia.backends.local import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
+from llm_mia.io.documents import Document, as_documents
+from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
 
 
 def _as_loaded(model: str | ModelSpec | LoadedModel) -> LoadedModel:
@@ -44,7 +44,7 @@ def score(
     stats cache, or a database path; off by default here because a model object changed in memory (e.g. by a
     defense) would not match its files on disk, which is what cache keys are made from.
 
-    Returns a pandas DataFrame (one row per document, columns as ``llm_mia.score_files.META_COLUMNS`` then
+    Returns a pandas DataFrame (one row per document, columns as ``llm_mia.io.score_files.META_COLUMNS`` then
     one per score) when ``as_frame``; otherwise a list of dicts.
 
     >>> rows = score("The cat sat on the mat.", scorers=["loss"], as_frame=False)  # doctest: +SKIP

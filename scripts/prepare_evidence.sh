@@ -60,7 +60,7 @@ step "2/5 the model of the case: SmolLM2-135M fine-tuned on the work for 4 epoch
 python - <<'EOF'
 from pathlib import Path
 
-from llm_mia.documents import Document
+from llm_mia.io.documents import Document
 from llm_mia.known_split.training import TrainingConfig, fine_tune
 
 text = Path("texts/work/cymbeline.txt").read_text(encoding="utf-8")

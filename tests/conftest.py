@@ -12,17 +12,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_models import ARCHITECTURES, make_tiny_model
 
-from llm_mia.models import ModelSpec, load_model
+from llm_mia.backends.local import ModelSpec, load_model
 
 
 @pytest.fixture(scope="session", autouse=True)
 def private_stats_cache(tmp_path_factory: pytest.TempPathFactory):
     """Tests never read or write the user's own stats cache (converted models are still shared)."""
-    import llm_mia.cache
+    import llm_mia.engine.stats_cache
 
     path = tmp_path_factory.mktemp("stats-cache") / "tokenstats.sqlite"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(llm_mia.cache, "default_cache_path", lambda: path)
+        patch.setattr(llm_mia.engine.stats_cache, "default_cache_path", lambda: path)
         yield path
 
 

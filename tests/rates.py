@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from scipy.stats import binom
 
-from llm_mia.metrics import clopper_pearson
+from llm_mia.stats.metrics import clopper_pearson
 
 CHECK_LEVEL = 0.01
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from rates import assert_at_most
 
-from llm_mia.blind import blind_baseline
 from llm_mia.errors import InputError
-from llm_mia.metrics import clopper_pearson
+from llm_mia.stats.blind_baseline import blind_baseline
+from llm_mia.stats.metrics import clopper_pearson
 
 NOUNS = ["river", "mountain", "village", "lantern", "harvest", "meadow", "orchard", "shepherd", "cottage", "willow"]
 VERBS = ["wandered", "rested", "gathered", "watched", "followed", "crossed", "remembered", "carried"]
@@ -121,7 +121,7 @@ def test_tiny_sets_and_bad_arguments_are_clear_errors():
 def test_figures_are_the_attack_figures_of_its_out_of_fold_scores():
     # the blind row is read beside the attacks, so it must be computed exactly like them (but its interval,
     # which is calibrated by refitting under permuted labels)
-    from llm_mia.metrics import evaluate_scorer
+    from llm_mia.stats.metrics import evaluate_scorer
 
     rng = np.random.default_rng(3)
     members = _sentences(rng, NOUNS, VERBS, ADJECTIVES, 15)

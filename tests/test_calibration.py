@@ -9,7 +9,9 @@ import pytest
 from rates import assert_at_most, refusal_count
 from scipy.stats import kstest, norm
 
-from llm_mia.calibration import (
+from llm_mia.errors import InputError, NotFittedError
+from llm_mia.stats.metrics import clopper_pearson
+from llm_mia.stats.verdicts import (
     MEMBER,
     FprCalibrator,
     adjust_by_group,
@@ -23,8 +25,6 @@ from llm_mia.calibration import (
     simes_p_value,
     split_controls,
 )
-from llm_mia.errors import InputError, NotFittedError
-from llm_mia.metrics import clopper_pearson
 
 
 def test_p_values_hand_computed():

@@ -17,7 +17,7 @@ from llm_mia.canaries.make import CanarySettings, make_canaries, read_secret, si
 from llm_mia.canaries.plant import plant_canaries
 from llm_mia.canaries.ranks import exposure, fisher_combined, rank_p_value
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.settings import ModelSettings
+from llm_mia.scoring.settings import ModelSettings
 from llm_mia.workflows.canary import CanaryTestSettings, run_canary_test
 
 WORDS = [f"w{a}{b}" for a, b in itertools.product("abcdefghij", "klmnopqrst")]  # 100 words
@@ -148,7 +148,7 @@ def test_a_model_trained_on_the_canaries_ranks_them_first(words, tiny_model_dirs
     """Train the tiny Llama on 5 canaries (their siblings never) and the test detects every one."""
     from transformers import AutoModelForCausalLM
 
-    from llm_mia.models import ModelSpec, load_model
+    from llm_mia.backends.local import ModelSpec, load_model
 
     record = make_canaries(words(count=5, siblings=19, length=10, seed=5))
     secret = tmp_path / "secret.json"
@@ -235,7 +235,7 @@ def test_the_cli_makes_plants_and_tests(word_list, tiny_model_dirs, tmp_path, ca
 def test_the_planting_benchmark_detects_repeated_canaries_and_not_unplanted_ones(tmp_path) -> None:
     """The CI-size GPT-2 recipe trained 4 epochs on its members plus canaries planted 16 times: each planted group
     is detected far more often than the never-planted one."""
-    from llm_mia.canaries.benchmark import plot_detection, run_canary_benchmark, table_lines
+    from llm_mia.workflows.benchmark_canaries import plot_detection, run_canary_benchmark, table_lines
 
     result = run_canary_benchmark(
         "gpt2-wikipedia", tmp_path, size="ci", repetitions=(0, 16), lengths=(12,), count=4, siblings=19, epochs=4
@@ -254,7 +254,7 @@ def test_a_canary_plan_runs_into_a_bundle_that_verifies(words, tiny_model_dirs, 
     gives the same ranks, and a secret file changed after the plan is refused by the run and by verify."""
     from llm_mia.cli import main
     from llm_mia.evidence.plan import read_plan
-    from llm_mia.evidence.verify import verify_bundle
+    from llm_mia.workflows.verify import verify_bundle
 
     record = make_canaries(words(count=4, siblings=19, length=8, seed=11))
     secret = tmp_path / "secret.json"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tiny_models import make_tiny_model
 
-import llm_mia.scoring as scoring_module
+import llm_mia.scoring.pipeline as scoring_module
 from llm_mia.cli import main
 
 
@@ -252,7 +252,7 @@ def test_a_model_trained_on_the_suspect_work_is_flagged(works, tmp_path, capsys)
 def test_a_random_split_packaged_as_one_file_against_documents_is_not_called_trained(tmp_path, capsys):
     """The review's case on the real model: Wikipedia paragraphs split at random, one half as one .txt file,
     the other as a JSONL of paragraphs. Before the work-level design: "consistent with training, p = 3.4e-18"."""
-    from llm_mia.corpora import wikipedia_summaries
+    from llm_mia.io.corpora import wikipedia_summaries
 
     summaries = wikipedia_summaries()
     titles = sorted(summaries)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from llm_mia.cli import main
-from llm_mia.identity import cache_dir
-from llm_mia.scorers import all_scorers
+from llm_mia.io.identity import cache_dir
+from llm_mia.scoring.scorers import all_scorers
 
 
 @pytest.fixture()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import llm_mia.outputs
+import llm_mia.io.outputs
 from llm_mia.cli import INTERNAL_ERROR, USER_ERROR, main
 from llm_mia.errors import OutputError
-from llm_mia.outputs import atomic_write, check_writable
+from llm_mia.io.outputs import atomic_write, check_writable
 
 
 @pytest.fixture()
@@ -102,7 +102,7 @@ def test_an_unterminated_csv_quote_is_refused_with_the_file_and_line(tmp_path, c
 
 
 def test_a_quoted_field_over_several_lines_is_still_read(tmp_path) -> None:
-    from llm_mia.documents import read_records
+    from llm_mia.io.documents import read_records
 
     path = tmp_path / "texts.csv"
     path.write_text('id,text\n1,"two\nlines"\n2,"a ""quoted"" word"\n')
@@ -173,7 +173,7 @@ def test_a_disk_that_fills_up_during_the_run_ends_in_one_line_and_leaves_nothing
     pointed at /dev/full, whose every write fails with ENOSPC)."""
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full")
-    real = llm_mia.outputs._create_temporary
+    real = llm_mia.io.outputs._create_temporary
 
     def on_a_full_disk(path: Path) -> tuple[int, Path]:
         handle, temporary = real(path)
@@ -182,7 +182,7 @@ def test_a_disk_that_fills_up_during_the_run_ends_in_one_line_and_leaves_nothing
         os.close(full)
         return handle, temporary
 
-    monkeypatch.setattr(llm_mia.outputs, "_create_temporary", on_a_full_disk)
+    monkeypatch.setattr(llm_mia.io.outputs, "_create_temporary", on_a_full_disk)
     output = tmp_path / "out" / "scores.jsonl"
     output.parent.mkdir()
     model = str(tiny_model_dirs["gpt2"])
@@ -196,7 +196,7 @@ def test_a_disk_that_fills_up_during_the_run_ends_in_one_line_and_leaves_nothing
 
 def test_a_full_stats_cache_database_ends_in_one_line(tiny_model_dirs, texts, tmp_path, capsys, monkeypatch) -> None:
     """SQLite's own limit on the database's pages gives the same error as a full disk (SQLITE_FULL)."""
-    from llm_mia.cache import StatsCache
+    from llm_mia.engine.stats_cache import StatsCache
 
     real = StatsCache._connect
 

@@ -10,9 +10,9 @@ from sklearn.metrics import roc_auc_score
 from tiny_models import make_tiny_model
 
 from llm_mia.cli import main
-from llm_mia.identity import sha256_texts as sha256_documents
-from llm_mia.records import write_run_record
-from llm_mia.score_files import write_rows
+from llm_mia.io.identity import sha256_texts as sha256_documents
+from llm_mia.io.records import write_run_record
+from llm_mia.io.score_files import write_rows
 
 MODEL_RECORD = {
     "target": {"name": "tiny", "revision": None, "config_sha256": "abc", "tokenizer_id": "tok", "dtype": "float32"}

@@ -9,7 +9,7 @@ import pytest
 
 import llm_mia
 from llm_mia.cli import main
-from llm_mia.score_files import META_COLUMNS
+from llm_mia.io.score_files import META_COLUMNS
 
 
 @pytest.fixture()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from rates import assert_at_most
 
-from llm_mia.dataset_inference import (
+from llm_mia.errors import LlmMiaError
+from llm_mia.stats.dataset_inference import (
     PASSAGE_LEVEL,
     WORK_LEVEL,
     Safeguard,
@@ -19,8 +20,7 @@ from llm_mia.dataset_inference import (
     min_control_works,
     size_check,
 )
-from llm_mia.errors import LlmMiaError
-from llm_mia.work_permutation import work_permutation_test
+from llm_mia.stats.work_test import work_permutation_test
 
 ALPHA = 0.05
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.scorers import parse_scorer_specs
-from llm_mia.scoring import compute_scores
-from llm_mia.settings import ExtractionSettings
+from llm_mia.io.documents import Document
+from llm_mia.scoring.pipeline import compute_scores
+from llm_mia.scoring.scorers import parse_scorer_specs
+from llm_mia.scoring.settings import ExtractionSettings
 
 CORPUS = [
     "The river ran past the old mill and under the stone bridge.",
@@ -82,7 +82,7 @@ def test_dc_pdd_matches_a_slow_implementation_from_the_paper(tiny_loaded, tiny_m
 
 
 def test_dc_pdd_refuses_an_empty_corpus_a_foreign_table_and_an_api_model(tiny_loaded, tmp_path) -> None:
-    from llm_mia.token_frequencies import build_table, table_for
+    from llm_mia.scoring.token_frequencies import build_table, table_for
 
     gpt2, llama = tiny_loaded["gpt2"], tiny_loaded["llama"]
     with pytest.raises(InputError, match="holds no tokens"):
@@ -121,7 +121,7 @@ def test_dc_pdd_scores_natural_text_above_its_shuffled_words_on_smollm2(smollm2)
 def test_a_missing_corpus_is_refused_before_any_text_is_scored(tiny_loaded, tmp_path, monkeypatch) -> None:
     """The frequency table is built before extraction: a corpus that is not there fails at once, not after all the
     scoring (a new user waited 152 s for this error)."""
-    import llm_mia.scoring as scoring_module
+    import llm_mia.scoring.pipeline as scoring_module
 
     def no_scoring(*args, **kwargs):
         raise AssertionError("texts were scored before the corpus was checked")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from llm_mia.decop import LETTERS, QuizPassage, orderings, passage_scores, quizzes, read_quiz_passages
 from llm_mia.errors import InputError
+from llm_mia.methods.decop import LETTERS, QuizPassage, orderings, passage_scores, quizzes, read_quiz_passages
 
 EXAMPLE = Path(__file__).parents[1] / "llm_mia" / "data" / "decop_example.jsonl"
 
@@ -86,7 +86,7 @@ def test_white_box_decop_matches_a_slow_reference_on_the_packaged_model(smollm2,
 
 
 def test_model_written_paraphrases_are_kept_only_when_usable() -> None:
-    from llm_mia.paraphrase import MAX_TRIES, write_paraphrases
+    from llm_mia.methods.paraphrase import MAX_TRIES, write_paraphrases
 
     passage = QuizPassage(id="p", text="the cat sat on the mat all day long", paraphrases=())
     offered = {

@@ -11,7 +11,7 @@ import pytest
 from test_known_split_run import tiny_config
 
 from llm_mia.errors import LlmMiaError
-from llm_mia.known_split.defenses import (
+from llm_mia.workflows.benchmark_defenses import (
     DefenseResult,
     DefenseRow,
     parse_setting,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from llm_mia.documents import Columns, Document, as_documents, read_documents
 from llm_mia.errors import InputError
+from llm_mia.io.documents import Columns, Document, as_documents, read_documents
 
 RECORDS = [
     {"id": "a", "text": "first text", "label": 1, "group": "book"},

@@ -133,7 +133,7 @@ def test_plan_fixes_models_inputs_and_settings(case):
 
 
 def test_plan_prints_the_smallest_possible_p_before_scoring(case, tmp_path, capsys, monkeypatch):
-    import llm_mia.scoring as scoring_module
+    import llm_mia.scoring.pipeline as scoring_module
 
     def no_scoring(*args, **kwargs):
         raise AssertionError("a plan scores nothing")
@@ -438,7 +438,7 @@ def test_report_in_a_real_browser(case):
     expected = title.get(results["verdict"], "No answer")
     assert verdict.startswith(expected)
     work = results["result"]["work_test"]
-    from llm_mia.metrics import p_phrase
+    from llm_mia.stats.metrics import p_phrase
 
     assert p_phrase(work["p_value"]) in body
     assert results["verdict_sentence"] in body

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import llm_mia.extract as extract_module
-from llm_mia.extract import (
+import llm_mia.engine.extract as extract_module
+from llm_mia.engine.extract import (
     STATUS_EMPTY,
     STATUS_NONFINITE,
     STATUS_TOO_SHORT,
@@ -254,7 +254,7 @@ def test_non_finite_logits_flag_only_that_document(tiny_loaded):
 
 
 def test_final_logit_softcapping_is_applied_like_the_model_does(tiny_model_dirs):
-    from llm_mia.models import ModelSpec, load_model
+    from llm_mia.backends.local import ModelSpec, load_model
 
     loaded = load_model(ModelSpec(str(tiny_model_dirs["gemma3"]), device="cpu"))
     loaded.model.config.final_logit_softcapping = 0.05  # strong enough to change every log-prob

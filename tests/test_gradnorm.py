@@ -9,12 +9,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from llm_mia.documents import Document
+from llm_mia.backends.local import ModelSpec, load_model
 from llm_mia.errors import LlmMiaError
-from llm_mia.models import ModelSpec, load_model
-from llm_mia.scorers import parse_scorer_specs
-from llm_mia.scoring import compute_scores
-from llm_mia.settings import ExtractionSettings
+from llm_mia.io.documents import Document
+from llm_mia.scoring.pipeline import compute_scores
+from llm_mia.scoring.scorers import parse_scorer_specs
+from llm_mia.scoring.settings import ExtractionSettings
 
 TEXTS = ["The old bridge was made of stone and crossed the river twice.", "Water ran under the mill all year."]
 QUIET = ExtractionSettings(progress=False)
@@ -70,9 +70,9 @@ def test_a_text_the_model_was_trained_on_has_the_smaller_gradient(tiny_model_dir
 
 
 def test_gradnorm_is_refused_for_a_model_behind_an_api() -> None:
-    from llm_mia.remote.capabilities import Capabilities
-    from llm_mia.remote.client import ApiClient, ApiSettings
-    from llm_mia.remote.model import RemoteModel
+    from llm_mia.backends.remote.capabilities import Capabilities
+    from llm_mia.backends.remote.client import ApiClient, ApiSettings
+    from llm_mia.backends.remote.model import RemoteModel
 
     settings = ApiSettings(base_url="http://127.0.0.1:9/v1")
     remote = RemoteModel(ModelSpec(name="api:m"), settings, ApiClient(settings), Capabilities(mode="echo"))

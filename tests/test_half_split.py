@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from llm_mia.errors import LlmMiaError
-from llm_mia.half_split import (
+from llm_mia.stats.passage_test import (
     MIN_PASSAGES_PER_SET,
     cohens_d,
     combine_p_values,

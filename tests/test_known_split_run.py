@@ -15,11 +15,9 @@ import pandas as pd
 import pytest
 
 from llm_mia.cli import main
-from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.io.documents import Document
 from llm_mia.known_split.presets import BenchmarkConfig, get_preset
-from llm_mia.known_split.report import write_report
-from llm_mia.known_split.run import calibrated_rates, run_benchmark
 from llm_mia.known_split.splits import SplitConfig, build_split
 from llm_mia.known_split.training import (
     Gpt2Architecture,
@@ -29,7 +27,9 @@ from llm_mia.known_split.training import (
     train_from_scratch,
     train_tokenizer,
 )
-from llm_mia.scorers import all_scorers
+from llm_mia.scoring.scorers import all_scorers
+from llm_mia.workflows.benchmark import calibrated_rates, run_benchmark
+from llm_mia.workflows.benchmark_report import write_report
 
 TINY = Gpt2Architecture(n_layer=2, n_embd=64, n_head=2, vocab_size=512, n_positions=128)
 
@@ -180,7 +180,7 @@ def test_named_scorers_replace_the_set_and_keep_the_control(bench_cache: Path) -
     np.testing.assert_array_equal(frame["loss"], full.epoch(1).frame["loss"])
     np.testing.assert_array_equal(frame["dc_pdd"], full.epoch(1).frame["dc_pdd"])
     assert named.epoch(1).control.scorers["loss"].auroc == full.epoch(1).control.scorers["loss"].auroc
-    from llm_mia.known_split.report import command_line
+    from llm_mia.workflows.benchmark_report import command_line
 
     assert command_line(named.config, scorers=named.scorers).endswith("--scorers loss neighbourhood:n=2 dc_pdd")
     described = {c["column"]: c for c in named.epoch(1).record["scorers"]}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_mia.documents import Document
 from llm_mia.errors import InputError
+from llm_mia.io.documents import Document
 from llm_mia.known_split.splits import (
     SPLITS,
     SplitConfig,

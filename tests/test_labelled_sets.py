@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from llm_mia.documents import Columns, Document
 from llm_mia.errors import InputError
-from llm_mia.labelled_sets import detect_format, load_benchmark, load_labelled, load_mimir, load_wikimia
+from llm_mia.io.documents import Columns, Document
+from llm_mia.io.labelled_sets import detect_format, load_benchmark, load_labelled, load_mimir, load_wikimia
 
 WIKIMIA = [
     {"input": "The Battle of Hastings was fought in 1066.", "label": 1},
@@ -111,7 +111,7 @@ WIKIMIA_FILES = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikim
 
 @pytest.mark.skipif(not WIKIMIA_FILES.is_dir(), reason="the shared WikiMIA copy is not beside the project")
 def test_the_real_wikimia_file_loads_and_its_shift_is_reported():
-    from llm_mia.blind import blind_baseline
+    from llm_mia.stats.blind_baseline import blind_baseline
 
     documents = load_benchmark(WIKIMIA_FILES / "64.jsonl")  # the format is detected from the fields
     assert len(documents) == 542 and {d.label for d in documents} == {0, 1}

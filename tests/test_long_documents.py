@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 import llm_mia
-import llm_mia.cache as cache_module
-import llm_mia.extract as extract_module
-from llm_mia.cache import StatsCache
+import llm_mia.engine.extract as extract_module
+import llm_mia.engine.stats_cache as cache_module
 from llm_mia.cli import main
-from llm_mia.extract import extract
-from llm_mia.settings import ExtractionSettings
+from llm_mia.engine.extract import extract
+from llm_mia.engine.stats_cache import StatsCache
+from llm_mia.scoring.settings import ExtractionSettings
 
 REAL_RUN_BATCH = extract_module._run_batch
 WORDS = "the river carried cold water past old mills while children counted boats and birds above quiet fields".split()  # noqa: SIM905
@@ -178,7 +178,7 @@ class RecordingBar:
 def test_cost_is_said_first_and_the_bar_moves_window_batch_by_window_batch(tiny_loaded, tmp_path, monkeypatch):
     monkeypatch.setenv("LLM_MIA_CACHE", str(tmp_path / "home"))
     monkeypatch.setattr(extract_module, "tqdm", RecordingBar)
-    monkeypatch.setattr("llm_mia.throughput.MIN_SECONDS_TO_REMEMBER", 0.0)
+    monkeypatch.setattr("llm_mia.engine.throughput.MIN_SECONDS_TO_REMEMBER", 0.0)
     loaded = tiny_loaded["gpt2"]
     text = book(200, seed=5)
     settings = ExtractionSettings(window=32, stride=16, batch_size=4, progress=True)

@@ -11,7 +11,7 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from llm_mia.errors import InputError
-from llm_mia.metrics import (
+from llm_mia.stats.metrics import (
     MIN_FALSE_POSITIVES,
     auroc,
     auroc_interval,

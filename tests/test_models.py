@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from llm_mia.backends.local import ModelSpec, load_model, resolve_model_directory
 from llm_mia.errors import LlmMiaError, ModelNotFoundError
-from llm_mia.models import ModelSpec, load_model, resolve_model_directory
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "gpt_neox", "opt", "llama", "gemma3"])
@@ -37,8 +37,8 @@ def test_spec_validation():
 
 
 def test_bfloat16_runs_with_float32_reductions(tiny_model_dirs):
-    from llm_mia.extract import extract
-    from llm_mia.settings import ExtractionSettings
+    from llm_mia.engine.extract import extract
+    from llm_mia.scoring.settings import ExtractionSettings
 
     loaded = load_model(ModelSpec(str(tiny_model_dirs["llama"]), dtype="bfloat16", device="cpu"))
     (stats,) = extract(["the river carried cold water"], loaded, ExtractionSettings(progress=False))

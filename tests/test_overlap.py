@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from llm_mia.overlap import WINDOW, K, fingerprints, normalise, shared_passages, window_hashes
+from llm_mia.stats.overlap import WINDOW, K, fingerprints, normalise, shared_passages, window_hashes
 
 WIKIMIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikimia" / "256.jsonl"
 

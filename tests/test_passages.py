@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tiny_models import make_tokenizer
 
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.passages import (
+from llm_mia.io.passages import (
     Source,
     cut_passages,
     passages_from_sources,
@@ -158,7 +158,7 @@ def test_reading_errors_name_the_problem(tmp_path):
 
 
 def test_overlap_warns_and_slow_tokenizers_are_refused(tokenizer, caplog):
-    with caplog.at_level(logging.WARNING, logger="llm_mia.passages"):
+    with caplog.at_level(logging.WARNING, logger="llm_mia.io.passages"):
         passages, _ = passages_from_sources([Source("w", TRICKY)], tokenizer=tokenizer, passage_tokens=10, stride=5)
     assert "overlap" in caplog.text
     assert passages[1].token_start < passages[0].token_end

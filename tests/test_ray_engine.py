@@ -15,13 +15,13 @@ import time
 
 import pytest
 
-from llm_mia.documents import Document
 from llm_mia.errors import LlmMiaError
-from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
+from llm_mia.io.documents import Document
+from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
 from llm_mia.workflows.score import score_documents
 
 ray = pytest.importorskip("ray", reason="Ray Data is an optional extra: pip install 'llm-mia[ray]'")
-from llm_mia.ray_engine import RaySettings, require_ray  # noqa: E402
+from llm_mia.scoring.ray_engine import RaySettings, require_ray  # noqa: E402
 
 SCORERS = ("loss", "zlib", "lowercase", "reference", "min_k", "min_k_plus_plus")
 WORDS = [
@@ -63,7 +63,7 @@ def models(tiny_model_dirs) -> ModelSettings:
 def local_cluster():
     """One local cluster for the module, started from the main thread (as the CLI does): a cluster first joined
     from another thread lost its object-store connection after an actor was killed."""
-    from llm_mia.ray_engine import connect
+    from llm_mia.scoring.ray_engine import connect
 
     connect(RaySettings(actors=2))
     yield

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import llm_mia
-from llm_mia.extract import extract
-from llm_mia.settings import ExtractionSettings
+from llm_mia.engine.extract import extract
+from llm_mia.scoring.settings import ExtractionSettings
 
 pytestmark = pytest.mark.slow
 

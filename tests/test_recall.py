@@ -11,12 +11,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from llm_mia.documents import Document
+from llm_mia.engine.extract import condition_ids, extract
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.extract import condition_ids, extract
-from llm_mia.scorers import parse_scorer_specs
-from llm_mia.scoring import compute_scores
-from llm_mia.settings import ExtractionSettings
+from llm_mia.io.documents import Document
+from llm_mia.scoring.pipeline import compute_scores
+from llm_mia.scoring.scorers import parse_scorer_specs
+from llm_mia.scoring.settings import ExtractionSettings
 
 PREFIX = ["Rain fell on the harbour all night.", "The ferry left at dawn with three passengers."]
 TEXTS = [
@@ -129,7 +129,7 @@ def test_recall_refuses_overlap_an_overlong_prefix_and_a_missing_one(tiny_loaded
 
 
 def test_recall_reuses_the_stats_cache_and_keys_it_by_the_prefix(tiny_loaded, tmp_path) -> None:
-    from llm_mia.cache import StatsCache
+    from llm_mia.engine.stats_cache import StatsCache
 
     loaded = tiny_loaded["llama"]
     documents = [Document(id=str(i), text=t) for i, t in enumerate(TEXTS)]
@@ -184,7 +184,7 @@ def test_recall_ranks_texts_smollm2_was_fine_tuned_on_above_texts_it_was_not(smo
         optimizer.step()
     model.eval().save_pretrained(tmp_path / "tuned")
     tokenizer.save_pretrained(tmp_path / "tuned")
-    from llm_mia.models import ModelSpec, load_model
+    from llm_mia.backends.local import ModelSpec, load_model
 
     tuned = load_model(ModelSpec(name=str(tmp_path / "tuned"), device="cpu"))
     documents = [Document(id=str(i), text=t) for i, t in enumerate(MEMBERS + NONMEMBERS)]

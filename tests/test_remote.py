@@ -1,6 +1,6 @@
 """Models behind an API, against a real OpenAI-compatible server (llama-cpp-python's) on loopback.
 
-The server serves a float32 copy of the packaged SmolLM2 GGUF (``llm_mia.gguf_float``): the same weights the
+The server serves a float32 copy of the packaged SmolLM2 GGUF (``llm_mia.backends.gguf_float``): the same weights the
 white-box engine dequantizes, without llama.cpp's quantized arithmetic, so agreement within a few thousandths
 of a nat tests the backend itself. Faults are real too: a proxy (a real HTTP server) that answers 429 with
 Retry-After, a server process killed mid-run and started again, a wrong key, an unknown model name.
@@ -16,14 +16,14 @@ from types import SimpleNamespace
 import pytest
 from api_server import FaultyProxy, free_port, start_llama_server, stop
 
-import llm_mia.remote.model
+import llm_mia.backends.remote.model
+from llm_mia.backends.local import DEFAULT_MODEL, ModelSpec, packaged_gguf_path
+from llm_mia.backends.remote.client import ApiClient, ApiSettings, RemoteError
+from llm_mia.backends.remote.model import connect
 from llm_mia.cli import main
-from llm_mia.documents import Document, read_documents
 from llm_mia.errors import InputError
-from llm_mia.models import DEFAULT_MODEL, ModelSpec, packaged_gguf_path
-from llm_mia.remote.client import ApiClient, ApiSettings, RemoteError
-from llm_mia.remote.model import connect
-from llm_mia.settings import ModelSettings, ScoringSettings
+from llm_mia.io.documents import Document, read_documents
+from llm_mia.scoring.settings import ModelSettings, ScoringSettings
 
 pytest.importorskip(
     "llama_cpp.server", reason="needs llama-cpp-python[server]: LLM_MIA_API_SERVER=1 bash scripts/setup.sh builds it"
@@ -43,7 +43,7 @@ SHORT = [
 
 @pytest.fixture(scope="module")
 def float_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from llm_mia.gguf_float import write_float32_gguf
+    from llm_mia.backends.gguf_float import write_float32_gguf
 
     return write_float32_gguf(packaged_gguf_path(DEFAULT_MODEL), tmp_path_factory.mktemp("gguf") / "smollm2-f32.gguf")
 
@@ -61,7 +61,7 @@ def served(float_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
 def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The key in the environment, and agreement records in a temporary directory."""
     monkeypatch.setenv(KEY_ENV, KEY)
-    monkeypatch.setattr(llm_mia.remote.model, "backend_checks_dir", lambda: tmp_path / "backend-checks")
+    monkeypatch.setattr(llm_mia.backends.remote.model, "backend_checks_dir", lambda: tmp_path / "backend-checks")
 
 
 def api(root: str, **settings) -> ApiSettings:
@@ -108,8 +108,8 @@ def test_api_log_probs_agree_with_the_white_box_engine_and_the_check_is_recorded
 def test_score_command_through_the_api_matches_white_box_scores_and_never_records_the_key(
     served, smollm2, tmp_path: Path, capsys
 ) -> None:
-    from llm_mia.extract import extract
-    from llm_mia.settings import ExtractionSettings
+    from llm_mia.engine.extract import extract
+    from llm_mia.scoring.settings import ExtractionSettings
 
     source = tmp_path / "texts.jsonl"
     source.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in SHORT))
@@ -131,7 +131,7 @@ def test_score_command_through_the_api_matches_white_box_scores_and_never_record
     assert KEY not in record_text and "TOPSECRET" not in capsys.readouterr().err
     # every request logged, hash-chained from the texts' hash, with what the API said it was
     from llm_mia.evidence.query_log import walk
-    from llm_mia.identity import sha256_texts
+    from llm_mia.io.identity import sha256_texts
 
     log = Path(f"{output}.queries.jsonl")
     lines, head, problem = walk(log, anchor=sha256_texts([d.text for d in SHORT]))
@@ -238,7 +238,7 @@ def test_requests_per_second_spaces_requests(served) -> None:
 
 def test_decop_through_the_api_agrees_with_the_white_box_model(served, tmp_path: Path) -> None:
     """Each answer letter forced in turn (llama.cpp reports its unbiased log-prob): the same DE-COP numbers."""
-    from llm_mia.decop import read_quiz_passages
+    from llm_mia.methods.decop import read_quiz_passages
     from llm_mia.workflows.decop import DecopSettings, run_decop
 
     example = Path(__file__).parents[1] / "llm_mia" / "data" / "decop_example.jsonl"
@@ -277,7 +277,7 @@ def test_samia_through_the_api_keeps_every_sample_and_a_rerun_sends_nothing(serv
 def test_dataset_test_through_the_api_cuts_with_a_named_tokenizer_and_matches_the_white_box_run(
     served, tmp_path: Path
 ) -> None:
-    from llm_mia.corpora import wikipedia_summaries
+    from llm_mia.io.corpora import wikipedia_summaries
     from llm_mia.workflows.dataset import DatasetTestSettings, run_dataset_test
 
     summaries = wikipedia_summaries()
@@ -311,7 +311,7 @@ def test_dataset_test_through_the_api_cuts_with_a_named_tokenizer_and_matches_th
     assert remote.record["models"]["target"]["unscored_tokens"] == 0
     broken = Document(id="break", text="the end of a paragraph.\n\nThe next one begins here")
     model = connect(ModelSpec(name=f"api:{ALIAS}"), api(served.root))
-    from llm_mia.remote.extract import remote_extract
+    from llm_mia.backends.remote.extract import remote_extract
 
     (stats,) = remote_extract([broken.text], model, progress=False)
     assert model.unscored_tokens == 1 and stats.n_scored == stats.n_tokens - 2
@@ -335,7 +335,7 @@ def test_list_and_check_backend_commands_state_what_the_endpoint_serves(served, 
 def test_evidence_for_a_model_behind_an_api_is_planned_run_and_verified(served, tmp_path: Path, capsys) -> None:
     """The expert who holds only an API key: the plan fixes the endpoint, the name it reports and the fingerprint
     of the weights it serves, and the tokenizer that cuts the passages; the run checks them; verify re-asks."""
-    from llm_mia.corpora import wikipedia_summaries
+    from llm_mia.io.corpora import wikipedia_summaries
 
     summaries = wikipedia_summaries()
     titles = [t for t in sorted(summaries) if len(summaries[t].split()) >= 40][:25]

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from api_server import free_port, send_json, serve
 
+from llm_mia.backends.remote.client import ApiClient, ApiSettings, RemoteError
+from llm_mia.backends.remote.responses import ResponseCache, request_key
 from llm_mia.cli import main
-from llm_mia.documents import Document
 from llm_mia.errors import LlmMiaError
-from llm_mia.remote.client import ApiClient, ApiSettings, RemoteError
-from llm_mia.remote.estimate import estimate_requests
-from llm_mia.remote.responses import ResponseCache, request_key
-from llm_mia.scorers import parse_scorer_specs
-from llm_mia.settings import ModelSettings, ScoringSettings
+from llm_mia.io.documents import Document
+from llm_mia.scoring.request_estimate import estimate_requests
+from llm_mia.scoring.scorers import parse_scorer_specs
+from llm_mia.scoring.settings import ModelSettings, ScoringSettings
 
 
 def api(root: str, **settings) -> ApiSettings:
@@ -134,7 +134,7 @@ def test_a_malformed_response_is_refused_and_never_cached(tmp_path: Path) -> Non
 
 def test_the_token_rate_limit_holds_over_any_60_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     """A clock of our own: requests of 100, 800, 500 and 300 tokens under a limit of 1,000 per minute."""
-    import llm_mia.remote.client as client_module
+    import llm_mia.backends.remote.client as client_module
 
     now = [0.0]
 
@@ -162,7 +162,7 @@ def test_the_token_rate_limit_holds_over_any_60_seconds(monkeypatch: pytest.Monk
 def test_echoed_prompts_are_counted_by_usage_and_a_leading_bos_is_recognised() -> None:
     """Echo responses as vLLM (a decoded BOS shifts every offset) and OpenAI's legacy models (no BOS) write them;
     the generated token at the end is never taken for the text's."""
-    from llm_mia.remote.extract import prompt_entries
+    from llm_mia.backends.remote.extract import prompt_entries
 
     text = "The cat sat"
     vllm = {
@@ -201,10 +201,10 @@ def test_echo_requests_run_concurrently_and_come_back_in_input_order(tmp_path: P
     import time
     from http.server import BaseHTTPRequestHandler
 
-    from llm_mia.models import ModelSpec
-    from llm_mia.remote.capabilities import Capabilities
-    from llm_mia.remote.extract import remote_extract
-    from llm_mia.remote.model import RemoteModel
+    from llm_mia.backends.local import ModelSpec
+    from llm_mia.backends.remote.capabilities import Capabilities
+    from llm_mia.backends.remote.extract import remote_extract
+    from llm_mia.backends.remote.model import RemoteModel
 
     state = {"now": 0, "most": 0}
     lock = threading.Lock()
@@ -262,7 +262,7 @@ def test_echo_requests_run_concurrently_and_come_back_in_input_order(tmp_path: P
 
 
 def test_concurrent_calls_stop_at_the_first_error_and_keep_what_finished() -> None:
-    from llm_mia.remote.client import concurrently
+    from llm_mia.backends.remote.client import concurrently
 
     finished: list[int] = []
 
@@ -374,7 +374,7 @@ def flaky_server(statuses: list[int], *, retry_after: str | None = None) -> tupl
 def test_failing_statuses_are_retried_with_back_off_and_then_reported_with_the_servers_words(caplog) -> None:
     server, root, seen = flaky_server([503, 502])
     try:
-        with caplog.at_level(logging.INFO, logger="llm_mia.remote.client"):
+        with caplog.at_level(logging.INFO, logger="llm_mia.backends.remote.client"):
             assert ApiClient(api(root, backoff=0.05)).get("models") == {"data": [{"id": "m"}]}
         assert len(seen) == 3 and seen[1] - seen[0] >= 0.04 and seen[2] - seen[1] >= 0.09  # 0.05, then 0.1 s
         assert "HTTP 503; retrying" in caplog.text
@@ -402,7 +402,7 @@ def test_a_retry_after_longer_than_the_budget_fails_at_once() -> None:
 
 
 def test_an_unreachable_endpoint_is_reported_whole_in_the_capability_table() -> None:
-    from llm_mia.remote.capabilities import _probe_chat
+    from llm_mia.backends.remote.capabilities import _probe_chat
 
     client = ApiClient(api(f"http://127.0.0.1:{free_port()}/v1", max_retries=0))
     assert _probe_chat(client, "m", None) == "no (cannot reach the server)"  # not a message cut at 120 characters

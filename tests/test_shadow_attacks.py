@@ -12,10 +12,10 @@ import pytest
 from scipy.stats import norm
 
 from llm_mia.errors import InputError
-from llm_mia.metrics import auroc
 from llm_mia.shadow.attacks import LiraOffline, LiraOnline, ReferenceOne, Rmia, Shokri, phi
 from llm_mia.shadow.inclusion import check_inclusion, inclusion_matrix, target_half
 from llm_mia.shadow.signals import MEAN_LL, SignalMatrix
+from llm_mia.stats.metrics import auroc
 
 
 def mean_ll_from_phi(values: np.ndarray) -> np.ndarray:

@@ -98,7 +98,7 @@ def test_models_trained_in_several_processes_are_the_models_one_process_trains(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two processes, one model each at a time: the same weights, byte for byte, as training them in turn."""
-    from llm_mia.identity import sha256_file
+    from llm_mia.io.identity import sha256_file
 
     settings = dict(models=2, population=24, z_documents=4, epochs=1, threads=1)
     weights = []

@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import binomtest, kstest
 
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.synthetic.calibration import calibrated_test
+from llm_mia.synthetic.calibrated_test import calibrated_test
 from llm_mia.synthetic.generate import (
     MIN_SNIPPETS,
     SynthesisSettings,

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from rates import assert_at_most
 
-from llm_mia.dataset_inference import REFERENCE_GAP, dataset_inference
 from llm_mia.errors import LlmMiaError
-from llm_mia.real_works import draw_works, word_passages
-from llm_mia.work_difference import robust_z, work_difference
+from llm_mia.io.real_works import draw_works, word_passages
+from llm_mia.stats.dataset_inference import REFERENCE_GAP, dataset_inference
+from llm_mia.stats.work_difference import robust_z, work_difference
 
 WORDS = 32
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 from rates import assert_at_most
 
-from llm_mia.metrics import clopper_pearson
-from llm_mia.work_permutation import COMMON_SIZE, select_passages, work_permutation_test
+from llm_mia.stats.metrics import clopper_pearson
+from llm_mia.stats.work_test import COMMON_SIZE, select_passages, work_permutation_test
 
 ALPHA = 0.05
 

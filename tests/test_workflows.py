@@ -14,15 +14,16 @@ import pytest
 import llm_mia
 from llm_mia.cli import main
 from llm_mia.errors import InputError, LlmMiaError, NotFittedError
-from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
 from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
 from llm_mia.workflows.score import score_documents
 
 
 def test_importing_the_package_and_the_statistics_loads_no_torch():
     code = (
-        "import sys, llm_mia, llm_mia.metrics, llm_mia.calibration, llm_mia.blind, llm_mia.dataset_inference, "
-        "llm_mia.records, llm_mia.score_files, llm_mia.cli; print('torch' in sys.modules)"
+        "import sys, llm_mia, llm_mia.stats.metrics, llm_mia.stats.verdicts, llm_mia.stats.blind_baseline, "
+        "llm_mia.stats.dataset_inference, "
+        "llm_mia.io.records, llm_mia.io.score_files, llm_mia.cli; print('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
@@ -56,7 +57,7 @@ def test_empty_inputs_are_refused_before_loading_a_model(tmp_path, capsys):
 def test_one_string_is_one_document(tiny_model_dirs):
     frame = llm_mia.score("the river carried cold water", model=str(tiny_model_dirs["gpt2"]), progress=False)
     assert len(frame) == 1 and frame.loc[0, "status"] == "ok"
-    assert frame.loc[0, "text_sha256"] == llm_mia.identity.sha256_text("the river carried cold water")
+    assert frame.loc[0, "text_sha256"] == llm_mia.io.identity.sha256_text("the river carried cold water")
 
 
 def test_score_workflow_returns_rows_and_a_full_run_record(tiny_model_dirs, tmp_path):

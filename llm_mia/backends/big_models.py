@@ -3,7 +3,7 @@
 ``from_pretrained(device_map="auto", max_memory=...)`` places whole layers on the GPUs in order, then on the
 CPU, then on disk (offloaded weights are loaded onto the execution device layer by layer, at each forward
 pass). The engine sends its inputs to the input embeddings' device and runs the vocabulary reductions on
-whichever device the output head computes on (``llm_mia.extract``), so the numbers equal a plain load's up to
+whichever device the output head computes on (``llm_mia.engine.extract``), so the numbers equal a plain load's up to
 float rounding (tested with part of a model offloaded to disk: within 1e-5).
 
 Refused before anything is scored: a ``--max-memory`` so small that the execution device cannot hold even the

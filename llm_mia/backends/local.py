@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import LlmMiaError, ModelLoadError, ModelNotFoundError
-from llm_mia.identity import cache_dir, package_version, sha256_file
+from llm_mia.io.identity import cache_dir, package_version, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class ModelSpec:
     ``device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available).
     ``trust_remote_code``: run model code shipped with the checkpoint; off unless explicitly asked.
     ``device_map``: ``auto`` spreads the layers over the GPUs, then CPU, then disk (accelerate's big-model
-    loading, ``llm_mia.big_models``), within ``max_memory`` (device, size) pairs such as
+    loading, ``llm_mia.backends.big_models``), within ``max_memory`` (device, size) pairs such as
     ``(("cuda:0", "20GiB"), ("cpu", "60GiB"))``.
     """
 
@@ -372,7 +372,7 @@ def load_model(spec: ModelSpec | str) -> LoadedModel:
     with _loading(spec.name, Path(directory), fix=fix):
         tokenizer = AutoTokenizer.from_pretrained(directory, **common)
         if spec.device_map is not None:
-            from llm_mia.big_models import load_dispatched
+            from llm_mia.backends.big_models import load_dispatched
 
             model, device = load_dispatched(Path(directory), spec, common)
         else:

@@ -94,7 +94,7 @@ def sibling_warning(siblings: int) -> str | None:
 
 def default_word_list() -> list[str]:
     """Lowercase alphabetic words of 3-12 letters found in at least 3 packaged Wikipedia summaries, sorted."""
-    from llm_mia.corpora import wikipedia_summaries
+    from llm_mia.io.corpora import wikipedia_summaries
 
     documents = Counter()
     for text in wikipedia_summaries().values():
@@ -117,7 +117,7 @@ def read_word_list(path: str | None) -> list[str]:
 def _load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
-    from llm_mia.models import ModelSpec, resolve_model_directory
+    from llm_mia.backends.local import ModelSpec, resolve_model_directory
 
     return AutoTokenizer.from_pretrained(str(resolve_model_directory(ModelSpec(name=name))))
 
@@ -155,10 +155,10 @@ def _draw_simple(settings: CanarySettings, rng: np.random.Generator, words: list
 
 def _draw_from_model(settings: CanarySettings, total: int) -> tuple[list[str], dict[str, Any]]:
     """Sample until ``total`` texts fall in the perplexity band; returns them and the draw counts."""
-    from llm_mia.extract import extract
-    from llm_mia.generation import sample_continuations
-    from llm_mia.models import ModelSpec, load_model
-    from llm_mia.settings import ExtractionSettings
+    from llm_mia.backends.local import ModelSpec, load_model
+    from llm_mia.engine.extract import extract
+    from llm_mia.engine.generation import sample_continuations
+    from llm_mia.scoring.settings import ExtractionSettings
 
     loaded = load_model(ModelSpec(name=settings.model, device="cpu"))
     low, high = settings.perplexity

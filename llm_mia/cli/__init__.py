@@ -14,8 +14,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from llm_mia.backends.local import library_progress_bars
 from llm_mia.cli.failures import INTERNAL_ERROR, INTERRUPTED, USER_ERROR, RunLog, fail
-from llm_mia.models import library_progress_bars
 
 __all__ = ["INTERNAL_ERROR", "INTERRUPTED", "USER_ERROR", "build_parser", "console_main", "main"]
 

@@ -91,7 +91,7 @@ def list_presets() -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from llm_mia.known_split.presets import get_preset
-    from llm_mia.known_split.report import check_report_dir
+    from llm_mia.workflows.benchmark_report import check_report_dir
 
     if args.name is None:
         for line in list_presets():
@@ -121,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_defenses(config: Any, output_dir: Path, args: argparse.Namespace) -> int:
-    """``--defense``: one row per setting (llm_mia.known_split.defenses), printed and written to the report."""
+    """``--defense``: one row per setting (llm_mia.workflows.benchmark_defenses), printed and written to the report."""
     from llm_mia.cli.common import run_threads
-    from llm_mia.known_split.defenses import markdown_table, run_defense_benchmark, write_defense_report
+    from llm_mia.workflows.benchmark_defenses import markdown_table, run_defense_benchmark, write_defense_report
 
     threads = run_threads(args)
     result = run_defense_benchmark(

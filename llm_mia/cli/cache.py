@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llm_mia.cache import StatsCache
+from llm_mia.engine.stats_cache import StatsCache
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

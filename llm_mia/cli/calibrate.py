@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 
-from llm_mia.outputs import check_output_file
+from llm_mia.io.outputs import check_output_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

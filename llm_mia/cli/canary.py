@@ -143,8 +143,8 @@ def _test_settings(args: argparse.Namespace) -> CanaryTestSettings:
 
 def _plan(args: argparse.Namespace, secret: Path) -> int:
     from llm_mia.errors import InputError
-    from llm_mia.evidence.canary import build_canary_plan
-    from llm_mia.outputs import check_output_file
+    from llm_mia.io.outputs import check_output_file
+    from llm_mia.workflows.canary_evidence import build_canary_plan
 
     if not args.question or not args.analyst or not args.output:
         raise InputError("plan needs --question, --analyst, --commitment and --output (the plan file)")

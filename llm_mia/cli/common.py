@@ -7,14 +7,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llm_mia.big_models import parse_max_memory
-from llm_mia.documents import Columns, Document, read_documents
+from llm_mia.backends.big_models import parse_max_memory
+from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
+from llm_mia.backends.remote.client import DEFAULT_TIME_BUDGET, DEFAULT_TIMEOUT, ApiSettings
+from llm_mia.engine.threads import parse_threads
 from llm_mia.errors import LlmMiaError
-from llm_mia.models import DEFAULT_MODEL, DTYPES
-from llm_mia.outputs import check_cache_writable, check_writable, not_writable
-from llm_mia.remote.client import DEFAULT_TIME_BUDGET, DEFAULT_TIMEOUT, ApiSettings
-from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
-from llm_mia.threads import parse_threads
+from llm_mia.io.documents import Columns, Document, read_documents
+from llm_mia.io.outputs import check_cache_writable, check_writable, not_writable
+from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
 
 
 def builtin_sample_path() -> Path:
@@ -82,7 +82,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Where scoring runs: here (one process, or every process of a torchrun launch) or on Ray actors."""
-    group = parser.add_argument_group("engine (large runs: llm_mia.ray_engine)")
+    group = parser.add_argument_group("engine (large runs: llm_mia.scoring.ray_engine)")
     group.add_argument(
         "--engine", choices=("local", "ray"), default="local", help="local (default) or ray (Ray Data actors)"
     )
@@ -107,7 +107,7 @@ def ray_settings_from_args(args: argparse.Namespace) -> Any:
         if getattr(args, "ray_address", None):
             raise LlmMiaError("--ray-address applies to --engine ray; add --engine ray")
         return None
-    from llm_mia.ray_engine import RaySettings, require_ray
+    from llm_mia.scoring.ray_engine import RaySettings, require_ray
 
     require_ray()
     return RaySettings(
@@ -220,10 +220,10 @@ def documents_from_args(args: argparse.Namespace) -> tuple[list[Document], str]:
     ``--engine ray`` a JSONL / Parquet / CSV input is read by Ray Data (any filesystem pyarrow supports)."""
     source = args.input or str(builtin_sample_path())
     ray = ray_settings_from_args(args)
-    from llm_mia.ray_engine import ray_readable
+    from llm_mia.scoring.ray_engine import ray_readable
 
     if ray is not None and args.input and ray_readable(args.input):
-        from llm_mia.ray_engine import read_with_ray
+        from llm_mia.scoring.ray_engine import read_with_ray
 
         return read_with_ray(source, columns_from_args(args), ray), source
     return read_documents(source, columns=columns_from_args(args), split=args.split), source
@@ -231,8 +231,8 @@ def documents_from_args(args: argparse.Namespace) -> tuple[list[Document], str]:
 
 def cache_from_args(args: argparse.Namespace) -> bool | Path:
     """The stats cache ``--cache-dir`` / ``--no-cache`` name (False: none, True: the default one), checked to be
-    writable before any model loads (``llm_mia.outputs.check_cache_writable``)."""
-    from llm_mia.cache import default_cache_path
+    writable before any model loads (``llm_mia.io.outputs.check_cache_writable``)."""
+    from llm_mia.engine.stats_cache import default_cache_path
 
     if getattr(args, "no_cache", False):
         return False
@@ -244,7 +244,7 @@ def cache_from_args(args: argparse.Namespace) -> bool | Path:
 def check_cache_root_writable() -> Path:
     """The cache root (``$LLM_MIA_CACHE``, where known-split runs keep splits and trained models), checked to be
     writable before any work starts."""
-    from llm_mia.identity import cache_dir
+    from llm_mia.io.identity import cache_dir
 
     root = cache_dir()
     fix = "set LLM_MIA_CACHE to a directory on another disk"
@@ -305,8 +305,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_threads(args: argparse.Namespace) -> int:
     """The torch threads a known-split run uses: ``--threads`` as given, or for ``auto`` the cores other work
-    leaves free (``llm_mia.threads``), printed so a reader of the log knows which."""
-    from llm_mia.threads import AUTO, resolve_threads
+    leaves free (``llm_mia.engine.threads``), printed so a reader of the log knows which."""
+    from llm_mia.engine.threads import AUTO, resolve_threads
 
     threads = resolve_threads(args.threads)
     if args.threads == AUTO:
@@ -317,8 +317,8 @@ def run_threads(args: argparse.Namespace) -> int:
 def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace, *, extra_scorers: bool = True) -> Any:
     """Run a benchmark config with the shared running flags (see add_run_arguments), after the busy-machine hint,
     and write its report into ``output_dir``. ``extra_scorers``: the opt-in scorers too (not in the demo)."""
-    from llm_mia.known_split.report import write_report
-    from llm_mia.known_split.run import run_benchmark
+    from llm_mia.workflows.benchmark import run_benchmark
+    from llm_mia.workflows.benchmark_report import write_report
 
     threads = run_threads(args)
     result = run_benchmark(
@@ -337,7 +337,7 @@ def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace, 
 
 def print_epoch(epoch: Any, config: Any) -> None:
     """The evaluation table of one snapshot, then calibration, control and any distribution-shift warning."""
-    from llm_mia.metrics import format_fpr
+    from llm_mia.stats.metrics import format_fpr
 
     print()
     print(f"after {epoch.epoch} epoch{'s' if epoch.epoch != 1 else ''} of training:")

@@ -52,12 +52,12 @@ import argparse
 from typing import Any
 
 from llm_mia.cli.common import add_model_arguments, add_scorer_arguments, scoring_settings_from_args
-from llm_mia.dataset_inference import DEFAULT_ALPHA
 from llm_mia.errors import LlmMiaError
-from llm_mia.half_split import DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS
-from llm_mia.outputs import check_output_dir
-from llm_mia.passages import DEFAULT_PASSAGE_TOKENS, WORK_UNITS
-from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, SELECTION_RULES, WHOLE_SUSPECT
+from llm_mia.io.outputs import check_output_dir
+from llm_mia.io.passages import DEFAULT_PASSAGE_TOKENS, WORK_UNITS
+from llm_mia.stats.dataset_inference import DEFAULT_ALPHA
+from llm_mia.stats.passage_test import DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS
+from llm_mia.stats.work_test import DEFAULT_PERMUTATIONS, SELECTION_RULES, WHOLE_SUSPECT
 from llm_mia.workflows.dataset import STATISTIC_CHOICES
 
 

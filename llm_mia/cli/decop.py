@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 
+from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
 from llm_mia.cli.common import add_api_arguments, api_settings_from_args, cache_from_args
-from llm_mia.models import DEFAULT_MODEL, DTYPES
-from llm_mia.outputs import check_output_file
-from llm_mia.score_files import check_score_output
+from llm_mia.io.outputs import check_output_file
+from llm_mia.io.score_files import check_score_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.decop import read_quiz_passages, write_quiz_passages
     from llm_mia.errors import LlmMiaError
-    from llm_mia.paraphrase import write_paraphrases
-    from llm_mia.settings import ModelSettings
+    from llm_mia.methods.decop import read_quiz_passages, write_quiz_passages
+    from llm_mia.methods.paraphrase import write_paraphrases
+    from llm_mia.scoring.settings import ModelSettings
     from llm_mia.workflows.decop import DecopSettings, paraphraser, run_decop
 
     output = check_score_output(args.output, overwrite=args.overwrite)

@@ -47,7 +47,7 @@ def _percent(value: float) -> str:
 
 def summary_lines(result: Any) -> list[str]:
     """The plain-words summary of a demo run: what was done, what the numbers say, and what they do not."""
-    from llm_mia.metrics import format_fpr, p_phrase
+    from llm_mia.stats.metrics import format_fpr, p_phrase
 
     config = result.config
     epoch = result.epochs[-1]
@@ -150,7 +150,7 @@ def summary_lines(result: Any) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from llm_mia.known_split.presets import get_preset
-    from llm_mia.known_split.report import check_report_dir
+    from llm_mia.workflows.benchmark_report import check_report_dir
 
     if args.members < 5:
         raise LlmMiaError(f"--members {args.members}: the blind baseline's 5-fold cross-validation needs at least 5")

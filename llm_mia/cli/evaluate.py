@@ -40,10 +40,10 @@ from llm_mia.cli.common import (
     scoring_settings_from_args,
 )
 from llm_mia.errors import LlmMiaError
-from llm_mia.labelled_sets import FORMATS
-from llm_mia.metrics import DEFAULT_FPRS
-from llm_mia.outputs import check_output_dir
-from llm_mia.score_files import check_score_output
+from llm_mia.io.labelled_sets import FORMATS
+from llm_mia.io.outputs import check_output_dir
+from llm_mia.io.score_files import check_score_output
+from llm_mia.stats.metrics import DEFAULT_FPRS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

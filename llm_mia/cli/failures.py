@@ -27,8 +27,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from llm_mia.identity import cache_dir, package_version
-from llm_mia.outputs import database_not_writable, is_destination_error, not_writable
+from llm_mia.io.identity import cache_dir, package_version
+from llm_mia.io.outputs import database_not_writable, is_destination_error, not_writable
 
 USER_ERROR = 2  # bad input, settings or environment: the message says what to change
 INTERNAL_ERROR = 70  # a bug in llm-mia (sysexits.h's EX_SOFTWARE)
@@ -40,7 +40,7 @@ HIDDEN_LOGGERS = ("urllib3",)
 
 
 def log_directory() -> Path:
-    """Where failure logs go: ``<cache>/logs`` (see :func:`llm_mia.identity.cache_dir`)."""
+    """Where failure logs go: ``<cache>/logs`` (see :func:`llm_mia.io.identity.cache_dir`)."""
     return cache_dir() / "logs"
 
 

@@ -13,7 +13,7 @@ import argparse
 from typing import Any
 
 from llm_mia.cli.common import add_api_arguments, api_settings_from_args
-from llm_mia.scorers import all_scorers
+from llm_mia.scoring.scorers import all_scorers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +44,8 @@ def cost_class(scorer: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     arrays = None
     if args.model:
-        from llm_mia.models import ModelSpec
-        from llm_mia.remote.model import connect
+        from llm_mia.backends.local import ModelSpec
+        from llm_mia.backends.remote.model import connect
 
         endpoint = connect(ModelSpec(name=args.model), api_settings_from_args(args))
         print(f"{args.model} at {endpoint.api.root} (reports model {endpoint.capabilities.model_version!r})")

@@ -23,7 +23,7 @@ import argparse
 
 from llm_mia.cli.dataset_test import add_test_arguments, settings_from_args
 from llm_mia.errors import LlmMiaError
-from llm_mia.outputs import check_output_file
+from llm_mia.io.outputs import check_output_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llm_mia.evidence.plan import build_plan
-    from llm_mia.work_test_power import power_sentence
+    from llm_mia.stats.work_test_power import power_sentence
 
     if not args.control:
         raise LlmMiaError("a plan needs --control: the control works the model cannot have seen")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
 from llm_mia.cli.common import (
     add_api_arguments,
     add_input_arguments,
@@ -21,8 +22,7 @@ from llm_mia.cli.common import (
     cache_from_args,
     documents_from_args,
 )
-from llm_mia.models import DEFAULT_MODEL, DTYPES
-from llm_mia.score_files import check_score_output
+from llm_mia.io.score_files import check_score_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.settings import ModelSettings
-    from llm_mia.tables import cell, text_table
+    from llm_mia.io.tables import cell, text_table
+    from llm_mia.scoring.settings import ModelSettings
     from llm_mia.workflows.samia import SamiaSettings, run_samia
 
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None

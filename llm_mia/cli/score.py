@@ -28,8 +28,8 @@ from llm_mia.cli.common import (
     scoring_settings_from_args,
 )
 from llm_mia.errors import OutputError
-from llm_mia.score_files import META_COLUMNS, check_score_output
-from llm_mia.tables import cell, text_table
+from llm_mia.io.score_files import META_COLUMNS, check_score_output
+from llm_mia.io.tables import cell, text_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +57,7 @@ def table_lines(rows: list[dict]) -> list[str]:
 
 def dry_run(settings: Any, documents: list, price: float | None) -> int:
     """Print what the run would send to each model behind an API; send nothing."""
-    from llm_mia.remote.estimate import estimate_requests
+    from llm_mia.scoring.request_estimate import estimate_requests
 
     specs = settings.models.specs()
     roles = {role: spec.name for role, spec in specs.items() if spec.name in settings.models.remote_names}
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     log = None
     if output is not None and settings.models.remote_names:
         from llm_mia.evidence.query_log import QueryLog
-        from llm_mia.identity import sha256_texts
+        from llm_mia.io.identity import sha256_texts
 
         anchor = sha256_texts([d.text for d in documents])  # binds the log to the texts scored
         log = QueryLog(f"{output}.queries.jsonl", anchor=anchor, model_hashes={})

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from llm_mia.cli.common import cache_from_args, check_cache_root_writable
-from llm_mia.outputs import check_writable
+from llm_mia.io.outputs import check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

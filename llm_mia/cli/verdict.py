@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import argparse
 
-from llm_mia.calibration import ADJUSTMENTS
-from llm_mia.score_files import check_score_output
+from llm_mia.io.score_files import check_score_output
+from llm_mia.stats.verdicts import ADJUSTMENTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.records import write_run_record
-    from llm_mia.score_files import write_rows
+    from llm_mia.io.records import write_run_record
+    from llm_mia.io.score_files import write_rows
     from llm_mia.workflows.calibrate import Calibration, VerdictSettings, judge_score_file
 
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.evidence.verify import verify_bundle
+    from llm_mia.workflows.verify import verify_bundle
 
     inputs = {side: path for side, path in (("suspect", args.suspect), ("control", args.control)) if path}
     verification = verify_bundle(

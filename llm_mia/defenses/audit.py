@@ -53,7 +53,7 @@ def epsilon_lower_bound(
     true_positives: int, members: int, false_positives: int, nonmembers: int, *, delta: float, confidence: float = 0.95
 ) -> dict[str, Any]:
     """The epsilon lower bound from counts (see the module docstring), with the rates and their exact bounds."""
-    from llm_mia.metrics import clopper_pearson
+    from llm_mia.stats.metrics import clopper_pearson
 
     tpr_low, _ = clopper_pearson(true_positives, members, confidence=confidence)
     _, fpr_high = clopper_pearson(false_positives, nonmembers, confidence=confidence)

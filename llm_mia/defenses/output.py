@@ -38,8 +38,8 @@ from typing import Any
 import torch
 
 from llm_mia.defenses.specs import DefenseSpec, parse_kind_spec
+from llm_mia.engine.reductions import reduce_vocab
 from llm_mia.errors import LlmMiaError
-from llm_mia.reductions import reduce_vocab
 
 KINDS = {
     "temperature": {"t": float},
@@ -67,7 +67,7 @@ class OutputDefense(DefenseSpec):
         return self.kind == "noise"
 
     def reduce(self, logits: torch.Tensor, targets: torch.Tensor, seeds: Sequence[int] | None) -> dict[str, Any]:
-        """The engine's reductions (``llm_mia.reductions.reduce_vocab``) of what this deployment returns for
+        """The engine's reductions (``llm_mia.engine.reductions.reduce_vocab``) of what this deployment returns for
         (rows, V) float32 ``logits``; ``seeds``: one per row (noise only, from :func:`row_seeds`)."""
         if self.kind == "temperature":
             return reduce_vocab(logits.div_(self.get("t")), targets)

@@ -31,7 +31,7 @@ MEMORY_SHARE = 0.4
 
 
 def memory_file() -> Path:
-    from llm_mia.identity import cache_dir
+    from llm_mia.io.identity import cache_dir
 
     return cache_dir() / "batch-sizes.json"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from llm_mia.extract import Shard
+from llm_mia.engine.extract import Shard
 
 
 def launched_processes() -> int:

@@ -44,20 +44,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from llm_mia.cache import StatsCache
-from llm_mia.cache import entry_key as cache_entry_key
-from llm_mia.cache import settings_key as cache_settings_key
-from llm_mia.cache import window_key as cache_window_key
+from llm_mia.backends.local import LoadedModel
+from llm_mia.backends.token_stats import TokenStats, zlib_length
 from llm_mia.defenses.output import row_seeds
+from llm_mia.engine.reductions import reduce_vocab
+from llm_mia.engine.stats_cache import StatsCache
+from llm_mia.engine.stats_cache import entry_key as cache_entry_key
+from llm_mia.engine.stats_cache import settings_key as cache_settings_key
+from llm_mia.engine.stats_cache import window_key as cache_window_key
+from llm_mia.engine.throughput import duration as throughput_duration
+from llm_mia.engine.throughput import remember as remember_throughput
+from llm_mia.engine.throughput import remembered as remembered_throughput
 from llm_mia.errors import LlmMiaError
-from llm_mia.identity import sha256_text
-from llm_mia.models import LoadedModel
-from llm_mia.reductions import reduce_vocab
-from llm_mia.settings import ExtractionSettings
-from llm_mia.stats import TokenStats, zlib_length
-from llm_mia.throughput import duration as throughput_duration
-from llm_mia.throughput import remember as remember_throughput
-from llm_mia.throughput import remembered as remembered_throughput
+from llm_mia.io.identity import sha256_text
+from llm_mia.scoring.settings import ExtractionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -384,9 +384,9 @@ def _batches_by_tokens(segments: list[Segment], budget: int) -> list[list[Segmen
 
 
 def auto_token_budget(loaded: LoadedModel, window: int) -> int:
-    """``--batch-size auto``: the token budget for this model, device and window (``llm_mia.batch_size``)."""
-    from llm_mia.batch_size import token_budget
-    from llm_mia.cache import model_fingerprint
+    """``--batch-size auto``: the token budget for this model, device and window (``llm_mia.engine.batch_size``)."""
+    from llm_mia.engine.batch_size import token_budget
+    from llm_mia.engine.stats_cache import model_fingerprint
 
     vocab = loaded.model.get_output_embeddings().weight.shape[0]
     dtype_bytes = torch.finfo(getattr(torch, loaded.spec.dtype)).bits // 8
@@ -503,7 +503,8 @@ def _window_keys(
     batches: Sequence[Sequence[Segment]], texts: Sequence[str], settings_id: str, skip: Container[int]
 ) -> dict[tuple[int, int], str]:
     """Cache keys of the windows of every document with several windows in ``batches`` (documents in ``skip``
-    left out), by (document, window index): ``llm_mia.cache.window_key``, with the batch each window runs in."""
+    left out), by (document, window index): ``llm_mia.engine.stats_cache.window_key``, with the batch each window runs
+    in."""
     windows = Counter(segment.document for batch in batches for segment in batch)
     long_documents = {doc for doc, count in windows.items() if count > 1 and doc not in skip}
     text_hashes = {doc: sha256_text(texts[doc]) for doc in long_documents}
@@ -578,7 +579,8 @@ def extract(
     Batches are planned once over every text, whatever the cache holds. ``cache``: groups of batches whose
     documents are all cached (computed in this very batch layout) are not recomputed; each finished batch is
     committed at once: the documents it finishes, and the windows it computed of documents not finished yet
-    (a long text's windows, keyed by the batch they ran in: ``llm_mia.cache.window_key``). A batch whose every
+    (a long text's windows, keyed by the batch they ran in: ``llm_mia.engine.stats_cache.window_key``). A batch whose
+    every
     window is cached is not run again, so a run killed inside one long document resumes there, with the same
     bits. ``shard``: in a multi-process run, this process computes its share of the groups (identical for any
     process count), commits them to the shared ``cache`` (required), waits for the others, and returns every

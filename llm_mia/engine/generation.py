@@ -6,7 +6,7 @@ not depend on the other texts of a run, and the global torch random state is lef
 
 from __future__ import annotations
 
-from llm_mia.models import LoadedModel
+from llm_mia.backends.local import LoadedModel
 
 
 def sample_continuations(

@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.identity import cache_dir, sha256_file
-from llm_mia.models import LoadedModel
-from llm_mia.outputs import CACHE_FIX, check_cache_writable, database_not_writable
-from llm_mia.stats import TokenStats
+from llm_mia.backends.local import LoadedModel
+from llm_mia.backends.token_stats import TokenStats
+from llm_mia.io.identity import cache_dir, sha256_file
+from llm_mia.io.outputs import CACHE_FIX, check_cache_writable, database_not_writable
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ MIN_SECONDS_TO_REMEMBER = 2.0
 
 
 def memory_file() -> Path:
-    from llm_mia.identity import cache_dir
+    from llm_mia.io.identity import cache_dir
 
     return cache_dir() / "throughput.json"
 

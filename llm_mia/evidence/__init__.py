@@ -6,5 +6,5 @@ and an independent check of the bundle.
   planned, every model call logged, the bundle written with a manifest);
 - :mod:`llm_mia.evidence.report_html` and :mod:`llm_mia.evidence.browser`: the self-contained report, printed
   to PDF by headless Chromium;
-- :mod:`llm_mia.evidence.verify`: ``llm-mia verify`` (hashes, the plan, the query log's chain, re-scoring).
+- :mod:`llm_mia.workflows.verify`: ``llm-mia verify`` (hashes, the plan, the query log's chain, re-scoring).
 """

@@ -43,9 +43,9 @@ from llm_mia.evidence.plan import (
     remote_inventory,
 )
 from llm_mia.evidence.query_log import QueryLog
-from llm_mia.identity import sha256_file, source_commit
-from llm_mia.outputs import atomic_write, check_writable, json_ready, write_json
-from llm_mia.score_files import write_rows
+from llm_mia.io.identity import sha256_file, source_commit
+from llm_mia.io.outputs import atomic_write, check_writable, json_ready, write_json
+from llm_mia.io.score_files import write_rows
 
 MANIFEST = "MANIFEST.sha256"
 REPORT_FILES = ("report.html", "report.pdf")
@@ -83,8 +83,8 @@ def check_models(plan: Plan, models: Any, tokenizer: str | None = None) -> None:
     """Every planned model file, and no other, with the planned SHA-256 (and the tokenizer's, where the plan
     names one); a model behind an API must report the planned name and serve weights with the planned
     fingerprint. ``models``: the ``ModelSettings`` to check. Refuses the first difference."""
-    from llm_mia.models import ModelSpec
-    from llm_mia.remote.model import is_remote
+    from llm_mia.backends.local import ModelSpec
+    from llm_mia.backends.remote.model import is_remote
 
     for role, spec in models.specs().items():
         planned = plan.data["models"][role]
@@ -210,7 +210,7 @@ def _score_figures(rows: list[dict[str, Any]], features: list[str], directory: P
     """Per-passage score distributions, suspect vs control, one panel per scorer."""
     import numpy as np
 
-    from llm_mia import plots
+    from llm_mia.io import plots
 
     sets = {}
     for name in features:
@@ -240,12 +240,13 @@ def run_evidence(
     ``cache``: the stats cache (True: the default one); ``model`` / ``reference``: where the planned models are
     on this machine when their planned names do not resolve there; ``suspect`` / ``control``: where the planned
     inputs are when they moved (every file is checked by hash either way); ``secret``: where a canary plan's
-    secret file is, when moved (``llm_mia.evidence.canary`` runs such a plan); ``pdf``: print the report to PDF
+    secret file is, when moved (``llm_mia.workflows.canary_evidence`` runs such a plan); ``pdf``: print the report to
+    PDF
     (needs Chromium); ``progress``: show the scoring's cost up front and its progress (changes no number).
     """
     from llm_mia.evidence.browser import print_pdf
-    from llm_mia.evidence.canary import is_canary_plan, run_canary_evidence
     from llm_mia.evidence.report_html import render_report
+    from llm_mia.workflows.canary_evidence import is_canary_plan, run_canary_evidence
     from llm_mia.workflows.dataset import plot_result, score_and_test
     from llm_mia.workflows.score import load_models
 

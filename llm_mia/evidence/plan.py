@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.half_split import COMBINATION
-from llm_mia.identity import sha256_file, sha256_text, source_commit, versions
-from llm_mia.outputs import atomic_write
-from llm_mia.work_permutation import STATISTIC
+from llm_mia.io.identity import sha256_file, sha256_text, source_commit, versions
+from llm_mia.io.outputs import atomic_write
+from llm_mia.stats.passage_test import COMBINATION
+from llm_mia.stats.work_test import STATISTIC
 
 PLAN_FORMAT = "llm-mia plan"
 PLAN_VERSION = 2  # 2: the statistic (scores or reference gap) and the passage selection are planned
@@ -65,7 +65,7 @@ def model_inventory(spec: Any) -> dict[str, Any]:
     """A model's identity from its files alone (no weights are loaded): every file of its directory with size
     and SHA-256, its architecture from ``config.json``, dtype and revision, and, for a converted GGUF, the
     GGUF's own hash (``llm_mia_source.json``)."""
-    from llm_mia.models import resolve_model_directory
+    from llm_mia.backends.local import resolve_model_directory
 
     directory = resolve_model_directory(spec)
     files = file_inventory(directory)
@@ -87,7 +87,7 @@ def remote_inventory(spec: Any, api: Any) -> dict[str, Any]:
     the weights it serves (the probe's greedy token and log-prob), how log-probs are read, and the last
     agreement check with white-box scores. Connects and probes (a handful of short requests; no passage is sent).
     """
-    from llm_mia.remote.model import agreement_record, connect
+    from llm_mia.backends.remote.model import agreement_record, connect
 
     model = connect(spec, api)
     found = model.capabilities
@@ -112,7 +112,7 @@ def remote_inventory(spec: Any, api: Any) -> dict[str, Any]:
 
 def model_identity(spec: Any, settings: Any) -> dict[str, Any]:
     """:func:`model_inventory` for a local model, :func:`remote_inventory` for one behind an API."""
-    from llm_mia.remote.model import is_remote
+    from llm_mia.backends.remote.model import is_remote
 
     if is_remote(spec.name):
         return remote_inventory(spec, settings.scoring.models.api)
@@ -178,9 +178,9 @@ def settings_record(settings: Any) -> dict[str, Any]:
         "statistic": settings.statistic,
         "passage_selection": settings.passage_selection,
         "test": {
-            "primary": "work-level permutation test (llm_mia.work_permutation)",
+            "primary": "work-level permutation test (llm_mia.stats.work_test)",
             "statistic": STATISTIC,
-            "exploratory": f"passage-level test (llm_mia.half_split): {COMBINATION}",
+            "exploratory": f"passage-level test (llm_mia.stats.passage_test): {COMBINATION}",
         },
     }
 
@@ -202,8 +202,8 @@ class Plan:
         whether to show progress (neither changes a number); ``model`` / ``reference``: where the planned models
         are on this machine, when not where their planned names resolve (their files are checked against the
         plan's hashes either way)."""
-        from llm_mia.remote.client import ApiSettings
-        from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
+        from llm_mia.backends.remote.client import ApiSettings
+        from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
         from llm_mia.workflows.dataset import DatasetTestSettings
 
         planned = self.data["settings"]
@@ -295,10 +295,10 @@ def read_plan(path: str | Path) -> Plan:
 def design_summary(inputs: Any, settings: Any) -> dict[str, Any]:
     """What the planned design can show, known before any score: the works that enter the work-level test, its
     labellings and the smallest p-value they allow, the share of the suspect text tested, and the power measured
-    on the known-split recipe nearest to the design (``llm_mia.work_test_power``)."""
-    from llm_mia.dataset_inference import work_counts
-    from llm_mia.work_permutation import select_passages
-    from llm_mia.work_test_power import nearest_power
+    on the known-split recipe nearest to the design (``llm_mia.stats.work_test_power``)."""
+    from llm_mia.stats.dataset_inference import work_counts
+    from llm_mia.stats.work_test import select_passages
+    from llm_mia.stats.work_test_power import nearest_power
 
     suspect_works = [f"suspect:{p.work}" for p in inputs.suspect_passages]
     control_works = [f"control:{p.work}" for p in inputs.control_passages]
@@ -322,7 +322,7 @@ def design_summary(inputs: Any, settings: Any) -> dict[str, Any]:
 
 def _check_design(inputs: Any, settings: Any) -> None:
     """The primary outcome is the work-level test: refuse a plan whose controls cannot reach p <= alpha."""
-    from llm_mia.dataset_inference import work_counts
+    from llm_mia.stats.dataset_inference import work_counts
 
     size, k, m, needed = work_counts(
         [p.work for p in inputs.suspect_passages],
@@ -367,8 +367,8 @@ def build_plan(
             "the model cannot have seen them (e.g. 'other novels of the same genre, all first published after the "
             "model's data cutoff of 2024-06'); the test means nothing without it"
         )
-    from llm_mia.models import ModelSpec
-    from llm_mia.remote.model import is_remote
+    from llm_mia.backends.local import ModelSpec
+    from llm_mia.backends.remote.model import is_remote
 
     if is_remote(settings.scoring.models.model) and settings.tokenizer is None:
         raise LlmMiaError(

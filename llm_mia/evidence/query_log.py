@@ -31,8 +31,8 @@ class QueryLog:
         self._stream: Any = None
 
     def record(self, entry: dict[str, Any]) -> None:
-        """Append one entry (an observer of ``llm_mia.scoring.extract_views``)."""
-        from llm_mia.scorers import VIEWS
+        """Append one entry (an observer of ``llm_mia.scoring.pipeline.extract_views``)."""
+        from llm_mia.scoring.scorers import VIEWS
 
         role = VIEWS[entry["view"]].model if entry.get("view") in VIEWS else None
         line = _line(

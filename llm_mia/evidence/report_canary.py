@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from llm_mia.evidence.report_html import CSP, STYLE, _escape, chance_in_words
-from llm_mia.metrics import format_p_value, p_phrase
+from llm_mia.stats.metrics import format_p_value, p_phrase
 
 ANSWERS = {
     "consistent": (

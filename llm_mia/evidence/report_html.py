@@ -15,8 +15,8 @@ import html
 import json
 from typing import Any
 
-from llm_mia.metrics import format_p_value, p_phrase
-from llm_mia.work_permutation import WHOLE_SUSPECT
+from llm_mia.stats.metrics import format_p_value, p_phrase
+from llm_mia.stats.work_test import WHOLE_SUSPECT
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """<style>

@@ -7,7 +7,7 @@ Nothing here downloads: point the loaders at files you already have (e.g. saved 
 * **MIMIR** (Duan et al. 2024): one record per *pair*, ``member`` = a member text and ``nonmember`` = a non-member
   text (other columns, e.g. neighbours, are ignored). Each record yields two documents, ids
   ``member-<row>`` and ``nonmember-<row>``; an empty or missing side is skipped.
-* **generic**: any input ``llm_mia.documents.read_documents`` reads, with a label on every document.
+* **generic**: any input ``llm_mia.io.documents.read_documents`` reads, with a label on every document.
 
 Files may be ``.json`` (a list of objects), ``.jsonl``, ``.csv``, ``.parquet`` or a ``save_to_disk`` directory
 (pick a split of a DatasetDict with ``split``, e.g. ``WikiMIA_length32``).
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Columns, Document, check_unique_ids, parse_label, read_documents, read_records
 from llm_mia.errors import InputError, unknown_name
+from llm_mia.io.documents import Columns, Document, check_unique_ids, parse_label, read_documents, read_records
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _read_records(path: Path, *, split: str | None) -> list[dict[str, Any]]:
 
 
 def _label(value: Any, where: str) -> int:
-    """A required label, by the one label rule (``llm_mia.documents.parse_label``)."""
+    """A required label, by the one label rule (``llm_mia.io.documents.parse_label``)."""
     label = parse_label(value, where)
     if label is None:
         raise InputError(f"{where}: no label; a labelled set needs 1 (member) or 0 (non-member) on every text")

@@ -1,6 +1,6 @@
 """Cut works into passages of exactly the same number of tokens, each traceable to the text it came from.
 
-A dataset-level test (``llm_mia.dataset_inference``) compares passages of a suspect work with passages of
+A dataset-level test (``llm_mia.stats.dataset_inference``) compares passages of a suspect work with passages of
 control works. They must be formed the same way whatever files they came in: a work given as one long file
 and controls given as short documents must not end up as long passages against short ones, or every
 length-sensitive score separates them with no membership at all. So every passage on both sides has exactly
@@ -21,7 +21,7 @@ can be traced back to the words it was computed on. Token spans map to character
 offsets: token j starts at character b_j (the running maximum of the offsets' starts, with b_0 = 0 and
 b_T = len(text)), and passage [s, e) is text[b_s:b_e].
 
-Inputs (:func:`read_sources`): anything ``llm_mia.documents.read_documents`` reads. A text file (``.txt``,
+Inputs (:func:`read_sources`): anything ``llm_mia.io.documents.read_documents`` reads. A text file (``.txt``,
 ``.md``, ``.rst``, no extension) is one source, named by its file name; a directory gives one source per text
 file (named by relative path); a document file (``.jsonl``, ``.json``, ``.csv``, ``.parquet``) one source per
 document, named by its id. Markdown is read as written, markup included. Files are decoded as UTF-8 without
@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.documents import Document, read_documents
 from llm_mia.errors import InputError, LlmMiaError, unknown_name
+from llm_mia.io.documents import Document, read_documents
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Passage:
 
 
 def read_sources(path: str | Path, *, works: str = "sources", name: str = "") -> list[Source]:
-    """Read texts with :func:`llm_mia.documents.read_documents`, one source per text file or per document, and
+    """Read texts with :func:`llm_mia.io.documents.read_documents`, one source per text file or per document, and
     say which work each belongs to.
 
     ``works``: ``one`` (everything at ``path`` is one work, e.g. the chapters of one book), ``sources`` (each

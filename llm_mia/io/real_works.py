@@ -86,14 +86,14 @@ def _start(text: str, max_words: int) -> str:
 
 @cache
 def _wikipedia() -> tuple[tuple[str, str], ...]:
-    from llm_mia.corpora import wikipedia_summaries
+    from llm_mia.io.corpora import wikipedia_summaries
 
     return tuple((t, x) for t, x in wikipedia_summaries().items() if len(x.split()) >= MIN_WORDS // 2)
 
 
 @cache
 def _changelogs(era: str) -> tuple[tuple[str, str], ...]:
-    from llm_mia.corpora import debian_changelog_entries
+    from llm_mia.io.corpora import debian_changelog_entries
 
     chosen = []
     for package, entries in debian_changelog_entries().items():
@@ -108,14 +108,14 @@ def _changelogs(era: str) -> tuple[tuple[str, str], ...]:
 
 @cache
 def _upstream() -> tuple[tuple[str, str], ...]:
-    from llm_mia.corpora import upstream_changelogs
+    from llm_mia.io.corpora import upstream_changelogs
 
     return _distinct([(n, t) for n, t in upstream_changelogs().items() if len(t.split()) >= MIN_WORDS])
 
 
 @cache
 def _man_pages() -> tuple[tuple[str, str], ...]:
-    from llm_mia.corpora import man_page_sources
+    from llm_mia.io.corpora import man_page_sources
 
     return _distinct([(n, t) for n, t in man_page_sources().items() if len(t.split()) >= MIN_WORDS])
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import InputError
-from llm_mia.identity import source_commit, versions
-from llm_mia.outputs import write_json
+from llm_mia.io.identity import source_commit, versions
+from llm_mia.io.outputs import write_json
 
 RUN_RECORD_SUFFIX = ".run.json"
 DIRECTION = "higher score = more likely a member"

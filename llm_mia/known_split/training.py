@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.identity import (
+from llm_mia.io.documents import Document
+from llm_mia.io.identity import (
     cache_dir,
     hash_directory,
     sha256_file,
@@ -174,7 +174,7 @@ def tokenize_for_training(texts: Sequence[str], tokenizer: Any, *, max_length: i
     than ``max_length`` is cut into consecutive pieces of at most ``max_length`` tokens, so every token is trained
     on (nothing is silently truncated).
     """
-    from llm_mia.models import _special_prefix
+    from llm_mia.backends.local import _special_prefix
 
     prefix = _special_prefix(tokenizer)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
@@ -633,7 +633,7 @@ def fine_tune(
     Snapshots at ``config.epochs``, cached (see :func:`cached_training`). The tokenizer is the base model's.
     ``held_out``: text of the members' distribution that early stopping reads (only with that defense).
     """
-    from llm_mia.models import ModelSpec, load_model, resolve_model_directory
+    from llm_mia.backends.local import ModelSpec, load_model, resolve_model_directory
 
     base_directory = resolve_model_directory(ModelSpec(name=base))
     identity = {

@@ -12,7 +12,7 @@ that returns no log-probs at all gives the generated letter log-prob 0 and the o
 probability becomes its accuracy.
 
 Prompts are asked ``--api-concurrency`` at a time, except when letters are forced (a stateful llama.cpp server,
-see :mod:`llm_mia.remote.extract`): then one request at a time.
+see :mod:`llm_mia.backends.remote.extract`): then one request at a time.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.remote.client import RemoteError, concurrently, has_choice
-from llm_mia.remote.model import RemoteModel
+from llm_mia.backends.remote.client import RemoteError, concurrently, has_choice
+from llm_mia.backends.remote.model import RemoteModel
 
 TOP_K = 20  # chat completions: OpenAI's largest top_logprobs
 COMPLETION_TOP_K = 5  # legacy completions: OpenAI's largest logprobs
@@ -58,7 +58,8 @@ def _forced_value(response: dict[str, Any]) -> float:
 
 
 def _letter_ids(model: RemoteModel, cache: Any) -> list[int] | None:
-    """The answer letters' token ids (``llm_mia.decop.answer_token_ids``) where each letter's log-prob can be read
+    """The answer letters' token ids (``llm_mia.methods.decop.answer_token_ids``) where each letter's log-prob can be
+    read
     exactly by forcing it; else None.
 
     A completion model may prefer to stop, or start a new line, after "Answer:", and the letters then fall
@@ -67,8 +68,8 @@ def _letter_ids(model: RemoteModel, cache: Any) -> list[int] | None:
     (``Capabilities.forced == "exact"``, llama.cpp), each letter is forced in turn: four requests per prompt,
     every letter's log-prob exact.
     """
-    from llm_mia.decop import answer_token_ids
-    from llm_mia.remote.capabilities import tokenize
+    from llm_mia.backends.remote.capabilities import tokenize
+    from llm_mia.methods.decop import answer_token_ids
 
     if model.capabilities.forced != "exact":
         return None

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from llm_mia.decop import N_PARAPHRASES, QuizPassage
 from llm_mia.errors import InputError
+from llm_mia.methods.decop import N_PARAPHRASES, QuizPassage
 
 INSTRUCTION = "Rewrite the following passage in your own words, keeping its meaning and its length:\n\n"
 TEMPERATURE = 0.8

@@ -1,6 +1,6 @@
 """Sampled continuations from a model behind an API (SaMIA): one request per sample, each with its own seed.
 
-Completions endpoints get the prompt as is; chat-only endpoints get it after ``llm_mia.samia.CHAT_INSTRUCTION``
+Completions endpoints get the prompt as is; chat-only endpoints get it after ``llm_mia.methods.samia.CHAT_INSTRUCTION``
 as the user message. Temperature 1 and top-p 1 as SaMIA samples; top-k is the endpoint's own (the OpenAI API
 has no top-k; llama-cpp-python's server defaults to 40). Each request carries ``seed`` = the caller's seed + the
 sample's index, and is kept in the response cache: a rerun returns the same samples and sends nothing. The
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_mia.remote.client import concurrently, has_choice
-from llm_mia.remote.model import RemoteModel
-from llm_mia.samia import CHAT_INSTRUCTION
+from llm_mia.backends.remote.client import concurrently, has_choice
+from llm_mia.backends.remote.model import RemoteModel
+from llm_mia.methods.samia import CHAT_INSTRUCTION
 
 
 def sample_continuations(

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import InputError
-from llm_mia.identity import cache_dir, sha256_text
+from llm_mia.io.identity import cache_dir, sha256_text
 
 WORD_SWAP = "word-swap"
 DROPOUT = 0.7

@@ -13,19 +13,19 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cache import StatsCache
-from llm_mia.documents import Document
+from llm_mia.backends.local import LoadedModel
+from llm_mia.backends.remote.model import RemoteModel
+from llm_mia.backends.token_stats import STATUS_OK, TokenStats
+from llm_mia.engine.extract import Shard, condition_ids, extract
+from llm_mia.engine.stats_cache import StatsCache
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.extract import Shard, condition_ids, extract
-from llm_mia.identity import sha256_text
-from llm_mia.models import LoadedModel
-from llm_mia.remote.model import RemoteModel
-from llm_mia.score_files import META_COLUMNS
-from llm_mia.scorers import VIEWS, ScorerCall, ScoreUnavailable
-from llm_mia.scorers.registry import PREPARED
-from llm_mia.settings import ExtractionSettings
-from llm_mia.stats import STATUS_OK, TokenStats
-from llm_mia.variants import apply_variant
+from llm_mia.io.documents import Document
+from llm_mia.io.identity import sha256_text
+from llm_mia.io.score_files import META_COLUMNS
+from llm_mia.scoring.scorers import VIEWS, ScorerCall, ScoreUnavailable
+from llm_mia.scoring.scorers.registry import PREPARED
+from llm_mia.scoring.settings import ExtractionSettings
+from llm_mia.scoring.variants import apply_variant
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def extract_views(
     refused (scoring a text after itself would measure nothing). ``neighbours``: for each neighbour view, the
     generator's settings (``n``, ``generator``, ``seed``, from the scorer's hyperparameters).
 
-    ``cache`` and ``shard`` are passed to :func:`llm_mia.extract.extract` (resume; multi-process runs).
+    ``cache`` and ``shard`` are passed to :func:`llm_mia.engine.extract.extract` (resume; multi-process runs).
     ``observer`` receives one dict per model call (and per set of documents taken from the cache): the view,
     the model, the event, the document ids and each one's window index and tokens.
     """
@@ -90,7 +90,7 @@ def extract_views(
                 raise LlmMiaError(
                     f"gradnorm needs the model's weights for a backward pass; {model.spec.name} is behind an API"
                 )
-            from llm_mia.gradients import gradient_stats
+            from llm_mia.engine.gradients import gradient_stats
 
             logger.info("gradients of view %s (%s), one text at a time", view, label)
             stats[view] = gradient_stats(texts, model, settings)
@@ -137,7 +137,7 @@ def _neighbour_view(
 ) -> list[Any]:
     """Per document, the TokenStats of each of its neighbours (a tuple): generated once, seeded, kept on disk, and
     extracted as ordinary texts (batched, cached)."""
-    from llm_mia.neighbours import generate
+    from llm_mia.scoring.neighbours import generate
 
     if isinstance(model, RemoteModel):
         raise LlmMiaError("the neighbourhood scorer reads many texts per document: use a white-box model")
@@ -215,8 +215,8 @@ def _remote_view(
     observer: Callable[[dict[str, Any]], None] | None,
 ) -> list[TokenStats]:
     """A view served by a model behind an API: its responses kept beside the stats cache (never re-sent)."""
-    from llm_mia.remote.extract import remote_extract
-    from llm_mia.remote.responses import ResponseCache
+    from llm_mia.backends.remote.extract import remote_extract
+    from llm_mia.backends.remote.responses import ResponseCache
 
     responses = None if cache is None else ResponseCache(cache.path.with_name("responses.sqlite"))
     heard = None
@@ -300,8 +300,8 @@ def compute_scores(
     """Extract every view the calls need (except those ``given``, already extracted), then score every document.
 
     Documents are extracted in blocks of ``settings.block_documents`` in input order, each block planned on its
-    own (``llm_mia.extract.extract``): a block's batches, and so its documents' bits, are the same whether the
-    block runs here, in another process or on a Ray actor (``llm_mia.ray_engine``).
+    own (``llm_mia.engine.extract.extract``): a block's batches, and so its documents' bits, are the same whether the
+    block runs here, in another process or on a Ray actor (``llm_mia.scoring.ray_engine``).
 
     Returns the rows and the extractions by view (so a caller can reuse one, e.g. a fixed reference model's,
     for the next call).

@@ -4,7 +4,7 @@
 Ray Data in blocks of ``block_documents`` documents, in input order (``ExtractionSettings.block_documents``).
 An actor pool (``--ray-actors``, each with ``--ray-cpus`` CPUs and ``--ray-gpus`` GPUs) loads the target and
 reference models once per actor and runs the same extraction and scorers as a single process
-(``llm_mia.scoring.compute_scores``: every view, reference and lowercase included) on each block. A single
+(``llm_mia.scoring.pipeline.compute_scores``: every view, reference and lowercase included) on each block. A single
 process plans batches within the same blocks, so a block's batches, and every document's bits, are the same
 on an actor as in one process with the same ``--threads`` (the thread count changes CPU matmul blocking).
 
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.outputs import atomic_write
+from llm_mia.io.documents import Document
+from llm_mia.io.outputs import atomic_write
 
 INSTALL = 'pip install "llm-mia[ray]"  (or: pip install "ray[data]==2.60.0")'
 CONNECT_TIMEOUT = 20.0
@@ -61,7 +61,7 @@ class RaySettings:
     def blocks_directory(self) -> Path:
         if self.commit_dir is not None:
             return Path(self.commit_dir)
-        from llm_mia.identity import cache_dir
+        from llm_mia.io.identity import cache_dir
 
         return cache_dir() / "ray-blocks"
 
@@ -117,9 +117,9 @@ def connect(settings: RaySettings) -> Any:
 
 def _model_identity(spec: Any) -> str:
     """What identifies a model's numbers without loading it: its files' hashes (or, behind an API, its name)."""
-    from llm_mia.cache import directory_fingerprint
-    from llm_mia.models import resolve_model_directory
-    from llm_mia.remote.model import is_remote
+    from llm_mia.backends.local import resolve_model_directory
+    from llm_mia.backends.remote.model import is_remote
+    from llm_mia.engine.stats_cache import directory_fingerprint
 
     if is_remote(spec.name):
         return f"api:{spec.name}"
@@ -128,7 +128,7 @@ def _model_identity(spec: Any) -> str:
 
 def run_key(settings: Any) -> str:
     """Everything besides the documents that decides a block's rows (module docstring)."""
-    from llm_mia.cache import ENGINE_VERSION
+    from llm_mia.engine.stats_cache import ENGINE_VERSION
 
     models = settings.models
     return json.dumps(
@@ -157,7 +157,7 @@ class BlockScorer:
     """A Ray Data callable class: loads the models once per actor, scores one block per call."""
 
     def __init__(self, settings: Any, threads: int) -> None:
-        from llm_mia.threads import apply_threads
+        from llm_mia.engine.threads import apply_threads
         from llm_mia.workflows.score import load_models
 
         apply_threads(threads)
@@ -165,8 +165,8 @@ class BlockScorer:
         self.models = load_models(settings.models)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from llm_mia.cache import StatsCache
-        from llm_mia.scoring import compute_scores
+        from llm_mia.engine.stats_cache import StatsCache
+        from llm_mia.scoring.pipeline import compute_scores
 
         # opened per call: Ray may call from another thread than __init__'s, and a SQLite handle is per thread
         cache = None if self.settings.cache_path is None else StatsCache(self.settings.cache_path)

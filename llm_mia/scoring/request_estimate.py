@@ -17,8 +17,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llm_mia.documents import Document
-from llm_mia.scorers import VIEWS, ScorerCall
+from llm_mia.io.documents import Document
+from llm_mia.scoring.scorers import VIEWS, ScorerCall
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def estimate_requests(
     documents: Sequence[Document], calls: Sequence[ScorerCall], *, roles: dict[str, str]
 ) -> list[RequestEstimate]:
     """One estimate per model behind an API; ``roles`` maps a role (``target``, ``reference``) to its ``api:`` name."""
-    from llm_mia.variants import apply_variant
+    from llm_mia.scoring.variants import apply_variant
 
     estimates = []
     for role, name in roles.items():

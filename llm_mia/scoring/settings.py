@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_mia.backends.local import DEFAULT_MODEL, DTYPES, ModelSpec
+from llm_mia.backends.remote.client import ApiSettings
 from llm_mia.errors import LlmMiaError
-from llm_mia.models import DEFAULT_MODEL, DTYPES, ModelSpec
-from llm_mia.remote.client import ApiSettings
-from llm_mia.scorers import ScorerCall, parse_scorer_specs
+from llm_mia.scoring.scorers import ScorerCall, parse_scorer_specs
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,13 @@ class ExtractionSettings:
     """How texts are batched and windowed.
 
     ``batch_size``: segments per forward pass, or ``"auto"``: batches of the largest token count that fits, found
-    once per model, device and window and remembered (``llm_mia.batch_size``). ``window``: tokens per model call
+    once per model, device and window and remembered (``llm_mia.engine.batch_size``). ``window``: tokens per model call
     including the BOS prefix (default: the model's context length). ``stride``: new tokens scored per window after
     the first (default: half of the window's content capacity); every scored token beyond the first window sees at
     least ``window - len(prefix) - stride`` tokens of context. ``block_documents``: documents planned together, in
     input order: batches are formed (length-sorted) within each block, so a block is the unit a distributed engine
     hands out and commits, and a document's bits depend only on its block. ``threads``: torch CPU threads, a number,
-    ``"auto"`` (the cores other work leaves free, ``llm_mia.threads``) or None (torch's own setting); on CPU the
+    ``"auto"`` (the cores other work leaves free, ``llm_mia.engine.threads``) or None (torch's own setting); on CPU the
     count changes the last bits, so bit-identical reruns need a fixed number. ``progress``: show a progress bar over
     tokens.
     """
@@ -48,7 +48,7 @@ class ExtractionSettings:
             raise LlmMiaError(f"stride must be >= 1 token, got {self.stride}")
         if self.block_documents < 1:
             raise LlmMiaError(f"block_documents must be >= 1, got {self.block_documents}")
-        from llm_mia.threads import parse_threads
+        from llm_mia.engine.threads import parse_threads
 
         object.__setattr__(self, "threads", parse_threads(self.threads))
 
@@ -74,7 +74,7 @@ class ModelSettings:
     environment variable, rate limits); required when either model is one. ``output_defense``: an inference-time
     defense spec applied to the target's outputs (``llm_mia.defenses.output``, e.g. ``temperature:t=2``); the
     reference model is the attacker's own and stays undefended. ``device_map`` / ``max_memory``: ``auto`` spreads
-    a model too large for one device over GPUs, CPU and disk (``llm_mia.big_models``), within the given
+    a model too large for one device over GPUs, CPU and disk (``llm_mia.backends.big_models``), within the given
     (device, size) limits.
     """
 
@@ -94,8 +94,8 @@ class ModelSettings:
         if self.dtype not in DTYPES:
             raise LlmMiaError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.output_defense:
+            from llm_mia.backends.remote.model import is_remote
             from llm_mia.defenses.output import parse_defense
-            from llm_mia.remote.model import is_remote
 
             parse_defense(self.output_defense)
             if is_remote(self.model):
@@ -111,7 +111,7 @@ class ModelSettings:
     @property
     def remote_names(self) -> list[str]:
         """The models (target, reference) named ``api:NAME``."""
-        from llm_mia.remote.model import is_remote
+        from llm_mia.backends.remote.model import is_remote
 
         return [name for name in (self.model, self.reference) if name and is_remote(name)]
 
@@ -137,14 +137,14 @@ class ScoringSettings:
     ``scorers``: names or specs such as ``"min_k:k=0.1,0.2"`` (None: every scorer the models allow); parsed on
     construction, so an unknown name fails here. ``cache``: True for the default stats cache, False for none,
     or the path of a cache database. The cache never changes a number: a resumed run gives the same bits as
-    an uninterrupted one. ``ray``: a ``llm_mia.ray_engine.RaySettings`` to score on Ray actors (None: here).
+    an uninterrupted one. ``ray``: a ``llm_mia.scoring.ray_engine.RaySettings`` to score on Ray actors (None: here).
     """
 
     models: ModelSettings = field(default_factory=ModelSettings)
     scorers: tuple[str, ...] | None = None
     extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
     cache: bool | str | Path = True
-    ray: Any = None  # an llm_mia.ray_engine.RaySettings: score on Ray actors instead of in this process
+    ray: Any = None  # an llm_mia.scoring.ray_engine.RaySettings: score on Ray actors instead of in this process
 
     def __post_init__(self) -> None:
         if isinstance(self.scorers, str):
@@ -156,7 +156,7 @@ class ScoringSettings:
     @property
     def calls(self) -> list[ScorerCall]:
         """The scorer calls (one per column), in the order asked for."""
-        from llm_mia.remote.model import is_remote
+        from llm_mia.backends.remote.model import is_remote
 
         # a target behind an API gives token log-probs only; a reference behind one serves only `reference`,
         # which reads nothing more, so it does not restrict what the target's scorers may read
@@ -174,7 +174,7 @@ class ScoringSettings:
         if self.cache is False:
             return None
         if self.cache is True:
-            from llm_mia.cache import default_cache_path
+            from llm_mia.engine.stats_cache import default_cache_path
 
             return default_cache_path()
         return Path(self.cache)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import InputError
-from llm_mia.identity import cache_dir, sha256_texts
+from llm_mia.io.identity import cache_dir, sha256_texts
 
 DEFAULT_CORPUS = "wikipedia"
 
@@ -52,12 +52,13 @@ class FrequencyTable:
 
 
 def corpus_texts(corpus: str) -> tuple[list[str], str]:
-    """The texts of ``corpus`` (``wikipedia`` or any file ``llm_mia.documents.read_documents`` reads) and its name."""
+    """The texts of ``corpus`` (``wikipedia`` or any file ``llm_mia.io.documents.read_documents`` reads) and its
+    name."""
     if corpus in ("", DEFAULT_CORPUS):
         from llm_mia.known_split.splits import wikipedia_documents
 
         return [d.text for d in wikipedia_documents()], DEFAULT_CORPUS
-    from llm_mia.documents import read_documents
+    from llm_mia.io.documents import read_documents
 
     return [d.text for d in read_documents(corpus)], str(Path(corpus).resolve())
 

@@ -283,7 +283,7 @@ class Rmia:
         return (1 + a) / 2 * mean_out + (1 - a) / 2
 
     def _tune(self, shadows: SignalMatrix, population: SignalMatrix) -> float:
-        from llm_mia.metrics import auroc
+        from llm_mia.stats.metrics import auroc
 
         if self.a is not None:
             return self.a

@@ -101,7 +101,8 @@ class SignalMatrix:
 
 
 def signals_from_rows(rows: Sequence[Mapping[str, Any]], signals: Sequence[str]) -> dict[str, np.ndarray]:
-    """One model's signals from its score rows (``llm_mia.scoring.score_rows``): ``mean_ll`` = the ``loss`` column
+    """One model's signals from its score rows (``llm_mia.scoring.pipeline.score_rows``): ``mean_ll`` = the ``loss``
+    column
     (the mean token log-likelihood, -NLL: higher = member), ``n_tokens`` = the tokens scored,
     and each named scorer column; NaN where a document was not scored (its status is not ok)."""
     out: dict[str, list[float]] = {MEAN_LL: [], "n_tokens": [], **{name: [] for name in signals}}

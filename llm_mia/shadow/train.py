@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.documents import Document
 from llm_mia.errors import InputError
+from llm_mia.io.documents import Document
 from llm_mia.known_split.presets import BenchmarkConfig, get_preset
 from llm_mia.shadow.inclusion import inclusion_matrix, target_half
 

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import InputError
-from llm_mia.identity import sha256_text
-from llm_mia.metrics import DEFAULT_FPRS, ScorerEvaluation, evaluate_scorer, p_phrase
+from llm_mia.io.identity import sha256_text
+from llm_mia.stats.metrics import DEFAULT_FPRS, ScorerEvaluation, evaluate_scorer, p_phrase
 
 DEFAULT_PERMUTATIONS = 99
 BELOW_CHANCE_LEVEL = 0.01  # stricter than alpha: below chance is not a threat to validity, but worth a look
@@ -55,7 +55,7 @@ METHOD = (
 @dataclass(frozen=True, kw_only=True)
 class BlindBaselineResult(ScorerEvaluation):
     """Out-of-fold evaluation of the blind (model-free) classifier: the same figures as for an attack
-    (:class:`~llm_mia.metrics.ScorerEvaluation`), with a permutation-calibrated AUROC interval, and the
+    (:class:`~llm_mia.stats.metrics.ScorerEvaluation`), with a permutation-calibrated AUROC interval, and the
     settings. Higher score = more member-like.
 
     ``scores``: out-of-fold P(member) per text, members first then non-members, in input order.
@@ -150,7 +150,7 @@ class BlindBaselineResult(ScorerEvaluation):
 
 def bag_of_words_vectorizer() -> Any:
     """TF-IDF of word 1-2-grams and character 2-5-grams: the model-free text features (Das et al. 2024), also
-    the synthetic control's text classifier (``llm_mia.synthetic.calibration``)."""
+    the synthetic control's text classifier (``llm_mia.synthetic.calibrated_test``)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_union
 

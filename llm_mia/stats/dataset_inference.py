@@ -11,10 +11,10 @@ passages treats any difference between the suspect work and the control text as 
 passage-level test rejected in most runs). So the design depends on the controls:
 
 * **work-level** (the verdict design): the controls are many *separate* works (other books, articles by other
-  authors) that the model cannot have seen. The test is :func:`llm_mia.work_permutation.work_permutation_test`:
+  authors) that the model cannot have seen. The test is :func:`llm_mia.stats.work_test.work_permutation_test`:
   the suspect work(s) ranked among all works by a statistic computed identically for every labelling, so
   between-work variance is in the null. Which passages enter is decided from the works' sizes
-  (:func:`llm_mia.work_permutation.select_passages`): one suspect work whole, control works with up to as many.
+  (:func:`llm_mia.stats.work_test.select_passages`): one suspect work whole, control works with up to as many.
   **Statistic and assumption:** with ``statistic="scores"`` the target's membership scores, assuming that had
   the suspect work not been trained on it would be one more work like the control works
   (``CONTROL_ASSUMPTION``); with ``statistic="reference-gap"`` each score minus the same score under a reference
@@ -25,7 +25,7 @@ passage-level test rejected in most runs). So the design depends on the controls
   passages, conservative when control works are shorter than the suspect. With one suspect work the smallest p
   is 1 / (m + 1): m >= 19 control works for alpha = 0.05.
 * **passage-level** (no verdict of training): a single control source, or too few control works for the
-  work-level test to reach alpha. The Maini et al. passage-level test (:mod:`llm_mia.half_split`) still runs
+  work-level test to reach alpha. The Maini et al. passage-level test (:mod:`llm_mia.stats.passage_test`) still runs
   and is reported, but between-work differences are not controlled, so a significant result is
   "inconclusive", never "consistent with training".
 
@@ -33,8 +33,9 @@ passage-level test rejected in most runs). So the design depends on the controls
 for, all on exactly the passages the test reads:
 
 * *difference from the control works* (:func:`text_checks`; model-free): one suspect work ranked among all works
-  by its distance from the *other* works (:mod:`llm_mia.work_difference`); several suspect works: the blind
-  baseline (:mod:`llm_mia.blind`) with folds over whole works. Under the reference-gap statistic reported only;
+  by its distance from the *other* works (:mod:`llm_mia.stats.work_difference`); several suspect works: the blind
+  baseline (:mod:`llm_mia.stats.blind_baseline`) with folds over whole works. Under the reference-gap statistic
+  reported only;
 * *format*: a suspect work whose bytes per word or compressibility lies more than ``FORMAT_LIMIT`` robust
   standard deviations (1.4826 MAD) from the control works' median (a heuristic guard, not a test: it stops code
   against prose, or markup against plain text). Reported only under the reference gap;
@@ -64,7 +65,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from llm_mia.errors import LlmMiaError
-from llm_mia.half_split import (
+from llm_mia.stats.metrics import format_p_value, p_phrase
+from llm_mia.stats.passage_test import (
     DEFAULT_CLIP_QUANTILE,
     DEFAULT_SPLITS,
     MIN_PASSAGES_PER_SET,
@@ -76,8 +78,7 @@ from llm_mia.half_split import (
     p_value_curve,
     passage_test,
 )
-from llm_mia.metrics import format_p_value, p_phrase
-from llm_mia.work_permutation import (
+from llm_mia.stats.work_test import (
     DEFAULT_PERMUTATIONS,
     WHOLE_SUSPECT,
     WorkTestResult,
@@ -164,7 +165,7 @@ def work_counts(
     suspect_works: Sequence[str], control_works: Sequence[str], alpha: float, *, selection: str = WHOLE_SUSPECT
 ) -> tuple[int, int, int, int]:
     """(c, k, m, needed) for passages labelled by work: the passages per work of the selection rule
-    (:func:`~llm_mia.work_permutation.select_passages`: the suspect's size with one suspect work, else the common
+    (:func:`~llm_mia.stats.work_test.select_passages`: the suspect's size with one suspect work, else the common
     size), the k suspect and m control works that enter the work-level test, and the control works the test needs
     to reach p <= alpha (``min_control_works``). The work-level design runs when m >= needed.
 
@@ -406,15 +407,15 @@ def text_checks(
     """The model-free checks, on the passages the work-level test reads (``texts``, ``works``): is the suspect
     text more different from the control works than they are from each other, and is it laid out alike?
 
-    One suspect work: :func:`llm_mia.work_difference.work_difference` (its rank among all works by distance from
-    the other works); several: the blind baseline (``llm_mia.blind``) with folds over whole works and a
+    One suspect work: :func:`llm_mia.stats.work_difference.work_difference` (its rank among all works by distance from
+    the other works); several: the blind baseline (``llm_mia.stats.blind_baseline``) with folds over whole works and a
     permutation test, at the level of the collection. Both: :func:`format_check` on the per-work means of
     :func:`format_features`. ``withhold``: a fired check withholds the verdict (False for the reference-gap
     statistic, which does not assume the texts alike).
     """
-    from llm_mia.blind import DEFAULT_PERMUTATIONS as BLIND_PERMUTATIONS
-    from llm_mia.blind import blind_baseline
-    from llm_mia.work_difference import work_difference
+    from llm_mia.stats.blind_baseline import DEFAULT_PERMUTATIONS as BLIND_PERMUTATIONS
+    from llm_mia.stats.blind_baseline import blind_baseline
+    from llm_mia.stats.work_difference import work_difference
 
     chosen = set(map(str, suspect_works))
     is_suspect = np.array([str(w) in chosen for w in works])
@@ -510,7 +511,7 @@ def dataset_inference(
     (:func:`text_checks`, run on exactly the passages the work-level test reads); ``suspect_tokens`` /
     ``control_tokens``: passage token counts, for the length check; ``extra_safeguards``: checks run by the caller.
     ``passage_selection``: which passages of one suspect work and its controls enter the work-level test
-    (:func:`llm_mia.work_permutation.select_passages`).
+    (:func:`llm_mia.stats.work_test.select_passages`).
 
     >>> rng = np.random.default_rng(0)
     >>> offsets = rng.normal(0, 0.3, 30)

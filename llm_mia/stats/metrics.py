@@ -522,7 +522,8 @@ def max_auroc_permutation_test(
     narrow, and a p-value too small (20 works x 5 documents with a work effect of SD 1 and no signal at all:
     p <= 0.05 in about 19% of runs, ``tests/test_metrics.py``). With groups, and every group of one label,
     the labels of whole groups are permuted instead (exact when works, not documents, were assigned to the
-    two sides at random), as the blind baseline does (``llm_mia.blind``). When some group holds both labels,
+    two sides at random), as the blind baseline does (``llm_mia.stats.blind_baseline``). When some group holds both
+    labels,
     whole groups cannot move; documents are permuted then and ``warning`` says that the p-value can be too
     small. That fallback is kept rather than refusing because the alternative a user is left with, the
     uncorrected per-scorer interval, assumes independent documents too and ignores the choice of the best.
@@ -592,8 +593,8 @@ def max_auroc_permutation_test(
 
 def labelled_rows(frame: Any) -> tuple[Any, Any]:
     """(labelled rows, their 0/1 labels) of a score table; labels read by the one label rule
-    (``llm_mia.documents.parse_label``: 1, 0, 1.0, "true", ...; empty or NaN = unlabelled)."""
-    from llm_mia.documents import parse_label
+    (``llm_mia.io.documents.parse_label``: 1, 0, 1.0, "true", ...; empty or NaN = unlabelled)."""
+    from llm_mia.io.documents import parse_label
 
     if "label" not in frame.columns:
         raise InputError("score table has no label column; evaluation needs labels (1 = member, 0 = non-member)")
@@ -609,7 +610,7 @@ def labelled_rows(frame: Any) -> tuple[Any, Any]:
 
 def _labelled_columns(frame: Any, columns: Sequence[str] | None) -> tuple[Any, list[str], Any, Any]:
     """(labelled rows, score column names, labels, non-ok mask) of a score table, validated."""
-    from llm_mia.score_files import pick_score_columns
+    from llm_mia.io.score_files import pick_score_columns
 
     labelled, labels = labelled_rows(frame)
     names = pick_score_columns(frame, columns, source="score table")

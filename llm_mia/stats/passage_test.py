@@ -3,8 +3,8 @@ NeurIPS 2024): suspect passages against control passages, over random half-split
 
 It treats passages as independent draws, so it tests "these passages score higher than those", not
 "this work was trained on": any difference between the suspect work and the control source (author, topic,
-format) passes it. ``llm_mia.dataset_inference`` uses it only where the work-level test
-(``llm_mia.work_permutation``) cannot run (a single control source, or too few control works), and then
+format) passes it. ``llm_mia.stats.dataset_inference`` uses it only where the work-level test
+(``llm_mia.stats.work_test``) cannot run (a single control source, or too few control works), and then
 never as a verdict of training.
 
 One half-split (:func:`half_split`):

@@ -4,7 +4,7 @@ Controls are texts the model cannot have seen: published after its training cuto
 construction. Everything here rests on one assumption, stated once: **under the null, a document's score is
 exchangeable with the control scores** (the controls are drawn from the same distribution as the documents
 would be if they were non-members: same kind of text, same length and format). Check it with the blind
-baseline (``llm_mia.blind``) and the length check of ``llm_mia.workflows.calibrate``.
+baseline (``llm_mia.stats.blind_baseline``) and the length check of ``llm_mia.workflows.calibrate``.
 
 * Per-document p-value (conformal / permutation p-value, e.g. Vovk et al. 2005; Bates et al. 2023,
   "Testing for outliers with conformal p-values"):
@@ -72,7 +72,7 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import InputError, NotFittedError
-from llm_mia.metrics import clopper_pearson, group_index, p_phrase
+from llm_mia.stats.metrics import clopper_pearson, group_index, p_phrase
 
 ADJUSTMENTS = ("none", "bh")
 GUARANTEES = ("marginal", "conditional")

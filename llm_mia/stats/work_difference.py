@@ -39,7 +39,7 @@ upstream NEWS or ChangeLog against Debian changelogs); another format in 36/40 [
 source against Debian changelogs). What it cannot see: differences that leave the wording alike, such as one short
 text whose era shows in a date or two (a single 128-word WikiMIA article before 2017 against single articles from
 2023 on: 3/40 [0.02, 0.20]), or an era whose texts use the same words. Where the era differs by design, use a
-reference model (the reference-gap statistic of ``llm_mia.dataset_inference``).
+reference model (the reference-gap statistic of ``llm_mia.stats.dataset_inference``).
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def _wording(texts: list[str], work_of: np.ndarray, names: list[str]) -> np.ndar
     """Minus the mean cosine similarity of each work's passages to the other works' work-weighted centroid."""
     from sklearn.preprocessing import normalize
 
-    from llm_mia.blind import bag_of_words_vectorizer
+    from llm_mia.stats.blind_baseline import bag_of_words_vectorizer
 
     documents = [" ".join(t for t, w in zip(texts, work_of, strict=True) if w == name) for name in names]
     matrix = normalize(bag_of_words_vectorizer().fit(documents).transform(texts))

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import LlmMiaError
-from llm_mia.half_split import as_feature_matrix
+from llm_mia.stats.passage_test import as_feature_matrix
 
 DEFAULT_PERMUTATIONS = 999
 STATISTIC = (

@@ -110,7 +110,7 @@ def _text_probabilities(train_texts: list[str], train_y: np.ndarray, test_texts:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from llm_mia.blind import bag_of_words_vectorizer
+    from llm_mia.stats.blind_baseline import bag_of_words_vectorizer
 
     def fit(texts: list[str], labels: np.ndarray) -> Any:
         vectorizer = bag_of_words_vectorizer()

@@ -10,7 +10,7 @@ Llama-3-8B with LoRA) never sees an inference snippet. Each inference snippet is
 into a prefix (the first half) and a suffix; the generator writes a suffix of exactly the real one's length
 after the prefix (temperature 0.6, top-p 0.9, top-k 50, repetition penalty 1.2, as published), twice: one to
 compare with the real suffix, one for the negative control (generated text against generated text). The
-calibrated test (``llm_mia.synthetic.calibration``) then compares suffixes only.
+calibrated test (``llm_mia.synthetic.calibrated_test``) then compares suffixes only.
 
 The set is stored (JSON) with the work's SHA-256, the generator's identity (its base model, training record
 key and the SHA-256 of every inference snippet it did not see), the seed and every setting: it did not exist
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.identity import sha256_text
-from llm_mia.synthetic.calibration import MIN_PAIRS
+from llm_mia.io.identity import sha256_text
+from llm_mia.synthetic.calibrated_test import MIN_PAIRS
 
 FORMAT = "llm-mia synthetic set"
 MIN_GENERATOR_SNIPPETS = 40
@@ -71,7 +71,7 @@ class SynthesisSettings:
 
 def read_work(path: str | Path) -> list[str]:
     """The suspect work's texts: a text file, a directory of text files, or JSONL / CSV / Parquet rows."""
-    from llm_mia.documents import read_documents
+    from llm_mia.io.documents import read_documents
 
     path = Path(path)
     if not path.exists():
@@ -114,9 +114,9 @@ def split_snippets(snippets: Sequence[str], settings: SynthesisSettings, source:
 
 def train_generator(training: Sequence[str], settings: SynthesisSettings, *, progress: bool = True) -> Any:
     """Fine-tune the generator on the training snippets (the toolkit's cached, seeded recipe); its directory."""
-    from llm_mia.documents import Document
+    from llm_mia.backends.remote.model import is_remote
+    from llm_mia.io.documents import Document
     from llm_mia.known_split.training import TrainingConfig, fine_tune
-    from llm_mia.remote.model import is_remote
 
     if is_remote(settings.generator):
         raise LlmMiaError(
@@ -179,8 +179,8 @@ def complete(inference: Sequence[str], directory: Path, settings: SynthesisSetti
     suffixes of the same length, each seeded by (seed, snippet) so one pair does not depend on the others."""
     from tqdm import tqdm
 
-    from llm_mia.generation import sample_continuations
-    from llm_mia.models import ModelSpec, load_model
+    from llm_mia.backends.local import ModelSpec, load_model
+    from llm_mia.engine.generation import sample_continuations
 
     loaded = load_model(ModelSpec(name=str(directory), device=settings.device))
     if not hasattr(loaded.model, "generate"):
@@ -212,7 +212,7 @@ class SyntheticSet:
     record: dict[str, Any]
 
     def write(self, path: str | Path) -> Path:
-        from llm_mia.outputs import write_json
+        from llm_mia.io.outputs import write_json
 
         return write_json(Path(path), {"format": FORMAT, **self.record, "pairs": self.pairs})
 

@@ -1,5 +1,5 @@
 """Run a known-split benchmark end to end: split -> train -> score every scorer -> evaluate. Returns the
-numbers; :func:`llm_mia.known_split.report.write_report` writes them.
+numbers; :func:`llm_mia.workflows.benchmark_report.write_report` writes them.
 
 Splits and trained models are cached (see :mod:`llm_mia.known_split.splits` and
 :mod:`llm_mia.known_split.training`), so a second run only scores. For every saved epoch of the target model,
@@ -11,7 +11,7 @@ disjoint text), then evaluates:
   blind baseline beside them (``llm_mia.workflows.evaluate``);
 * per scorer, a threshold calibrated at a target FPR on the *calibration* split (known non-members never
   evaluated), with the FPR it actually reaches on the evaluation non-members (Clopper-Pearson interval) and the
-  share of members it flags (``llm_mia.calibration.FprCalibrator``);
+  share of members it flags (``llm_mia.stats.verdicts.FprCalibrator``);
 * a control: the same likelihood scorers under the reference model, which never saw the members. It should sit
   near AUROC 0.5; if it does not, the split itself is biased.
 """
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Document
 from llm_mia.errors import LlmMiaError
+from llm_mia.io.documents import Document
 from llm_mia.known_split.presets import BenchmarkConfig
 from llm_mia.known_split.splits import BenchmarkSplit, build_split
 from llm_mia.known_split.training import TrainedModels
@@ -125,8 +125,8 @@ def calibrated_rates(
     """
     import numpy as np
 
-    from llm_mia.calibration import FprCalibrator, min_controls
-    from llm_mia.metrics import clopper_pearson
+    from llm_mia.stats.metrics import clopper_pearson
+    from llm_mia.stats.verdicts import FprCalibrator, min_controls
 
     ok = (frame["status"] == "ok").to_numpy()
     values = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -163,7 +163,7 @@ def outside_documents(config: BenchmarkConfig, split: BenchmarkSplit, cache_root
 
     import numpy as np
 
-    from llm_mia.identity import cache_dir
+    from llm_mia.io.identity import cache_dir
     from llm_mia.known_split.splits import prepare_pool
 
     directory = (cache_root or cache_dir()) / "bench" / "extras" / split.fingerprint[:16]
@@ -201,7 +201,7 @@ def benchmark_calls(
     """
     import dataclasses
 
-    from llm_mia.scorers import parse_scorer_specs
+    from llm_mia.scoring.scorers import parse_scorer_specs
 
     if scorers:
         calls = parse_scorer_specs(list(scorers), has_reference=True)
@@ -238,7 +238,7 @@ def fit_recall_prefix(calls: Sequence[Any], loaded: Any, echo: Callable[[str], N
     (small models' windows cannot hold five summaries); ReCaLL is dropped, with a line saying so, if none fit."""
     import dataclasses
 
-    from llm_mia.extract import condition_ids
+    from llm_mia.engine.extract import condition_ids
 
     fitted = []
     for call in calls:
@@ -277,9 +277,9 @@ def score_snapshot(
     rows (the scorers that read only the target, applied to the reference model's extraction: no extra pass)
     and the reference extraction.
     """
-    from llm_mia.scorers import parse_scorer_specs
-    from llm_mia.scoring import compute_scores, extract_views, score_rows
-    from llm_mia.settings import ExtractionSettings
+    from llm_mia.scoring.pipeline import compute_scores, extract_views, score_rows
+    from llm_mia.scoring.scorers import parse_scorer_specs
+    from llm_mia.scoring.settings import ExtractionSettings
 
     calls = list(calls) if calls is not None else parse_scorer_specs(None, has_reference=True)
     settings = ExtractionSettings(batch_size=batch_size, progress=progress)
@@ -352,10 +352,10 @@ def _run(
 ) -> BenchmarkResult:
     import pandas as pd
 
-    from llm_mia.identity import sha256_texts
-    from llm_mia.models import ModelSpec, load_model
-    from llm_mia.records import run_record
-    from llm_mia.settings import ExtractionSettings
+    from llm_mia.backends.local import ModelSpec, load_model
+    from llm_mia.io.identity import sha256_texts
+    from llm_mia.io.records import run_record
+    from llm_mia.scoring.settings import ExtractionSettings
     from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
 
     started = time.perf_counter()

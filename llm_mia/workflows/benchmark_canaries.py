@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.documents import Document
+from llm_mia.io.documents import Document
 
 
 def run_canary_benchmark(
@@ -42,8 +42,8 @@ def run_canary_benchmark(
     from llm_mia.known_split.presets import get_preset
     from llm_mia.known_split.splits import build_split
     from llm_mia.known_split.training import fine_tune, torch_threads, train_from_scratch
-    from llm_mia.metrics import clopper_pearson
-    from llm_mia.settings import ModelSettings
+    from llm_mia.scoring.settings import ModelSettings
+    from llm_mia.stats.metrics import clopper_pearson
     from llm_mia.workflows.canary import CanaryTestSettings, run_canary_test
 
     config = get_preset(recipe, size)

@@ -162,15 +162,15 @@ def _run(
 ) -> DefenseResult:
     import pandas as pd
 
+    from llm_mia.backends.local import ModelSpec, load_model
     from llm_mia.defenses.audit import audit_scores
     from llm_mia.defenses.output import defended
-    from llm_mia.documents import read_documents
-    from llm_mia.extract import extract
-    from llm_mia.known_split.run import score_snapshot, train_models
+    from llm_mia.engine.extract import extract
+    from llm_mia.io.documents import read_documents
     from llm_mia.known_split.splits import build_split
-    from llm_mia.models import ModelSpec, load_model
-    from llm_mia.scorers import parse_scorer_specs
-    from llm_mia.settings import ExtractionSettings
+    from llm_mia.scoring.scorers import parse_scorer_specs
+    from llm_mia.scoring.settings import ExtractionSettings
+    from llm_mia.workflows.benchmark import score_snapshot, train_models
     from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
 
     split = build_split(config.split, cache_root=cache_root, use_cache=use_cache)
@@ -329,7 +329,7 @@ def write_defense_report(result: DefenseResult, directory: Path) -> None:
     perplexity, one point per setting and attack)."""
     import json
 
-    from llm_mia.known_split.report import command_line
+    from llm_mia.workflows.benchmark_report import command_line
 
     directory.mkdir(parents=True, exist_ok=True)
     config = result.config

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from llm_mia.io.outputs import check_output_dir
 from llm_mia.known_split.presets import PRESETS, BenchmarkConfig
-from llm_mia.known_split.run import BenchmarkResult
-from llm_mia.metrics import format_fpr
-from llm_mia.outputs import check_output_dir
+from llm_mia.stats.metrics import format_fpr
+from llm_mia.workflows.benchmark import BenchmarkResult
 from llm_mia.workflows.evaluate import tpr_cell
 
 RESULTS_FILE = "results.json"
@@ -244,9 +244,9 @@ def results_dict(result: BenchmarkResult) -> dict[str, Any]:
 
 def write_report(result: BenchmarkResult, directory: str | Path) -> list[Path]:
     """Write the report directory (see module docstring); returns the files written."""
-    from llm_mia.outputs import write_json, write_text
-    from llm_mia.records import write_run_record
-    from llm_mia.score_files import write_rows
+    from llm_mia.io.outputs import write_json, write_text
+    from llm_mia.io.records import write_run_record
+    from llm_mia.io.score_files import write_rows
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

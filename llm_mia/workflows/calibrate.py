@@ -4,7 +4,7 @@
 :class:`Calibration`, which writes and reads the calibration file. :func:`judge_score_file` applies a
 calibration to another score file and returns a :class:`VerdictReport`. The rules that decide whether a
 calibration applies to a score file (same model, scorer and settings; the documents judged are not the
-controls) live here, next to the statistics they protect (``llm_mia.calibration``).
+controls) live here, next to the statistics they protect (``llm_mia.stats.verdicts``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.calibration import (
+from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.io.documents import parse_label
+from llm_mia.io.identity import sha256_file
+from llm_mia.io.outputs import write_json
+from llm_mia.io.records import DIRECTION, identity_differences, read_run_record, run_record
+from llm_mia.io.score_files import read_scores, score_columns
+from llm_mia.io.tables import cell, text_table
+from llm_mia.stats.metrics import format_p_value
+from llm_mia.stats.verdicts import (
     ADJUSTMENTS,
     GUARANTEES,
     INCONCLUSIVE,
@@ -32,14 +40,6 @@ from llm_mia.calibration import (
     group_verdicts,
     split_controls,
 )
-from llm_mia.documents import parse_label
-from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.identity import sha256_file
-from llm_mia.metrics import format_p_value
-from llm_mia.outputs import write_json
-from llm_mia.records import DIRECTION, identity_differences, read_run_record, run_record
-from llm_mia.score_files import read_scores, score_columns
-from llm_mia.tables import cell, text_table
 
 CALIBRATION_FORMAT = "llm-mia calibration"
 CALIBRATION_VERSION = 1
@@ -263,7 +263,7 @@ class VerdictSettings:
     """``adjust``: multiple-testing adjustment across documents: ``bh`` (Benjamini-Hochberg), ``none``, or
     ``auto`` (the default: ``bh`` when more than one document has a score and the calibration's guarantee is
     marginal, else ``none``). ``units``: what BH counts: ``groups`` (the score file's ``group`` column: Simes
-    within each group, BH across groups, then BH within the groups selected; ``llm_mia.calibration``),
+    within each group, BH across groups, then BH within the groups selected; ``llm_mia.stats.verdicts``),
     ``documents``, or ``auto`` (the default: groups when some group holds two or more judged documents).
     ``allow_mismatch``: judge scores whose run record names another model, scorer or settings than the
     controls'."""
@@ -587,7 +587,7 @@ class VerdictReport:
 def _groups_of(frame: Any, usable: list[bool], units: str, source: Any) -> tuple[list[str | None] | None, int | None]:
     """(the group of each row to correct over, or None to correct over documents; the number of groups among the
     usable rows when some group holds several of them, else None)."""
-    from llm_mia.metrics import group_index
+    from llm_mia.stats.metrics import group_index
 
     column = frame["group"].to_numpy(dtype=object).tolist() if "group" in frame.columns else None
     n_groups = None

@@ -22,9 +22,9 @@ from typing import Any
 
 from llm_mia.canaries.make import all_texts, read_secret, sibling_warning
 from llm_mia.canaries.ranks import exposure, fisher_combined, rank_p_value, smallest_p_value
-from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.settings import ModelSettings, ScoringSettings
+from llm_mia.io.documents import Document
+from llm_mia.scoring.settings import ModelSettings, ScoringSettings
 
 ASSUMPTION = (
     "the published canary was drawn with its siblings from one generator and chosen among them at random after "
@@ -35,7 +35,7 @@ ASSUMPTION = (
 @dataclass(frozen=True)
 class CanaryTestSettings:
     """Model, scorer (one), significance level, the secret file's commitment (a SHA-256, or its JSON file), batch
-    size, stats cache and torch threads (``llm_mia.threads``)."""
+    size, stats cache and torch threads (``llm_mia.engine.threads``)."""
 
     models: ModelSettings = field(default_factory=ModelSettings)
     scorer: str = "loss"
@@ -55,7 +55,7 @@ def run_canary_test(secret: Path, settings: CanaryTestSettings, *, observer: Any
     """Score the canaries of ``secret`` and their siblings; return per-canary ranks and p-values, the combined
     p-value, the verdict in words, and what it rests on (see the module docstring). ``observer`` hears of every
     model call (an evidence run's query log)."""
-    from llm_mia.settings import ExtractionSettings
+    from llm_mia.scoring.settings import ExtractionSettings
     from llm_mia.workflows.score import load_models, score_documents
 
     record = read_secret(secret, settings.commitment)

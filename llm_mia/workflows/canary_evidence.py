@@ -27,8 +27,8 @@ from typing import Any
 
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.evidence.plan import PLAN_FORMAT, PLAN_VERSION, Plan, canonical_json, model_inventory, remote_inventory
-from llm_mia.identity import source_commit, versions
-from llm_mia.outputs import atomic_write, json_ready, write_json
+from llm_mia.io.identity import source_commit, versions
+from llm_mia.io.outputs import atomic_write, json_ready, write_json
 
 KIND = "canary"
 PRIMARY_OUTCOME = (
@@ -47,8 +47,8 @@ def build_canary_plan(secret: str | Path, settings: Any, *, question: str, analy
     whose ``commitment`` (the published SHA-256, or its JSON file) is required: a plan fixes a committed file.
     Refuses an empty question or analyst, a secret file that does not match its commitment, and a scorer that
     is not registered. Hashes the model's files; loads no weights."""
+    from llm_mia.backends.remote.model import is_remote
     from llm_mia.canaries.make import read_secret, sibling_warning
-    from llm_mia.remote.model import is_remote
 
     if not question.strip():
         raise LlmMiaError("the plan needs the question in words: --question 'Was model M trained on my canaries?'")
@@ -109,8 +109,8 @@ def build_canary_plan(secret: str | Path, settings: Any, *, question: str, analy
 
 def planned_test_settings(plan: Plan, *, cache: Any = True, model: str | None = None) -> Any:
     """The ``CanaryTestSettings`` a canary plan fixes (the commitment is the planned SHA-256 of the secret)."""
-    from llm_mia.remote.client import ApiSettings
-    from llm_mia.settings import ModelSettings
+    from llm_mia.backends.remote.client import ApiSettings
+    from llm_mia.scoring.settings import ModelSettings
     from llm_mia.workflows.canary import CanaryTestSettings
 
     planned = plan.data["settings"]
@@ -192,7 +192,7 @@ def run_canary_evidence(
     )
     from llm_mia.evidence.query_log import QueryLog
     from llm_mia.evidence.report_canary import render_canary_report
-    from llm_mia.score_files import write_rows
+    from llm_mia.io.score_files import write_rows
     from llm_mia.workflows.canary import run_canary_test
 
     started = time.perf_counter()

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.documents import Document
 from llm_mia.errors import LlmMiaError
-from llm_mia.settings import ExtractionSettings, ModelSettings
+from llm_mia.io.documents import Document
+from llm_mia.scoring.settings import ExtractionSettings, ModelSettings
 
 DEFAULT_TOLERANCE = 0.02  # nats per token, on the mean: quantised kernels against float32 dequantised weights
 CHECK_SCORERS = ("loss", "zlib", "min_k")
@@ -96,11 +96,11 @@ def check_backend(
 
     ``save``: store the result where run records of this endpoint find it.
     """
-    from llm_mia.cache import StatsCache, default_cache_path
-    from llm_mia.models import ModelSpec, load_model
-    from llm_mia.remote.model import agreement_path, connect, is_remote
-    from llm_mia.scorers import parse_scorer_specs
-    from llm_mia.scoring import compute_scores
+    from llm_mia.backends.local import ModelSpec, load_model
+    from llm_mia.backends.remote.model import agreement_path, connect, is_remote
+    from llm_mia.engine.stats_cache import StatsCache, default_cache_path
+    from llm_mia.scoring.pipeline import compute_scores
+    from llm_mia.scoring.scorers import parse_scorer_specs
 
     if not is_remote(remote.model) or remote.api is None:
         raise LlmMiaError("check-backend compares a model behind an API (--model api:NAME --api-base URL) with --local")

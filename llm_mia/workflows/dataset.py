@@ -1,6 +1,6 @@
 """The dataset-level workflow (``llm-mia dataset-test``): cut a suspect work and control works into passages of
 one fixed length, score them in one pass per model and text variant, run the work-level test with its
-safeguards (``llm_mia.dataset_inference``), and report.
+safeguards (``llm_mia.stats.dataset_inference``), and report.
 
 :func:`run_dataset_test` returns a :class:`DatasetTestReport`; :meth:`DatasetTestReport.write` writes the
 report directory.
@@ -17,22 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.dataset_inference import (
-    DEFAULT_ALPHA,
-    PASSAGE_LEVEL,
-    REFERENCE_GAP,
-    SCORES,
-    WORK_LEVEL,
-    DatasetInferenceResult,
-    dataset_inference,
-)
-from llm_mia.documents import Document
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.half_split import COMBINATION, DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS, MIN_PASSAGES_PER_SET
-from llm_mia.identity import sha256_text, sha256_texts
-from llm_mia.metrics import format_p_value, p_phrase
-from llm_mia.outputs import write_json, write_text
-from llm_mia.passages import (
+from llm_mia.io.documents import Document
+from llm_mia.io.identity import sha256_text, sha256_texts
+from llm_mia.io.outputs import write_json, write_text
+from llm_mia.io.passages import (
     DEFAULT_PASSAGE_TOKENS,
     WORK_UNITS,
     Passage,
@@ -41,10 +30,21 @@ from llm_mia.passages import (
     passages_from_sources,
     read_sources,
 )
-from llm_mia.records import write_run_record
-from llm_mia.score_files import write_rows
-from llm_mia.settings import ScoringSettings
-from llm_mia.work_permutation import DEFAULT_PERMUTATIONS, SELECTION_RULES, WHOLE_SUSPECT
+from llm_mia.io.records import write_run_record
+from llm_mia.io.score_files import write_rows
+from llm_mia.scoring.settings import ScoringSettings
+from llm_mia.stats.dataset_inference import (
+    DEFAULT_ALPHA,
+    PASSAGE_LEVEL,
+    REFERENCE_GAP,
+    SCORES,
+    WORK_LEVEL,
+    DatasetInferenceResult,
+    dataset_inference,
+)
+from llm_mia.stats.metrics import format_p_value, p_phrase
+from llm_mia.stats.passage_test import COMBINATION, DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS, MIN_PASSAGES_PER_SET
+from llm_mia.stats.work_test import DEFAULT_PERMUTATIONS, SELECTION_RULES, WHOLE_SUSPECT
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +69,10 @@ class DatasetTestSettings:
     a target behind an API (whose tokenizer is unknown), the local model (alias, directory, GGUF) whose
     tokenizer cuts the passages; passage lengths are then counted in its tokens. ``statistic``: ``scores`` (the
     target's membership scores), ``reference-gap`` (each score minus the same score under the reference model: for
-    controls that differ from the work in era, author or format, ``llm_mia.dataset_inference.GAP_ASSUMPTION``) or
+    controls that differ from the work in era, author or format, ``llm_mia.stats.dataset_inference.GAP_ASSUMPTION``) or
     ``auto`` (the gap when a reference model is given, else the scores). ``passage_selection``: which passages of
     one suspect work enter the test (``whole-suspect``: all of them, each control work with up to as many;
-    ``common-size``: every work with its first c; ``llm_mia.work_permutation.select_passages``).
+    ``common-size``: every work with its first c; ``llm_mia.stats.work_test.select_passages``).
     """
 
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
@@ -90,7 +90,7 @@ class DatasetTestSettings:
     passage_selection: str = WHOLE_SUSPECT
 
     def __post_init__(self) -> None:
-        from llm_mia.remote.model import is_remote
+        from llm_mia.backends.remote.model import is_remote
 
         if self.tokenizer is not None and not is_remote(self.scoring.models.model):
             raise LlmMiaError("--tokenizer is for a target behind an API; a local target cuts with its own tokenizer")
@@ -172,7 +172,7 @@ class DatasetTestSettings:
 
 
 def _reads_target(view: str) -> bool:
-    from llm_mia.scorers.registry import VIEWS
+    from llm_mia.scoring.scorers.registry import VIEWS
 
     return VIEWS[view].model == "target"
 
@@ -266,10 +266,10 @@ def cut_inputs(
     refuse_shared: bool = False,
     refuse_copied: bool = False,
 ) -> DatasetInputs:
-    """Read both inputs (any input ``llm_mia.documents.read_documents`` reads), refuse texts found on both sides,
+    """Read both inputs (any input ``llm_mia.io.documents.read_documents`` reads), refuse texts found on both sides,
     cut passages of exactly ``passage_tokens`` tokens with ``tokenizer`` (the target model's), leave out passages
     found on both sides (``refuse_shared``: refuse them instead), refuse any passage mostly made of text found
-    verbatim on the other side when ``refuse_copied`` (``llm_mia.overlap``), and check there are enough; no model
+    verbatim on the other side when ``refuse_copied`` (``llm_mia.stats.overlap``), and check there are enough; no model
     is run."""
     suspect_sources = read_sources(suspect, works=settings.suspect_works, name=Path(suspect).name)
     control_sources = read_sources(control, works=settings.control_works, name=Path(control).name)
@@ -314,7 +314,7 @@ def cut_inputs(
 def refuse_remote_target(models: Any, *, tokenizer: str | None = None) -> None:
     """Passages are cut with the target model's tokenizer, which an API does not expose: an ``api:`` target needs
     a local ``tokenizer`` to cut with (``--tokenizer``)."""
-    from llm_mia.remote.model import is_remote
+    from llm_mia.backends.remote.model import is_remote
 
     if is_remote(models.model) and tokenizer is None:
         raise LlmMiaError(
@@ -331,7 +331,7 @@ def cutting_tokenizer(settings: DatasetTestSettings, models: Any = None) -> Any:
         return models["target"].tokenizer
     from transformers import AutoTokenizer
 
-    from llm_mia.models import ModelSpec, resolve_model_directory
+    from llm_mia.backends.local import ModelSpec, resolve_model_directory
 
     spec = ModelSpec(name=settings.tokenizer) if settings.tokenizer else settings.scoring.models.specs()["target"]
     return AutoTokenizer.from_pretrained(
@@ -368,9 +368,10 @@ def score_and_test(
 ) -> DatasetTestReport:
     """Score the passages of ``inputs`` (suspect and control together, one extraction per model and text
     variant, stats cache, multi-process under a launcher; with the reference-gap statistic, the same scorers under
-    the reference model too), run :func:`llm_mia.dataset_inference.dataset_inference` with its model-free checks on
+    the reference model too), run :func:`llm_mia.stats.dataset_inference.dataset_inference` with its model-free checks
+    on
     the passages' texts, and assemble the report. ``observer`` hears of every model call
-    (``llm_mia.scoring.extract_views``)."""
+    (``llm_mia.scoring.pipeline.extract_views``)."""
     from llm_mia.workflows.score import score_documents
 
     scoring = settings.scoring
@@ -531,7 +532,7 @@ def _reference_alone(
 ) -> dict[str, Any]:
     """The work-level test on the reference model's scores alone (the scored passages): how far the suspect work
     stands out to a model that cannot have seen it. Reported beside the gap statistic, not tested."""
-    from llm_mia.work_permutation import work_permutation_test
+    from llm_mia.stats.work_test import work_permutation_test
 
     values = np.array([[row[f"ref:{c}"] for c in columns] for row in [*suspect_rows, *control_rows]], dtype=float)
     works = [f"suspect:{w}" for w in suspect_works] + [f"control:{w}" for w in control_works]
@@ -562,10 +563,10 @@ def _refuse_overlap(suspect: list[Source], control: list[Source]) -> None:
 def _refuse_copied_text(
     suspect: list[Passage], control: list[Passage], suspect_sources: list[Source], control_sources: list[Source]
 ) -> None:
-    """Refuse passages of one side mostly made of text found verbatim on the other (``llm_mia.overlap``)."""
+    """Refuse passages of one side mostly made of text found verbatim on the other (``llm_mia.stats.overlap``)."""
     from types import SimpleNamespace
 
-    from llm_mia.overlap import SHARE, shared_passages
+    from llm_mia.stats.overlap import SHARE, shared_passages
 
     def texts(sources: list[Source], side: str) -> list[SimpleNamespace]:
         return [SimpleNamespace(id=f"{side} source {s.name}", text=s.text) for s in sources]

@@ -1,6 +1,6 @@
 """The DE-COP workflow: passages with paraphrases in, one score row per passage and a run record out.
 
-Every passage is asked in the 24 orders of its four options (``llm_mia.decop``); the target is a white-box
+Every passage is asked in the 24 orders of its four options (``llm_mia.methods.decop``); the target is a white-box
 model (the answer letters' log-probs from one pass over each prompt, ``extract.next_token_logprobs``) or a model
 behind an API (``remote.choices``: completions, or chat for chat-only endpoints; responses cached, so a rerun
 sends nothing twice). Rows carry ``decop`` (mean probability of the verbatim option, chance 0.25) and
@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.decop import LETTERS, SYSTEM_PROMPT, QuizPassage, answer_token_ids, passage_scores, quizzes
 from llm_mia.errors import LlmMiaError
-from llm_mia.identity import sha256_text, sha256_texts
-from llm_mia.records import run_record, write_run_record
-from llm_mia.score_files import write_rows
-from llm_mia.settings import ModelSettings
+from llm_mia.io.identity import sha256_text, sha256_texts
+from llm_mia.io.records import run_record, write_run_record
+from llm_mia.io.score_files import write_rows
+from llm_mia.methods.decop import LETTERS, SYSTEM_PROMPT, QuizPassage, answer_token_ids, passage_scores, quizzes
+from llm_mia.scoring.settings import ModelSettings
 
 STATUS_NO_ANSWER = "no answer letter among the returned tokens in any ordering"
 
@@ -55,7 +55,8 @@ class DecopRun:
 
 
 def letter_token_ids(tokenizer: Any) -> list[int]:
-    """:func:`llm_mia.decop.answer_token_ids` with a white-box model's tokenizer; refuses one that has neither."""
+    """:func:`llm_mia.methods.decop.answer_token_ids` with a white-box model's tokenizer; refuses one that has
+    neither."""
     ids = answer_token_ids(lambda text: tokenizer.encode(text, add_special_tokens=False))
     if ids is None:
         raise LlmMiaError("the tokenizer has no single token for each answer letter (neither ' A' nor 'A')")
@@ -64,10 +65,10 @@ def letter_token_ids(tokenizer: Any) -> list[int]:
 
 def paraphraser(name: str, settings: ModelSettings) -> tuple[Any, dict[str, Any]]:
     """``generate(text, seed) -> paraphrase`` from the model ``name`` (local, or ``api:NAME`` at the settings' API),
-    and its identity for the run record (``llm_mia.paraphrase`` says how it is asked)."""
-    from llm_mia.models import ModelSpec
-    from llm_mia.paraphrase import INSTRUCTION, TEMPERATURE
-    from llm_mia.remote.model import connect, is_remote
+    and its identity for the run record (``llm_mia.methods.paraphrase`` says how it is asked)."""
+    from llm_mia.backends.local import ModelSpec
+    from llm_mia.backends.remote.model import connect, is_remote
+    from llm_mia.methods.paraphrase import INSTRUCTION, TEMPERATURE
 
     if is_remote(name):
         model = connect(ModelSpec(name=name), settings.api)
@@ -84,8 +85,8 @@ def paraphraser(name: str, settings: ModelSettings) -> tuple[Any, dict[str, Any]
             return model.client.post("completions", payload)["choices"][0].get("text") or ""
 
         return generate, {**model.describe(), "asked_through": "chat" if chat else "completions"}
-    from llm_mia.generation import sample_continuations
-    from llm_mia.models import load_model
+    from llm_mia.backends.local import load_model
+    from llm_mia.engine.generation import sample_continuations
 
     loaded = load_model(ModelSpec(name=name, dtype=settings.dtype, device=settings.device))
     chat = bool(getattr(loaded.tokenizer, "chat_template", None))
@@ -112,16 +113,16 @@ def run_decop(
     ``paraphrases_from``: where passages' paraphrases came from when a model wrote them (``paraphraser``'s
     identity and the seeds kept), for the run record.
     """
-    from llm_mia.models import ModelSpec
-    from llm_mia.remote.model import connect, is_remote
+    from llm_mia.backends.local import ModelSpec
+    from llm_mia.backends.remote.model import connect, is_remote
 
     if not passages:
         raise LlmMiaError(f"{source}: no passages")
     spec = settings.models.specs()["target"]
     incomplete = 0
     if is_remote(spec.name):
-        from llm_mia.remote.choices import answer_logprobs
-        from llm_mia.remote.responses import response_cache
+        from llm_mia.backends.remote.responses import response_cache
+        from llm_mia.methods.decop_remote import answer_logprobs
 
         model = connect(ModelSpec(name=spec.name), settings.models.api)
         responses = response_cache(settings.cache)
@@ -134,8 +135,8 @@ def run_decop(
 
         described = model.describe()
     else:
-        from llm_mia.extract import next_token_logprobs
-        from llm_mia.models import load_model
+        from llm_mia.backends.local import load_model
+        from llm_mia.engine.extract import next_token_logprobs
 
         loaded = load_model(spec)
         candidates = letter_token_ids(loaded.tokenizer)

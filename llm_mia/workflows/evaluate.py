@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_mia.blind import DEFAULT_PERMUTATIONS
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.metrics import (
+from llm_mia.io.outputs import write_json
+from llm_mia.io.records import DIRECTION
+from llm_mia.io.score_files import pick_score_columns
+from llm_mia.io.tables import text_table
+from llm_mia.stats.blind_baseline import DEFAULT_PERMUTATIONS
+from llm_mia.stats.metrics import (
     DEFAULT_FPRS,
     MIN_FALSE_POSITIVES,
     ScorerEvaluation,
@@ -28,10 +32,6 @@ from llm_mia.metrics import (
     labelled_rows,
     max_auroc_permutation_test,
 )
-from llm_mia.outputs import write_json
-from llm_mia.records import DIRECTION
-from llm_mia.score_files import pick_score_columns
-from llm_mia.tables import text_table
 
 EVALUATION_FILE = "evaluation.json"
 FIGURES = ("roc", "roc_loglog", "histograms")
@@ -79,7 +79,7 @@ class EvaluationSettings:
             object.__setattr__(self, "columns", tuple(self.columns))
 
     def metric_settings(self) -> dict[str, Any]:
-        """The keyword arguments of ``llm_mia.metrics.evaluate_frame``."""
+        """The keyword arguments of ``llm_mia.stats.metrics.evaluate_frame``."""
         return {
             "fprs": list(self.fprs),
             "n_bootstrap": self.n_bootstrap,
@@ -104,7 +104,7 @@ class Evaluation:
 
     scorers: dict[str, ScorerEvaluation]
     skipped: dict[str, str]
-    blind: Any  # llm_mia.blind.BlindBaselineResult | None
+    blind: Any  # llm_mia.stats.blind_baseline.BlindBaselineResult | None
     blind_skipped: str | None
     n_rows: int
     n_unlabelled: int
@@ -224,7 +224,7 @@ class Evaluation:
         the ROC (linear and log-log) and histogram figures (PNG and SVG) into ``directory``."""
         import numpy as np
 
-        from llm_mia import plots
+        from llm_mia.io import plots
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -283,7 +283,7 @@ def evaluate_table(
     rows with a non-ok status or a missing score are excluded and counted. A scorer with no usable member or
     non-member is listed in ``skipped`` rather than failing the rest.
     """
-    from llm_mia.blind import blind_baseline
+    from llm_mia.stats.blind_baseline import blind_baseline
 
     settings = settings or EvaluationSettings()
     texts = _check_texts(texts)
@@ -398,10 +398,10 @@ def _selection(labelled: Any, labels: Any, names: list[str], settings: Evaluatio
 def read_labelled_texts(
     path: str | Path, *, format: str = "auto", columns: Any = None, split: str | None = None
 ) -> list[Any]:
-    """Documents of a text file in the layout asked for (``llm_mia.labelled_sets.FORMATS``); labels may be
+    """Documents of a text file in the layout asked for (``llm_mia.io.labelled_sets.FORMATS``); labels may be
     missing here (with a score file they come from the scores)."""
-    from llm_mia.documents import read_documents
-    from llm_mia.labelled_sets import detect_format, load_mimir, load_wikimia
+    from llm_mia.io.documents import read_documents
+    from llm_mia.io.labelled_sets import detect_format, load_mimir, load_wikimia
 
     form = detect_format(path, columns=columns, split=split) if format == "auto" else format
     if form == "wikimia":
@@ -416,7 +416,7 @@ def texts_from_run_record(record: Mapping[str, Any] | None, **read_options: Any)
 
     Returns (texts by id or None, a note saying where they came from or why not).
     """
-    from llm_mia.identity import sha256_texts
+    from llm_mia.io.identity import sha256_texts
 
     source = ((record or {}).get("input") or {}).get("source")
     if not source:
@@ -442,9 +442,9 @@ def evaluate_score_file(
     """Evaluate a labelled score file. The blind baseline's texts come from ``texts_from`` or, failing that,
     from the input named in the file's run record when its hash still matches. Returns the evaluation and the
     identity block for ``evaluation.json`` (score file hash, run record, where the texts came from)."""
-    from llm_mia.identity import sha256_file
-    from llm_mia.records import read_run_record
-    from llm_mia.score_files import read_scores
+    from llm_mia.io.identity import sha256_file
+    from llm_mia.io.records import read_run_record
+    from llm_mia.io.score_files import read_scores
 
     settings = settings or EvaluationSettings()
     path = Path(path)
@@ -480,7 +480,7 @@ def evaluate_documents_file(
 ) -> tuple[Evaluation, dict[str, Any], Any]:
     """Read a labelled set (WikiMIA, MIMIR or generic), score it with ``scoring`` and evaluate it. Returns the
     evaluation, the identity block and the score run (to save the rows)."""
-    from llm_mia.labelled_sets import load_benchmark
+    from llm_mia.io.labelled_sets import load_benchmark
     from llm_mia.workflows.score import score_documents
 
     settings = settings or EvaluationSettings()

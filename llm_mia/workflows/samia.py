@@ -1,8 +1,8 @@
 """The SaMIA workflow: texts in, one score row per text (and every sampled continuation) out.
 
-Each text is cut into prefix and suffix (``llm_mia.samia``), the target model continues the prefix ``samples``
-times (a white-box model through ``llm_mia.generation``, a model behind an API through
-``llm_mia.remote.sampling``, responses cached), and the continuations are compared with the suffix. Rows carry
+Each text is cut into prefix and suffix (``llm_mia.methods.samia``), the target model continues the prefix ``samples``
+times (a white-box model through ``llm_mia.engine.generation``, a model behind an API through
+``llm_mia.methods.samia_remote``, responses cached), and the continuations are compared with the suffix. Rows carry
 ``samia`` and ``samia_zlib`` with id, label, group and status as score rows do; the continuations are returned
 too, so that they can be kept with the run (``SamiaRun.write`` puts them beside the rows).
 """
@@ -16,20 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Document
 from llm_mia.errors import LlmMiaError
-from llm_mia.identity import sha256_text, sha256_texts
-from llm_mia.records import run_record, write_run_record
-from llm_mia.samia import samia_scores, split_text
-from llm_mia.score_files import write_rows
-from llm_mia.settings import ModelSettings
+from llm_mia.io.documents import Document
+from llm_mia.io.identity import sha256_text, sha256_texts
+from llm_mia.io.records import run_record, write_run_record
+from llm_mia.io.score_files import write_rows
+from llm_mia.methods.samia import samia_scores, split_text
+from llm_mia.scoring.settings import ModelSettings
 
 STATUS_TOO_SHORT = "too short: SaMIA needs at least one word in the prefix and one in the suffix"
 
 
 @dataclass(frozen=True)
 class SamiaSettings:
-    """SaMIA's settings (``llm_mia.samia``). ``max_new_tokens`` None: 2 per suffix word + 8. ``cache`` keeps API
+    """SaMIA's settings (``llm_mia.methods.samia``). ``max_new_tokens`` None: 2 per suffix word + 8. ``cache`` keeps API
     responses (True: beside the stats cache; a path: that ``responses.sqlite``; False: none)."""
 
     models: ModelSettings = field(default_factory=ModelSettings)
@@ -78,15 +78,15 @@ def text_seed(seed: int, text: str) -> int:
 
 def run_samia(documents: Sequence[Document], settings: SamiaSettings, *, source: str = "input") -> SamiaRun:
     """SaMIA scores for ``documents`` under the settings' target model (module docstring)."""
-    from llm_mia.models import ModelSpec
-    from llm_mia.remote.model import connect, is_remote
+    from llm_mia.backends.local import ModelSpec
+    from llm_mia.backends.remote.model import connect, is_remote
 
     if not documents:
         raise LlmMiaError(f"{source}: no documents")
     spec = settings.models.specs()["target"]
     if is_remote(spec.name):
-        from llm_mia.remote.responses import response_cache
-        from llm_mia.remote.sampling import sample_continuations
+        from llm_mia.backends.remote.responses import response_cache
+        from llm_mia.methods.samia_remote import sample_continuations
 
         model = connect(ModelSpec(name=spec.name), settings.models.api)
         cache = response_cache(settings.cache)
@@ -98,8 +98,8 @@ def run_samia(documents: Sequence[Document], settings: SamiaSettings, *, source:
 
         described = model.describe()
     else:
-        from llm_mia.generation import sample_continuations
-        from llm_mia.models import load_model
+        from llm_mia.backends.local import load_model
+        from llm_mia.engine.generation import sample_continuations
 
         loaded = load_model(spec)
 

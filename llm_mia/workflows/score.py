@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from llm_mia.documents import Document
+from llm_mia.backends.local import LoadedModel, load_model
+from llm_mia.engine.threads import apply_threads
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.identity import sha256_texts
-from llm_mia.models import LoadedModel, load_model
-from llm_mia.records import run_record, write_run_record
-from llm_mia.score_files import write_rows
-from llm_mia.settings import ModelSettings, ScoringSettings
-from llm_mia.threads import apply_threads
+from llm_mia.io.documents import Document
+from llm_mia.io.identity import sha256_texts
+from llm_mia.io.records import run_record, write_run_record
+from llm_mia.io.score_files import write_rows
+from llm_mia.scoring.settings import ModelSettings, ScoringSettings
 
 
 @dataclass
@@ -58,9 +58,9 @@ def check_documents(documents: Sequence[Document], *, source: str) -> None:
 def load_models(settings: ModelSettings) -> dict[str, LoadedModel]:
     """Load the target (and reference) model offline, each process of a launched run on its own device; connect to
     (and probe) those behind an API."""
+    from llm_mia.backends.remote.model import connect, is_remote
     from llm_mia.defenses.output import defended
-    from llm_mia.distributed import current_shard, process_device
-    from llm_mia.remote.model import connect, is_remote
+    from llm_mia.engine.distributed import current_shard, process_device
 
     device = process_device(settings.device, current_shard(settings.device))
     models = {
@@ -84,14 +84,14 @@ def score_documents(
 
     ``models``: already loaded models by role (``target``, ``reference``) to use instead of loading the ones
     the settings name. ``source`` names the input in messages and the run record. ``observer``: hears of every
-    model call (``llm_mia.scoring.extract_views``). Refuses an empty input (or one where every text is empty)
+    model call (``llm_mia.scoring.pipeline.extract_views``). Refuses an empty input (or one where every text is empty)
     before loading anything. With ``settings.ray``, the documents are scored on Ray actors
-    (``llm_mia.ray_engine``; ``models`` is then not used: every actor loads its own).
+    (``llm_mia.scoring.ray_engine``; ``models`` is then not used: every actor loads its own).
     """
-    from llm_mia.cache import StatsCache
-    from llm_mia.distributed import current_shard, is_main_process
-    from llm_mia.extract import AUTO_BUDGETS
-    from llm_mia.scoring import compute_scores
+    from llm_mia.engine.distributed import current_shard, is_main_process
+    from llm_mia.engine.extract import AUTO_BUDGETS
+    from llm_mia.engine.stats_cache import StatsCache
+    from llm_mia.scoring.pipeline import compute_scores
 
     settings = settings or ScoringSettings()
     calls = settings.calls
@@ -145,9 +145,9 @@ def score_documents(
 def _score_on_ray(
     documents: Sequence[Document], settings: ScoringSettings, *, inputs: dict[str, Any], tool: str, observer: Any
 ) -> ScoreRun:
-    """:func:`score_documents` on Ray actors (``llm_mia.ray_engine``): the same rows, in input order."""
-    from llm_mia.models import resolve_model_directory
-    from llm_mia.ray_engine import score_blocks
+    """:func:`score_documents` on Ray actors (``llm_mia.scoring.ray_engine``): the same rows, in input order."""
+    from llm_mia.backends.local import resolve_model_directory
+    from llm_mia.scoring.ray_engine import score_blocks
 
     if observer is not None:
         raise LlmMiaError(

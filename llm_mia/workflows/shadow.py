@@ -7,7 +7,7 @@ attacks on the target; what ``llm-mia shadow train|score|evaluate`` call.
   :class:`~llm_mia.shadow.signals.SignalMatrix` (``DIR/signals.npz`` + ``.json``; ``DIR/signals-z.*`` for z).
 - :func:`evaluate_shadow_attacks`: for each K asked for, the first K shadow models are the attacks' population
   (balanced for every even K by the paired inclusion design), each attack is fitted on them and scores the
-  target's column; AUROC with its interval and TPR at each FPR with n (:func:`llm_mia.metrics.evaluate_scorer`),
+  target's column; AUROC with its interval and TPR at each FPR with n (:func:`llm_mia.stats.metrics.evaluate_scorer`),
   beside the target-only baselines (loss, min_k_plus_plus). The target's inclusion column is used only as the
   labels of the evaluation, never by an attack.
 """
@@ -59,11 +59,11 @@ def score_shadow_models(
     scorer that reads only the model's own pass). One extraction per (model, document), read from the stats
     cache where it was computed before.
     """
-    from llm_mia.cache import StatsCache
-    from llm_mia.models import ModelSpec, load_model
-    from llm_mia.scorers import parse_scorer_specs
-    from llm_mia.scoring import compute_scores
-    from llm_mia.settings import ExtractionSettings
+    from llm_mia.backends.local import ModelSpec, load_model
+    from llm_mia.engine.stats_cache import StatsCache
+    from llm_mia.scoring.pipeline import compute_scores
+    from llm_mia.scoring.scorers import parse_scorer_specs
+    from llm_mia.scoring.settings import ExtractionSettings
 
     population = load_population(directory)
     names = [*population.shadow_names, TARGET]
@@ -127,7 +127,7 @@ class AttackResult:
 
     attack: str
     k: int
-    evaluation: Any = None  # llm_mia.metrics.ScorerEvaluation
+    evaluation: Any = None  # llm_mia.stats.metrics.ScorerEvaluation
     n_null: int = 0
     reason: str = ""
     detail: str = ""
@@ -158,7 +158,7 @@ class ShadowEvaluation:
 
     def markdown(self, fprs: Sequence[float]) -> str:
         """The table: one row per (attack, K), AUROC [CI] and TPR at each FPR with the non-members it rests on."""
-        from llm_mia.metrics import format_fpr
+        from llm_mia.stats.metrics import format_fpr
 
         header = "| attack | K | AUROC [95% CI] | " + " | ".join(f"TPR@{format_fpr(f)} FPR" for f in fprs) + " |"
         lines = [header, "|" + "---|" * (3 + len(fprs))]
@@ -203,8 +203,8 @@ def evaluate_shadow_attacks(
     seed: int = 0,
 ) -> ShadowEvaluation:
     """Every attack at every K (default: 2, 4, 8, ... up to the models trained) on the target (module doc)."""
-    from llm_mia.metrics import evaluate_scorer
     from llm_mia.shadow.attacks import ATTACKS, NEEDS_POPULATION
+    from llm_mia.stats.metrics import evaluate_scorer
 
     directory = Path(directory)
     population = load_population(directory)
@@ -262,5 +262,5 @@ def attack_table_lines(evaluation: ShadowEvaluation, fprs: Sequence[float]) -> l
         "",
         f"{evaluation.n_documents} target documents (its random half = members), {evaluation.n_z} z documents "
         "(RMIA's population, trained on by no model). * = fewer than 20 false positives allowed at that FPR: the "
-        "threshold rests on the most extreme few non-members (see llm_mia.metrics).",
+        "threshold rests on the most extreme few non-members (see llm_mia.stats.metrics).",
     ]

@@ -3,7 +3,7 @@ provably unseen? (Zhao et al. 2025; ``llm_mia.synthetic``.)
 
 A generator fine-tuned on part of the work writes, after each prefix of the other part, a suffix the suspect
 model cannot have seen (``llm_mia.synthetic.generate``). The suspect model scores the real and the synthetic
-suffixes in one pass per view; the calibrated test (``llm_mia.synthetic.calibration``) asks whether the model's
+suffixes in one pass per view; the calibrated test (``llm_mia.synthetic.calibrated_test``) asks whether the model's
 membership scores separate real from synthetic beyond what the text alone does.
 
 Assumption stated with the verdict: the generator never saw the snippets it completed, and its completions
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from llm_mia.errors import LlmMiaError
-from llm_mia.settings import ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 from llm_mia.synthetic.generate import SynthesisSettings, SyntheticSet, read_synthetic_set, synthesize
 
 # length-invariant scores (pairs have equal lengths in the generator's tokens, not necessarily in the model's)
@@ -91,9 +91,9 @@ class SyntheticTestReport:
         ]
 
     def write(self, directory: str | Path) -> list[Path]:
-        from llm_mia.outputs import write_json, write_text
-        from llm_mia.records import write_run_record
-        from llm_mia.score_files import write_rows
+        from llm_mia.io.outputs import write_json, write_text
+        from llm_mia.io.records import write_run_record
+        from llm_mia.io.score_files import write_rows
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -130,8 +130,8 @@ def run_synthetic_test(
 ) -> SyntheticTestReport:
     """Make (or read, checked against the work) the synthetic set, score it with the suspect model, run the
     calibrated test and its negative control, and assemble the report (module docstring)."""
-    from llm_mia.documents import Document
-    from llm_mia.synthetic.calibration import calibrated_test
+    from llm_mia.io.documents import Document
+    from llm_mia.synthetic.calibrated_test import calibrated_test
     from llm_mia.workflows.score import score_documents
 
     settings = settings or SyntheticTestSettings()

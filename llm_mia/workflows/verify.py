@@ -31,7 +31,7 @@ from llm_mia.evidence.bundle import (
 )
 from llm_mia.evidence.plan import Plan, read_plan
 from llm_mia.evidence.query_log import walk
-from llm_mia.identity import sha256_file, sha256_text
+from llm_mia.io.identity import sha256_file, sha256_text
 
 # Re-scored passages run in other batches than the originals: equal up to float rounding (the engine's batch
 # independence is tested to 1e-4; observed differences are below 1e-6).
@@ -115,7 +115,7 @@ def verify_bundle(
 
     ``model``: where the planned target model is on this machine; ``inputs``: where the planned ``suspect`` /
     ``control`` inputs are, when not at their planned paths; ``secret``: where a canary plan's secret file is,
-    when not at its planned path (all checked by hash). A canary bundle (``llm_mia.evidence.canary``) gets the
+    when not at its planned path (all checked by hash). A canary bundle (``llm_mia.workflows.canary_evidence``) gets the
     same file, plan, query-log and report checks, then its own (canaries, model files, secret file, re-run).
     """
     bundle = Path(bundle)
@@ -224,7 +224,7 @@ def _model_checks(
     inputs: dict[str, str | Path],
     seed: int,
 ) -> list[Check]:
-    from llm_mia.remote.client import RemoteError
+    from llm_mia.backends.remote.client import RemoteError
 
     settings = plan.settings(cache=False, model=model)
     try:
@@ -319,10 +319,10 @@ def _canary_checks(
     """The checks ``llm-mia verify`` adds for a canary bundle: canaries.jsonl agrees with results.json; with
     the model here, its files match the plan; with the secret file here, it matches the plan; with ``full``,
     the whole test is run again and every rank and the combined p-value compared."""
+    from llm_mia.backends.remote.client import RemoteError
     from llm_mia.canaries.make import read_secret
     from llm_mia.canaries.ranks import fisher_combined
-    from llm_mia.evidence.canary import planned_test_settings, secret_path
-    from llm_mia.remote.client import RemoteError
+    from llm_mia.workflows.canary_evidence import planned_test_settings, secret_path
 
     rows, problem = _jsonl(bundle / "canaries.jsonl")
     if problem:

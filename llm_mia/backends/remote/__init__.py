@@ -1,9 +1,9 @@
 """Models behind an OpenAI-compatible API: client, capability probe, token log-probs, response cache.
 
-See :mod:`llm_mia.remote.model` for how such a model stands in for a white-box one.
+See :mod:`llm_mia.backends.remote.model` for how such a model stands in for a white-box one.
 """
 
-from llm_mia.remote.client import ApiClient, ApiSettings, RemoteError
-from llm_mia.remote.model import RemoteModel, connect, is_remote
+from llm_mia.backends.remote.client import ApiClient, ApiSettings, RemoteError
+from llm_mia.backends.remote.model import RemoteModel, connect, is_remote
 
 __all__ = ["ApiClient", "ApiSettings", "RemoteError", "RemoteModel", "connect", "is_remote"]

@@ -34,7 +34,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from llm_mia.remote.client import ApiClient, RemoteError
+from llm_mia.backends.remote.client import ApiClient, RemoteError
 
 PROBE_PREFIX = "The capital of France is Paris. The capital of Italy is"
 ECHO_TOLERANCE = 0.05  # nats: the same logits row read twice; llama.cpp's echo error is several nats
@@ -128,7 +128,7 @@ def probe(client: ApiClient, model: str, *, cache: Any = None) -> Capabilities:
     runner_up = next(((text, value) for text, value in ranked if text != token), None)
 
     echoed = _completion(client, model, PROBE_PREFIX + token, cache, logprobs=1, echo=True)
-    from llm_mia.remote.extract import prompt_entries
+    from llm_mia.backends.remote.extract import prompt_entries
 
     try:
         prompt_tokens, values = prompt_entries(echoed, PROBE_PREFIX + token)

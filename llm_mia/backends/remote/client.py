@@ -18,7 +18,7 @@
   order). Each request's answer must not depend on the others, which holds for a stateless server; callers that
   talk to a stateful one (forced-token scoring on llama.cpp, whose prompt cache makes a prefix's numbers depend
   on what was evaluated before it) keep to one request at a time.
-- Every response can be kept in a :class:`~llm_mia.remote.responses.ResponseCache`, so a rerun or a resumed
+- Every response can be kept in a :class:`~llm_mia.backends.remote.responses.ResponseCache`, so a rerun or a resumed
   run sends nothing twice (see :meth:`ApiClient.post`).
 """
 
@@ -337,7 +337,7 @@ class ApiClient:
         response is refused, and never cached. ``salt`` joins the cache key (the served weights' fingerprint, so
         that new weights behind an old name are asked afresh).
         """
-        from llm_mia.remote.responses import request_key
+        from llm_mia.backends.remote.responses import request_key
 
         key = request_key(self.settings.root, path, payload, salt=salt)
         if cache is not None:

@@ -1,6 +1,6 @@
 """Token log-probs from a model behind an API: texts in, one TokenStats per text out, as the white-box engine.
 
-Two modes (chosen by the probe, :mod:`llm_mia.remote.capabilities`):
+Two modes (chosen by the probe, :mod:`llm_mia.backends.remote.capabilities`):
 
 - ``echo``: one ``POST /completions`` per text with ``echo: true``, ``logprobs: 1``, ``max_tokens: 1`` and
   temperature 0 (``max_tokens: 0`` means "no limit" on some servers, so one token is generated and dropped:
@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from llm_mia.backends.remote.capabilities import detokenize, tokenize
+from llm_mia.backends.remote.client import RemoteError, concurrently
+from llm_mia.backends.remote.model import RemoteModel
+from llm_mia.backends.token_stats import TokenStats, zlib_length
 from llm_mia.errors import InputError
-from llm_mia.remote.capabilities import detokenize, tokenize
-from llm_mia.remote.client import RemoteError, concurrently
-from llm_mia.remote.model import RemoteModel
-from llm_mia.stats import TokenStats, zlib_length
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def remote_extract(
 ) -> list[TokenStats]:
     """One TokenStats per text from ``model``'s endpoint (see module docstring for the two modes).
 
-    ``cache``: a :class:`~llm_mia.remote.responses.ResponseCache` (a rerun sends nothing twice). ``observer``
+    ``cache``: a :class:`~llm_mia.backends.remote.responses.ResponseCache` (a rerun sends nothing twice). ``observer``
     hears ``(text index, event)`` for every request, with the event from :meth:`ApiClient.post`. ``names``: the
     documents' ids, for error messages.
     """

@@ -1,8 +1,8 @@
 """A model behind an OpenAI-compatible API, standing where a loaded white-box model stands.
 
 ``--model api:NAME --api-base URL`` names one. :func:`connect` probes what the endpoint can serve
-(:mod:`llm_mia.remote.capabilities`); the scoring code then sends its texts to
-:func:`llm_mia.remote.extract.remote_extract` instead of the white-box engine, and every scorer that reads only
+(:mod:`llm_mia.backends.remote.capabilities`); the scoring code then sends its texts to
+:func:`llm_mia.backends.remote.extract.remote_extract` instead of the white-box engine, and every scorer that reads only
 token log-probs works unchanged. The run record states the endpoint, its capabilities and whether
 ``llm-mia check-backend`` has compared it with white-box scores (until then its numbers are not trusted).
 """
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm_mia.backends.local import ModelSpec
+from llm_mia.backends.remote.capabilities import Capabilities, probe
+from llm_mia.backends.remote.client import ApiClient, ApiSettings
 from llm_mia.errors import LlmMiaError
-from llm_mia.identity import cache_dir
-from llm_mia.models import ModelSpec
-from llm_mia.remote.capabilities import Capabilities, probe
-from llm_mia.remote.client import ApiClient, ApiSettings
+from llm_mia.io.identity import cache_dir
 
 logger = logging.getLogger(__name__)
 

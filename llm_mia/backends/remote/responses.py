@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llm_mia.identity import cache_dir
-from llm_mia.outputs import CACHE_FIX, check_cache_writable, database_not_writable
+from llm_mia.io.identity import cache_dir
+from llm_mia.io.outputs import CACHE_FIX, check_cache_writable, database_not_writable
 
 logger = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ Importing this package registers the built-in scorers; ``registry.all_scorers()`
 
 # isort: off
 # registration side effect, in the order `llm-mia list` shows them
-from llm_mia.scorers import likelihood, min_k, reference  # noqa: F401
-from llm_mia.scorers import dc_pdd, gradnorm, neighbourhood, recall  # noqa: F401
+from llm_mia.scoring.scorers import likelihood, min_k, reference  # noqa: F401
+from llm_mia.scoring.scorers import dc_pdd, gradnorm, neighbourhood, recall  # noqa: F401
 
 # isort: on
-from llm_mia.scorers.registry import (
+from llm_mia.scoring.scorers.registry import (
     VIEWS,
     Scorer,
     ScorerCall,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llm_mia.scorers.registry import ScoreUnavailable
-from llm_mia.stats import TokenStats
+from llm_mia.backends.token_stats import TokenStats
+from llm_mia.scoring.scorers.registry import ScoreUnavailable
 
 
 def require_scored(stats: TokenStats, *, what: str = "text") -> TokenStats:

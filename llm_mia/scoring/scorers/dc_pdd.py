@@ -6,15 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.scorers._checks import require_scored
-from llm_mia.scorers.registry import ScoreUnavailable, register
-from llm_mia.stats import TokenStats
+from llm_mia.backends.token_stats import TokenStats
+from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 
 def _prepare(model: Any, *, a: float = 0.01, corpus: str = "wikipedia") -> dict[str, Any]:
     """Build (or read from the disk cache) the frequency table for the model's tokenizer and ``corpus``."""
     from llm_mia.errors import InputError
-    from llm_mia.token_frequencies import activate, table_for
+    from llm_mia.scoring.token_frequencies import activate, table_for
 
     if getattr(model, "tokenizer", None) is None or not hasattr(model, "tokenizer_id"):
         raise InputError("dc_pdd needs the model's own tokenizer to count token frequencies; this model has none")
@@ -32,7 +32,7 @@ def dc_pdd(target: TokenStats, *, a: float = 0.01, corpus: str = "wikipedia") ->
     p(x_i) = exp(l_i), the model's probability of the token; f(x_i) = (1 + c) / (N + V), the token's Laplace-
     smoothed frequency in a reference corpus (``corpus``: ``wikipedia``, the packaged Wikipedia summaries, or a
     documents file; the table is built once per tokenizer and corpus, before any text is scored, and cached, see
-    ``llm_mia.token_frequencies``). The paper counts frequencies on C4, which does not install offline; the
+    ``llm_mia.scoring.token_frequencies``). The paper counts frequencies on C4, which does not install offline; the
     default here is 906k words of Wikipedia lead paragraphs, so numbers differ from the paper's where the two
     corpora's token frequencies do. A likely token that is rare in general text is evidence of memorisation; a
     likely token that is common everywhere is not. Each distinct token counts once (its first scored
@@ -43,7 +43,7 @@ def dc_pdd(target: TokenStats, *, a: float = 0.01, corpus: str = "wikipedia") ->
     Example: l = [ln 0.5, ln 0.1, ln 0.5] on tokens [7, 8, 7] with f = [e^-2, e^-1] -> first occurrences 7, 8 ->
     terms [0.5 * 2, 0.1 * 1] = [1.0, 0.1], clipped at a = 0.5 -> [0.5, 0.1] -> score 0.3.
     """
-    from llm_mia.token_frequencies import active
+    from llm_mia.scoring.token_frequencies import active
 
     stats = require_scored(target)
     table = active(stats.tokenizer_id, corpus)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from llm_mia.scorers._checks import require_scored
-from llm_mia.scorers.registry import ScoreUnavailable, register
-from llm_mia.stats import TokenStats
+from llm_mia.backends.token_stats import TokenStats
+from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 NORMS = {1.0: 0, 2.0: 1, math.inf: 2}
 
@@ -21,7 +21,7 @@ def gradnorm(target_gradient: TokenStats, *, p: float = 2.0) -> float:
     whole gradient as one vector. Source: MIMIR (Duan et al. 2024, ``attacks/gradnorm.py``). Deviation: MIMIR
     averages the 2-norms of the parameter tensors one by one; here the norm is of the whole gradient (for p = 2,
     the root of the sum of the per-tensor squares), which does not weigh a small bias vector like a large matrix.
-    Needs the weights (a white-box model): a backward pass per text (see ``llm_mia.gradients``).
+    Needs the weights (a white-box model): a backward pass per text (see ``llm_mia.engine.gradients``).
     Example: a gradient (3, -4) gives -7 (p = 1), -5 (p = 2), -4 (p = inf).
     """
     stats = require_scored(target_gradient)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from llm_mia.scorers._checks import require_scored
-from llm_mia.scorers.registry import ScoreUnavailable, register
-from llm_mia.stats import TokenStats
+from llm_mia.backends.token_stats import TokenStats
+from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 
 @register("loss")

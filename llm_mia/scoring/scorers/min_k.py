@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from llm_mia.scorers._checks import require_scored
-from llm_mia.scorers.registry import ScoreUnavailable, register
-from llm_mia.stats import TokenStats
+from llm_mia.backends.token_stats import TokenStats
+from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 
 def _mean_of_smallest(values: np.ndarray, k: float) -> float:

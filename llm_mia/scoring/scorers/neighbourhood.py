@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from llm_mia.scorers._checks import require_scored
-from llm_mia.scorers.registry import ScoreUnavailable, register
-from llm_mia.stats import TokenStats
+from llm_mia.backends.token_stats import TokenStats
+from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 
 @register("neighbourhood", opt_in=True, cost="+n passes per text (one per neighbour)")
@@ -28,7 +28,7 @@ def neighbourhood(
     labelled so) or the path of a local masked language model (the published method: one token replaced by the
     masked model's most probable candidates under the embedding-dropout trick); ``n`` neighbours (default 25,
     fewer when a text allows fewer), ``seed`` for the choice. Neighbours are generated once per run, kept in
-    ``<cache>/neighbours/`` and scored by the same batched engine as any text (see ``llm_mia.neighbours``).
+    ``<cache>/neighbours/`` and scored by the same batched engine as any text (see ``llm_mia.scoring.neighbours``).
     Source: Mattern et al. 2023, "Membership Inference Attacks against Language Models via Neighbourhood
     Comparison" (Findings of ACL). Example: NLL(x) = 2.0, neighbours 2.5 and 3.1 -> 0.8.
     """

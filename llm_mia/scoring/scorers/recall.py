@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from llm_mia.scorers._checks import require_scored
-from llm_mia.scorers.registry import ScoreUnavailable, register
-from llm_mia.stats import TokenStats
+from llm_mia.backends.token_stats import TokenStats
+from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 SEPARATORS = {"matched": "\n\n", "published": ""}  # what follows each prefix text, per convention
 
@@ -14,8 +14,8 @@ SEPARATORS = {"matched": "\n\n", "published": ""}  # what follows each prefix te
 def _condition(*, prefix: str = "", shots: int = 0, convention: str = "matched") -> tuple[str, list[str]]:
     """The prefix P: the first ``shots`` texts of the file ``prefix`` (all when 0), each followed by a blank line
     (``convention="matched"``) or by nothing (``"published"``, as the authors' code joins them)."""
-    from llm_mia.documents import read_documents
     from llm_mia.errors import InputError
+    from llm_mia.io.documents import read_documents
 
     if convention not in SEPARATORS:
         raise InputError(f"recall: convention={convention!r}; choose one of {', '.join(SEPARATORS)}")

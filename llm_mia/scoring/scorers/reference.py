@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from llm_mia.scorers._checks import require_scored
-from llm_mia.scorers.registry import register
-from llm_mia.stats import TokenStats
+from llm_mia.backends.token_stats import TokenStats
+from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.registry import register
 
 
 def nll_per_byte(stats: TokenStats) -> float:

@@ -2,7 +2,8 @@
 
 A scorer is a plain function registered by name. Its positional parameters name the *views* it reads
 (``target``: the target model on the original text; ``target_lower``: the target model on the lowercased
-text; ``reference``: the reference model on the original text), each a :class:`~llm_mia.stats.TokenStats`;
+text; ``reference``: the reference model on the original text), each a
+:class:`~llm_mia.backends.token_stats.TokenStats`;
 its keyword-only parameters are its hyperparameters, with defaults. ``**kwargs`` is refused at registration,
 so every hyperparameter is visible in ``llm-mia list``.
 
@@ -26,7 +27,7 @@ class View:
     """Which model reads which text variant."""
 
     model: str  # "target" or "reference"
-    variant: str  # a key of llm_mia.variants.TEXT_VARIANTS
+    variant: str  # a key of llm_mia.scoring.variants.TEXT_VARIANTS
     conditioned: bool = False  # read after a conditioning prefix that a scorer's ``condition`` names (ReCaLL)
     gradient: bool = False  # with a backward pass per text: TokenStats.gradient_norms (GradNorm; not cached)
     neighbours: bool = False  # per document, a tuple of its neighbour texts' TokenStats (neighbourhood attack)
@@ -90,8 +91,9 @@ def register(
     per-token mean divided by a total length): comparisons between texts of different lengths or formats
     then measure length, so dataset-level tests leave such scorers out.
 
-    ``needs``: the per-token arrays of :class:`~llm_mia.stats.TokenStats` the scorer reads. A white-box model
-    provides all of them; a model behind an API may return only ``logprob`` (see ``llm_mia.remote``), and a
+    ``needs``: the per-token arrays of :class:`~llm_mia.backends.token_stats.TokenStats` the scorer reads. A white-box
+    model
+    provides all of them; a model behind an API may return only ``logprob`` (see ``llm_mia.backends.remote``), and a
     scorer needing more is refused there before any request is sent.
 
     ``prepare(model, **hyperparameters)``: called once per run, before any document is scored, with the loaded
@@ -134,9 +136,11 @@ def register(
 
 
 def all_scorers() -> dict[str, Scorer]:
-    """Every registered scorer, by name (registration order)."""
-    from llm_mia import scorers  # noqa: F401  (importing the package registers the built-in scorers)
+    """Every registered scorer, by name (registration order).
 
+    The built-in scorers are registered by ``llm_mia.scoring.scorers.__init__``, which Python runs before this
+    module (a package's ``__init__`` is imported before its submodules), so they are always here.
+    """
     return dict(_REGISTRY)
 
 
