@@ -441,7 +441,9 @@ def _gpt2_models(size: str = "full") -> tuple[Any, Any, Any, set[str]]:
 
 
 def _settings(target: Path, reference: Path | None, statistic: str, scratch: Path) -> Any:
-    from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
+    from llm_mia.backends.loading import ModelSettings
+    from llm_mia.engine.extraction_settings import ExtractionSettings
+    from llm_mia.scoring.settings import ScoringSettings
     from llm_mia.workflows.dataset import DatasetTestSettings
 
     return DatasetTestSettings(
@@ -510,9 +512,9 @@ def real(
     """Real-text null designs (``llm_mia.io.real_works``) through ``llm_mia.workflows.dataset``, with the
     gpt2-wikipedia target after its last epoch, under both statistics (the reference-gap one with the recipe's
     reference model, trained the same way on other summaries: it reacts to era and genre as the target does)."""
+    from llm_mia.backends.loading import load_models
     from llm_mia.io.real_works import EXCHANGEABLE, draw_works
     from llm_mia.workflows.dataset import cutting_tokenizer
-    from llm_mia.workflows.score import load_models
 
     config, target, reference, seen = _gpt2_models(size)
     epoch = max(config.training.epochs)
@@ -547,9 +549,9 @@ def power(reps: int, scratch: Path, controls: list[int], epochs: list[int]) -> l
     """One trained work (8 member summaries of the gpt2-wikipedia target) against m control works (8 unseen
     summaries each, same length window), per snapshot epoch, under both statistics (the unseen case is the
     ``real`` part's exchangeable-wikipedia design)."""
+    from llm_mia.backends.loading import load_models
     from llm_mia.io.corpora import wikipedia_summaries
     from llm_mia.workflows.dataset import cutting_tokenizer
-    from llm_mia.workflows.score import load_models
 
     config, target, reference, seen = _gpt2_models()
     from llm_mia.known_split.splits import build_split

@@ -30,11 +30,11 @@ import torch
 
 import llm_mia
 from llm_mia.backends.local import ModelSpec, load_model
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.stats_cache import StatsCache
 from llm_mia.io.documents import Document
 from llm_mia.scoring.pipeline import compute_scores
 from llm_mia.scoring.scorers import parse_scorer_specs
-from llm_mia.scoring.settings import ExtractionSettings
 
 SCORERS = ["loss", "zlib", "min_k", "min_k_plus_plus"]
 SIZES = (10_000, 100_000, 1_000_000)

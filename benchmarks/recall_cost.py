@@ -18,8 +18,8 @@ import torch
 def main() -> None:
     from llm_mia.backends.local import ModelSpec, load_model
     from llm_mia.engine.extract import condition_ids, extract
+    from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.known_split.splits import wikipedia_documents
-    from llm_mia.scoring.settings import ExtractionSettings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=48)

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from llm_mia.backends.local import ModelSpec, load_model
 from llm_mia.engine.extract import extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.io.corpora import wikipedia_summaries
-from llm_mia.scoring.settings import ExtractionSettings
 
 
 def peak_rss_mib() -> float:

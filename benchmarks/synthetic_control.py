@@ -36,11 +36,13 @@ import json
 import time
 from pathlib import Path
 
+from llm_mia.backends.loading import ModelSettings
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.labelled_sets import load_wikimia
 from llm_mia.known_split.presets import get_preset
 from llm_mia.known_split.splits import build_split
-from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 from llm_mia.stats.metrics import clopper_pearson
 from llm_mia.synthetic.generate import SynthesisSettings, cut_snippets, read_work, synthesize
 from llm_mia.workflows.benchmark import train_models

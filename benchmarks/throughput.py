@@ -25,9 +25,9 @@ import torch
 
 from llm_mia.backends.local import ModelSpec, load_model
 from llm_mia.engine.extract import extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.io.corpora import wikipedia_summaries
 from llm_mia.scoring.scorers import parse_scorer_specs
-from llm_mia.scoring.settings import ExtractionSettings
 
 SCORERS = ["loss", "zlib", "min_k", "min_k_plus_plus"]
 

@@ -6,9 +6,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.backends.local import DEFAULT_MODEL, LoadedModel, ModelSpec, load_model
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.io.documents import Document, as_documents
-from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 
 
 def _as_loaded(model: str | ModelSpec | LoadedModel) -> LoadedModel:

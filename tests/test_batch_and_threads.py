@@ -13,9 +13,9 @@ import pytest
 
 from llm_mia.engine.batch_size import measure_tokens, memory_file
 from llm_mia.engine.extract import extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.threads import auto_threads, available_cores, busy_cores, parse_threads
 from llm_mia.errors import LlmMiaError
-from llm_mia.scoring.settings import ExtractionSettings
 
 TEXTS = [("the cat sat on the mat " * (1 + i % 9)) + f"number {i}" for i in range(40)]
 
@@ -83,8 +83,9 @@ def test_auto_threads_leave_the_busy_cores_to_the_work_that_keeps_them_busy() ->
 
 def test_a_documents_bits_depend_only_on_its_block(tiny_model_dirs) -> None:
     """Batches are planned within blocks of documents: a block scored alone gives the bits it gets among all."""
+    from llm_mia.backends.loading import ModelSettings
     from llm_mia.io.documents import Document
-    from llm_mia.scoring.settings import ModelSettings, ScoringSettings
+    from llm_mia.scoring.settings import ScoringSettings
     from llm_mia.workflows.score import score_documents
 
     documents = [Document(id=f"d{i}", text=text) for i, text in enumerate(TEXTS)]

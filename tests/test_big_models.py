@@ -9,8 +9,8 @@ import pytest
 from llm_mia.backends.big_models import parse_max_memory, parse_size
 from llm_mia.backends.local import ModelSpec, load_model
 from llm_mia.engine.extract import extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import LlmMiaError
-from llm_mia.scoring.settings import ExtractionSettings
 
 TEXTS = ["the cat sat on the mat and then ran far away " * 12, "into green fields", "of old England, long ago"]
 

@@ -16,8 +16,8 @@ import torch
 import llm_mia.engine.extract as extract_module
 from llm_mia.cli import main
 from llm_mia.engine.extract import STATUS_OUT_OF_MEMORY, extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.stats_cache import StatsCache
-from llm_mia.scoring.settings import ExtractionSettings
 
 WORDS = "the river carried cold water past old mills while children counted boats and birds above".split()  # noqa: SIM905
 

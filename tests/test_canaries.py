@@ -13,11 +13,11 @@ import pytest
 import torch
 from scipy.stats import binomtest, combine_pvalues, kstest
 
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.canaries.make import CanarySettings, make_canaries, read_secret, sibling_warning, write_secret
 from llm_mia.canaries.plant import plant_canaries
 from llm_mia.canaries.ranks import exposure, fisher_combined, rank_p_value
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.scoring.settings import ModelSettings
 from llm_mia.workflows.canary import CanaryTestSettings, run_canary_test
 
 WORDS = [f"w{a}{b}" for a, b in itertools.product("abcdefghij", "klmnopqrst")]  # 100 words

@@ -13,11 +13,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.scoring.pipeline import compute_scores
 from llm_mia.scoring.scorers import parse_scorer_specs
-from llm_mia.scoring.settings import ExtractionSettings
 
 CORPUS = [
     "The river ran past the old mill and under the stone bridge.",

@@ -10,11 +10,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from llm_mia.backends.local import ModelSpec, load_model
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.scoring.pipeline import compute_scores
 from llm_mia.scoring.scorers import parse_scorer_specs
-from llm_mia.scoring.settings import ExtractionSettings
 
 TEXTS = ["The old bridge was made of stone and crossed the river twice.", "Water ran under the mill all year."]
 QUIET = ExtractionSettings(progress=False)

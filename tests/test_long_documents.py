@@ -22,8 +22,8 @@ import llm_mia.engine.extract as extract_module
 import llm_mia.engine.stats_cache as cache_module
 from llm_mia.cli import main
 from llm_mia.engine.extract import extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.stats_cache import StatsCache
-from llm_mia.scoring.settings import ExtractionSettings
 
 REAL_RUN_BATCH = extract_module._run_batch
 WORDS = "the river carried cold water past old mills while children counted boats and birds above quiet fields".split()  # noqa: SIM905

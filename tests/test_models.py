@@ -38,7 +38,7 @@ def test_spec_validation():
 
 def test_bfloat16_runs_with_float32_reductions(tiny_model_dirs):
     from llm_mia.engine.extract import extract
-    from llm_mia.scoring.settings import ExtractionSettings
+    from llm_mia.engine.extraction_settings import ExtractionSettings
 
     loaded = load_model(ModelSpec(str(tiny_model_dirs["llama"]), dtype="bfloat16", device="cpu"))
     (stats,) = extract(["the river carried cold water"], loaded, ExtractionSettings(progress=False))

@@ -8,12 +8,12 @@ import torch
 
 from llm_mia.defenses.output import defended, parse_defense
 from llm_mia.engine.extract import extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.stats_cache import StatsCache
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.scoring.pipeline import compute_scores
 from llm_mia.scoring.scorers import parse_scorer_specs
-from llm_mia.scoring.settings import ExtractionSettings
 
 TEXTS = [
     "The old bridge was made of stone and crossed the river twice.",

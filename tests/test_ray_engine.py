@@ -15,9 +15,11 @@ import time
 
 import pytest
 
+from llm_mia.backends.loading import ModelSettings
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
-from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 from llm_mia.workflows.score import score_documents
 
 ray = pytest.importorskip("ray", reason="Ray Data is an optional extra: pip install 'llm-mia[ray]'")

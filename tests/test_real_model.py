@@ -9,7 +9,7 @@ import pytest
 
 import llm_mia
 from llm_mia.engine.extract import extract
-from llm_mia.scoring.settings import ExtractionSettings
+from llm_mia.engine.extraction_settings import ExtractionSettings
 
 pytestmark = pytest.mark.slow
 

@@ -12,11 +12,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from llm_mia.engine.extract import condition_ids, extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.scoring.pipeline import compute_scores
 from llm_mia.scoring.scorers import parse_scorer_specs
-from llm_mia.scoring.settings import ExtractionSettings
 
 PREFIX = ["Rain fell on the harbour all night.", "The ferry left at dawn with three passengers."]
 TEXTS = [

@@ -17,13 +17,14 @@ import pytest
 from api_server import FaultyProxy, free_port, start_llama_server, stop
 
 import llm_mia.backends.remote.model
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.backends.local import DEFAULT_MODEL, ModelSpec, packaged_gguf_path
 from llm_mia.backends.remote.client import ApiClient, ApiSettings, RemoteError
 from llm_mia.backends.remote.model import connect
 from llm_mia.cli import main
 from llm_mia.errors import InputError
 from llm_mia.io.documents import Document, read_documents
-from llm_mia.scoring.settings import ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 
 pytest.importorskip(
     "llama_cpp.server", reason="needs llama-cpp-python[server]: LLM_MIA_API_SERVER=1 bash scripts/setup.sh builds it"
@@ -109,7 +110,7 @@ def test_score_command_through_the_api_matches_white_box_scores_and_never_record
     served, smollm2, tmp_path: Path, capsys
 ) -> None:
     from llm_mia.engine.extract import extract
-    from llm_mia.scoring.settings import ExtractionSettings
+    from llm_mia.engine.extraction_settings import ExtractionSettings
 
     source = tmp_path / "texts.jsonl"
     source.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in SHORT))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from api_server import free_port, send_json, serve
 
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.backends.remote.client import ApiClient, ApiSettings, RemoteError
 from llm_mia.backends.remote.responses import ResponseCache, request_key
 from llm_mia.cli import main
@@ -21,7 +22,7 @@ from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.scoring.request_estimate import estimate_requests
 from llm_mia.scoring.scorers import parse_scorer_specs
-from llm_mia.scoring.settings import ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 
 
 def api(root: str, **settings) -> ApiSettings:

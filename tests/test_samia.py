@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document, read_documents
 from llm_mia.methods.samia import rouge1_recall, samia_scores, split_text
-from llm_mia.scoring.settings import ModelSettings
 from llm_mia.workflows.samia import STATUS_TOO_SHORT, SamiaSettings, run_samia
 
 SAMPLE = Path(__file__).parents[1] / "llm_mia" / "data" / "sample.jsonl"

@@ -13,13 +13,13 @@ from tiny_models import make_tiny_model
 from llm_mia.backends.local import ModelSpec, load_model
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.engine.extract import extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import LlmMiaError, UnknownNameError
 from llm_mia.scoring.scorers import ScoreUnavailable, all_scorers, get_scorer, parse_scorer_specs
 from llm_mia.scoring.scorers.likelihood import loss, lowercase, perplexity
 from llm_mia.scoring.scorers.likelihood import zlib as zlib_scorer
 from llm_mia.scoring.scorers.min_k import min_k, min_k_plus_plus
 from llm_mia.scoring.scorers.reference import reference
-from llm_mia.scoring.settings import ExtractionSettings
 
 QUIET = ExtractionSettings(progress=False)
 

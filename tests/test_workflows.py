@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 import llm_mia
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.cli import main
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import InputError, LlmMiaError, NotFittedError
-from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
 from llm_mia.workflows.score import score_documents
 

@@ -157,8 +157,8 @@ def _draw_from_model(settings: CanarySettings, total: int) -> tuple[list[str], d
     """Sample until ``total`` texts fall in the perplexity band; returns them and the draw counts."""
     from llm_mia.backends.local import ModelSpec, load_model
     from llm_mia.engine.extract import extract
+    from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.engine.generation import sample_continuations
-    from llm_mia.scoring.settings import ExtractionSettings
 
     loaded = load_model(ModelSpec(name=settings.model, device="cpu"))
     low, high = settings.perplexity

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.scoring.settings import ModelSettings
+    from llm_mia.backends.loading import ModelSettings
     from llm_mia.workflows.check_backend import check_backend
 
     settings = ModelSettings(model=args.model, device=args.device, api=api_settings_from_args(args))

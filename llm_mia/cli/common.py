@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.backends.big_models import parse_max_memory
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
 from llm_mia.backends.remote.client import DEFAULT_TIME_BUDGET, DEFAULT_TIMEOUT, ApiSettings
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.threads import parse_threads
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Columns, Document, read_documents
 from llm_mia.io.outputs import check_cache_writable, check_writable, not_writable
-from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 
 
 def builtin_sample_path() -> Path:

@@ -45,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llm_mia.backends.loading import ModelSettings
     from llm_mia.errors import LlmMiaError
     from llm_mia.methods.decop import read_quiz_passages, write_quiz_passages
     from llm_mia.methods.paraphrase import write_paraphrases
-    from llm_mia.scoring.settings import ModelSettings
     from llm_mia.workflows.decop import DecopSettings, paraphraser, run_decop
 
     output = check_score_output(args.output, overwrite=args.overwrite)

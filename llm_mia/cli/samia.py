@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llm_mia.backends.loading import ModelSettings
     from llm_mia.io.tables import cell, text_table
-    from llm_mia.scoring.settings import ModelSettings
     from llm_mia.workflows.samia import SamiaSettings, run_samia
 
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None

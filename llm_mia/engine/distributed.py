@@ -9,14 +9,8 @@ processes because batch composition does not.
 
 from __future__ import annotations
 
-import os
-
+from llm_mia.backends.loading import launched_processes
 from llm_mia.engine.extract import Shard
-
-
-def launched_processes() -> int:
-    """Number of processes the launcher started (1 when not launched by accelerate/torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def current_shard(device: str) -> Shard | None:
@@ -27,17 +21,6 @@ def current_shard(device: str) -> Shard | None:
 
     state = PartialState(cpu=device == "cpu")
     return Shard(index=state.process_index, count=state.num_processes, wait_for_everyone=state.wait_for_everyone)
-
-
-def process_device(requested: str, shard: Shard | None) -> str:
-    """The device for this process: with several processes on GPUs, each takes its own local GPU."""
-    if shard is None or requested not in ("cuda", "auto"):
-        return requested
-    import torch
-
-    if not torch.cuda.is_available():
-        return "cpu" if requested == "auto" else requested
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
 
 
 def is_main_process(shard: Shard | None) -> bool:

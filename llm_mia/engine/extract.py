@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from llm_mia.backends.local import LoadedModel
 from llm_mia.backends.token_stats import TokenStats, zlib_length
 from llm_mia.defenses.output import row_seeds
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.reductions import reduce_vocab
 from llm_mia.engine.stats_cache import StatsCache
 from llm_mia.engine.stats_cache import entry_key as cache_entry_key
@@ -57,7 +58,6 @@ from llm_mia.engine.throughput import remember as remember_throughput
 from llm_mia.engine.throughput import remembered as remembered_throughput
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.identity import sha256_text
-from llm_mia.scoring.settings import ExtractionSettings
 
 logger = logging.getLogger(__name__)
 

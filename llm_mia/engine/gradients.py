@@ -21,7 +21,7 @@ import torch
 from llm_mia.backends.local import LoadedModel
 from llm_mia.backends.token_stats import TokenStats, zlib_length
 from llm_mia.engine.extract import _segments_for, _tokenize
-from llm_mia.scoring.settings import ExtractionSettings
+from llm_mia.engine.extraction_settings import ExtractionSettings
 
 STATUS_EMPTY = "empty text"
 STATUS_TOO_SHORT = "no scorable tokens"

@@ -244,11 +244,11 @@ def run_evidence(
     PDF
     (needs Chromium); ``progress``: show the scoring's cost up front and its progress (changes no number).
     """
+    from llm_mia.backends.loading import load_models
     from llm_mia.evidence.browser import print_pdf
     from llm_mia.evidence.report_html import render_report
     from llm_mia.workflows.canary_evidence import is_canary_plan, run_canary_evidence
     from llm_mia.workflows.dataset import plot_result, score_and_test
-    from llm_mia.workflows.score import load_models
 
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -202,8 +202,10 @@ class Plan:
         whether to show progress (neither changes a number); ``model`` / ``reference``: where the planned models
         are on this machine, when not where their planned names resolve (their files are checked against the
         plan's hashes either way)."""
+        from llm_mia.backends.loading import ModelSettings
         from llm_mia.backends.remote.client import ApiSettings
-        from llm_mia.scoring.settings import ExtractionSettings, ModelSettings, ScoringSettings
+        from llm_mia.engine.extraction_settings import ExtractionSettings
+        from llm_mia.scoring.settings import ScoringSettings
         from llm_mia.workflows.dataset import DatasetTestSettings
 
         planned = self.data["settings"]

@@ -17,6 +17,7 @@ from llm_mia.backends.local import LoadedModel
 from llm_mia.backends.remote.model import RemoteModel
 from llm_mia.backends.token_stats import STATUS_OK, TokenStats
 from llm_mia.engine.extract import Shard, condition_ids, extract
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.stats_cache import StatsCache
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.io.documents import Document
@@ -24,7 +25,6 @@ from llm_mia.io.identity import sha256_text
 from llm_mia.io.score_files import META_COLUMNS
 from llm_mia.scoring.scorers import VIEWS, ScorerCall, ScoreUnavailable
 from llm_mia.scoring.scorers.registry import PREPARED
-from llm_mia.scoring.settings import ExtractionSettings
 from llm_mia.scoring.variants import apply_variant
 
 logger = logging.getLogger(__name__)

@@ -157,8 +157,8 @@ class BlockScorer:
     """A Ray Data callable class: loads the models once per actor, scores one block per call."""
 
     def __init__(self, settings: Any, threads: int) -> None:
+        from llm_mia.backends.loading import load_models
         from llm_mia.engine.threads import apply_threads
-        from llm_mia.workflows.score import load_models
 
         apply_threads(threads)
         self.settings = settings

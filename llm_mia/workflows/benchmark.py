@@ -277,9 +277,9 @@ def score_snapshot(
     rows (the scorers that read only the target, applied to the reference model's extraction: no extra pass)
     and the reference extraction.
     """
+    from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.scoring.pipeline import compute_scores, extract_views, score_rows
     from llm_mia.scoring.scorers import parse_scorer_specs
-    from llm_mia.scoring.settings import ExtractionSettings
 
     calls = list(calls) if calls is not None else parse_scorer_specs(None, has_reference=True)
     settings = ExtractionSettings(batch_size=batch_size, progress=progress)
@@ -353,9 +353,9 @@ def _run(
     import pandas as pd
 
     from llm_mia.backends.local import ModelSpec, load_model
+    from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.io.identity import sha256_texts
     from llm_mia.io.records import run_record
-    from llm_mia.scoring.settings import ExtractionSettings
     from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
 
     started = time.perf_counter()

@@ -38,11 +38,11 @@ def run_canary_benchmark(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Make, plant, train and test (see the module docstring); secrets and the result go to ``directory``."""
+    from llm_mia.backends.loading import ModelSettings
     from llm_mia.canaries.make import CanarySettings, make_canaries, write_secret
     from llm_mia.known_split.presets import get_preset
     from llm_mia.known_split.splits import build_split
     from llm_mia.known_split.training import fine_tune, torch_threads, train_from_scratch
-    from llm_mia.scoring.settings import ModelSettings
     from llm_mia.stats.metrics import clopper_pearson
     from llm_mia.workflows.canary import CanaryTestSettings, run_canary_test
 

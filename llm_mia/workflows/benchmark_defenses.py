@@ -166,10 +166,10 @@ def _run(
     from llm_mia.defenses.audit import audit_scores
     from llm_mia.defenses.output import defended
     from llm_mia.engine.extract import extract
+    from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.io.documents import read_documents
     from llm_mia.known_split.splits import build_split
     from llm_mia.scoring.scorers import parse_scorer_specs
-    from llm_mia.scoring.settings import ExtractionSettings
     from llm_mia.workflows.benchmark import score_snapshot, train_models
     from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
 

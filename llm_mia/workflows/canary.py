@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.canaries.make import all_texts, read_secret, sibling_warning
 from llm_mia.canaries.ranks import exposure, fisher_combined, rank_p_value, smallest_p_value
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.io.documents import Document
-from llm_mia.scoring.settings import ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 
 ASSUMPTION = (
     "the published canary was drawn with its siblings from one generator and chosen among them at random after "
@@ -55,8 +56,9 @@ def run_canary_test(secret: Path, settings: CanaryTestSettings, *, observer: Any
     """Score the canaries of ``secret`` and their siblings; return per-canary ranks and p-values, the combined
     p-value, the verdict in words, and what it rests on (see the module docstring). ``observer`` hears of every
     model call (an evidence run's query log)."""
-    from llm_mia.scoring.settings import ExtractionSettings
-    from llm_mia.workflows.score import load_models, score_documents
+    from llm_mia.backends.loading import load_models
+    from llm_mia.engine.extraction_settings import ExtractionSettings
+    from llm_mia.workflows.score import score_documents
 
     record = read_secret(secret, settings.commitment)
     siblings = record["settings"]["siblings"]

@@ -109,8 +109,8 @@ def build_canary_plan(secret: str | Path, settings: Any, *, question: str, analy
 
 def planned_test_settings(plan: Plan, *, cache: Any = True, model: str | None = None) -> Any:
     """The ``CanaryTestSettings`` a canary plan fixes (the commitment is the planned SHA-256 of the secret)."""
+    from llm_mia.backends.loading import ModelSettings
     from llm_mia.backends.remote.client import ApiSettings
-    from llm_mia.scoring.settings import ModelSettings
     from llm_mia.workflows.canary import CanaryTestSettings
 
     planned = plan.data["settings"]

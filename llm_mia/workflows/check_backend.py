@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from llm_mia.backends.loading import ModelSettings
+from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
-from llm_mia.scoring.settings import ExtractionSettings, ModelSettings
 
 DEFAULT_TOLERANCE = 0.02  # nats per token, on the mean: quantised kernels against float32 dequantised weights
 CHECK_SCORERS = ("loss", "zlib", "min_k")

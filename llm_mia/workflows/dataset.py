@@ -352,7 +352,7 @@ def run_dataset_test(
     :func:`cut_inputs` with the target model's tokenizer, then :func:`score_and_test`. Passages found on both sides
     are left out of both and counted; passages mostly made of text found verbatim on the other side (a quoted
     chapter) are refused as ``llm-mia plan`` refuses them, unless ``refuse_copied`` is False."""
-    from llm_mia.workflows.score import load_models
+    from llm_mia.backends.loading import load_models
 
     settings = settings or DatasetTestSettings()
     refuse_remote_target(settings.scoring.models, tokenizer=settings.tokenizer)

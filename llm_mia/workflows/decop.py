@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.identity import sha256_text, sha256_texts
 from llm_mia.io.records import run_record, write_run_record
 from llm_mia.io.score_files import write_rows
 from llm_mia.methods.decop import LETTERS, SYSTEM_PROMPT, QuizPassage, answer_token_ids, passage_scores, quizzes
-from llm_mia.scoring.settings import ModelSettings
 
 STATUS_NO_ANSWER = "no answer letter among the returned tokens in any ordering"
 

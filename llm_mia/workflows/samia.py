@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_mia.backends.loading import ModelSettings
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.io.identity import sha256_text, sha256_texts
 from llm_mia.io.records import run_record, write_run_record
 from llm_mia.io.score_files import write_rows
 from llm_mia.methods.samia import samia_scores, split_text
-from llm_mia.scoring.settings import ModelSettings
 
 STATUS_TOO_SHORT = "too short: SaMIA needs at least one word in the prefix and one in the suffix"
 

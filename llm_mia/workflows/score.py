@@ -13,14 +13,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from llm_mia.backends.local import LoadedModel, load_model
+from llm_mia.backends.loading import load_models
+from llm_mia.backends.local import LoadedModel
 from llm_mia.engine.threads import apply_threads
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.io.identity import sha256_texts
 from llm_mia.io.records import run_record, write_run_record
 from llm_mia.io.score_files import write_rows
-from llm_mia.scoring.settings import ModelSettings, ScoringSettings
+from llm_mia.scoring.settings import ScoringSettings
 
 
 @dataclass
@@ -53,22 +54,6 @@ def check_documents(documents: Sequence[Document], *, source: str) -> None:
         raise InputError(f"{source}: no documents; nothing to score")
     if not any(document.text.strip() for document in documents):
         raise InputError(f"{source}: all {len(documents)} document(s) are empty or whitespace-only; nothing to score")
-
-
-def load_models(settings: ModelSettings) -> dict[str, LoadedModel]:
-    """Load the target (and reference) model offline, each process of a launched run on its own device; connect to
-    (and probe) those behind an API."""
-    from llm_mia.backends.remote.model import connect, is_remote
-    from llm_mia.defenses.output import defended
-    from llm_mia.engine.distributed import current_shard, process_device
-
-    device = process_device(settings.device, current_shard(settings.device))
-    models = {
-        role: connect(spec, settings.api) if is_remote(spec.name) else load_model(spec)
-        for role, spec in settings.specs(device=device).items()
-    }
-    models["target"] = defended(models["target"], settings.output_defense)
-    return models
 
 
 def score_documents(

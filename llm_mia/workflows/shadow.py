@@ -60,10 +60,10 @@ def score_shadow_models(
     cache where it was computed before.
     """
     from llm_mia.backends.local import ModelSpec, load_model
+    from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.engine.stats_cache import StatsCache
     from llm_mia.scoring.pipeline import compute_scores
     from llm_mia.scoring.scorers import parse_scorer_specs
-    from llm_mia.scoring.settings import ExtractionSettings
 
     population = load_population(directory)
     names = [*population.shadow_names, TARGET]

@@ -257,8 +257,9 @@ def _model_checks(
     checks.append(Check("input files", PASS, "every planned input file is here with its planned SHA-256"))
     if rescore <= 0 and not full:
         return checks
+    from llm_mia.backends.loading import load_models
     from llm_mia.workflows.dataset import score_and_test
-    from llm_mia.workflows.score import load_models, score_documents
+    from llm_mia.workflows.score import score_documents
 
     scored, problem = _jsonl(bundle / "scores.jsonl")
     if problem:
