@@ -9,6 +9,7 @@ import torch
 from llm_mia.defenses.output import defended, parse_defense
 from llm_mia.engine.extract import extract
 from llm_mia.engine.extraction_settings import ExtractionSettings
+from llm_mia.engine.output_defense import defense_noise
 from llm_mia.engine.stats_cache import StatsCache
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
@@ -120,8 +121,8 @@ def test_noise_is_seeded_independent_of_batch_and_neighbours_and_has_its_scale(t
     assert not np.allclose(plain[0].logprob, alone[0].logprob, atol=0.05)
     # the noise generator itself: 20,000 entries per row, Gaussian sd 0.5 and Laplace variance 2 S^2
     shape = torch.Size([2, 20_000])
-    gaussian = parse_defense("noise:scale=0.5")._noise(shape, [1, 2], "cpu")
-    laplace = parse_defense("noise:scale=0.5;distribution=laplace")._noise(shape, [1, 2], "cpu")
+    gaussian = defense_noise(parse_defense("noise:scale=0.5"), shape, [1, 2], "cpu")
+    laplace = defense_noise(parse_defense("noise:scale=0.5;distribution=laplace"), shape, [1, 2], "cpu")
     assert gaussian.std().item() == pytest.approx(0.5, rel=0.02)
     assert laplace.var().item() == pytest.approx(2 * 0.25, rel=0.04)
     assert laplace.abs().mean().item() == pytest.approx(0.5, rel=0.02)  # E|X| = S for Laplace(0, S)

@@ -1,8 +1,9 @@
 """Inference-time defenses: what a defended deployment returns instead of the model's exact log-probabilities.
 
 A defense wraps a loaded model (:func:`defended`) and is applied by the extraction engine to every scored
-position's logits before any reduction, so every scorer (loss, Min-K%, Min-K%++, zlib, reference, ...) sees only
-what the deployment would return. Kinds (spec ``kind:key=value;key=value`` as ``--output-defense`` takes it):
+position's logits before any reduction (``llm_mia.engine.output_defense``), so every scorer (loss, Min-K%,
+Min-K%++, zlib, reference, ...) sees only what the deployment would return. Kinds (spec
+``kind:key=value;key=value`` as ``--output-defense`` takes it):
 
 - ``temperature:t=T``: the deployment samples from softmax(logits / T) and returns those log-probabilities.
   T = 1 is the undefended model, bit for bit.
@@ -35,10 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from llm_mia.defenses.specs import DefenseSpec, parse_kind_spec
-from llm_mia.engine.reductions import reduce_vocab
 from llm_mia.errors import LlmMiaError
 
 KINDS = {
@@ -65,58 +63,6 @@ class OutputDefense(DefenseSpec):
     @property
     def random(self) -> bool:
         return self.kind == "noise"
-
-    def reduce(self, logits: torch.Tensor, targets: torch.Tensor, seeds: Sequence[int] | None) -> dict[str, Any]:
-        """The engine's reductions (``llm_mia.engine.reductions.reduce_vocab``) of what this deployment returns for
-        (rows, V) float32 ``logits``; ``seeds``: one per row (noise only, from :func:`row_seeds`)."""
-        if self.kind == "temperature":
-            return reduce_vocab(logits.div_(self.get("t")), targets)
-        if self.kind == "noise":
-            return reduce_vocab(logits.add_(self._noise(logits.shape, seeds, logits.device)), targets)
-        logp = torch.log_softmax(logits, dim=-1)
-        if self.kind == "round":
-            return _reduce_returned(torch.round(logp, decimals=self.get("decimals")), targets)
-        k = min(self.get("k"), logp.shape[1])
-        kth = logp.topk(k, dim=1).values[:, -1:]  # (rows, 1) the smallest value returned
-        return _reduce_returned(logp.masked_fill_(logp < kth, float("-inf")), targets, k=k)
-
-    def _noise(self, shape: torch.Size, seeds: Sequence[int] | None, device: Any) -> torch.Tensor:
-        if seeds is None or len(seeds) != shape[0]:
-            raise LlmMiaError("noise defense: one seed per scored row is needed")
-        scale = self.get("scale")
-        rows = []
-        for seed in seeds:
-            generator = torch.Generator().manual_seed(seed)
-            if self.get("distribution") == "gaussian":
-                rows.append(torch.randn(shape[1], generator=generator) * scale)
-            else:  # Laplace by inverse CDF of one uniform draw per entry: -S sign(u) log(1 - 2|u|), u in (-1/2, 1/2)
-                u = torch.rand(shape[1], generator=generator, dtype=torch.float64) - 0.5
-                rows.append((-scale * torch.sign(u) * torch.log1p(-2 * u.abs())).float())
-        return torch.stack(rows).to(device)
-
-
-def _reduce_returned(values: torch.Tensor, targets: torch.Tensor, *, k: int | None = None) -> dict[str, Any]:
-    """Reductions of returned log-probability values (-inf where none is returned), not renormalised: the token's
-    value as returned (or, hidden by top-k, the smallest returned value and rank k + 1); mu and sigma of the
-    returned values weighted by their softmax."""
-    target = values.gather(1, targets[:, None])[:, 0]
-    hidden = torch.isinf(target)
-    floor = values.masked_fill(torch.isinf(values), float("inf")).amin(dim=1)
-    token = torch.where(hidden, floor, target)
-    rank = 1 + (values > target[:, None]).sum(dim=1)
-    if k is not None:
-        rank = torch.where(hidden, torch.full_like(rank, k + 1), rank)
-    weights = torch.softmax(values, dim=1)
-    finite = torch.where(torch.isinf(values), torch.zeros_like(values), values)
-    mu = (weights * finite).sum(dim=1)
-    variance = (weights * (finite - mu[:, None]) ** 2).sum(dim=1)
-    return {
-        "logprob": token,
-        "mu": mu,
-        "sigma": variance.clamp_min(0.0).sqrt(),
-        "rank": rank,
-        "top1_logprob": values.amax(dim=1),
-    }
 
 
 def row_seeds(seed: int, segments: Sequence[Any], rows: Sequence[int], positions: Sequence[int]) -> list[int]:

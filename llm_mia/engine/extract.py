@@ -48,6 +48,7 @@ from llm_mia.backends.local import LoadedModel
 from llm_mia.backends.token_stats import TokenStats, zlib_length
 from llm_mia.defenses.output import row_seeds
 from llm_mia.engine.extraction_settings import ExtractionSettings
+from llm_mia.engine.output_defense import reduce_defended
 from llm_mia.engine.reductions import reduce_vocab
 from llm_mia.engine.stats_cache import StatsCache
 from llm_mia.engine.stats_cache import entry_key as cache_entry_key
@@ -265,7 +266,9 @@ def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np
             if defense is None:
                 reduced = reduce_vocab(chunk, chunk_targets)
             else:  # what a defended deployment returns, before any reduction
-                reduced = defense.reduce(chunk, chunk_targets, seeds and seeds[first : first + chunk.shape[0]])
+                reduced = reduce_defended(
+                    defense, chunk, chunk_targets, seeds and seeds[first : first + chunk.shape[0]]
+                )
             for name, values in reduced.items():
                 pieces.setdefault(name, []).append(values)
     out = {name: torch.cat(values).cpu().numpy() for name, values in pieces.items()}
