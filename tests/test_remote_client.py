@@ -163,7 +163,7 @@ def test_the_token_rate_limit_holds_over_any_60_seconds(monkeypatch: pytest.Monk
 def test_echoed_prompts_are_counted_by_usage_and_a_leading_bos_is_recognised() -> None:
     """Echo responses as vLLM (a decoded BOS shifts every offset) and OpenAI's legacy models (no BOS) write them;
     the generated token at the end is never taken for the text's."""
-    from llm_mia.backends.remote.extract import prompt_entries
+    from llm_mia.backends.remote.capabilities import prompt_entries
 
     text = "The cat sat"
     vllm = {

@@ -55,9 +55,9 @@ def corpus_texts(corpus: str) -> tuple[list[str], str]:
     """The texts of ``corpus`` (``wikipedia`` or any file ``llm_mia.io.documents.read_documents`` reads) and its
     name."""
     if corpus in ("", DEFAULT_CORPUS):
-        from llm_mia.known_split.splits import wikipedia_documents
+        from llm_mia.io.corpora import wikipedia_summaries
 
-        return [d.text for d in wikipedia_documents()], DEFAULT_CORPUS
+        return list(wikipedia_summaries().values()), DEFAULT_CORPUS
     from llm_mia.io.documents import read_documents
 
     return [d.text for d in read_documents(corpus)], str(Path(corpus).resolve())

@@ -88,6 +88,21 @@ def _logprobs(response: dict[str, Any]) -> dict[str, Any]:
     return logprobs or {}
 
 
+def prompt_entries(response: dict[str, Any], text: str) -> tuple[list[str], list[float | None]]:
+    """The echoed prompt's (tokens, log-probs), without the one generated token.
+
+    ``usage.prompt_tokens`` says how many entries are the prompt where the server reports it (vLLM counts a
+    decoded BOS such as "<s>" into ``text_offset``, so offsets are shifted there); else the entries whose
+    ``text_offset`` lies inside the text.
+    """
+    logprobs = response["choices"][0]["logprobs"]
+    tokens, values, offsets = logprobs["tokens"], logprobs["token_logprobs"], logprobs["text_offset"]
+    count = (response.get("usage") or {}).get("prompt_tokens")
+    if not isinstance(count, int) or not 0 < count <= len(tokens):
+        count = sum(offset < len(text) for offset in offsets)
+    return list(tokens[:count]), list(values[:count])
+
+
 def served_models(client: ApiClient) -> list[str] | None:
     """The model ids ``GET /models`` lists, or None when the server has no such endpoint."""
     try:
@@ -128,8 +143,6 @@ def probe(client: ApiClient, model: str, *, cache: Any = None) -> Capabilities:
     runner_up = next(((text, value) for text, value in ranked if text != token), None)
 
     echoed = _completion(client, model, PROBE_PREFIX + token, cache, logprobs=1, echo=True)
-    from llm_mia.backends.remote.extract import prompt_entries
-
     try:
         prompt_tokens, values = prompt_entries(echoed, PROBE_PREFIX + token)
     except (KeyError, TypeError, IndexError):

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from llm_mia.backends.remote.capabilities import detokenize, tokenize
+from llm_mia.backends.remote.capabilities import detokenize, prompt_entries, tokenize
 from llm_mia.backends.remote.client import RemoteError, concurrently
 from llm_mia.backends.remote.model import RemoteModel
 from llm_mia.backends.token_stats import TokenStats, zlib_length
@@ -79,21 +79,6 @@ def _empty(model: RemoteModel, text: str, status: str, n_tokens: int = 0) -> Tok
         bos_added=False,
         tokenizer_id=model.tokenizer_id,
     )
-
-
-def prompt_entries(response: dict[str, Any], text: str) -> tuple[list[str], list[float | None]]:
-    """The echoed prompt's (tokens, log-probs), without the one generated token.
-
-    ``usage.prompt_tokens`` says how many entries are the prompt where the server reports it (vLLM counts a
-    decoded BOS such as "<s>" into ``text_offset``, so offsets are shifted there); else the entries whose
-    ``text_offset`` lies inside the text.
-    """
-    logprobs = response["choices"][0]["logprobs"]
-    tokens, values, offsets = logprobs["tokens"], logprobs["token_logprobs"], logprobs["text_offset"]
-    count = (response.get("usage") or {}).get("prompt_tokens")
-    if not isinstance(count, int) or not 0 < count <= len(tokens):
-        count = sum(offset < len(text) for offset in offsets)
-    return list(tokens[:count]), list(values[:count])
 
 
 def _echo(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str, Any]], None] | None) -> TokenStats:
