@@ -305,12 +305,12 @@ def test_swapped_weight_file_fails_verify(case, swapped_model, capsys):
 def test_evidence_run_refuses_a_changed_model_or_source_before_scoring(
     case, swapped_model, tmp_path, monkeypatch, capsys
 ):
-    import llm_mia.workflows.dataset as dataset_workflow
+    import llm_mia.workflows.evidence as evidence_workflow
 
     def no_scoring(*args, **kwargs):
         raise AssertionError("scoring started")
 
-    monkeypatch.setattr(dataset_workflow, "score_and_test", no_scoring)
+    monkeypatch.setattr(evidence_workflow, "score_and_test", no_scoring)
     output = tmp_path / "bundle"
     run = ["evidence", "run", str(case["plan"]), "--output-dir", str(output), "--no-pdf"]
     planned = _sha(case["model"] / "model.safetensors")

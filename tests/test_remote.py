@@ -375,8 +375,9 @@ def test_evidence_for_a_model_behind_an_api_is_planned_run_and_verified(served, 
     # a plan made against other weights under the same name is refused before anything is scored
     from llm_mia.evidence.bundle import check_models
     from llm_mia.evidence.plan import read_plan
+    from llm_mia.workflows.plan import planned_settings
 
     other = read_plan(plan)
     other.data["models"]["target"]["fingerprint"] = "0" * 16
     with pytest.raises(InputError, match="serves weights with fingerprint"):
-        check_models(other, other.settings().scoring.models, other.settings().tokenizer)
+        check_models(other, planned_settings(other).scoring.models, planned_settings(other).tokenizer)

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.evidence.bundle import run_evidence
+    from llm_mia.workflows.evidence import run_evidence
 
     cache = cache_from_args(args)
     bundle = run_evidence(

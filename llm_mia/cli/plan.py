@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.evidence.plan import build_plan
     from llm_mia.stats.work_test_power import power_sentence
+    from llm_mia.workflows.plan import build_plan
 
     if not args.control:
         raise LlmMiaError("a plan needs --control: the control works the model cannot have seen")

@@ -1,10 +1,14 @@
-"""Evidence preparation: a pre-registered plan, a bundle that carries it out, a report for non-statisticians,
-and an independent check of the bundle.
+"""Evidence preparation: the pieces of a pre-registered plan, of the bundle that carries it out, and of the
+report for non-statisticians. The commands that use them are workflows: ``llm-mia plan``
+(:mod:`llm_mia.workflows.plan`), ``llm-mia evidence run`` (:mod:`llm_mia.workflows.evidence`, and
+:mod:`llm_mia.workflows.canary_evidence` for a canary plan) and ``llm-mia verify``
+(:mod:`llm_mia.workflows.verify`).
 
-- :mod:`llm_mia.evidence.plan`: ``llm-mia plan`` (the analysis fixed before any score is seen);
-- :mod:`llm_mia.evidence.bundle`: ``llm-mia evidence run`` (inputs checked against the plan, the test run as
-  planned, every model call logged, the bundle written with a manifest);
-- :mod:`llm_mia.evidence.report_html` and :mod:`llm_mia.evidence.browser`: the self-contained report, printed
-  to PDF by headless Chromium;
-- :mod:`llm_mia.workflows.verify`: ``llm-mia verify`` (hashes, the plan, the query log's chain, re-scoring).
+- :mod:`llm_mia.evidence.plan`: the plan's format (the analysis fixed before any score is seen), the inventories
+  of models and inputs it holds, and reading it back with its hash checked;
+- :mod:`llm_mia.evidence.bundle`: the bundle's files, manifest and evidence hash, and the checks of a run's
+  models and inputs against the plan;
+- :mod:`llm_mia.evidence.query_log`: every model call, hash-chained;
+- :mod:`llm_mia.evidence.report_html`, :mod:`llm_mia.evidence.report_canary` and
+  :mod:`llm_mia.evidence.browser`: the self-contained reports, printed to PDF by headless Chromium.
 """

@@ -1,8 +1,9 @@
-"""``llm-mia evidence run``: carry out a plan exactly, and write a bundle that anyone can verify.
+"""The evidence bundle: its files, its manifest and evidence hash, and the checks of a run's inputs against the plan.
 
-Before any score is computed, every model file, source file and passage is checked against the plan's hashes;
-the first difference is refused, naming the file and both hashes. Then the dataset-level test runs as
-planned, every model call going into a hash-chained query log, and the bundle is written:
+``llm-mia evidence run`` (:mod:`llm_mia.workflows.evidence`) checks every model file, source file and passage
+against the plan's hashes before any score is computed, refusing the first difference with the file and both
+hashes (:func:`check_models`, :func:`check_input_files`, :func:`check_inputs`); then runs the test as planned,
+every model call going into a hash-chained query log, and writes the bundle:
 
     plan.json, plan.json.sha256   the plan, byte for byte
     results.json                  every number, bound to the plan's hash (no timestamps: two runs of one plan
@@ -22,30 +23,21 @@ bundle that looks complete; run it again and it resumes from the stats cache wit
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
-import shutil
 import sys
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.errors import InputError
 from llm_mia.evidence.plan import (
     Plan,
-    canonical_json,
     file_inventory,
     inputs_inventory,
     model_inventory,
-    read_plan,
     remote_inventory,
 )
-from llm_mia.evidence.query_log import QueryLog
 from llm_mia.io.identity import sha256_file, source_commit
-from llm_mia.io.outputs import atomic_write, check_writable, json_ready, write_json
-from llm_mia.io.score_files import write_rows
 
 MANIFEST = "MANIFEST.sha256"
 REPORT_FILES = ("report.html", "report.pdf")
@@ -151,13 +143,6 @@ def check_inputs(plan: Plan, inputs: Any) -> None:
                 raise InputError(f"{problem}; the inputs are not the ones planned (in {planned['path']})")
 
 
-def planned_inputs(plan: Plan, settings: Any, paths: dict[str, Path]) -> Any:
-    """The plan's inputs read and cut again, as at plan time (the tokenizer only; no weights are loaded)."""
-    from llm_mia.workflows.dataset import cut_inputs, cutting_tokenizer
-
-    return cut_inputs(paths["suspect"], paths["control"], settings, tokenizer=cutting_tokenizer(settings))
-
-
 def environment() -> dict[str, Any]:
     """The machine and software the run used: Python, OS, CPU, GPU, every installed package."""
     import importlib.metadata
@@ -204,146 +189,3 @@ class EvidenceBundle:
     plan_sha256: str
     evidence_sha256: str
     pdf: bool
-
-
-def _score_figures(rows: list[dict[str, Any]], features: list[str], directory: Path) -> list[Path]:
-    """Per-passage score distributions, suspect vs control, one panel per scorer."""
-    import numpy as np
-
-    from llm_mia.io import plots
-
-    sets = {}
-    for name in features:
-        suspect = [r[name] for r in rows if r["label"] == 1 and r["status"] == "ok" and r[name] is not None]
-        control = [r[name] for r in rows if r["label"] == 0 and r["status"] == "ok" and r[name] is not None]
-        sets[name] = (np.asarray(suspect, dtype=float), np.asarray(control, dtype=float))
-    written = plots.plot_histograms(sets, directory / "score_distributions", labels=("suspect work", "control works"))
-    return [path for path in written if path.suffix == ".png"]
-
-
-def run_evidence(
-    plan_path: str | Path,
-    output: str | Path,
-    *,
-    overwrite: bool = False,
-    cache: Any = True,
-    model: str | None = None,
-    reference: str | None = None,
-    suspect: str | Path | None = None,
-    control: str | Path | None = None,
-    secret: str | Path | None = None,
-    pdf: bool = True,
-    progress: bool = True,
-) -> EvidenceBundle:
-    """Check the inputs against the plan, run the planned test and write the bundle (module docstring).
-
-    ``cache``: the stats cache (True: the default one); ``model`` / ``reference``: where the planned models are
-    on this machine when their planned names do not resolve there; ``suspect`` / ``control``: where the planned
-    inputs are when they moved (every file is checked by hash either way); ``secret``: where a canary plan's
-    secret file is, when moved (``llm_mia.workflows.canary_evidence`` runs such a plan); ``pdf``: print the report to
-    PDF
-    (needs Chromium); ``progress``: show the scoring's cost up front and its progress (changes no number).
-    """
-    from llm_mia.backends.loading import load_models
-    from llm_mia.evidence.browser import print_pdf
-    from llm_mia.evidence.report_html import render_report
-    from llm_mia.workflows.canary_evidence import is_canary_plan, run_canary_evidence
-    from llm_mia.workflows.dataset import plot_result, score_and_test
-
-    started = time.perf_counter()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise LlmMiaError(f"{output} exists; pass --overwrite to replace the bundle, or choose another output")
-    if not output.absolute().parent.exists():
-        raise LlmMiaError(f"{output.absolute().parent}: the bundle's parent directory does not exist; create it first")
-    # written as <output>.partial beside it and renamed at the end: its parent must take files
-    check_writable(output.absolute().parent, what=f"the bundle {output}", fix="choose another --output-dir")
-    plan_path = Path(plan_path)
-    plan = read_plan(plan_path)
-    if is_canary_plan(plan):
-        return run_canary_evidence(plan, plan_path, output, cache=cache, model=model, secret=secret, pdf=pdf)
-    settings = plan.settings(cache=cache, model=model, reference=reference, progress=progress)
-    paths = input_paths(plan, suspect=suspect, control=control)
-    check_input_files(plan, paths)
-    check_models(plan, settings.scoring.models, settings.tokenizer)
-    inputs = planned_inputs(plan, settings, paths)
-    check_inputs(plan, inputs)
-    models = load_models(settings.scoring.models)
-
-    staging = Path(f"{output}.partial")
-    shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftovers: the stats cache keeps its work
-    staging.mkdir(parents=True)
-    model_hashes = {role: entry["files_sha256"] for role, entry in plan.data["models"].items()}
-    log = QueryLog(staging / "query-log.jsonl", anchor=plan.sha256, model_hashes=model_hashes)
-    try:
-        report = score_and_test(inputs, settings, models=models, observer=log.record)
-    finally:
-        chain = log.close()
-    result = report.result
-    shutil.copyfile(plan_path, staging / "plan.json")
-    shutil.copyfile(Path(f"{plan_path}.sha256"), staging / "plan.json.sha256")
-    results = {
-        "format": "llm-mia evidence results",
-        "plan_sha256": plan.sha256,
-        "primary_outcome": plan.data["primary_outcome"],
-        "verdict": result.verdict,
-        "verdict_sentence": result.sentence(),
-        "features": report.report["features"],
-        "passages": report.report["passages"],
-        "reference_alone": report.report.get("reference_alone"),
-        "result": result.to_dict(),
-        "models": {
-            role: {k: v for k, v in entry.items() if k != "files"} for role, entry in plan.data["models"].items()
-        },
-    }
-    data = canonical_json(json_ready(json.loads(json.dumps(results, default=str))))
-    atomic_write(staging / "results.json", lambda stream: stream.write(data), mode="wb")
-    write_rows(report.rows, staging / "scores.jsonl")
-    write_rows(report.passage_rows, staging / "passages.jsonl")
-    write_json(staging / "environment.json", environment())
-    # the work-level design's figure only: the passage-level p-value curve is a separate look at every passage
-    # count, and its smallest point, quoted alone, would read as a p-value for the work (it is not)
-    figures = [plot_result(result, staging)]
-    figures += _score_figures(report.rows, report.report["features"], staging)
-    for extra in staging.glob("*.svg"):
-        extra.unlink()  # PNG only: the report embeds them
-    run = {
-        "started": started_at,
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - started, 1),
-        "argv": list(sys.argv),
-        "plan": str(plan_path),
-        "query_log": chain,
-        "execution": report.record.get("execution"),
-        "differs_between_runs": list(RUN_SPECIFIC_FIELDS),
-    }
-    write_json(staging / "run.json", run)
-    data_files = sorted(p.name for p in staging.iterdir() if p.is_file())
-    lines = manifest_lines(staging, data_files)
-    digest = evidence_hash(lines)
-    captions = {
-        "work_test.png": "The suspect work's statistic (red) among every labelling of the works (grey)",
-        "p_value_curve.png": "Passage-level p-value against the number of passages used: no verdict of training "
-        "rests on it (it treats passages as independent, which passages of one work are not), and each point is "
-        "a separate look, so none of them is a p-value to quote",
-        "score_distributions.png": "Per-passage scores, suspect work vs control works (higher = more like training)",
-    }
-    page = render_report(
-        plan=plan.data,
-        plan_sha256=plan.sha256,
-        results=results,
-        figures={captions.get(p.name, p.name): p.read_bytes() for p in figures},
-        evidence_sha256=digest,
-    )
-    atomic_write(staging / "report.html", lambda stream: stream.write(page))
-    printed = False
-    if pdf:
-        print_pdf(staging / "report.html", staging / "report.pdf")
-        printed = True
-    all_files = sorted(p.name for p in staging.iterdir() if p.is_file())
-    atomic_write(staging / MANIFEST, lambda stream: stream.write("\n".join(manifest_lines(staging, all_files)) + "\n"))
-    if output.exists():
-        shutil.rmtree(output)
-    staging.rename(output)
-    return EvidenceBundle(output, result.verdict, result.sentence(), plan.sha256, digest, printed)

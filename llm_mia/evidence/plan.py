@@ -15,12 +15,11 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.io.identity import sha256_file, sha256_text, source_commit, versions
+from llm_mia.errors import InputError
+from llm_mia.io.identity import sha256_file, sha256_text
 from llm_mia.io.outputs import atomic_write
 from llm_mia.stats.passage_test import COMBINATION
 from llm_mia.stats.work_test import STATISTIC
@@ -195,55 +194,6 @@ class Plan:
     def sha256(self) -> str:
         return sha256_bytes(canonical_json(self.data))
 
-    def settings(
-        self, *, cache: Any = True, model: str | None = None, reference: str | None = None, progress: bool = True
-    ) -> Any:
-        """The ``DatasetTestSettings`` the plan fixes. ``cache``: where the stats cache lives and ``progress``:
-        whether to show progress (neither changes a number); ``model`` / ``reference``: where the planned models
-        are on this machine, when not where their planned names resolve (their files are checked against the
-        plan's hashes either way)."""
-        from llm_mia.backends.loading import ModelSettings
-        from llm_mia.backends.remote.client import ApiSettings
-        from llm_mia.engine.extraction_settings import ExtractionSettings
-        from llm_mia.scoring.settings import ScoringSettings
-        from llm_mia.workflows.dataset import DatasetTestSettings
-
-        planned = self.data["settings"]
-        models = self.data["models"]
-        api = planned.get("api")
-        scoring = ScoringSettings(
-            models=ModelSettings(
-                model=model or models["target"]["name"],
-                revision=models["target"]["revision"],
-                reference=(reference or models["reference"]["name"]) if "reference" in models else None,
-                reference_revision=models["reference"]["revision"] if "reference" in models else None,
-                dtype=planned["model"]["dtype"],
-                device=planned["model"]["device"],
-                trust_remote_code=planned["model"]["trust_remote_code"],
-                api=None if api is None else ApiSettings(**api),
-            ),
-            scorers=tuple(self.scorer_specs()),
-            extraction=ExtractionSettings(
-                batch_size=planned["batch_size"], window=planned["window"], stride=planned["stride"], progress=progress
-            ),
-            cache=cache,
-        )
-        return DatasetTestSettings(
-            scoring=scoring,
-            suspect_works=planned["suspect_works"],
-            control_works=planned["control_works"],
-            passage_tokens=planned["passage_tokens"],
-            passage_stride=planned["passage_stride"],
-            alpha=planned["alpha"],
-            splits=planned["splits"],
-            permutations=planned["permutations"],
-            clip_quantile=planned["clip_quantile"],
-            seed=planned["seed"],
-            tokenizer=planned.get("tokenizer"),
-            statistic=planned["statistic"],
-            passage_selection=planned["passage_selection"],
-        )
-
     def scorer_specs(self) -> list[str]:
         """The scorers as specs (``min_k:k=0.1``) that rebuild exactly the planned calls."""
         specs = []
@@ -320,85 +270,3 @@ def design_summary(inputs: Any, settings: Any) -> dict[str, Any]:
         "smallest_possible_p": 1 / labellings if exact else 1 / (settings.permutations + 1),
         "power_on_a_known_split": nearest_power(m, settings.statistic),
     }
-
-
-def _check_design(inputs: Any, settings: Any) -> None:
-    """The primary outcome is the work-level test: refuse a plan whose controls cannot reach p <= alpha."""
-    from llm_mia.stats.dataset_inference import work_counts
-
-    size, k, m, needed = work_counts(
-        [p.work for p in inputs.suspect_passages],
-        [p.work for p in inputs.control_passages],
-        settings.alpha,
-        selection=settings.passage_selection,
-    )
-    if m < needed:
-        raise LlmMiaError(
-            f"the control set has {m} separate work(s) with at least {size} passages of {settings.passage_tokens} "
-            f"tokens; the planned test ({k} suspect work(s), alpha = {settings.alpha:g}) needs at least {needed}, "
-            f"or it cannot reach p <= {settings.alpha:g} whatever the model did. Add control works (one file per "
-            f"work, or --control-works), or cut shorter passages (--passage-tokens)"
-        )
-
-
-def build_plan(
-    suspect: str | Path,
-    control: str | Path,
-    settings: Any,
-    *,
-    question: str,
-    analyst: str,
-    control_rationale: str,
-) -> Plan:
-    """Fix an analysis before any score is seen: hash the models' files, read and cut the inputs (with the
-    target model's tokenizer; no model weights are loaded), and record everything (module docstring).
-
-    Refuses an empty question or analyst, a control rationale of fewer than ``MIN_RATIONALE_WORDS`` words,
-    inputs that share a text or a passage, too few passages, and fewer control works than the work-level test
-    needs to reach p <= alpha: each with the fix.
-    """
-    from llm_mia.workflows.dataset import cut_inputs, cutting_tokenizer
-
-    if not question.strip():
-        raise LlmMiaError("the plan needs the question in words: --question 'Was model M trained on work W?'")
-    if not analyst.strip():
-        raise LlmMiaError("the plan needs the analyst's name: --analyst 'Name, affiliation'")
-    if len(control_rationale.split()) < MIN_RATIONALE_WORDS:
-        raise LlmMiaError(
-            "the plan needs --control-rationale: in a sentence or more, how the control works were chosen and why "
-            "the model cannot have seen them (e.g. 'other novels of the same genre, all first published after the "
-            "model's data cutoff of 2024-06'); the test means nothing without it"
-        )
-    from llm_mia.backends.local import ModelSpec
-    from llm_mia.backends.remote.model import is_remote
-
-    if is_remote(settings.scoring.models.model) and settings.tokenizer is None:
-        raise LlmMiaError(
-            f"--model {settings.scoring.models.model} is behind an API, whose tokenizer is unknown: name the local "
-            "model whose tokenizer cuts the passages with --tokenizer (its files are hashed into the plan)"
-        )
-    specs = settings.scoring.models.specs()
-    models = {role: model_identity(spec, settings) for role, spec in specs.items()}
-    if settings.tokenizer is not None:
-        models["tokenizer"] = model_inventory(ModelSpec(name=settings.tokenizer))
-    tokenizer = cutting_tokenizer(settings)
-    # absolute paths: `evidence run` finds them from any directory (--suspect / --control point elsewhere)
-    suspect, control = Path(suspect).resolve(), Path(control).resolve()
-    inputs = cut_inputs(suspect, control, settings, tokenizer=tokenizer, refuse_shared=True)
-    _check_design(inputs, settings)
-    data = {
-        "format": PLAN_FORMAT,
-        "version": PLAN_VERSION,
-        "question": question.strip(),
-        "analyst": analyst.strip(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "control_rationale": control_rationale.strip(),
-        "primary_outcome": PRIMARY_OUTCOME,
-        "models": models,
-        "inputs": inputs_inventory(inputs),
-        "settings": settings_record(settings),
-        "design": design_summary(inputs, settings),
-        "llm_mia_commit": source_commit(),
-        "versions": versions(),
-    }
-    return Plan(data)

@@ -27,11 +27,11 @@ from llm_mia.evidence.bundle import (
     evidence_hash,
     input_paths,
     manifest_lines,
-    planned_inputs,
 )
 from llm_mia.evidence.plan import Plan, read_plan
 from llm_mia.evidence.query_log import walk
 from llm_mia.io.identity import sha256_file, sha256_text
+from llm_mia.workflows.plan import planned_inputs, planned_settings
 
 # Re-scored passages run in other batches than the originals: equal up to float rounding (the engine's batch
 # independence is tested to 1e-4; observed differences are below 1e-6).
@@ -226,7 +226,7 @@ def _model_checks(
 ) -> list[Check]:
     from llm_mia.backends.remote.client import RemoteError
 
-    settings = plan.settings(cache=False, model=model)
+    settings = planned_settings(plan, cache=False, model=model)
     try:
         check_models(plan, settings.scoring.models, settings.tokenizer)
     except ModelNotFoundError as error:

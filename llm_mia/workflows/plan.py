@@ -1,0 +1,161 @@
+"""``llm-mia plan``: fix a dataset-level analysis before any score is seen, and rebuild what a plan fixes.
+
+The plan's format, its inventories of models and inputs, and reading it back with its hash checked are
+:mod:`llm_mia.evidence.plan`; this module builds a plan (:func:`build_plan`) and turns one back into the
+test's settings and cut inputs (:func:`planned_settings`, :func:`planned_inputs`) for ``llm-mia evidence run``
+and ``llm-mia verify``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from llm_mia.backends.loading import ModelSettings
+from llm_mia.backends.local import ModelSpec
+from llm_mia.backends.remote.client import ApiSettings
+from llm_mia.backends.remote.model import is_remote
+from llm_mia.engine.extraction_settings import ExtractionSettings
+from llm_mia.errors import LlmMiaError
+from llm_mia.evidence.plan import (
+    MIN_RATIONALE_WORDS,
+    PLAN_FORMAT,
+    PLAN_VERSION,
+    PRIMARY_OUTCOME,
+    Plan,
+    design_summary,
+    inputs_inventory,
+    model_identity,
+    model_inventory,
+    settings_record,
+)
+from llm_mia.io.identity import source_commit, versions
+from llm_mia.scoring.settings import ScoringSettings
+from llm_mia.stats.dataset_inference import work_counts
+from llm_mia.workflows.dataset import DatasetInputs, DatasetTestSettings, cut_inputs, cutting_tokenizer
+
+
+def planned_settings(
+    plan: Plan, *, cache: Any = True, model: str | None = None, reference: str | None = None, progress: bool = True
+) -> DatasetTestSettings:
+    """The ``DatasetTestSettings`` ``plan`` fixes. ``cache``: where the stats cache lives and ``progress``:
+    whether to show progress (neither changes a number); ``model`` / ``reference``: where the planned models
+    are on this machine, when not where their planned names resolve (their files are checked against the
+    plan's hashes either way)."""
+    planned = plan.data["settings"]
+    models = plan.data["models"]
+    api = planned.get("api")
+    scoring = ScoringSettings(
+        models=ModelSettings(
+            model=model or models["target"]["name"],
+            revision=models["target"]["revision"],
+            reference=(reference or models["reference"]["name"]) if "reference" in models else None,
+            reference_revision=models["reference"]["revision"] if "reference" in models else None,
+            dtype=planned["model"]["dtype"],
+            device=planned["model"]["device"],
+            trust_remote_code=planned["model"]["trust_remote_code"],
+            api=None if api is None else ApiSettings(**api),
+        ),
+        scorers=tuple(plan.scorer_specs()),
+        extraction=ExtractionSettings(
+            batch_size=planned["batch_size"], window=planned["window"], stride=planned["stride"], progress=progress
+        ),
+        cache=cache,
+    )
+    return DatasetTestSettings(
+        scoring=scoring,
+        suspect_works=planned["suspect_works"],
+        control_works=planned["control_works"],
+        passage_tokens=planned["passage_tokens"],
+        passage_stride=planned["passage_stride"],
+        alpha=planned["alpha"],
+        splits=planned["splits"],
+        permutations=planned["permutations"],
+        clip_quantile=planned["clip_quantile"],
+        seed=planned["seed"],
+        tokenizer=planned.get("tokenizer"),
+        statistic=planned["statistic"],
+        passage_selection=planned["passage_selection"],
+    )
+
+
+def planned_inputs(plan: Plan, settings: Any, paths: dict[str, Path]) -> DatasetInputs:
+    """The plan's inputs read and cut again, as at plan time (the tokenizer only; no weights are loaded)."""
+    return cut_inputs(paths["suspect"], paths["control"], settings, tokenizer=cutting_tokenizer(settings))
+
+
+def check_design(inputs: Any, settings: Any) -> None:
+    """The primary outcome is the work-level test: refuse a plan whose controls cannot reach p <= alpha."""
+
+    size, k, m, needed = work_counts(
+        [p.work for p in inputs.suspect_passages],
+        [p.work for p in inputs.control_passages],
+        settings.alpha,
+        selection=settings.passage_selection,
+    )
+    if m < needed:
+        raise LlmMiaError(
+            f"the control set has {m} separate work(s) with at least {size} passages of {settings.passage_tokens} "
+            f"tokens; the planned test ({k} suspect work(s), alpha = {settings.alpha:g}) needs at least {needed}, "
+            f"or it cannot reach p <= {settings.alpha:g} whatever the model did. Add control works (one file per "
+            f"work, or --control-works), or cut shorter passages (--passage-tokens)"
+        )
+
+
+def build_plan(
+    suspect: str | Path,
+    control: str | Path,
+    settings: Any,
+    *,
+    question: str,
+    analyst: str,
+    control_rationale: str,
+) -> Plan:
+    """Fix an analysis before any score is seen: hash the models' files, read and cut the inputs (with the
+    target model's tokenizer; no model weights are loaded), and record everything (module docstring).
+
+    Refuses an empty question or analyst, a control rationale of fewer than ``MIN_RATIONALE_WORDS`` words,
+    inputs that share a text or a passage, too few passages, and fewer control works than the work-level test
+    needs to reach p <= alpha: each with the fix.
+    """
+    if not question.strip():
+        raise LlmMiaError("the plan needs the question in words: --question 'Was model M trained on work W?'")
+    if not analyst.strip():
+        raise LlmMiaError("the plan needs the analyst's name: --analyst 'Name, affiliation'")
+    if len(control_rationale.split()) < MIN_RATIONALE_WORDS:
+        raise LlmMiaError(
+            "the plan needs --control-rationale: in a sentence or more, how the control works were chosen and why "
+            "the model cannot have seen them (e.g. 'other novels of the same genre, all first published after the "
+            "model's data cutoff of 2024-06'); the test means nothing without it"
+        )
+    if is_remote(settings.scoring.models.model) and settings.tokenizer is None:
+        raise LlmMiaError(
+            f"--model {settings.scoring.models.model} is behind an API, whose tokenizer is unknown: name the local "
+            "model whose tokenizer cuts the passages with --tokenizer (its files are hashed into the plan)"
+        )
+    specs = settings.scoring.models.specs()
+    models = {role: model_identity(spec, settings) for role, spec in specs.items()}
+    if settings.tokenizer is not None:
+        models["tokenizer"] = model_inventory(ModelSpec(name=settings.tokenizer))
+    tokenizer = cutting_tokenizer(settings)
+    # absolute paths: `evidence run` finds them from any directory (--suspect / --control point elsewhere)
+    suspect, control = Path(suspect).resolve(), Path(control).resolve()
+    inputs = cut_inputs(suspect, control, settings, tokenizer=tokenizer, refuse_shared=True)
+    check_design(inputs, settings)
+    data = {
+        "format": PLAN_FORMAT,
+        "version": PLAN_VERSION,
+        "question": question.strip(),
+        "analyst": analyst.strip(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "control_rationale": control_rationale.strip(),
+        "primary_outcome": PRIMARY_OUTCOME,
+        "models": models,
+        "inputs": inputs_inventory(inputs),
+        "settings": settings_record(settings),
+        "design": design_summary(inputs, settings),
+        "llm_mia_commit": source_commit(),
+        "versions": versions(),
+    }
+    return Plan(data)
