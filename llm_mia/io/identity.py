@@ -89,7 +89,7 @@ def source_commit() -> str | None:
 
     None when the package is not run from a git checkout (an installed wheel) or git is missing.
     """
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # llm_mia/io/identity.py -> the checkout
     if not (root / ".git").exists():
         return None
     try:

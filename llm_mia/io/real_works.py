@@ -43,7 +43,7 @@ DESIGNS = (
 EXCHANGEABLE = ("exchangeable-wikipedia", "exchangeable-changelogs")
 MIN_WORDS = 150  # works shorter than this are not drawn
 OLD_YEAR, NEW_YEAR = 2012, 2023
-WIKIMIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikimia"
+WIKIMIA = Path(__file__).resolve().parents[3] / "shared" / "data" / "wikimia"
 
 
 Work = tuple[str, tuple[str, ...]]  # a work's name and its texts

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-TABLE = Path(__file__).parent / "data" / "work_test_power.json"
+TABLE = Path(__file__).resolve().parents[1] / "data" / "work_test_power.json"  # llm_mia/data/
 
 
 @cache
