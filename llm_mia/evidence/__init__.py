@@ -8,6 +8,8 @@ report for non-statisticians. The commands that use them are workflows: ``llm-mi
   of models and inputs it holds, and reading it back with its hash checked;
 - :mod:`llm_mia.evidence.bundle`: the bundle's files, manifest and evidence hash, and the checks of a run's
   models and inputs against the plan;
+- :mod:`llm_mia.evidence.checks`: what ``llm-mia verify`` reports (a check that passed, failed or could not run),
+  and the checks every kind of bundle shares;
 - :mod:`llm_mia.evidence.query_log`: every model call, hash-chained;
 - :mod:`llm_mia.evidence.report_html`, :mod:`llm_mia.evidence.report_canary` and
   :mod:`llm_mia.evidence.browser`: the self-contained reports, printed to PDF by headless Chromium.

@@ -28,6 +28,7 @@ from llm_mia.evidence.bundle import (
     input_paths,
     manifest_lines,
 )
+from llm_mia.evidence.checks import FAIL, NOT_RUN, PASS, Check, passages_check, read_jsonl
 from llm_mia.evidence.plan import Plan, read_plan
 from llm_mia.evidence.query_log import walk
 from llm_mia.io.identity import sha256_file, sha256_text
@@ -36,17 +37,6 @@ from llm_mia.workflows.plan import planned_inputs, planned_settings
 # Re-scored passages run in other batches than the originals: equal up to float rounding (the engine's batch
 # independence is tested to 1e-4; observed differences are below 1e-6).
 TOLERANCE = 1e-4
-PASS, FAIL, NOT_RUN = "pass", "FAIL", "not run"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    outcome: str
-    detail: str
-
-    def line(self) -> str:
-        return f"{self.outcome:<8} {self.name}: {self.detail}"
 
 
 @dataclass
@@ -173,44 +163,11 @@ def verify_bundle(
         return Verification(
             bundle, checks + _canary_checks(bundle, plan, results, full=full, model=model, secret=secret)
         )
-    checks.append(_passages_check(bundle, plan))
+    checks.append(passages_check(bundle, plan))
     checks += _model_checks(
         bundle, plan, results, rescore=rescore, full=full, model=model, inputs=inputs or {}, seed=seed
     )
     return Verification(bundle, checks)
-
-
-def _jsonl(path: Path) -> tuple[list[dict[str, Any]], str | None]:
-    """The rows of a JSON-lines file, or the first problem ("<file>:<line> ...")."""
-    if not path.is_file():
-        return [], f"{path.name} is missing"
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            return rows, f"{path.name}:{number} is not JSON"
-        if not isinstance(row, dict):
-            return rows, f"{path.name}:{number} is not a JSON object"
-        rows.append(row)
-    return rows, None
-
-
-def _passages_check(bundle: Path, plan: Any) -> Check:
-    """passages.jsonl holds exactly the planned passages (id, side and SHA-256)."""
-    rows, problem = _jsonl(bundle / "passages.jsonl")
-    if problem:
-        return Check("passages", FAIL, problem)
-    planned = {
-        (side, p["id"]): p["sha256"] for side in ("suspect", "control") for p in plan.data["inputs"][side]["passages"]
-    }
-    for number, row in enumerate(rows, start=1):
-        key = (row.get("set"), row.get("id"))
-        if planned.get(key) != row.get("text_sha256"):
-            return Check("passages", FAIL, f"passages.jsonl:{number} ({key[0]} {key[1]}) is not a planned passage")
-    if len(rows) != len(planned) or len({(r.get("set"), r.get("id")) for r in rows}) != len(planned):
-        return Check("passages", FAIL, f"passages.jsonl has {len(rows)} rows, the plan {len(planned)} passages")
-    return Check("passages", PASS, f"all {len(planned)} passages are the planned ones")
 
 
 def _model_checks(
@@ -261,7 +218,7 @@ def _model_checks(
     from llm_mia.workflows.dataset import score_and_test
     from llm_mia.workflows.score import score_documents
 
-    scored, problem = _jsonl(bundle / "scores.jsonl")
+    scored, problem = read_jsonl(bundle / "scores.jsonl")
     if problem:
         return [*checks, Check("rescore", FAIL, problem)]
     rows = {row.get("id"): row for row in scored}
@@ -325,7 +282,7 @@ def _canary_checks(
     from llm_mia.canaries.ranks import fisher_combined
     from llm_mia.workflows.canary_evidence import planned_test_settings, secret_path
 
-    rows, problem = _jsonl(bundle / "canaries.jsonl")
+    rows, problem = read_jsonl(bundle / "canaries.jsonl")
     if problem:
         return [Check("canaries", FAIL, problem)]
     combined = fisher_combined([row["p_value"] for row in rows]) if rows else None
