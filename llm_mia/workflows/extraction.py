@@ -370,7 +370,7 @@ def probe_rows(
             "label": {"suspect": 1, "control": 0}.get(probe.side),
             "group": probe.passage.work,
             "status": "ok",
-            **probe.passage.record(),
+            **{key: value for key, value in probe.passage.record().items() if key != "id"},
             "passage_sha256": sha256_text(probe.passage.text),
             "prefix_text": probe.prefix_text,
             "target_text": probe.target_text,
@@ -473,7 +473,15 @@ def run_extraction_test(
 
     settings = settings or ExtractionTestSettings()
     models, cutting = _load(settings)
-    inputs = cut_inputs(suspect, control, settings, tokenizer=cutting)
+    try:
+        inputs = cut_inputs(suspect, control, settings, tokenizer=cutting)
+    except InputError as error:
+        if "--passage-tokens" not in str(error):
+            raise
+        raise InputError(
+            f"{error} (here the passage length is k + L = {settings.probe.prefix_tokens} + "
+            f"{settings.probe.target_tokens}: lower --prefix-tokens or --target-tokens)"
+        ) from None
     return probe_and_test(inputs, settings, models=models, cutting=cutting)
 
 
