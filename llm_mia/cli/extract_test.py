@@ -200,6 +200,80 @@ def dry_run(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
+def plan_extraction(args: argparse.Namespace) -> int:
+    """``llm-mia plan --analysis extraction``: the plan's arguments (dataset-test's) as extraction settings,
+    refusing those an extraction analysis does not use, then the plan (``llm_mia.evidence.extraction``)."""
+    from pathlib import Path
+
+    from llm_mia.evidence.extraction import build_extraction_plan
+    from llm_mia.outputs import check_output_file
+    from llm_mia.passages import DEFAULT_PASSAGE_TOKENS
+    from llm_mia.settings import ModelSettings
+    from llm_mia.workflows.extraction import ExtractionTestSettings
+
+    if args.scorers:
+        raise LlmMiaError("--scorers are for a dataset-test plan; an extraction plan measures greedy continuations")
+    if args.passage_tokens != DEFAULT_PASSAGE_TOKENS or args.passage_stride is not None:
+        raise LlmMiaError(
+            "an extraction plan cuts passages of k + L tokens: give --prefix-tokens and --target-tokens instead of "
+            "--passage-tokens / --passage-stride"
+        )
+    if args.batch_size == "auto":
+        raise LlmMiaError("--batch-size auto is for scoring; give greedy decoding a number of prompts (8)")
+    cache: bool | Path = (
+        False if args.no_cache else Path(args.cache_dir) / "tokenstats.sqlite" if args.cache_dir else True
+    )
+    settings = ExtractionTestSettings(
+        models=ModelSettings(
+            model=args.model,
+            revision=args.revision,
+            reference=args.reference,
+            reference_revision=args.reference_revision,
+            dtype=args.dtype,
+            device=args.device,
+            trust_remote_code=args.trust_remote_code,
+            api=api_settings_from_args(args),
+        ),
+        probe=probe_settings_from_args(args),
+        samples=args.samples,
+        temperature=args.temperature,
+        api_mode=args.api_mode,
+        suspect_works=args.suspect_works,
+        control_works=args.control_works,
+        alpha=args.alpha,
+        splits=args.splits,
+        permutations=args.permutations,
+        seed=args.seed,
+        statistic=REFERENCE_GAP if args.statistic == REFERENCE_GAP else SCORES,
+        passage_selection=args.passage_selection,
+        tokenizer=args.tokenizer,
+        batch_size=args.batch_size,
+        cache=cache,
+    )
+    output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
+    plan = build_extraction_plan(
+        args.suspect,
+        args.control,
+        settings,
+        question=args.question,
+        analyst=args.analyst,
+        control_rationale=args.control_rationale,
+    )
+    path, sidecar = plan.write(output)
+    inputs, design = plan.data["inputs"], plan.data["design"]
+    print(
+        f"planned extraction analysis: {len(inputs['suspect']['passages'])} suspect and "
+        f"{len(inputs['control']['passages'])} control passages of k + L = {settings.passage_tokens} tokens; "
+        f"{design['control_works']} control works; models: "
+        + ", ".join(f"{role} {m['name']}" for role, m in plan.data["models"].items())
+    )
+    if "reference" not in plan.data["models"]:
+        print("no --reference: the chance check will not run, and formulaic text will not be excluded")
+    print(f"plan SHA-256: {plan.sha256}")
+    print(f"wrote {path} and {sidecar}; keep the hash somewhere the other side can see it was fixed first")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from llm_mia.outputs import check_output_dir
     from llm_mia.score_files import check_score_output
