@@ -386,10 +386,13 @@ def test_plan_refuses_bad_inputs(case, tmp_path, capsys):
     stolen = (suspect / "part01.txt").read_text(encoding="utf-8")
     copies = {
         "a whole file": (stolen, "1 text(s) appear in both the suspect and the control input"),
-        "its first part": (stolen[: len(stolen) // 2], "appear in both the suspect work and the controls (first:"),
+        "its first part": (
+            stolen[: len(stolen) // 2],
+            "appear in both the suspect work and the controls: suspect 'part01.txt#0' = control",
+        ),
         "a part off the passage grid": (
             f"Quoted: {stolen[len(stolen) // 3 + 5 :]}",
-            "passage(s) are at least 50% text found verbatim on the other side (first: suspect passage 'part01.txt#",
+            "passage(s) are at least 50% text found verbatim on the other side: suspect passage 'part01.txt#",
         ),
     }
     for what, (text, expected) in copies.items():
