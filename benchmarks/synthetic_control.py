@@ -44,6 +44,7 @@ from llm_mia.labelled_sets import load_wikimia
 from llm_mia.metrics import clopper_pearson
 from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
 from llm_mia.synthetic.generate import SynthesisSettings, cut_snippets, read_work, synthesize
+from llm_mia.synthetic.safeguards import GENERATOR_QUALITY, NEGATIVE_CONTROL, TEXT_SEPARATION
 from llm_mia.workflows.synthetic import DEFAULT_SCORERS, SyntheticTestSettings, run_synthetic_test
 
 
@@ -136,7 +137,12 @@ def main() -> None:
                         "p_value": r["p_value"],
                         "verdict": r["verdict"],
                         "negative_control_p": r["negative_control"]["p_value"],
-                        "text_auroc": r["blind_baseline"]["auroc"],
+                        "text_auroc": r["text_separation"]["auroc"],
+                        "quality_margin": r["generator_quality"]["margin"],
+                        "suspect_on_generated": r["generator_quality"]["suspect_on_generated"],
+                        "generator_on_real": r["generator_quality"]["generator_on_real"],
+                        "suspect_on_real": r["generator_quality"]["suspect_on_real_not_used"],
+                        "withheld_by": [reason.split(":")[0] for reason in r["withheld_by"]],
                         "pairs": r["pairs"],
                         "synthesis_seconds": round(made_seconds, 1),
                         "test_seconds": round(time.perf_counter() - started, 1),
@@ -146,10 +152,11 @@ def main() -> None:
             (output / "result.json").write_text(json.dumps({"recipe": args.recipe, "rows": rows}, indent=1))
     print()
     print(
-        "| work | target epoch | seeds | consistent at alpha 0.05 [95% CI] | median p | negative control fired | "
-        "text AUROC | s/run (synthesis + test) |"
+        "| work | target epoch | seeds | consistent at alpha 0.05 [95% CI] | median p | withheld: negative control / "
+        "text separation / generator quality | text AUROC | generator-quality margin (nats/byte) | "
+        "s/run (synthesis + test) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.works:
         refused = [r for r in rows if r["work"] == name and "refused" in r]
         if refused:
@@ -163,10 +170,16 @@ def main() -> None:
             ps = sorted(r["p_value"] for r in mine)
             synthesis_seconds = sum(r["synthesis_seconds"] for r in mine) / len(mine)
             test_seconds = sum(r["test_seconds"] for r in mine) / len(mine)
+            withheld = " / ".join(
+                str(sum(check in r["withheld_by"] for r in mine))
+                for check in (NEGATIVE_CONTROL, TEXT_SEPARATION, GENERATOR_QUALITY)
+            )
+            margins = sorted(r["quality_margin"] for r in mine)
             print(
                 f"| {name} | {epoch} | {len(mine)} | {hits}/{len(mine)} [{low:.2f}, {high:.2f}] | "
-                f"{ps[len(ps) // 2]:.2g} | {sum(r['verdict'] == 'withheld' for r in mine)} | "
-                f"{sum(r['text_auroc'] for r in mine) / len(mine):.2f} | "
+                f"{ps[len(ps) // 2]:.2g} | {withheld} | "
+                f"{sum(r['text_auroc'] for r in mine) / len(mine):.3f} | "
+                f"{margins[0]:+.3f} to {margins[-1]:+.3f} | "
                 f"{synthesis_seconds:.0f} + {test_seconds:.0f} |"
             )
 

@@ -273,8 +273,8 @@ class FprCheck:
 class DocumentVerdict:
     """One document's verdict and the numbers that led to it.
 
-    ``verdict``: "member" (consistent with training on this text), "non-member" (not distinguishable from
-    unseen text) or "inconclusive" (no score, a text unlike the controls, or p <= alpha only before the
+    ``verdict``: "member" (consistent with training on this text), "non-member" (not distinguishable from the
+    control texts) or "inconclusive" (no score, a text unlike the controls, or p <= alpha only before the
     multiple-testing adjustment). ``p_adjusted`` is None unless an adjustment was asked for: BH over the
     documents, or, with groups, BH within the document's group scaled by n_groups / n_selected (None when its
     group was not selected). ``correction``: what the adjustment was, in words, and ``adjusted_over`` its unit
@@ -371,7 +371,9 @@ def group_verdicts(verdicts: Sequence[DocumentVerdict]) -> list[GroupVerdict]:
                 f"{p_phrase(p_adj)})"
             )
         else:
-            statement = f"not distinguishable from unseen text (Simes {p_phrase(p)} over its {judged} judged documents)"
+            statement = (
+                f"not distinguishable from the control texts (Simes {p_phrase(p)} over its {judged} judged documents)"
+            )
         results.append(
             GroupVerdict(
                 group=name,
@@ -597,7 +599,7 @@ class FprCalibrator:
                     f"{after} ({shown})",
                 )
             else:
-                verdict, statement = NON_MEMBER, f"not distinguishable from unseen text ({shown})"
+                verdict, statement = NON_MEMBER, f"not distinguishable from the control texts ({shown})"
             results.append(
                 DocumentVerdict(
                     id=doc_id,

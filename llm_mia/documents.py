@@ -150,15 +150,48 @@ def _json_records(path: Path) -> list[Record]:
 
 
 def _csv_records(path: Path) -> list[Record]:
-    reader = csv.DictReader(io.StringIO("".join(_decode_lines(path)), newline=""))
-    # a row's line number is where it ends; multi-line quoted fields make it differ from the row index
-    return [(f"{path}:{reader.line_num}", row) for row in reader]
+    """Rows of a CSV file, read strictly: an unterminated quote (which a lenient reader turns into one cell
+    holding the rest of the file) or text after a closing quote is refused, naming the line the row starts on."""
+    reader = csv.DictReader(io.StringIO("".join(_decode_lines(path)), newline=""), strict=True)
+    records = []
+    start = 1
+    try:
+        _ = reader.fieldnames  # reads the header, so that the line numbers below are the rows'
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            # a row's line number is where it ends; multi-line quoted fields make it differ from the row index
+            records.append((f"{path}:{reader.line_num}", row))
+    except csv.Error as error:
+        if "unexpected end of data" in str(error):
+            raise InputError(
+                f"{path}:{start}: a quoted field opened in the row starting on this line is never closed (an "
+                f'unterminated "), so the rest of the file would be read as one cell; close the quote, or double '
+                f'a quote inside a quoted field ("")'
+            ) from None
+        raise InputError(
+            f"{path}:{start}: malformed CSV in the row starting on this line ({error}); a quote inside a quoted "
+            f'field is written twice ("") and a quoted field ends at a comma or the end of the line'
+        ) from None
+    return records
 
 
 def _parquet_records(path: Path) -> list[Record]:
+    import pyarrow
     import pyarrow.parquet as pq
 
-    return [(f"{path} row {i}", r) for i, r in enumerate(pq.read_table(path).to_pylist())]
+    try:
+        table = pq.read_table(path)
+    except (pyarrow.ArrowException, OSError) as error:
+        reason = " ".join(str(error).split()).rstrip(".")
+        raise InputError(
+            f"{path}: not a readable Parquet file ({reason}); write it again (e.g. pandas' to_parquet), or give "
+            f"the rows as .jsonl or .csv"
+        ) from None
+    return [(f"{path} row {i}", r) for i, r in enumerate(table.to_pylist())]
 
 
 def _is_saved_dataset(path: Path) -> bool:

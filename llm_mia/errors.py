@@ -23,6 +23,16 @@ class ModelNotFoundError(LlmMiaError):
     """A model could not be resolved offline; the message says what was looked for and how to provide it."""
 
 
+class OutputError(LlmMiaError):
+    """A destination (output file or directory, the stats cache, a log) cannot be written: read-only, full, or
+    not permitted; the message names the path, the reason in words and the fix."""
+
+
+class ModelLoadError(ModelNotFoundError):
+    """A model was found but cannot be loaded (a broken config, missing weights, a file that is not GGUF); the
+    message names the model, what is wrong with it and what to pass instead."""
+
+
 class UnknownNameError(InputError, KeyError):
     """An unknown registered name (scorer, model alias, ...); the message lists close matches and all names."""
 

@@ -13,6 +13,10 @@ Pipeline for one (model, text variant):
    top-1 log-prob). Full-vocabulary tensors never leave the device and never exist for more than one chunk.
 5. Stitch each document's segments back together in text order and restore the input order.
 
+With a stats cache, every batch is committed as it finishes: the documents it completes, and the windows it
+computed of documents still unfinished (a book given as one file is thousands of windows), so a run killed
+anywhere resumes at its last finished batch, even inside one document, with the bits of an uninterrupted run.
+
 The causal shift happens in exactly one place, ``_scored_rows``: the token at position j is predicted by the
 hidden state at position j - 1. Worked example, GPT-2 style (no BOS), text tokens [a, b, c], batch padded to 5:
 
@@ -30,8 +34,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +47,17 @@ from tqdm.auto import tqdm
 from llm_mia.cache import StatsCache
 from llm_mia.cache import entry_key as cache_entry_key
 from llm_mia.cache import settings_key as cache_settings_key
+from llm_mia.cache import window_key as cache_window_key
 from llm_mia.defenses.output import row_seeds
 from llm_mia.errors import LlmMiaError
+from llm_mia.identity import sha256_text
 from llm_mia.models import LoadedModel
 from llm_mia.reductions import reduce_vocab
 from llm_mia.settings import ExtractionSettings
 from llm_mia.stats import TokenStats, zlib_length
+from llm_mia.throughput import duration as throughput_duration
+from llm_mia.throughput import remember as remember_throughput
+from llm_mia.throughput import remembered as remembered_throughput
 
 logger = logging.getLogger(__name__)
 
@@ -460,6 +470,17 @@ def _run_with_backoff(loaded: LoadedModel, batch: list[Segment]) -> list[tuple[S
     return results
 
 
+def _batch_fingerprint(batch: Sequence[Segment]) -> str:
+    """What decides a batch's numbers besides model and settings: its segments' tokens, in batch order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for segment in batch:
+        digest.update(np.asarray(segment.input_ids, dtype=np.int64).tobytes())
+        digest.update(segment.score_from.to_bytes(4, "little"))
+    return digest.hexdigest()
+
+
 def _group_fingerprint(batches: Sequence[Sequence[Segment]]) -> str:
     """What decides a group's numbers besides model and settings: every batch's segments, in batch order.
 
@@ -476,6 +497,60 @@ def _group_fingerprint(batches: Sequence[Sequence[Segment]]) -> str:
             digest.update(np.asarray(segment.input_ids, dtype=np.int64).tobytes())
             digest.update(segment.score_from.to_bytes(4, "little"))
     return digest.hexdigest()
+
+
+def _window_keys(
+    batches: Sequence[Sequence[Segment]], texts: Sequence[str], settings_id: str, skip: Container[int]
+) -> dict[tuple[int, int], str]:
+    """Cache keys of the windows of every document with several windows in ``batches`` (documents in ``skip``
+    left out), by (document, window index): ``llm_mia.cache.window_key``, with the batch each window runs in."""
+    windows = Counter(segment.document for batch in batches for segment in batch)
+    long_documents = {doc for doc, count in windows.items() if count > 1 and doc not in skip}
+    text_hashes = {doc: sha256_text(texts[doc]) for doc in long_documents}
+    keys: dict[tuple[int, int], str] = {}
+    for batch in batches:
+        if not any(segment.document in long_documents for segment in batch):
+            continue
+        fingerprint = _batch_fingerprint(batch)
+        for row, segment in enumerate(batch):
+            if segment.document in long_documents:
+                keys[segment.document, segment.part] = cache_window_key(
+                    settings_id,
+                    text_sha256=text_hashes[segment.document],
+                    index=segment.part,
+                    batch=fingerprint,
+                    row=row,
+                )
+    return keys
+
+
+def _scored_tokens(batch: Sequence[Segment]) -> int:
+    return sum(len(segment.input_ids) - segment.score_from for segment in batch)
+
+
+def _model_tokens(batch: Sequence[Segment]) -> int:
+    """Tokens the forward pass reads: rows x longest (context and padding included)."""
+    return len(batch) * max(len(segment.input_ids) for segment in batch)
+
+
+def _throughput_key(loaded: LoadedModel, window: int) -> str:
+    threads = torch.get_num_threads() if loaded.device == "cpu" else None
+    return f"{loaded.spec.name}|{loaded.spec.revision}|{loaded.device}|{loaded.spec.dtype}|{window}|{threads}"
+
+
+def _cost_message(
+    description: str, batches: Sequence[Sequence[Segment]], window: int, stride: int, resumed_tokens: int
+) -> str:
+    """Tokens, documents, windows and forward passes a run is about to make (without the time)."""
+    tokens = sum(_scored_tokens(batch) for batch in batches)
+    documents = len({segment.document for batch in batches for segment in batch})
+    windows = sum(len(batch) for batch in batches)
+    passes = len(batches)
+    return (
+        f"{description}: {tokens:,} tokens to score in {documents:,} document(s): {windows:,} window(s) of up to "
+        f"{window:,} tokens (stride {stride:,}), {passes:,} forward "
+        f"pass(es)" + (f"; {resumed_tokens:,} tokens already in the stats cache" if resumed_tokens else "")
+    )
 
 
 def extract(
@@ -501,14 +576,19 @@ def extract(
     other texts beyond float rounding (< 1e-4); for the same texts and settings they are bit-identical.
 
     Batches are planned once over every text, whatever the cache holds. ``cache``: groups of batches whose
-    documents are all cached (computed in this very batch layout) are not recomputed, and each finished batch
-    is committed, so a killed run resumes where it stopped with the same bits. ``shard``: in a multi-process
-    run, this process computes its share of the groups (identical for any process count), commits them to the
-    shared ``cache`` (required), waits for the others, and returns every document's stats. ``description``
-    labels the progress bar (which counts tokens). ``observer(event, segments)``, when given, hears of every model
-    call before it is made (``event`` "model call", ``segments`` the batch's (document index, window index,
-    tokens) triples) and of the documents this process takes from the cache (``event`` "from cache", window
-    and tokens 0): an audit trail of what the model was asked.
+    documents are all cached (computed in this very batch layout) are not recomputed; each finished batch is
+    committed at once: the documents it finishes, and the windows it computed of documents not finished yet
+    (a long text's windows, keyed by the batch they ran in: ``llm_mia.cache.window_key``). A batch whose every
+    window is cached is not run again, so a run killed inside one long document resumes there, with the same
+    bits. ``shard``: in a multi-process run, this process computes its share of the groups (identical for any
+    process count), commits them to the shared ``cache`` (required), waits for the others, and returns every
+    document's stats. ``description`` labels the progress bar (which counts tokens, batch by batch) and the cost
+    printed before the first forward pass (tokens, windows, passes, and the time they should take).
+    ``observer(event, segments)``, when given, hears of every model call before it is made (``event`` "model
+    call", ``segments`` the batch's (document index, window index, tokens) triples), of the documents this
+    process takes from the cache (``event`` "from cache", window and tokens 0) and of the windows of unfinished
+    documents it takes from the cache (``event`` "from cache", their window index and tokens): an audit trail
+    of what the model was asked.
     """
     settings = settings or ExtractionSettings()
     window = settings.window or loaded.context_length
@@ -537,48 +617,138 @@ def extract(
     groups = _batch_groups(batches)
     keys: dict[int, str] = {}
     cached: dict[int, TokenStats] = {}
+    window_keys: dict[tuple[int, int], str] = {}
+    found_windows: dict[str, dict[str, np.ndarray]] = {}
     if cache is not None:
         settings_id = cache_settings_key(loaded, window=window, stride=settings.stride)
         for group in groups:
             fingerprint = _group_fingerprint([batches[n] for n in group])
-            for n in group:
-                for segment in batches[n]:
-                    keys[segment.document] = cache_entry_key(f"{settings_id}|{fingerprint}", texts[segment.document])
+            # each document's text hashed once, not once per window (that would be quadratic in a long text)
+            for doc in dict.fromkeys(segment.document for n in group for segment in batches[n]):
+                keys[doc] = cache_entry_key(f"{settings_id}|{fingerprint}", texts[doc])
         found = cache.get_many(list(keys.values()))
         cached = {doc: found[key] for doc, key in keys.items() if key in found}
     mine = [group for g, group in enumerate(groups) if shard is None or g % shard.count == shard.index]
     todo = [group for group in mine if any(s.document not in cached for n in group for s in batches[n])]
     work = [batches[n] for group in todo for n in group]
+    if cache is not None and work:  # the finished windows of documents a killed run left unfinished
+        window_keys = _window_keys(work, texts, settings_id, skip=cached)
+        found_windows = cache.get_windows(list(window_keys.values()))
+
+    def in_cache(segment: Segment) -> bool:
+        key = window_keys.get((segment.document, segment.part))
+        return segment.document in cached or (key is not None and key in found_windows)
+
+    resumed = [batch for batch in work if all(map(in_cache, batch))]
+    to_run = [batch for batch in work if not all(map(in_cache, batch))]
     parts: dict[int, list[dict[str, np.ndarray] | None]] = {
         doc: [{}] * n for doc, n in Counter(segment.document for segment in segments).items()
     }
-    remaining = Counter(segment.document for batch in work for segment in batch)
+    remaining = Counter(segment.document for batch in work for segment in batch if segment.document not in cached)
     computed: dict[int, TokenStats] = {}
-    n_tokens = sum(len(s.input_ids) - s.score_from for batch in work for s in batch)
-    with tqdm(total=n_tokens, unit="tok", unit_scale=True, disable=not settings.progress, desc=description) as bar:
-        reused_documents = sorted({s.document for group in mine for n in group for s in batches[n]} - set(remaining))
-        reused = len(reused_documents)
-        if observer is not None and reused:
+
+    def take(results: Sequence[tuple[Segment, dict[str, np.ndarray] | None]], *, fresh: bool) -> None:
+        """Record a batch's windows; assemble the documents it finishes; commit both in one transaction."""
+        finished = []
+        for segment, values in results:
+            if segment.document in cached:  # its numbers are already known, bit for bit
+                continue
+            parts[segment.document][segment.part] = values
+            remaining[segment.document] -= 1
+            if remaining[segment.document] == 0:
+                finished.append(segment.document)
+        done = {doc: _assemble(texts[doc], tokenized[doc], parts[doc], loaded, bool(condition)) for doc in finished}
+        computed.update(done)
+        if cache is None:
+            return
+        unfinished = [
+            (window_keys[segment.document, segment.part], values)
+            for segment, values in results
+            if fresh and values is not None and remaining[segment.document] > 0 and segment.document not in cached
+        ]
+        drop = [
+            window_keys[doc, part] for doc in finished for part in range(len(parts[doc])) if (doc, part) in window_keys
+        ]
+        cache.put_many(((keys[doc], stats) for doc, stats in done.items()), windows=unfinished, drop_windows=drop)
+
+    resumed_tokens = sum(map(_scored_tokens, resumed))
+    total_tokens = resumed_tokens + sum(map(_scored_tokens, to_run))
+    bar = tqdm(
+        total=total_tokens,
+        initial=resumed_tokens,
+        unit="tok",
+        unit_scale=True,
+        disable=not settings.progress,
+        desc=description,
+    )
+
+    def say(message: str) -> None:
+        if settings.progress:
+            bar.write(message, file=sys.stderr)
+        logger.info(message)
+
+    rate_key = _throughput_key(loaded, window)
+    rate = remembered_throughput(rate_key)
+    timed_tokens, timed_seconds = 0, 0.0  # model time of this run, the first forward pass (warm-up) left out
+    with bar:
+        reused_documents = sorted({s.document for group in mine for n in group for s in batches[n]} & cached.keys())
+        if observer is not None and reused_documents:
             observer("from cache", [(doc, 0, 0) for doc in reused_documents])
-        if reused:
-            message = f"{description}: resuming, {reused} document(s) found in the stats cache ({cache.path})"
-            if settings.progress:
-                bar.write(message, file=sys.stderr)
-            logger.info(message)
-        for batch in work:
-            if observer is not None:
-                observer("model call", [(s.document, s.part, len(s.input_ids)) for s in batch])
-            finished = []
-            for segment, values in _run_with_backoff(loaded, batch):
-                parts[segment.document][segment.part] = values
-                remaining[segment.document] -= 1
-                if remaining[segment.document] == 0:
-                    finished.append(segment.document)
-            done = {doc: _assemble(texts[doc], tokenized[doc], parts[doc], loaded, bool(condition)) for doc in finished}
-            computed.update(done)
-            if cache is not None and done:  # one transaction per batch: a kill loses at most this batch
-                cache.put_many((keys[doc], stats) for doc, stats in done.items())
-            bar.update(sum(len(s.input_ids) - s.score_from for s in batch))
+        resumed_windows = [
+            (s.document, s.part, len(s.input_ids)) for batch in resumed for s in batch if s.document not in cached
+        ]
+        if observer is not None and resumed_windows:
+            observer("from cache", resumed_windows)
+        if reused_documents or resumed_windows:
+            unfinished_documents = len({doc for doc, _, _ in resumed_windows})
+            say(
+                f"{description}: resuming, {len(reused_documents)} document(s)"
+                + (
+                    f" and {len(resumed_windows):,} finished window(s) of {unfinished_documents} unfinished document(s)"
+                    if resumed_windows
+                    else ""
+                )
+                + f" found in the stats cache ({cache.path})"
+            )
+        for batch in resumed:
+            take(
+                [
+                    (s, found_windows[window_keys[s.document, s.part]] if s.document not in cached else None)
+                    for s in batch
+                ],
+                fresh=False,
+            )
+        if to_run:
+            capacity = window - len(condition or loaded.prefix_ids)  # as plan_windows counts it
+            stride = capacity // 2 if settings.stride is None else settings.stride
+            cost = _cost_message(description, to_run, window, stride, resumed_tokens)
+            model_tokens = sum(map(_model_tokens, to_run))
+            if rate is not None:
+                say(f"{cost}; {throughput_duration(model_tokens / rate)} at the speed of the last such run here")
+            elif len(to_run) > 1:
+                say(f"{cost}; an estimate of the time follows the first forward pass")
+            else:
+                say(cost)
+        try:
+            for number, batch in enumerate(to_run):
+                if observer is not None:
+                    observer("model call", [(s.document, s.part, len(s.input_ids)) for s in batch])
+                started = time.perf_counter()
+                results = _run_with_backoff(loaded, batch)
+                seconds = time.perf_counter() - started
+                if number == 0 and rate is None and len(to_run) > 1:
+                    left = sum(map(_model_tokens, to_run[1:]))
+                    first_rate = _model_tokens(batch) / max(seconds, 1e-9)
+                    say(
+                        f"{description}: {throughput_duration(left / first_rate)} to go at the speed of the first "
+                        f"forward pass ({_scored_tokens(batch) / max(seconds, 1e-9):,.0f} scored tokens/s)"
+                    )
+                elif number > 0:
+                    timed_tokens, timed_seconds = timed_tokens + _model_tokens(batch), timed_seconds + seconds
+                take(results, fresh=True)
+                bar.update(_scored_tokens(batch))
+        finally:
+            remember_throughput(rate_key, tokens=timed_tokens, seconds=timed_seconds)
     if shard is not None:
         shard.wait_for_everyone()
         others = [
@@ -594,7 +764,7 @@ def extract(
         if lost:
             raise LlmMiaError(f"{len(lost)} document(s) computed by other processes are missing from the cache")
         cached.update({i: found[keys[i]] for i in others})
-    results = {**cached, **computed}  # a recomputed group's fresh numbers equal its cached ones bit for bit
+    results = {**cached, **computed}
     return [
         results[i] if i in results else _assemble(texts[i], tokenized.get(i), parts.get(i), loaded, bool(condition))
         for i in range(len(texts))

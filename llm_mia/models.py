@@ -13,17 +13,22 @@ The cache directory is ``$LLM_MIA_CACHE`` if set, else ``$XDG_CACHE_HOME/llm-mia
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import logging
 import shutil
+import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_mia.errors import LlmMiaError, ModelNotFoundError
+from llm_mia.errors import LlmMiaError, ModelLoadError, ModelNotFoundError
 from llm_mia.identity import cache_dir, package_version, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -122,8 +127,10 @@ def convert_gguf(gguf_path: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory, filename = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
-    gguf_model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename)
+    with _loading(str(gguf_path), gguf_path, fix="pass a GGUF file of an architecture transformers reads (Llama, "
+                  "Mistral, Qwen2, GPT-2, ...) or a directory written by save_pretrained"):  # fmt: skip
+        tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+        gguf_model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename)
     # save_pretrained refuses a GGUF-loaded model: rebuild the class from its config without the GGUF
     # quantization record, load the dequantized weights, and save that.
     config_dict = gguf_model.config.to_dict()
@@ -173,6 +180,7 @@ def resolve_model_directory(spec: ModelSpec) -> Path:
         return convert_gguf(packaged_gguf_path(name))
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
+        check_gguf(path)
         return convert_gguf(path)
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -180,6 +188,7 @@ def resolve_model_directory(spec: ModelSpec) -> Path:
                 f"model directory {path} has no config.json; point --model at a directory written by "
                 f"save_pretrained, a .gguf file, or one of: {', '.join(PACKAGED_MODELS)}"
             )
+        check_model_directory(path)
         return path
     if path.exists():
         raise ModelNotFoundError(f"model {name!r} is a file but not a .gguf file; pass a directory or a .gguf")
@@ -193,6 +202,66 @@ def resolve_model_directory(spec: ModelSpec) -> Path:
         f"downloads: copy the model to this machine (e.g. a directory written by save_pretrained, or a "
         f"Hugging Face cache from a connected machine via HF_HOME) and pass its path."
     )
+
+
+GGUF_MAGIC = b"GGUF"
+# What transformers loads weights from (sharded checkpoints have an index beside the shards)
+WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json", "*.pt", "*.pth", "*.h5")
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse a file named ``.gguf`` that is not one (GGUF files start with the bytes ``GGUF``), before any
+    conversion starts."""
+    with path.open("rb") as handle:
+        head = handle.read(len(GGUF_MAGIC))
+    if head != GGUF_MAGIC:
+        raise ModelLoadError(
+            f"model {str(path)!r} is not a GGUF file: it starts with {head!r}, not {GGUF_MAGIC!r} (a truncated "
+            f"download, or another format renamed .gguf); pass a .gguf written by llama.cpp's converter, or a "
+            f"directory written by save_pretrained"
+        )
+
+
+def check_model_directory(path: Path) -> None:
+    """Refuse a model directory whose config.json is not a JSON object, or that holds no weight files, before
+    anything is loaded from it."""
+    config = path / "config.json"
+    try:
+        parsed = json.loads(config.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(
+            f"model directory {path}: config.json is not valid JSON ({error.msg} at line {error.lineno} column "
+            f"{error.colno}); copy it again from the model's source, or write the directory again with save_pretrained"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ModelLoadError(
+            f"model directory {path}: config.json is not UTF-8 text ({error.reason} at byte {error.start}); copy it "
+            f"again from the model's source, or write the directory again with save_pretrained"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise ModelLoadError(f"model directory {path}: config.json holds a {type(parsed).__name__}, not an object")
+    if not any(any(path.glob(pattern)) for pattern in WEIGHT_PATTERNS):
+        raise ModelLoadError(
+            f"model directory {path} has config.json but no weights (no model.safetensors, pytorch_model.bin or "
+            f"a sharded checkpoint's index); copy the weight files beside config.json, or write the directory "
+            f"with save_pretrained"
+        )
+
+
+@contextlib.contextmanager
+def _loading(name: str, where: Path, *, fix: str) -> Iterator[None]:
+    """Turn transformers' errors for a checkpoint it cannot read (OSError, ValueError, safetensors' header
+    errors) into one :class:`ModelLoadError` that names the model and the fix; llm-mia's own errors pass
+    through."""
+    try:
+        yield
+    except LlmMiaError:
+        raise
+    except Exception as error:
+        if not isinstance(error, OSError | ValueError) and type(error).__name__ != "SafetensorError":
+            raise  # not a checkpoint transformers cannot read: a bug, reported as one
+        reason = " ".join(str(error).split()).rstrip(".") or type(error).__name__  # one line, whole
+        raise ModelLoadError(f"cannot load model {name!r} from {where}: {reason}; {fix}") from error
 
 
 def _tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -299,14 +368,16 @@ def load_model(spec: ModelSpec | str) -> LoadedModel:
     directory = resolve_model_directory(spec)
     device = _pick_device(spec.device)
     common = {"trust_remote_code": spec.trust_remote_code, "local_files_only": True}
-    tokenizer = AutoTokenizer.from_pretrained(directory, **common)
-    if spec.device_map is not None:
-        from llm_mia.big_models import load_dispatched
+    fix = "check that it is a complete save_pretrained directory (config.json, weights, tokenizer files)"
+    with _loading(spec.name, Path(directory), fix=fix):
+        tokenizer = AutoTokenizer.from_pretrained(directory, **common)
+        if spec.device_map is not None:
+            from llm_mia.big_models import load_dispatched
 
-        model, device = load_dispatched(Path(directory), spec, common)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, spec.dtype), **common)
-        model.eval().to(device)
+            model, device = load_dispatched(Path(directory), spec, common)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, spec.dtype), **common)
+            model.eval().to(device)
     return LoadedModel(
         spec=spec,
         model=model,
@@ -317,3 +388,43 @@ def load_model(spec: ModelSpec | str) -> LoadedModel:
         context_length=_context_length(model.config),
         tokenizer_id=_tokenizer_fingerprint(tokenizer),
     )
+
+
+@contextlib.contextmanager
+def library_progress_bars(enabled: bool) -> Iterator[None]:
+    """With ``enabled`` False, silence the progress bars transformers and huggingface_hub draw themselves (e.g.
+    "Loading weights") inside the block, and put back exactly the state found on the way out, so later calls in
+    the same process draw them as before. Imports huggingface_hub only when silencing; transformers, when
+    imported inside the block, starts from huggingface_hub's state as it does at any import."""
+    if enabled:
+        yield
+        return
+    hub = importlib.import_module("huggingface_hub.utils.tqdm")
+    saved = dict(hub.progress_bar_states)
+
+    def restore_hub() -> None:
+        hub.progress_bar_states.clear()
+        hub.progress_bar_states.update(saved)
+
+    transformers_logging = sys.modules.get("transformers.utils.logging")
+    transformers_was = transformers_logging.is_progress_bar_enabled() if transformers_logging is not None else None
+    with warnings.catch_warnings():  # HF_HUB_DISABLE_PROGRESS_BARS=0 has priority, and says so in a warning
+        warnings.simplefilter("ignore")
+        hub.disable_progress_bars()
+        if transformers_logging is not None:
+            transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        restore_hub()
+        transformers_logging = sys.modules.get("transformers.utils.logging")
+        if transformers_logging is not None:
+            if transformers_was is None:  # imported inside the block: the state it would have had
+                transformers_was = not hub.are_progress_bars_disabled()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if transformers_was:
+                    transformers_logging.enable_progress_bar()
+                else:
+                    transformers_logging.disable_progress_bar()
+            restore_hub()  # transformers' switch sets huggingface_hub's too

@@ -58,6 +58,19 @@ class WorksDraw:
     controls: tuple[Work, ...]
 
 
+def _distinct(works: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Works whose starts differ (binary packages built from one source ship the same changelog, and two that
+    share their recent entries would be one text once cut to their start): the first name of each is kept."""
+    seen: set[str] = set()
+    kept = []
+    for name, text in works:
+        key = " ".join(text.split()[:MIN_WORDS])
+        if key not in seen:
+            seen.add(key)
+            kept.append((name, text))
+    return tuple(kept)
+
+
 def _start(text: str, max_words: int) -> str:
     """The first ``max_words`` words of ``text``, keeping its line breaks (the format is part of the text)."""
     count, lines = 0, []
@@ -90,21 +103,21 @@ def _changelogs(era: str) -> tuple[tuple[str, str], ...]:
         text = "\n\n".join(keep)
         if len(text.split()) >= MIN_WORDS:
             chosen.append((package, text))
-    return tuple(chosen)
+    return _distinct(chosen)
 
 
 @cache
 def _upstream() -> tuple[tuple[str, str], ...]:
     from llm_mia.corpora import upstream_changelogs
 
-    return tuple((n, t) for n, t in upstream_changelogs().items() if len(t.split()) >= MIN_WORDS)
+    return _distinct([(n, t) for n, t in upstream_changelogs().items() if len(t.split()) >= MIN_WORDS])
 
 
 @cache
 def _man_pages() -> tuple[tuple[str, str], ...]:
     from llm_mia.corpora import man_page_sources
 
-    return tuple((n, t) for n, t in man_page_sources().items() if len(t.split()) >= MIN_WORDS)
+    return _distinct([(n, t) for n, t in man_page_sources().items() if len(t.split()) >= MIN_WORDS])
 
 
 @cache

@@ -307,6 +307,9 @@ def compute_scores(
     for the next call).
     """
     given = dict(given or {})
+    for call in calls:  # scorers that read more than TokenStats build it first (a missing corpus fails before scoring)
+        if call.scorer.prepare is not None:
+            call.prepare(models[VIEWS[call.scorer.views[0]].model])
     missing = [view for view in needed_views(calls) if view not in given]
     extracted: dict[str, list[TokenStats]] = {view: [] for view in missing}
     records: dict[str, list[dict[str, Any]]] = {}
@@ -329,9 +332,7 @@ def compute_scores(
     for view, found in records.items():  # a view built in several blocks names every block's file
         VIEW_RECORDS[view] = found[0] if len(found) == 1 else {"blocks": found}
     stats = {**given, **extracted}
-    for call in calls:  # scorers that read more than TokenStats build it now, once, for the model they read
-        if call.scorer.prepare is not None:
-            call.prepare(models[VIEWS[call.scorer.views[0]].model])
+    for call in calls:
         for view in call.scorer.views:
             if view in VIEW_RECORDS and view in extracted:
                 PREPARED[call.column] = {**PREPARED.get(call.column, {}), **VIEW_RECORDS[view]}

@@ -17,10 +17,13 @@ merely self-coherent, as every real work is, does not stand out):
   terms of the collection: what the control works have in common, not any one work's topic), sublinear term
   frequencies; a logistic regression tells w's passages from the other works' passages, fitted on half of w's
   passages and half of the other works and scored on the other halves (both ways), each side weighted equally; the
-  work's dissimilarity is the AUROC. A work with more passages than the median work is represented by a random
-  subset of that many, so that a long suspect does not look more separable only for having more to learn from. A
-  work lacking what the others share (another era's dates and names, another genre's recurring terms) is separable
-  in this view; a work that differs only in topic is not.
+  work's dissimilarity is the AUROC. A work lacking what the others share (another era's dates and names, another
+  genre's recurring terms) is separable in this view; a work that differs only in topic is not.
+
+Every work is represented by at most the median work's number of passages (a seeded random subset of a longer one,
+spread over all of it): a long suspect would otherwise look different for its length alone (its words would fill
+the shared vocabulary, its classifier would have more to learn from). Works shorter than the median are noisier,
+which puts them, not a long suspect, in the tails.
 
 The two dissimilarities are put on one scale by a robust z over the works (median, 1.4826 MAD) and summed: D(w).
 p = #{works with D >= D(suspect)} / #works, ties counted against the suspect. Every step treats works alike
@@ -161,12 +164,9 @@ def _shared_vocabulary(texts: list[str], work_of: np.ndarray, names: list[str], 
     matrix.data = 1.0 + np.log(matrix.data)
     matrix = normalize(matrix)
     rng = np.random.default_rng(seed)
-    # every work is classified from at most the median work's passages: a long work must not look more separable
-    # only because its classifier had more to learn from
-    cap = int(np.median([np.sum(work_of == name) for name in names]))
     out = np.zeros(len(names))
     for i, name in enumerate(names):
-        own = rng.permutation(np.flatnonzero(work_of == name))[:cap]
+        own = rng.permutation(np.flatnonzero(work_of == name))
         others = rng.permutation([n for n in names if n != name])
         halves = (own[: len(own) // 2], own[len(own) // 2 :]), (others[: len(others) // 2], others[len(others) // 2 :])
         aurocs = []
@@ -212,7 +212,15 @@ def work_difference(
     names = [str(suspect_work), *controls]
     if len(names) < 3:
         raise LlmMiaError(f"the difference check needs at least 2 control works with 2 passages; got {len(controls)}")
-    keep = np.flatnonzero(np.isin(works_array, names))
+    # every work is represented by at most the median work's number of passages (a random subset of a longer one):
+    # a long suspect must not look more different, or less, only for having more text (its vocabulary would
+    # dominate the shared one, its classifier would have more to learn from)
+    cap = int(np.median([counts[name] for name in names]))
+    keep = np.sort(
+        np.concatenate(
+            [rng.permutation(np.flatnonzero(works_array == name))[: min(counts[name], cap)] for name in names]
+        )
+    )
     chosen_texts = [texts[i] for i in keep]
     work_of = works_array[keep]
     views = {

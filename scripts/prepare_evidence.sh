@@ -82,7 +82,7 @@ analyse() {  # analyse NAME MODEL SUSPECT EXPECTED
   llm-mia plan --model "$model" --suspect "$suspect" --suspect-works one --control texts/controls \
     --passage-tokens 64 --question "Was the model $model trained on $(basename "$suspect" .txt)?" \
     --analyst "llm-mia worked example" --control-rationale "$RATIONALE" --output "$name.plan.json" --overwrite
-  llm-mia evidence run "$name.plan.json" --output "$name.bundle" --overwrite
+  llm-mia evidence run "$name.plan.json" --output-dir "$name.bundle" --overwrite
   llm-mia verify "$name.bundle" --rescore 20
   local verdict
   verdict=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['verdict'])" "$name.bundle/results.json")

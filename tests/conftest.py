@@ -26,6 +26,17 @@ def private_stats_cache(tmp_path_factory: pytest.TempPathFactory):
         yield path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_failure_logs(tmp_path_factory: pytest.TempPathFactory):
+    """Logs of failed commands go to a directory of the test session's, never the user's cache."""
+    import llm_mia.cli.failures
+
+    path = tmp_path_factory.mktemp("failure-logs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(llm_mia.cli.failures, "log_directory", lambda: path)
+        yield path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One saved tiny model directory per architecture (llama and gemma3 add BOS; the others do not)."""

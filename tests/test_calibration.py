@@ -133,7 +133,7 @@ def test_verdicts_wording_and_three_outcomes():
     # the marginal guarantee says what it holds over, and how likely this set's FPR is above the target
     assert "FPR <= 0.02 on average over sets of 99 controls (marginal)" in verdicts[0].statement
     assert f"exceeds 0.02 with probability {exceed_probability(99, 1, 0.02):.2g}" in verdicts[0].statement
-    assert verdicts[1].statement.startswith("not distinguishable from unseen text")
+    assert verdicts[1].statement.startswith("not distinguishable from the control texts")
     assert "empty text" in verdicts[2].statement and verdicts[2].p_value is None
     assert all("prove" not in v.statement for v in verdicts)
 

@@ -274,7 +274,8 @@ def test_a_canary_plan_runs_into_a_bundle_that_verifies(words, tiny_model_dirs, 
 
     bundle = tmp_path / "bundle"
     assert (
-        main(["evidence", "run", str(tmp_path / "plan.json"), "--output", str(bundle), "--no-pdf", "--no-cache"]) == 0
+        main(["evidence", "run", str(tmp_path / "plan.json"), "--output-dir", str(bundle), "--no-pdf", "--no-cache"])
+        == 0
     )
     results = json.loads((bundle / "results.json").read_text())
     direct = run_canary_test(
@@ -298,5 +299,5 @@ def test_a_canary_plan_runs_into_a_bundle_that_verifies(words, tiny_model_dirs, 
     secret.write_text(json.dumps(changed))
     checks = {c.name: c for c in verify_bundle(bundle).checks}
     assert checks["secret file"].outcome == "FAIL" and "not the committed" in checks["secret file"].detail
-    assert main(["evidence", "run", str(tmp_path / "plan.json"), "--output", str(tmp_path / "b2"), "--no-pdf"]) != 0
+    assert main(["evidence", "run", str(tmp_path / "plan.json"), "--output-dir", str(tmp_path / "b2"), "--no-pdf"]) != 0
     assert "not the committed" in capsys.readouterr().err and not (tmp_path / "b2").exists()

@@ -13,19 +13,15 @@ from tiny_models import make_tiny_model
 import llm_mia.scoring as scoring_module
 from llm_mia.cli import main
 
-ADJECTIVES = ["old", "quiet", "bright", "narrow", "heavy", "green", "cold", "gentle", "broken", "silver"]
-NOUNS = ["keeper", "river", "baker", "market", "lighthouse", "bridge", "farmer", "ship", "garden", "window"]
-VERBS = ["watched", "crossed", "painted", "carried", "mended", "followed", "opened", "visited"]
-PLACES = ["harbour", "village", "square", "cliff", "station", "orchard", "library", "meadow"]
-
 
 def _story(rng: random.Random, sentences: int) -> str:
-    """Suspect and control texts of the same kind: sentences from one template and one vocabulary."""
-    return " ".join(
-        f"The {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(VERBS)} the {rng.choice(NOUNS)} "
-        f"near the {rng.choice(PLACES)}."
-        for _ in range(sentences)
-    )
+    """Suspect and control texts of the same kind: one sentence template, made-up words and numbers, so no two
+    texts share a phrase by chance (a shared phrase would be copied text, which the command refuses)."""
+
+    def word() -> str:
+        return "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(rng.randint(2, 3)))
+
+    return " ".join(f"The {word()} {word()} saw {rng.randint(2, 9999)} {word()}s." for _ in range(sentences))
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +289,55 @@ def test_a_random_split_packaged_as_one_file_against_documents_is_not_called_tra
     assert report["verdict"] != "consistent", capsys.readouterr().out
     lengths = next(g for g in report["result"]["safeguards"] if g["name"] == "passage lengths")
     assert not lengths["fired"]
+
+
+def test_reference_gap_scores_both_models_and_tests_their_difference(tiny_llama, works, tmp_path, capsys):
+    """With --reference the statistic is the gap: every scorer under both models, the target's minus the
+    reference's, tested; the text checks are reported (not withholding) and the reference alone beside it."""
+    reference = make_tiny_model(tmp_path / "reference", "llama", max_positions=64, seed=1)
+    output = tmp_path / "report"
+    assert main(_args(tiny_llama, works, output, "--reference", str(reference), "--splits", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "statistic: the target's scores minus the reference model's" in printed
+    assert "reference model alone: p = " in printed
+    assert "assumption: the reference model did not see the suspect work" in printed
+    report = json.loads((output / "report.json").read_text())
+    assert report["settings"]["statistic"] == "reference-gap"
+    assert report["features"] == ["loss gap", "min_k gap"]
+    assert report["result"]["statistic"] == "reference-gap"
+    if report["verdict"] in ("consistent", "not distinguishable"):
+        assert "react alike" in report["verdict_sentence"]
+    text_checks = [
+        s for s in report["result"]["safeguards"] if s["name"] in ("difference from the control works", "format")
+    ]
+    assert text_checks and not any(s["withholds"] for s in text_checks)
+    rows = [json.loads(line) for line in (output / "scores.jsonl").read_text().splitlines()]
+    ok = [row for row in rows if row["status"] == "ok"]
+    assert ok and all(row["loss gap"] == pytest.approx(row["loss"] - row["ref:loss"]) for row in ok)
+    assert 0 < report["reference_alone"]["p_value"] <= 1
+    # the statistic can be forced back to the target's scores, and a gap without a reference is refused
+    assert (
+        main(_args(tiny_llama, works, tmp_path / "plain", "--reference", str(reference), "--statistic", "scores")) == 0
+    )
+    assert json.loads((tmp_path / "plain" / "report.json").read_text())["features"] == ["loss", "min_k"]
+    assert main(_args(tiny_llama, works, tmp_path / "refused", "--statistic", "reference-gap")) == 2
+    assert "subtracts a reference model's scores" in capsys.readouterr().err
+
+
+def test_passages_mostly_copied_from_the_other_side_are_refused_as_the_plan_refuses_them(
+    tiny_llama, works, tmp_path, capsys
+):
+    """A control file that quotes most of a suspect chapter: refused before scoring, every offending passage
+    counted and the first named, the same rule `llm-mia plan` applies."""
+    suspect, control = works
+    copied = tmp_path / "control"
+    copied.mkdir()
+    for path in sorted(control.iterdir()):
+        (copied / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    chapter = (suspect / "part00.txt").read_text(encoding="utf-8")
+    (copied / "quotes.txt").write_text("As the book says: " + chapter[: len(chapter) * 3 // 4], encoding="utf-8")
+    # passages long enough in characters to fingerprint (the tiny tokenizer spends a token on a character or two)
+    assert main(_args(tiny_llama, (suspect, copied), tmp_path / "out", "--passage-tokens", "60")) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert ("text found verbatim on the other side: " in error or "appear in both" in error) and "quotes.txt" in error
+    assert "remove the shared text" in error and not (tmp_path / "out").exists()

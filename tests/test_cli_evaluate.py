@@ -209,7 +209,7 @@ def test_calibrate_then_verdict_round_trip(tmp_path, capsys):
         assert verdict["verdict"] == ("member" if expected_p <= 0.02 else "non-member")
     assert verdicts[0]["verdict"] == "member" and verdicts[3]["verdict"] == "non-member"
     assert verdicts[0]["statement"].startswith("consistent with training on this text")
-    assert verdicts[3]["statement"].startswith("not distinguishable from unseen text")
+    assert verdicts[3]["statement"].startswith("not distinguishable from the control texts")
     assert (tmp_path / "verdicts.jsonl.run.json").is_file()
 
     # several documents: Benjamini-Hochberg by default, with adjusted p-values and what they guarantee

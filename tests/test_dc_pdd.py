@@ -116,3 +116,22 @@ def test_dc_pdd_scores_natural_text_above_its_shuffled_words_on_smollm2(smollm2)
     rows, _ = compute_scores(documents, calls, models={"target": smollm2}, settings=ExtractionSettings())
     scores = [row["dc_pdd"] for row in rows]
     assert all(scores[i] > scores[i + 3] for i in range(3)), scores
+
+
+def test_a_missing_corpus_is_refused_before_any_text_is_scored(tiny_loaded, tmp_path, monkeypatch) -> None:
+    """The frequency table is built before extraction: a corpus that is not there fails at once, not after all the
+    scoring (a new user waited 152 s for this error)."""
+    import llm_mia.scoring as scoring_module
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("texts were scored before the corpus was checked")
+
+    monkeypatch.setattr(scoring_module, "extract_views", no_scoring)
+    calls = parse_scorer_specs([f"dc_pdd:corpus={tmp_path / 'missing.jsonl'}"], has_reference=False)
+    with pytest.raises(LlmMiaError, match=r"missing\.jsonl"):
+        compute_scores(
+            [Document(id="a", text="Some text to score.")],
+            calls,
+            models={"target": tiny_loaded["gpt2"]},
+            settings=ExtractionSettings(progress=False),
+        )

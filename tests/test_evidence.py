@@ -86,7 +86,7 @@ def case(tmp_path_factory) -> dict[str, Path]:
     plan = root / "plan.json"
     assert main(_plan_args(model, suspect, control, plan)) == 0
     bundle = root / "bundle"
-    assert main(["evidence", "run", str(plan), "--output", str(bundle), "--cache-dir", str(root / "cache")]) == 0
+    assert main(["evidence", "run", str(plan), "--output-dir", str(bundle), "--cache-dir", str(root / "cache")]) == 0
     return {"root": root, "model": model, "suspect": suspect, "control": control, "plan": plan, "bundle": bundle}
 
 
@@ -312,7 +312,7 @@ def test_evidence_run_refuses_a_changed_model_or_source_before_scoring(
 
     monkeypatch.setattr(dataset_workflow, "score_and_test", no_scoring)
     output = tmp_path / "bundle"
-    run = ["evidence", "run", str(case["plan"]), "--output", str(output), "--no-pdf"]
+    run = ["evidence", "run", str(case["plan"]), "--output-dir", str(output), "--no-pdf"]
     planned = _sha(case["model"] / "model.safetensors")
     message = _refused([*run, "--model", str(swapped_model)], capsys)
     assert (
@@ -337,7 +337,7 @@ def test_evidence_run_refuses_a_changed_model_or_source_before_scoring(
 
 def test_two_runs_of_one_plan_give_identical_results(case, tmp_path):
     again = tmp_path / "again"
-    assert main(["evidence", "run", str(case["plan"]), "--output", str(again), "--no-cache", "--no-pdf"]) == 0
+    assert main(["evidence", "run", str(case["plan"]), "--output-dir", str(again), "--no-cache", "--no-pdf"]) == 0
     first = case["bundle"]
     for name in ("results.json", "scores.jsonl", "passages.jsonl", "plan.json"):
         assert (again / name).read_bytes() == (first / name).read_bytes(), name
@@ -356,7 +356,7 @@ def test_two_runs_of_one_plan_give_identical_results(case, tmp_path):
 
 def test_second_run_into_a_bundle_is_refused_without_overwrite(case, capsys):
     before = {p.name: _sha(p) for p in case["bundle"].iterdir()}
-    message = _refused(["evidence", "run", str(case["plan"]), "--output", str(case["bundle"])], capsys)
+    message = _refused(["evidence", "run", str(case["plan"]), "--output-dir", str(case["bundle"])], capsys)
     assert "exists; pass --overwrite to replace the bundle" in message
     assert {p.name: _sha(p) for p in case["bundle"].iterdir()} == before
 
@@ -365,7 +365,7 @@ def test_edited_plan_is_refused_by_evidence_run(case, tmp_path, capsys):
     plan = tmp_path / "plan.json"
     plan.write_text(case["plan"].read_text(encoding="utf-8").replace('"alpha": 0.05', '"alpha": 0.5'))
     shutil.copyfile(case["root"] / "plan.json.sha256", tmp_path / "plan.json.sha256")
-    message = _refused(["evidence", "run", str(plan), "--output", str(tmp_path / "bundle")], capsys)
+    message = _refused(["evidence", "run", str(plan), "--output-dir", str(tmp_path / "bundle")], capsys)
     assert f"says {_sha(case['plan'])}, the file hashes to {_sha(plan)}" in message
     assert "a changed plan is a new plan" in message
 
@@ -386,10 +386,13 @@ def test_plan_refuses_bad_inputs(case, tmp_path, capsys):
     stolen = (suspect / "part01.txt").read_text(encoding="utf-8")
     copies = {
         "a whole file": (stolen, "1 text(s) appear in both the suspect and the control input"),
-        "its first part": (stolen[: len(stolen) // 2], "appear in both the suspect work and the controls (first:"),
+        "its first part": (
+            stolen[: len(stolen) // 2],
+            "appear in both the suspect work and the controls: suspect 'part01.txt#0' = control",
+        ),
         "a part off the passage grid": (
             f"Quoted: {stolen[len(stolen) // 3 + 5 :]}",
-            "passage(s) are at least 50% text found verbatim on the other side (first: suspect passage 'part01.txt#",
+            "passage(s) are at least 50% text found verbatim on the other side: suspect passage 'part01.txt#",
         ),
     }
     for what, (text, expected) in copies.items():
@@ -459,7 +462,7 @@ def test_a_killed_run_resumes_from_the_cache_with_the_same_results(case, tmp_pat
             raise KeyboardInterrupt  # as if the analyst pressed Ctrl-C, or the machine went down
 
     output, cache = tmp_path / "bundle", ["--cache-dir", str(tmp_path / "cache")]
-    run = ["evidence", "run", str(case["plan"]), "--output", str(output), "--no-pdf", *cache]
+    run = ["evidence", "run", str(case["plan"]), "--output-dir", str(output), "--no-pdf", *cache]
     monkeypatch.setattr(QueryLog, "record", dies_after_three)
     assert main(run) == 130  # interrupted: the CLI says how to resume
     assert not output.exists() and Path(f"{output}.partial").is_dir()  # nothing that looks complete

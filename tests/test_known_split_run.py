@@ -112,8 +112,9 @@ def bench_cache(tmp_path: Path) -> Path:
 
 
 def test_trained_model_separates_members_and_untrained_model_does_not(bench_cache: Path, tmp_path: Path) -> None:
-    result = run_benchmark(tiny_config(epochs=(0, 30)), cache_root=bench_cache, progress=False, threads=1)
-    write_report(result, tmp_path / "report")
+    with torch_threads(2):  # a caller with another thread count: the report names the run's own (below)
+        result = run_benchmark(tiny_config(epochs=(0, 30)), cache_root=bench_cache, progress=False, threads=1)
+        write_report(result, tmp_path / "report")
     untrained, trained = result.epoch(0), result.epoch(30)
     assert trained.evaluation.scorers["loss"].auroc > 0.9
     assert trained.evaluation.scorers["loss"].auroc_ci[0] > 0.7
@@ -140,6 +141,9 @@ def test_trained_model_separates_members_and_untrained_model_does_not(bench_cach
     )
     markdown = (report / "results.md").read_text()
     assert "| loss |" in markdown and "blind baseline" in markdown and "(n=16)" in markdown
+    # the reports agree with the run they describe: 1 thread, as the console said, not the caller's 2
+    assert result.torch_threads == 1 and "torch threads 1" in markdown
+    assert saved["machine"].endswith("torch threads 1")
 
 
 def test_untrained_model_is_near_chance_over_seeds(bench_cache: Path) -> None:

@@ -63,6 +63,33 @@ def test_recall_matches_a_slow_implementation_from_the_paper(tiny_loaded, tiny_m
             assert row[calls[0].column] == pytest.approx(after / alone, rel=1e-4), (batch_size, text)
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_the_published_convention_matches_the_authors_choices(tiny_loaded, tiny_model_dirs, tmp_path, arch) -> None:
+    """convention=published: prefix texts joined with nothing between them, and x's first token counted in the
+    conditioned mean (P predicts it) but, without a BOS, not in the plain one."""
+    loaded = tiny_loaded[arch]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dirs[arch], dtype=torch.float64).eval()
+    tokenizer = loaded.tokenizer
+    bos = list(loaded.prefix_ids)
+    prefix_ids = bos + tokenizer("".join(PREFIX), add_special_tokens=False)["input_ids"]
+    documents = [Document(id=str(i), text=t) for i, t in enumerate(TEXTS)]
+    spec = f"recall:prefix={prefix_file(tmp_path)};convention=published"
+    calls = parse_scorer_specs([spec], has_reference=False)
+    rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=ExtractionSettings(progress=False))
+    for row, text in zip(rows, TEXTS, strict=True):
+        own = tokenizer(text, add_special_tokens=False)["input_ids"]
+        alone = mean_ll_float64(model, bos + own, len(bos) + (0 if bos else 1))
+        after = mean_ll_float64(model, prefix_ids + own, len(prefix_ids))
+        assert row[calls[0].column] == pytest.approx(after / alone, rel=1e-4), text
+    with pytest.raises(InputError, match="convention='spaces'; choose one of matched, published"):
+        compute_scores(
+            documents,
+            parse_scorer_specs([f"recall:prefix={prefix_file(tmp_path)};convention=spaces"], has_reference=False),
+            models={"target": loaded},
+            settings=ExtractionSettings(progress=False),
+        )
+
+
 def test_the_prefix_encoded_once_gives_the_numbers_of_re_encoding_it_per_text(tiny_loaded) -> None:
     """Per-token log-probs after a cached, batch-repeated prefix = the whole sequence run from scratch (1e-4)."""
     for arch in ("gpt2", "llama", "gemma3"):

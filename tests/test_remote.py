@@ -25,7 +25,9 @@ from llm_mia.remote.client import ApiClient, ApiSettings, RemoteError
 from llm_mia.remote.model import connect
 from llm_mia.settings import ModelSettings, ScoringSettings
 
-pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server] (scripts/setup.sh installs it)")
+pytest.importorskip(
+    "llama_cpp.server", reason="needs llama-cpp-python[server]: LLM_MIA_API_SERVER=1 bash scripts/setup.sh builds it"
+)
 
 pytestmark = pytest.mark.slow
 
@@ -358,7 +360,7 @@ def test_evidence_for_a_model_behind_an_api_is_planned_run_and_verified(served, 
     assert planned["models"]["tokenizer"]["files"] and KEY not in plan.read_text()
     bundle = tmp_path / "bundle"
     cache = ["--cache-dir", str(tmp_path / "cache")]
-    assert main(["evidence", "run", str(plan), "--output", str(bundle), "--no-pdf", *cache]) == 0
+    assert main(["evidence", "run", str(plan), "--output-dir", str(bundle), "--no-pdf", *cache]) == 0
     log = [json.loads(line) for line in (bundle / "query-log.jsonl").read_text().splitlines()]
     assert log and all(e["model_sha256"] == target["files_sha256"] for e in log)
     assert {e["endpoint"] for e in log} >= {"completions"} and KEY not in (bundle / "query-log.jsonl").read_text()

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_server import free_port, send_json, serve
@@ -273,3 +280,129 @@ def test_concurrent_calls_stop_at_the_first_error_and_keep_what_finished() -> No
     assert 0 < len(finished) < 10  # stopped early: the items not yet started were cancelled
     with pytest.raises(LlmMiaError, match="at least 1"):
         api("http://h/v1", concurrency=0)
+
+
+# ---------------------------------------------------------------------------- a hung or failing server
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A real TCP server on loopback that accepts every connection and never answers; yields its API root."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.05)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        done.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def test_a_hung_server_fails_within_the_time_budget_with_what_was_tried(caplog: pytest.LogCaptureFixture) -> None:
+    assert ApiSettings(base_url="http://h/v1").time_budget == 60  # by default a hung server fails in a minute
+    with silent_server() as root:
+        client = ApiClient(api(root, timeout=0.4, time_budget=1.5, backoff=0.05))
+        started = time.monotonic()
+        with pytest.raises(RemoteError) as failure:
+            client.get("models")
+        elapsed = time.monotonic() - started
+    assert 1.0 < elapsed < 2.5  # the budget, not (retries + 1) x timeout = 2.8 s plus back-off
+    message = str(failure.value)
+    assert "no answer within 0.4 s" in message and "attempts in" in message and "--api-time-budget 1.5" in message
+    # what to check comes first; raising the timeouts only if the server is slow rather than stuck
+    assert message.index("check that it is running") < message.index("raise --api-timeout")
+    assert failure.value.reason.startswith("no answer in")
+    assert not [r for r in caplog.records if r.name.startswith("urllib3") and r.levelno >= logging.WARNING]
+
+
+def test_the_cli_fails_a_hung_server_in_one_line_and_leaves_no_empty_query_log(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "scores.jsonl"
+    with silent_server() as root:
+        options = ["--api-base", root, "--api-timeout", "0.3", "--api-time-budget", "0.8", "--no-cache"]
+        code = main(["score", "--model", "api:m", *options, "--output", str(output)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no answer within 0.3 s" in lines[0] and "Traceback" not in err
+    assert "urllib3" not in err and "Retrying" not in err
+    assert not output.exists() and not Path(f"{output}.queries.jsonl").exists()
+
+
+def flaky_server(statuses: list[int], *, retry_after: str | None = None) -> tuple[Any, str, list[float]]:
+    """A real HTTP server that answers GETs with ``statuses`` in turn (then 200), recording when each came."""
+    from http.server import BaseHTTPRequestHandler
+
+    seen: list[float] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # http.server's naming
+            seen.append(time.monotonic())
+            status = statuses.pop(0) if statuses else 200
+            if status != 200:
+                self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
+                self.send_header("Content-Length", "31")
+                self.end_headers()
+                self.wfile.write(b'{"error": {"message": "busy!"}}')
+                return
+            send_json(self, b'{"data": [{"id": "m"}]}')
+
+    server, root = serve(Handler)
+    return server, root, seen
+
+
+def test_failing_statuses_are_retried_with_back_off_and_then_reported_with_the_servers_words(caplog) -> None:
+    server, root, seen = flaky_server([503, 502])
+    try:
+        with caplog.at_level(logging.INFO, logger="llm_mia.remote.client"):
+            assert ApiClient(api(root, backoff=0.05)).get("models") == {"data": [{"id": "m"}]}
+        assert len(seen) == 3 and seen[1] - seen[0] >= 0.04 and seen[2] - seen[1] >= 0.09  # 0.05, then 0.1 s
+        assert "HTTP 503; retrying" in caplog.text
+    finally:
+        server.shutdown()
+    server, root, seen = flaky_server([503] * 10)
+    try:
+        with pytest.raises(RemoteError) as failure:
+            ApiClient(api(root, backoff=0, max_retries=2)).get("models")
+        assert len(seen) == 3 and failure.value.status == 503
+        assert "HTTP 503 (3 times) (its last answer: busy!), 3 attempts in" in str(failure.value)
+    finally:
+        server.shutdown()
+
+
+def test_a_retry_after_longer_than_the_budget_fails_at_once() -> None:
+    server, root, seen = flaky_server([429], retry_after="30")
+    try:
+        started = time.monotonic()
+        with pytest.raises(RemoteError, match="asked to wait 30 s more, past the time budget"):
+            ApiClient(api(root, time_budget=5)).get("models")
+        assert time.monotonic() - started < 2 and len(seen) == 1
+    finally:
+        server.shutdown()
+
+
+def test_an_unreachable_endpoint_is_reported_whole_in_the_capability_table() -> None:
+    from llm_mia.remote.capabilities import _probe_chat
+
+    client = ApiClient(api(f"http://127.0.0.1:{free_port()}/v1", max_retries=0))
+    assert _probe_chat(client, "m", None) == "no (cannot reach the server)"  # not a message cut at 120 characters

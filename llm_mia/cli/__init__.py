@@ -14,7 +14,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from llm_mia.errors import LlmMiaError
+from llm_mia.cli.failures import INTERNAL_ERROR, INTERRUPTED, USER_ERROR, RunLog, fail
+from llm_mia.models import library_progress_bars
+
+__all__ = ["INTERNAL_ERROR", "INTERRUPTED", "USER_ERROR", "build_parser", "console_main", "main"]
 
 # (subcommand, module under llm_mia.cli, one-line help). Adding a subcommand = one module + one line here.
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -39,15 +42,17 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("cache", "cache", "inspect, verify or clear the stats cache that lets killed runs resume"),
 )
 
-INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-mia",
         description="Membership inference for language models: was this text in the model's training data?",
+        epilog="Exit status: 0 done; 1 a check failed (benchmark, cache, verify); 2 bad input, settings or "
+        "environment (the message says what to change); 3 verify could not run every check; 70 a bug in "
+        "llm-mia (the message names the log to report); 130 interrupted.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name, help_text in SUBCOMMANDS:
         module = importlib.import_module(f"llm_mia.cli.{module_name}")
@@ -58,34 +63,38 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(sub)
+        # also after the subcommand (llm-mia score --debug); SUPPRESS keeps a --debug given before it
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         sub.set_defaults(run=module.run)
     return parser
 
 
+DEBUG_HELP = "on failure, print the full traceback too (it is always in the log file the error names)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input or usage, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, settings or environment, 70 a bug in llm-mia,
+    130 interrupted; some commands use 1 and 3 for a failed or incomplete check). No traceback reaches the
+    console unless --debug asks for it: see ``llm_mia.cli.failures``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.run(args))
-    except LlmMiaError as error:
-        print(f"llm-mia {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        resumable = hasattr(args, "cache_dir") and not args.no_cache  # commands that score through the cache
-        print(
-            f"\nllm-mia {args.command}: interrupted."
-            + (
-                " Every finished batch is kept in the stats cache: run the same command again to resume where it "
-                "stopped, with the same results."
-                if resumable
-                else ""
-            ),
-            file=sys.stderr,
-        )
-        return INTERRUPTED
+    resumable = hasattr(args, "cache_dir") and getattr(args, "no_cache", True) is False  # scoring through the cache
+    resume_note = (
+        " Every finished batch is kept in the stats cache: run the same command again to resume where it stopped, "
+        "with the same results."
+    )
+    progress = not getattr(args, "no_progress", False)
+    with RunLog(args.command, argv) as run_log, library_progress_bars(progress):
+        try:
+            return int(args.run(args))
+        except KeyboardInterrupt:
+            print(f"\nllm-mia {args.command}: interrupted." + (resume_note if resumable else ""), file=sys.stderr)
+            return INTERRUPTED
+        except Exception as error:
+            return fail(error, command=args.command, run_log=run_log, debug=args.debug)
 
 
 def console_main() -> None:

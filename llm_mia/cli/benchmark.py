@@ -31,7 +31,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cli.common import add_run_arguments, print_epoch, run_with_arguments
+from llm_mia.cli.common import add_run_arguments, check_cache_root_writable, print_epoch, run_with_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir is None:
         output_dir.parent.mkdir(exist_ok=True)
     check_report_dir(output_dir, overwrite=args.overwrite)
+    check_cache_root_writable()  # splits and trained models are cached there
     print(f"benchmark {config.name} ({config.size}): {config.description}")
     if args.defense:
         return run_defenses(config, output_dir, args)

@@ -6,9 +6,9 @@ examples:
   llm-mia canary plant --secret secret.json --into book.txt --output book-planted.txt --repetitions 4
   llm-mia canary plant --secret secret.json --into corpus.jsonl --output planted.jsonl --mode documents
   llm-mia canary test --model DIR --secret secret.json --commitment secret.json.commitment.json --output result.json
-  llm-mia canary plan --model DIR --secret secret.json --commitment secret.json.commitment.json \
+  llm-mia canary plan --model DIR --secret secret.json --commitment secret.json.commitment.json \\
       --question "Was model M trained on our canaries?" --analyst "A. Expert" --output plan.json
-  llm-mia evidence run plan.json --output bundle/ && llm-mia verify bundle/
+  llm-mia evidence run plan.json --output-dir bundle/ && llm-mia verify bundle/
 
 make: draws each canary with S never-published siblings from one seeded generator (the published one chosen at
 random after drawing) and writes the secret file and a public commitment (its SHA-256) to publish or timestamp
@@ -156,7 +156,7 @@ def _plan(args: argparse.Namespace, secret: Path) -> int:
         f"siblings each, scorer {args.scorer}, alpha {args.alpha:g}; model {args.model}"
     )
     print(f"plan SHA-256: {plan.sha256}")
-    print(f"wrote {path} and {sidecar}; run it with: llm-mia evidence run {path} --output bundle/")
+    print(f"wrote {path} and {sidecar}; run it with: llm-mia evidence run {path} --output-dir bundle/")
     return 0
 
 

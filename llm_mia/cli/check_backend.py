@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import argparse
 
-from llm_mia.cli.common import add_api_arguments, add_input_arguments, api_settings_from_args, documents_from_args
+from llm_mia.cli.common import (
+    add_api_arguments,
+    add_input_arguments,
+    api_settings_from_args,
+    cache_from_args,
+    documents_from_args,
+)
 from llm_mia.workflows.check_backend import DEFAULT_TOLERANCE
 
 
@@ -40,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = ModelSettings(model=args.model, device=args.device, api=api_settings_from_args(args))
     documents, _ = documents_from_args(args)
-    result = check_backend(
-        settings, args.local, documents[: max(1, args.limit)], tolerance=args.tolerance, cache=not args.no_cache
-    )
+    cache = bool(cache_from_args(args))
+    result = check_backend(settings, args.local, documents[: max(1, args.limit)], tolerance=args.tolerance, cache=cache)
     for line in result.describe():
         print(line)
     return 0 if result.agrees else 1

@@ -11,7 +11,8 @@ from llm_mia.big_models import parse_max_memory
 from llm_mia.documents import Columns, Document, read_documents
 from llm_mia.errors import LlmMiaError
 from llm_mia.models import DEFAULT_MODEL, DTYPES
-from llm_mia.remote.client import ApiSettings
+from llm_mia.outputs import check_cache_writable, check_writable, not_writable
+from llm_mia.remote.client import DEFAULT_TIME_BUDGET, DEFAULT_TIMEOUT, ApiSettings
 from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
 from llm_mia.threads import parse_threads
 
@@ -136,8 +137,26 @@ def add_api_arguments(parser: argparse.ArgumentParser) -> None:
         default="OPENAI_API_KEY",
         help="environment variable holding the API key (default: OPENAI_API_KEY; the key is never printed or stored)",
     )
-    group.add_argument("--api-timeout", type=float, default=120.0, help="seconds to wait for a response (default 120)")
-    group.add_argument("--api-retries", type=int, default=6, help="retries on 429, 5xx and dropped connections")
+    group.add_argument(
+        "--api-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds one attempt waits for a response (default {DEFAULT_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--api-time-budget",
+        type=float,
+        default=DEFAULT_TIME_BUDGET,
+        metavar="SECONDS",
+        help=f"seconds one request may take in all, retries and waits included (default {DEFAULT_TIME_BUDGET:g}): "
+        "a server that never answers fails after this long",
+    )
+    group.add_argument(
+        "--api-retries",
+        type=int,
+        default=6,
+        help="retries on 429, 5xx, timeouts and dropped connections, within the time budget (default 6)",
+    )
     group.add_argument("--api-requests-per-second", type=float, help="client-side request rate limit")
     group.add_argument("--api-tokens-per-minute", type=float, help="client-side prompt-token rate limit")
     group.add_argument(
@@ -157,6 +176,7 @@ def api_settings_from_args(args: argparse.Namespace) -> ApiSettings | None:
         base_url=args.api_base,
         key_env=args.api_key_env,
         timeout=args.api_timeout,
+        time_budget=args.api_time_budget,
         max_retries=args.api_retries,
         requests_per_second=args.api_requests_per_second,
         tokens_per_minute=args.api_tokens_per_minute,
@@ -209,13 +229,35 @@ def documents_from_args(args: argparse.Namespace) -> tuple[list[Document], str]:
     return read_documents(source, columns=columns_from_args(args), split=args.split), source
 
 
+def cache_from_args(args: argparse.Namespace) -> bool | Path:
+    """The stats cache ``--cache-dir`` / ``--no-cache`` name (False: none, True: the default one), checked to be
+    writable before any model loads (``llm_mia.outputs.check_cache_writable``)."""
+    from llm_mia.cache import default_cache_path
+
+    if getattr(args, "no_cache", False):
+        return False
+    directory = getattr(args, "cache_dir", None)
+    check_cache_writable(Path(directory) / "tokenstats.sqlite" if directory else default_cache_path())
+    return Path(directory) / "tokenstats.sqlite" if directory else True
+
+
+def check_cache_root_writable() -> Path:
+    """The cache root (``$LLM_MIA_CACHE``, where known-split runs keep splits and trained models), checked to be
+    writable before any work starts."""
+    from llm_mia.identity import cache_dir
+
+    root = cache_dir()
+    fix = "set LLM_MIA_CACHE to a directory on another disk"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise not_writable(error, root, what="the cache", fix=fix) from error
+    return check_writable(root, what="the cache", fix=fix)
+
+
 def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:
     """Models, scorers, extraction and cache as the arguments say; validated here, before any model loads."""
-    cache: bool | Path = True
-    if args.no_cache:
-        cache = False
-    elif args.cache_dir:
-        cache = Path(args.cache_dir) / "tokenstats.sqlite"
+    cache = cache_from_args(args)
     return ScoringSettings(
         models=ModelSettings(
             model=args.model,

@@ -2,7 +2,7 @@
 
 examples:
   llm-mia dataset-test --suspect my_book/ --control other_books/ --output-dir report/
-  llm-mia dataset-test --model ./model --suspect book.md --control after_cutoff.jsonl --control-works group \
+  llm-mia dataset-test --model ./model --suspect book.md --control after_cutoff.jsonl --control-works group \\
       --output-dir report/ --passage-tokens 256 --scorers loss lowercase min_k:k=0.1,0.2 min_k_plus_plus
 
 The unit of the claim is the work, not the passage. The suspect work (by default everything in --suspect is
@@ -170,7 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     synthetic.add_argument("--synthetic", help="a set written by `llm-mia synthesize` (default: make one now)")
     synthetic.add_argument("--calibration-runs", type=int, default=10, help="random splits of the pairs (10)")
-    add_synthesis_arguments(parser)
+    add_synthesis_arguments(synthetic)
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", required=True, help="directory for the report (created if missing)")
     output.add_argument("--overwrite", action="store_true", help="replace report files already in --output-dir")

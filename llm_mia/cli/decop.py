@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from llm_mia.cli.common import add_api_arguments, api_settings_from_args
+from llm_mia.cli.common import add_api_arguments, api_settings_from_args, cache_from_args
 from llm_mia.models import DEFAULT_MODEL, DTYPES
 from llm_mia.outputs import check_output_file
 from llm_mia.score_files import check_score_output
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         subject=args.subject,
         models=ModelSettings(model=args.model, dtype=args.dtype, device=args.device, api=api_settings_from_args(args)),
         batch_size=args.batch_size,
-        cache=not args.no_cache,
+        cache=bool(cache_from_args(args)),
     )
     paraphrases_from = None
     if args.paraphrase_model:

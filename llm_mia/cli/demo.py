@@ -26,7 +26,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cli.common import add_run_arguments, print_epoch, run_with_arguments
+from llm_mia.cli.common import add_run_arguments, check_cache_root_writable, print_epoch, run_with_arguments
 from llm_mia.errors import LlmMiaError
 
 
@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise LlmMiaError(f"--epochs {args.epochs}: fine-tune for at least 1 epoch")
     output_dir = check_report_dir(Path(args.output_dir), overwrite=args.overwrite)
+    check_cache_root_writable()  # the split and the fine-tuned model are cached there
     preset = get_preset("smollm2-wikipedia", "demo")
     config = preset.with_overrides(epochs=(args.epochs,), seed=args.seed, members=args.members)
     config = dataclasses.replace(config, split=dataclasses.replace(config.split, calibration=args.members))

@@ -1,9 +1,9 @@
 """Carry out a pre-registered plan and write an evidence bundle that anyone can verify.
 
 examples:
-  llm-mia evidence run plan.json --output bundle/
-  llm-mia evidence run plan.json --output bundle/ --model /models/the-suspect-model    # files checked by hash
-  llm-mia evidence run plan.json --output bundle/ --suspect /mnt/case/my_book.txt      # inputs moved
+  llm-mia evidence run plan.json --output-dir bundle/
+  llm-mia evidence run plan.json --output-dir bundle/ --model /models/the-suspect-model   # files checked by hash
+  llm-mia evidence run plan.json --output-dir bundle/ --suspect /mnt/case/my_book.txt     # inputs moved
 
 Before any score is computed, every model file, source file and passage is checked against the plan: the
 first difference is refused, naming the file and both hashes. The test then runs exactly as planned, every
@@ -17,13 +17,32 @@ run resumes from the stats cache; two runs of one plan give identical results.js
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
+from typing import Any
+
+from llm_mia.cli.common import cache_from_args
+
+
+class DeprecatedAlias(argparse.Action):
+    """An option kept under an old name: stores like the new one and prints a note naming it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, *_: Any) -> None:
+        new = "--" + self.dest.replace("_", "-")
+        print(f"note: {self.option_strings[0]} is deprecated here; use {new} (same meaning)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("run",), help="run: carry out the plan")
     parser.add_argument("plan", help="plan.json written by `llm-mia plan` (with plan.json.sha256 beside it)")
-    parser.add_argument("--output", required=True, help="the bundle directory (must not exist, or --overwrite)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output-dir", help="the bundle directory (must not exist, or --overwrite)")
+    where.add_argument(
+        "--output",
+        dest="output_dir",
+        action=DeprecatedAlias,
+        help="deprecated: the old name of --output-dir (still works, with a note)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     parser.add_argument("--model", help="where the planned target model is on this machine (checked by hash)")
     parser.add_argument("--reference", help="where the planned reference model is on this machine")
@@ -33,17 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="stats cache directory (default: <cache>/stats); a killed run resumes")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
     parser.add_argument("--no-pdf", action="store_true", help="skip report.pdf (needs Chromium otherwise)")
+    parser.add_argument("--no-progress", action="store_true", help="no cost estimate or progress bar while scoring")
 
 
 def run(args: argparse.Namespace) -> int:
     from llm_mia.evidence.bundle import run_evidence
 
-    cache: bool | Path = (
-        False if args.no_cache else Path(args.cache_dir) / "tokenstats.sqlite" if args.cache_dir else True
-    )
+    cache = cache_from_args(args)
     bundle = run_evidence(
         args.plan,
-        args.output,
+        args.output_dir,
         overwrite=args.overwrite,
         cache=cache,
         model=args.model,
@@ -52,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         control=args.control,
         secret=args.secret,
         pdf=not args.no_pdf,
+        progress=not args.no_progress,
     )
     print(f"verdict: {bundle.verdict_sentence}")
     print(f"plan SHA-256: {bundle.plan_sha256}")

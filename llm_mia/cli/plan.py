@@ -5,7 +5,7 @@ examples:
   llm-mia plan --suspect my_book.txt --control other_books/ --question "Was model M trained on my book?" \\
       --analyst "A. Expert, Firm LLP" --control-rationale "24 novels of the same genre first published \\
       after the model's data cutoff (2024-06), from the same publisher's catalogue" --output plan.json
-  llm-mia evidence run plan.json --output bundle/
+  llm-mia evidence run plan.json --output-dir bundle/
   llm-mia verify bundle/
   llm-mia plan --analysis extraction --reference ./older-model --suspect my_book.txt --control other_books/ \\
       --question "Does model M write my book back?" --analyst "A. Expert" --control-rationale "..." --output p.json

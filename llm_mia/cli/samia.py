@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import argparse
 
-from llm_mia.cli.common import add_api_arguments, add_input_arguments, api_settings_from_args, documents_from_args
+from llm_mia.cli.common import (
+    add_api_arguments,
+    add_input_arguments,
+    api_settings_from_args,
+    cache_from_args,
+    documents_from_args,
+)
 from llm_mia.models import DEFAULT_MODEL, DTYPES
 from llm_mia.score_files import check_score_output
 
@@ -46,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         prefix_ratio=args.prefix_ratio,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
-        cache=not args.no_cache,
+        cache=bool(cache_from_args(args)),
     )
     documents, source = documents_from_args(args)
     result = run_samia(documents, settings, source=source)

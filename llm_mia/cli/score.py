@@ -5,8 +5,8 @@ examples:
   llm-mia score --input texts.jsonl --output scores.jsonl
   llm-mia score --model ./my-model --reference ./ref-model --input texts.csv --output scores.csv
   llm-mia score --input book/ --scorers loss zlib min_k:k=0.1,0.2 min_k_plus_plus --output scores.jsonl
-  llm-mia score --model api:davinci-002 --api-base https://api.openai.com/v1 --input texts.jsonl --dry-run \
-      --price-per-million-tokens 2.0           # what a paid API would be sent, before anything is
+  llm-mia score --model api:davinci-002 --api-base https://api.openai.com/v1 --input texts.jsonl --dry-run \\
+      --price-per-million-tokens 2.0           # what a paid API would be sent and cost, sending nothing
 
 Every document gets a row: id, label, group, status (ok, or why a score is missing), byte and token
 counts, the SHA-256 of its text, and one column per score. A run record (models, scorers, settings, input
@@ -27,6 +27,7 @@ from llm_mia.cli.common import (
     documents_from_args,
     scoring_settings_from_args,
 )
+from llm_mia.errors import OutputError
 from llm_mia.score_files import META_COLUMNS, check_score_output
 from llm_mia.tables import cell, text_table
 
@@ -86,10 +87,12 @@ def run(args: argparse.Namespace) -> int:
         log = QueryLog(f"{output}.queries.jsonl", anchor=anchor, model_hashes={})
     try:
         result = score_documents(documents, settings, source=source, observer=None if log is None else log.record)
-    finally:
+    except BaseException:
         if log is not None:
-            logged = log.close()
+            log.close(keep_empty=False)  # a log of what was sent before the failure, or no file at all
+        raise
     if log is not None:
+        logged = log.close()
         result.record["query_log"] = {"path": str(log.path), "anchor": "sha256 of the input texts", **logged}
     if not result.is_main:
         return 0  # the main process writes the merged rows
@@ -97,7 +100,15 @@ def run(args: argparse.Namespace) -> int:
         for line in table_lines(result.rows):
             print(line)
         return 0
-    result.write(output)
+    try:
+        result.write(output)
+    except OutputError as error:
+        if settings.cache_path is None:
+            raise
+        raise OutputError(
+            f"{error}; every score is kept in the stats cache, so the same command run again writes them without "
+            f"computing them again"
+        ) from error
     print(f"wrote {len(result.rows)} rows to {output} ({result.n_not_ok} with a non-ok status) and {output}.run.json")
     if log is not None:
         print(f"every request to the API is logged, hash-chained, in {log.path} ({logged['lines']} lines)")

@@ -24,6 +24,9 @@ import argparse
 import json
 from pathlib import Path
 
+from llm_mia.cli.common import cache_from_args, check_cache_root_writable
+from llm_mia.outputs import check_writable
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("train", "score", "evaluate"), help="which step to run")
@@ -62,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
         train_shadow_models,
     )
 
+    directory = Path(args.output)
+    where = directory if directory.is_dir() else directory.absolute().parent  # train creates it
+    check_writable(where, what=f"--output {directory}", fix="choose another --output")
     if args.action == "train":
+        check_cache_root_writable()  # the trained models are cached there
         settings = ShadowSettings(
             recipe=args.recipe, size=args.size, models=args.models, population=args.population,
             z_documents=args.z_documents, epochs=args.epochs, seed=args.seed, processes=args.processes,
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "score":
         matrix, _ = score_shadow_models(
             args.output, signals=args.signals, batch_size=args.batch_size, device=args.device,
-            cache=not args.no_cache, progress=not args.no_progress, echo=print,
+            cache=bool(cache_from_args(args)), progress=not args.no_progress, echo=print,
         )  # fmt: skip
         print(f"signals {', '.join(matrix.values)} for {len(matrix.ids)} documents x {matrix.n_models} models")
     else:

@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 
 
-def add_synthesis_arguments(parser: argparse.ArgumentParser) -> None:
-    """How the synthetic set is made (shared with `dataset-test --synthetic-control`)."""
-    group = parser.add_argument_group("synthetic control")
+def add_synthesis_arguments(group: argparse._ArgumentGroup) -> None:
+    """How the synthetic set is made, added to ``group`` (shared with `dataset-test --synthetic-control`, which
+    adds them to its own synthetic-control group: one heading, not two)."""
     group.add_argument("--generator", default="smollm2-135m", help="base model fine-tuned into the generator")
     group.add_argument("--snippet-words", type=int, default=64, help="words per snippet (default 64)")
     group.add_argument("--pairs", type=int, help="snippets to complete (default: half, at most 2,000)")
@@ -56,14 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument("--device", default="auto", help="where the generator trains and samples (cpu, cuda)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    add_synthesis_arguments(parser)
+    add_synthesis_arguments(parser.add_argument_group("how the set is made"))
 
 
 def run(args: argparse.Namespace) -> int:
+    from llm_mia.cli.common import check_cache_root_writable
     from llm_mia.outputs import check_output_file
     from llm_mia.synthetic.generate import synthesize
 
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
+    check_cache_root_writable()  # the fine-tuned generator is cached there
     made = synthesize(args.suspect, synthesis_settings(args), progress=not args.no_progress)
     made.write(output)
     generator = made.record["generator"]

@@ -9,7 +9,7 @@ For each document: p = (1 + #{controls >= score}) / (n + 1) against the n calibr
   member        "consistent with training on this text": score above the calibrated threshold, or, across
                 several documents (Benjamini-Hochberg, the default there), BH-adjusted p <= alpha (with
                 groups: its group called a member and its p passing BH within the group);
-  non-member    "not distinguishable from unseen text";
+  non-member    "not distinguishable from the control texts";
   inconclusive  no score; a text longer, shorter or denser (bytes per token) than every control, whose score
                 is not comparable with theirs; or (with BH) p <= alpha alone but not after the adjustment.
 Judged one at a time, alpha x N of N unseen documents would be called members; across several documents BH

@@ -44,7 +44,7 @@ from llm_mia.evidence.plan import (
 )
 from llm_mia.evidence.query_log import QueryLog
 from llm_mia.identity import sha256_file, source_commit
-from llm_mia.outputs import atomic_write, json_ready, write_json
+from llm_mia.outputs import atomic_write, check_writable, json_ready, write_json
 from llm_mia.score_files import write_rows
 
 MANIFEST = "MANIFEST.sha256"
@@ -233,6 +233,7 @@ def run_evidence(
     control: str | Path | None = None,
     secret: str | Path | None = None,
     pdf: bool = True,
+    progress: bool = True,
 ) -> EvidenceBundle:
     """Check the inputs against the plan, run the planned test and write the bundle (module docstring).
 
@@ -240,7 +241,7 @@ def run_evidence(
     on this machine when their planned names do not resolve there; ``suspect`` / ``control``: where the planned
     inputs are when they moved (every file is checked by hash either way); ``secret``: where a canary plan's
     secret file is, when moved (``llm_mia.evidence.canary`` runs such a plan); ``pdf``: print the report to PDF
-    (needs Chromium).
+    (needs Chromium); ``progress``: show the scoring's cost up front and its progress (changes no number).
     """
     from llm_mia.evidence.browser import print_pdf
     from llm_mia.evidence.canary import is_canary_plan, run_canary_evidence
@@ -255,6 +256,8 @@ def run_evidence(
         raise LlmMiaError(f"{output} exists; pass --overwrite to replace the bundle, or choose another output")
     if not output.absolute().parent.exists():
         raise LlmMiaError(f"{output.absolute().parent}: the bundle's parent directory does not exist; create it first")
+    # written as <output>.partial beside it and renamed at the end: its parent must take files
+    check_writable(output.absolute().parent, what=f"the bundle {output}", fix="choose another --output-dir")
     plan_path = Path(plan_path)
     plan = read_plan(plan_path)
     if is_canary_plan(plan):
@@ -266,7 +269,7 @@ def run_evidence(
             plan, plan_path, output, cache=cache, model=model, reference=reference, suspect=suspect, control=control,
             pdf=pdf,
         )  # fmt: skip
-    settings = plan.settings(cache=cache, model=model, reference=reference)
+    settings = plan.settings(cache=cache, model=model, reference=reference, progress=progress)
     paths = input_paths(plan, suspect=suspect, control=control)
     check_input_files(plan, paths)
     check_models(plan, settings.scoring.models, settings.tokenizer)

@@ -91,6 +91,7 @@ def build_canary_plan(secret: str | Path, settings: Any, *, question: str, analy
                 "base_url": models.api.root,
                 "key_env": models.api.key_env,
                 "timeout": models.api.timeout,
+                "time_budget": models.api.time_budget,
                 "max_retries": models.api.max_retries,
                 "requests_per_second": models.api.requests_per_second,
                 "tokens_per_minute": models.api.tokens_per_minute,

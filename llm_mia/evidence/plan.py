@@ -156,6 +156,7 @@ def settings_record(settings: Any) -> dict[str, Any]:
             "base_url": models.api.root,
             "key_env": models.api.key_env,
             "timeout": models.api.timeout,
+            "time_budget": models.api.time_budget,
             "max_retries": models.api.max_retries,
             "requests_per_second": models.api.requests_per_second,
             "tokens_per_minute": models.api.tokens_per_minute,
@@ -194,10 +195,13 @@ class Plan:
     def sha256(self) -> str:
         return sha256_bytes(canonical_json(self.data))
 
-    def settings(self, *, cache: Any = True, model: str | None = None, reference: str | None = None) -> Any:
-        """The ``DatasetTestSettings`` the plan fixes. ``cache``: where the stats cache lives (it changes no
-        number); ``model`` / ``reference``: where the planned models are on this machine, when not where their
-        planned names resolve (their files are checked against the plan's hashes either way)."""
+    def settings(
+        self, *, cache: Any = True, model: str | None = None, reference: str | None = None, progress: bool = True
+    ) -> Any:
+        """The ``DatasetTestSettings`` the plan fixes. ``cache``: where the stats cache lives and ``progress``:
+        whether to show progress (neither changes a number); ``model`` / ``reference``: where the planned models
+        are on this machine, when not where their planned names resolve (their files are checked against the
+        plan's hashes either way)."""
         from llm_mia.remote.client import ApiSettings
         from llm_mia.settings import ExtractionSettings, ModelSettings, ScoringSettings
         from llm_mia.workflows.dataset import DatasetTestSettings
@@ -218,7 +222,7 @@ class Plan:
             ),
             scorers=tuple(self.scorer_specs()),
             extraction=ExtractionSettings(
-                batch_size=planned["batch_size"], window=planned["window"], stride=planned["stride"], progress=False
+                batch_size=planned["batch_size"], window=planned["window"], stride=planned["stride"], progress=progress
             ),
             cache=cache,
         )

@@ -20,14 +20,15 @@ def _line(entry: dict[str, Any]) -> bytes:
 
 
 class QueryLog:
-    """Writes the log line by line (flushed, so a killed run keeps what was logged)."""
+    """Writes the log line by line (flushed, so a killed run keeps what was logged). The file is created with
+    its first line, so a run that fails before any call leaves none behind (see :meth:`close`)."""
 
     def __init__(self, path: str | Path, *, anchor: str, model_hashes: dict[str, str]) -> None:
         self.path = Path(path)
         self.prev = anchor
         self.count = 0
         self.model_hashes = model_hashes  # model role -> the plan's hash of its file list
-        self._stream = self.path.open("wb")
+        self._stream: Any = None
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append one entry (an observer of ``llm_mia.scoring.extract_views``)."""
@@ -43,14 +44,21 @@ class QueryLog:
                 "model_sha256": self.model_hashes.get(role or "", None),
             }
         )
+        if self._stream is None:
+            self._stream = self.path.open("wb")
         self._stream.write(line + b"\n")
         self._stream.flush()
         self.prev = hashlib.sha256(line).hexdigest()
         self.count += 1
 
-    def close(self) -> dict[str, Any]:
-        """Close the file; returns what ``run.json`` records of the log (line count and head hash)."""
-        self._stream.close()
+    def close(self, *, keep_empty: bool = True) -> dict[str, Any]:
+        """Close the file; returns what ``run.json`` records of the log (line count and head hash). A log that
+        holds no line is written empty with ``keep_empty`` (a finished run's record of making no call) and
+        left unwritten without it (a run that failed before any call)."""
+        if self._stream is None and keep_empty:
+            self._stream = self.path.open("wb")
+        if self._stream is not None:
+            self._stream.close()
         return {"lines": self.count, "head": self.prev}
 
 

@@ -96,7 +96,7 @@ def markdown_tables(result: BenchmarkResult) -> list[str]:
         f"{', '.join(map(str, training.epochs))}",
         f"- wall time: {timing('total')} s (split {timing('split')} s, training {timing('training')} s"
         + (" (re-used from cache)" if result.target.reused else "")
-        + f", scoring and evaluation {timing('scoring')} s) on {_machine()}",
+        + f", scoring and evaluation {timing('scoring')} s) on {_machine(result)}",
         "",
         "### AUROC by epochs of training (members vs non-members, 95% DeLong-logit interval)",
         "",
@@ -159,15 +159,10 @@ def markdown_tables(result: BenchmarkResult) -> list[str]:
     return lines
 
 
-def _machine() -> str:
-    cores = os.cpu_count()
-    try:
-        import torch
-
-        threads = torch.get_num_threads()
-    except ImportError:  # pragma: no cover
-        threads = None
-    return f"{platform.processor() or platform.machine()}, {cores} cores, torch threads {threads}"
+def _machine(result: BenchmarkResult) -> str:
+    """The machine and the torch threads the run used (recorded during the run: by the time a report is written,
+    the caller's own thread count is back in effect)."""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {result.torch_threads}"
 
 
 def plot_sweep(result: BenchmarkResult, stem: Path) -> list[Path]:
@@ -243,7 +238,7 @@ def results_dict(result: BenchmarkResult) -> dict[str, Any]:
             for e in result.epochs
         ],
         "timings": {k: round(v, 1) for k, v in result.timings.items()},
-        "machine": _machine(),
+        "machine": _machine(result),
     }
 
 

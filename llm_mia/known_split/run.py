@@ -62,6 +62,7 @@ class BenchmarkResult:
     epochs: list[EpochResult] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     scorers: tuple[str, ...] | None = None  # the scorer specs that replaced the default set, when given
+    torch_threads: int | None = None  # the CPU threads the run trained and scored with (reports name these)
 
     def epoch(self, epoch: int) -> EpochResult:
         for result in self.epochs:
@@ -319,10 +320,12 @@ def run_benchmark(
     CPU threads for training and scoring (None: torch's default). ``echo`` receives one line per step (the CLI
     prints them).
     """
+    import torch
+
     from llm_mia.known_split.training import torch_threads
 
     with torch_threads(threads):
-        return _run(
+        result = _run(
             config,
             device=device,
             cache_root=cache_root,
@@ -332,6 +335,8 @@ def run_benchmark(
             extra_scorers=extra_scorers,
             scorers=scorers,
         )
+        # read here, while the run's count is in effect: the report is written after it is restored
+        return dataclasses.replace(result, torch_threads=torch.get_num_threads())
 
 
 def _run(

@@ -93,7 +93,7 @@ def served_models(client: ApiClient) -> list[str] | None:
     try:
         listing = client.get("models")
     except RemoteError as error:
-        if "HTTP 404" in str(error) or "HTTP 405" in str(error):
+        if error.status in (404, 405):
             return None
         raise
     return [entry.get("id") for entry in listing.get("data", []) if isinstance(entry, dict)]
@@ -188,7 +188,7 @@ def _probe_chat(client: ApiClient, model: str, cache: Any) -> str:
     try:
         response = client.post("chat/completions", payload, cache=cache)
     except RemoteError as error:
-        return f"no ({str(error)[:120]})"
+        return f"no ({error.reason})"
     try:
         content = response["choices"][0]["logprobs"]["content"]
     except (KeyError, IndexError, TypeError):

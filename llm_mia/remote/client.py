@@ -3,9 +3,13 @@
 - The key is read from the environment variable the user names (default ``OPENAI_API_KEY``) and sent only as
   the ``Authorization`` header. It is never stored on disk, in a record, a log or an error message: every
   message this module builds goes through :meth:`ApiClient.redact` first.
-- Retries with exponential back-off on 429 and 5xx and on dropped connections, honouring ``Retry-After``
-  (urllib3's ``Retry``, the policy ``requests`` uses; the waits are ``backoff * 2**(n-1)`` seconds, capped at
-  ``max_backoff``). A request that still fails gets an error that names the endpoint, the status and the fix.
+- Retries with exponential back-off on 429 and 5xx, on dropped or refused connections and on timeouts,
+  honouring ``Retry-After`` (the waits are ``backoff * 2**(n-1)`` seconds, capped at ``max_backoff``), within a
+  total time budget per request (``time_budget``, default 60 s): each attempt waits at most ``timeout`` seconds
+  for an answer and never past the budget, so a server that accepts connections and never answers fails in
+  about a minute, not after every retry has waited the full timeout. A request that still fails gets one error
+  that says what was tried, for how long, what each attempt met, and what to check. urllib3 retries nothing
+  itself (its retry warnings would otherwise reach the console); this loop logs each retry at INFO.
 - Rate limits: at most ``requests_per_second`` requests and ``tokens_per_minute`` prompt tokens (estimated
   as bytes / 4 before the request; OpenAI's rule of thumb) are sent, by sleeping before a request, never by
   dropping one.
@@ -20,6 +24,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -36,12 +41,24 @@ from llm_mia.errors import LlmMiaError
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+DEFAULT_TIMEOUT = 30.0  # seconds one attempt waits for an answer
+DEFAULT_TIME_BUDGET = 60.0  # seconds one request may take in all: a hung server fails in about a minute
+CONNECT_TIMEOUT = 10.0
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
 class RemoteError(LlmMiaError):
-    """A model behind an API could not serve a request; the message names the endpoint and the fix."""
+    """A model behind an API could not serve a request; the message names the endpoint and the fix.
+
+    ``reason``: the same in a few words, for a table cell ("connection refused", "HTTP 404"); ``status``: the
+    HTTP status of the last answer, if any.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -50,21 +67,24 @@ class ApiSettings:
 
     ``base_url``: the API root including ``/v1`` (``https://api.openai.com/v1``, ``http://127.0.0.1:8000/v1``).
     ``key_env``: the environment variable holding the key (unset: no ``Authorization`` header, as a local
-    server needs). ``timeout``: seconds to wait for a response. ``max_retries``: retries on 429, 5xx and
-    dropped connections. ``backoff``: first back-off in seconds (doubling). ``requests_per_second`` and
-    ``tokens_per_minute``: client-side rate limits (None: none), shared by all concurrent requests.
-    ``concurrency``: requests in flight at once (where the caller allows it; see :func:`concurrently`).
+    server needs). ``timeout``: seconds one attempt waits for a response. ``time_budget``: seconds one request
+    may take in all, retries and back-off included (a hung server fails after this long). ``max_retries``:
+    retries on 429, 5xx, dropped connections and timeouts, within the budget. ``backoff``: first back-off in
+    seconds (doubling). ``requests_per_second`` and ``tokens_per_minute``: client-side rate limits (None: none),
+    shared by all concurrent requests. ``concurrency``: requests in flight at once (where the caller allows it;
+    see :func:`concurrently`).
     """
 
     base_url: str
     key_env: str = "OPENAI_API_KEY"
-    timeout: float = 120.0
+    timeout: float = DEFAULT_TIMEOUT
     max_retries: int = 6
     backoff: float = 0.5
     max_backoff: float = 60.0
     requests_per_second: float | None = None
     tokens_per_minute: float | None = None
     concurrency: int = 1
+    time_budget: float = DEFAULT_TIME_BUDGET
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -78,8 +98,13 @@ class ApiSettings:
             )
         if self.concurrency < 1:
             raise LlmMiaError(f"--api-concurrency must be at least 1, got {self.concurrency}")
-        if self.timeout <= 0 or self.max_retries < 0 or self.backoff < 0:
-            raise LlmMiaError("API timeout must be > 0, retries and back-off >= 0")
+        if self.timeout <= 0 or self.time_budget <= 0:
+            raise LlmMiaError(
+                f"--api-timeout {self.timeout:g} and --api-time-budget {self.time_budget:g} must both be more than "
+                f"0 seconds"
+            )
+        if self.max_retries < 0 or self.backoff < 0:
+            raise LlmMiaError(f"--api-retries {self.max_retries} and the back-off {self.backoff:g} must be 0 or more")
         for name in ("requests_per_second", "tokens_per_minute"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -96,6 +121,7 @@ class ApiSettings:
             "key_env": self.key_env,
             "key_set": bool(os.environ.get(self.key_env)),
             "timeout": self.timeout,
+            "time_budget": self.time_budget,
             "max_retries": self.max_retries,
             "requests_per_second": self.requests_per_second,
             "tokens_per_minute": self.tokens_per_minute,
@@ -140,29 +166,17 @@ class ApiClient:
     def __init__(self, settings: ApiSettings) -> None:
         import requests
         from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
 
         self.settings = settings
         key = (os.environ.get(settings.key_env) or "").strip()
         if any(ord(character) < 32 or ord(character) == 127 for character in key):
             raise RemoteError(f"${settings.key_env} holds control characters inside the key; set it to the key alone")
         self._key = key or None
-        retry = Retry(
-            total=settings.max_retries,
-            connect=settings.max_retries,
-            read=settings.max_retries,
-            status=settings.max_retries,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=None,  # POST too: our requests are idempotent (no sampling: temperature 0, fixed seed)
-            backoff_factor=settings.backoff,
-            backoff_max=settings.max_backoff,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
         self._session = requests.Session()
         pool = max(10, settings.concurrency)
-        self._session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=pool))
-        self._session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=pool))
+        # no retries inside urllib3: :meth:`request` retries, within the time budget
+        self._session.mount("http://", HTTPAdapter(max_retries=0, pool_maxsize=pool))
+        self._session.mount("https://", HTTPAdapter(max_retries=0, pool_maxsize=pool))
         self._limiter = _RateLimiter(settings.requests_per_second, settings.tokens_per_minute)
         self._count_lock = threading.Lock()
         self.sent = 0
@@ -178,56 +192,132 @@ class ApiClient:
         return headers
 
     def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One request (retried as configured); the decoded JSON body, or a :class:`RemoteError`.
+        """One request, retried as configured within the time budget; the decoded JSON body, or a
+        :class:`RemoteError`.
 
         ``path``: relative to the API root (``completions``), or an absolute URL on the same server.
         """
-        import requests
-
         url = path if path.startswith(("http://", "https://")) else f"{self.settings.root}/{path.lstrip('/')}"
         body = None if payload is None else json.dumps(payload)
         self._limiter.wait(len(body or "") / 4)
-        try:
-            response = self._session.request(
-                method, url, data=body, headers=self._headers(), timeout=(10, self.settings.timeout)
-            )
-        except requests.exceptions.RetryError as error:
-            raise RemoteError(
-                self.redact(
-                    f"{method} {url}: still failing after {self.settings.max_retries} retries "
-                    f"({error.__class__.__name__}); "
-                    "the server is overloaded or rate-limiting: lower --api-requests-per-second or retry later"
-                )
-            ) from None
-        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as error:
-            if _timed_out(error):
-                raise RemoteError(
-                    f"{method} {url}: no response within {self.settings.timeout:g} s (tried "
-                    f"{self.settings.max_retries + 1} times); raise --api-timeout or check the server"
-                ) from None
-            raise RemoteError(
-                self.redact(
-                    f"cannot reach {url} (connection failed after {self.settings.max_retries} retries): "
-                    "is the server running, and is --api-base right?"
-                )
-            ) from None
-        except requests.exceptions.RequestException as error:  # anything else: its message may hold headers
-            raise RemoteError(self.redact(f"{method} {url}: {error.__class__.__name__}: {error}")) from None
+        response = self._send_with_retries(method, url, body)
         with self._count_lock:
             self.sent += 1
         if response.status_code in (401, 403):
             source = f"${self.settings.key_env}" if self._key else f"no key (${self.settings.key_env} is not set)"
             raise RemoteError(
                 f"{url} refused the request (HTTP {response.status_code}) with {source}; set a valid key in "
-                f"${self.settings.key_env} (the key is never printed)"
+                f"${self.settings.key_env} (the key is never printed)",
+                reason=f"HTTP {response.status_code}: refused the key",
+                status=response.status_code,
             )
         if response.status_code >= 400:
             detail = _error_detail(response)
-            raise RemoteError(self.redact(f"{method} {url}: HTTP {response.status_code}: {detail}"))
+            raise RemoteError(
+                self.redact(f"{method} {url}: HTTP {response.status_code}: {detail}"),
+                reason=f"HTTP {response.status_code}",
+                status=response.status_code,
+            )
         try:
             return response.json()
         except ValueError:
-            raise RemoteError(f"{method} {url}: the response is not JSON (is --api-base the API root?)") from None
+            raise RemoteError(
+                f"{method} {url}: the response is not JSON (is --api-base the API root?)", reason="not JSON"
+            ) from None
+
+    def _send_with_retries(self, method: str, url: str, body: str | None) -> Any:
+        """Send until an answer that is not worth retrying comes back (returned), or the retries or the time
+        budget run out (a :class:`RemoteError` saying what each attempt met and what to check)."""
+        import requests
+
+        settings = self.settings
+        started = time.monotonic()
+        deadline = started + settings.time_budget
+        met: list[str] = []  # what each attempt met, in words
+        kinds: set[str] = set()  # timeout, connection, status
+        retry_after: float | None = None
+        last: Any = None  # the last answer with a status worth retrying
+        for attempt in range(settings.max_retries + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            connect_timeout, read_timeout = min(CONNECT_TIMEOUT, left), min(settings.timeout, left)
+            try:
+                response = self._session.request(
+                    method, url, data=body, headers=self._headers(), timeout=(connect_timeout, read_timeout)
+                )
+            except requests.exceptions.ConnectTimeout:
+                met.append(f"no connection within {connect_timeout:.3g} s")
+                kinds.add("timeout")
+            except requests.exceptions.Timeout:
+                met.append(f"no answer within {read_timeout:.3g} s")
+                kinds.add("timeout")
+            except requests.exceptions.ConnectionError as error:
+                if "timed out" in str(error).lower():  # a read timeout met while the body was streaming
+                    met.append(f"no answer within {read_timeout:.3g} s")
+                    kinds.add("timeout")
+                else:
+                    met.append(_connection_problem(error))
+                    kinds.add("connection")
+            except requests.exceptions.RequestException as error:  # anything else: its message may hold headers
+                raise RemoteError(
+                    self.redact(f"{method} {url}: {error.__class__.__name__}: {error}"),
+                    reason=error.__class__.__name__,
+                ) from None
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                met.append(f"HTTP {response.status_code}")
+                kinds.add("status")
+                retry_after = _retry_after(response)
+                last = response
+            if attempt == settings.max_retries:
+                break
+            wait = min(settings.max_backoff, settings.backoff * 2**attempt) if retry_after is None else retry_after
+            if time.monotonic() + wait >= deadline:
+                if retry_after is not None:
+                    met.append(f"the server asked to wait {retry_after:g} s more, past the time budget")
+                break
+            logger.info("%s %s: %s; retrying in %.3g s", method, url, met[-1], wait)
+            time.sleep(wait)
+            retry_after = None
+        raise self._failure(method, url, met, kinds, time.monotonic() - started, last)
+
+    def _failure(
+        self, method: str, url: str, met: list[str], kinds: set[str], seconds: float, last: Any
+    ) -> RemoteError:
+        """The one error for a request that never got an answer worth keeping: what was tried, for how long,
+        what the attempts met, and what to check."""
+        settings = self.settings
+        tried = (
+            f"{len(met)} attempt{'s' if len(met) != 1 else ''} in {_seconds(seconds)} (each waiting up to "
+            f"--api-timeout {settings.timeout:g} s, all within --api-time-budget {settings.time_budget:g} s, "
+            f"--api-retries {settings.max_retries})"
+        )
+        summary = "; ".join(_counted(met))
+        status = None if last is None else last.status_code
+        if kinds == {"connection"}:
+            return RemoteError(
+                self.redact(f"cannot reach {url}: {summary}, {tried}; is the server running, and is --api-base right?"),
+                reason="cannot reach the server",
+            )
+        if kinds == {"timeout"}:
+            advice = (
+                f"the server takes connections but does not answer: check that it is running normally (its own log; "
+                f"does {settings.root}/models answer?); only if it is slow rather than stuck, raise --api-timeout and "
+                f"--api-time-budget"
+            )
+            reason = f"no answer in {_seconds(seconds)}"
+        else:
+            advice = (
+                "the server is overloaded, failing or rate-limiting: lower --api-requests-per-second, try again "
+                "later, or raise --api-time-budget to wait longer"
+            )
+            reason = f"HTTP {status}" if kinds == {"status"} else "no answer"
+        said = f" (its last answer: {_error_detail(last)})" if last is not None else ""
+        return RemoteError(
+            self.redact(f"{method} {url}: {summary}{said}, {tried}; {advice}"), reason=reason, status=status
+        )
 
     def post(
         self,
@@ -265,7 +355,8 @@ class ApiClient:
                     self.redact(
                         f"POST {self.settings.root}/{path}: the response lacks what was asked for "
                         f"({error.__class__.__name__}: {error}); not kept"
-                    )
+                    ),
+                    reason="the response lacks what was asked for",
                 ) from None
         if cache is not None:
             cache.put(key, response)
@@ -321,15 +412,36 @@ def has_choice(response: dict[str, Any]) -> None:
         raise IndexError("no choices in the response")
 
 
-def _timed_out(error: Exception) -> bool:
-    """Whether a requests error (a read timeout, also when urllib3's retries wrap it) came from a timeout."""
-    import requests
-    from urllib3.exceptions import ReadTimeoutError
+def _connection_problem(error: Exception) -> str:
+    """A dropped or refused connection in a few words (requests' own message is urllib3's repr chain)."""
+    text = str(error).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "host name not found"
+    if "reset" in text or "aborted" in text or "remote end closed" in text or "remotedisconnected" in text:
+        return "connection dropped"
+    return "connection failed"
 
-    if isinstance(error, requests.exceptions.Timeout):
-        return True
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    return isinstance(reason, ReadTimeoutError)
+
+def _seconds(value: float) -> str:
+    """``0.8 s``, ``12 s``: tenths where they count."""
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+
+
+def _retry_after(response: Any) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (seconds form; an HTTP date is read as none)."""
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _counted(events: list[str]) -> list[str]:
+    """``["HTTP 503", "HTTP 503", "x"]`` -> ``["HTTP 503 (2 times)", "x"]``, first-seen order."""
+    counts = collections.Counter(events)
+    return [event if counts[event] == 1 else f"{event} ({counts[event]} times)" for event in dict.fromkeys(events)]
 
 
 def _event(kind: str, path: str, key: str, response: dict[str, Any]) -> dict[str, Any]:

@@ -213,9 +213,13 @@ def remote_extract(
             return run(model, text, cache, heard)
         except RemoteError as error:
             where = f"document {names[index]!r}" if names is not None else f"text {index}"
+            fit = (  # a request the server refused as such: most often a text too long for its context
+                "texts behind an API must fit the endpoint's context window: cut long texts into passages first; "
+                if error.status is not None and 400 <= error.status < 500
+                else ""
+            )
             raise InputError(
-                f"{where}: {error}\n(texts behind an API must fit the endpoint's context window: cut long texts "
-                "into passages first; the responses received so far are kept, so a rerun resumes)"
+                f"{where}: {error} ({fit}the responses received so far are kept, so a rerun resumes)"
             ) from None
 
     with tqdm(total=len(texts), desc=description or model.spec.name, unit="text", disable=not progress) as bar:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.identity import cache_dir
+from llm_mia.outputs import CACHE_FIX, check_cache_writable, database_not_writable
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class ResponseCache:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_responses_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_cache_writable(self.path)
         self._lock = threading.Lock()  # one connection, shared by the threads of concurrent requests
         self._connection = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
         self._connection.execute("PRAGMA journal_mode=WAL")
@@ -78,11 +79,16 @@ class ResponseCache:
     def put(self, key: str, response: dict[str, Any]) -> None:
         body = canonical_json(response)
         checksum = hashlib.sha256(body.encode()).hexdigest()
-        with self._lock, self._connection:
-            self._connection.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (key, body, checksum, time.time())
-            )
-            self.stored += 1
+        try:
+            with self._lock, self._connection:
+                self._connection.execute(
+                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (key, body, checksum, time.time())
+                )
+                self.stored += 1
+        except sqlite3.OperationalError as error:
+            if unwritable := database_not_writable(error, self.path, what="the response cache", fix=CACHE_FIX):
+                raise unwritable from error
+            raise
 
     def close(self) -> None:
         self._connection.close()

@@ -31,8 +31,10 @@ def dc_pdd(target: TokenStats, *, a: float = 0.01, corpus: str = "wikipedia") ->
 
     p(x_i) = exp(l_i), the model's probability of the token; f(x_i) = (1 + c) / (N + V), the token's Laplace-
     smoothed frequency in a reference corpus (``corpus``: ``wikipedia``, the packaged Wikipedia summaries, or a
-    documents file; the table is built once per tokenizer and corpus and cached, see
-    ``llm_mia.token_frequencies``). A likely token that is rare in general text is evidence of memorisation; a
+    documents file; the table is built once per tokenizer and corpus, before any text is scored, and cached, see
+    ``llm_mia.token_frequencies``). The paper counts frequencies on C4, which does not install offline; the
+    default here is 906k words of Wikipedia lead paragraphs, so numbers differ from the paper's where the two
+    corpora's token frequencies do. A likely token that is rare in general text is evidence of memorisation; a
     likely token that is common everywhere is not. Each distinct token counts once (its first scored
     occurrence), and each term is clipped at ``a`` (default 0.01, as the authors' code) so a few tokens cannot
     dominate. Direction: higher = more likely member (the authors' beta, unchanged). Source: Zhang et al. 2024,

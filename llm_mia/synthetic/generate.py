@@ -10,7 +10,10 @@ Llama-3-8B with LoRA) never sees an inference snippet. Each inference snippet is
 into a prefix (the first half) and a suffix; the generator writes a suffix of exactly the real one's length
 after the prefix (temperature 0.6, top-p 0.9, top-k 50, repetition penalty 1.2, as published), twice: one to
 compare with the real suffix, one for the negative control (generated text against generated text). The
-calibrated test (``llm_mia.synthetic.calibration``) then compares suffixes only.
+generator then scores every suffix, real and generated, through the toolkit's scoring path (``loss``, read as
+nats per UTF-8 byte): its loss on the real suffixes, which it never saw, is the generator-quality check's
+yardstick (``llm_mia.synthetic.safeguards``). The calibrated test (``llm_mia.synthetic.calibration``) then
+compares suffixes only.
 
 The set is stored (JSON) with the work's SHA-256, the generator's identity (its base model, training record
 key and the SHA-256 of every inference snippet it did not see), the seed and every setting: it did not exist
@@ -36,6 +39,8 @@ from llm_mia.identity import sha256_text
 from llm_mia.synthetic.calibration import MIN_PAIRS
 
 FORMAT = "llm-mia synthetic set"
+SIDES = ("real", "synthetic", "synthetic_control")
+GENERATOR_LOSSES = "generator_nats_per_byte"
 MIN_GENERATOR_SNIPPETS = 40
 MIN_SNIPPETS = MIN_PAIRS + MIN_GENERATOR_SNIPPETS
 
@@ -201,7 +206,25 @@ def complete(inference: Sequence[str], directory: Path, settings: SynthesisSetti
             {"id": f"s{i}", "snippet_sha256": sha256_text(snippet), "prefix": prefix, "real": real}
             | {"synthetic": synthetic, "synthetic_control": control}
         )
+    for pair, losses in zip(pairs, generator_losses(pairs, loaded, progress), strict=True):
+        pair[GENERATOR_LOSSES] = losses
     return pairs
+
+
+def generator_losses(pairs: Sequence[dict], loaded: Any, progress: bool) -> list[dict[str, float]]:
+    """Per pair, the generator's loss on each suffix alone (as the suspect model reads them), in nats per UTF-8
+    byte (``llm_mia.synthetic.safeguards.row_nats_per_byte``), through the toolkit's scoring path."""
+    from llm_mia.documents import Document
+    from llm_mia.scoring import compute_scores
+    from llm_mia.settings import ExtractionSettings, ScoringSettings
+    from llm_mia.synthetic.safeguards import row_nats_per_byte
+
+    documents = [Document(id=f"{side}:{p['id']}", text=p[side]) for p in pairs for side in SIDES]
+    calls = ScoringSettings(scorers=("loss",), cache=False).calls
+    extraction = ExtractionSettings(progress=progress)
+    rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=extraction)
+    values = [row_nats_per_byte(row) if row["loss"] is not None else None for row in rows]
+    return [dict(zip(SIDES, values[3 * i : 3 * i + 3], strict=True)) for i in range(len(pairs))]
 
 
 @dataclass
@@ -228,6 +251,11 @@ def read_synthetic_set(path: str | Path, work: str | Path | None = None) -> Synt
         raise InputError(f"{path}: not written by `llm-mia synthesize`")
     pairs = data.pop("pairs")
     data.pop("format")
+    if any(GENERATOR_LOSSES not in pair for pair in pairs):
+        raise InputError(
+            f"{path}: the pairs carry no generator losses (the set was made before the generator-quality check); "
+            "make it again with `llm-mia synthesize`"
+        )
     if work is not None and work_sha256(read_work(work)) != data["work"]["sha256"]:
         raise InputError(f"{path} was made from another text than {work} (SHA-256 differs); synthesize it again")
     return SyntheticSet(pairs, data)

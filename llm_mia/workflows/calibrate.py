@@ -517,7 +517,7 @@ class VerdictReport:
                 f"{n_controls} controls)"
             )
         lines += [
-            f"{counts[NON_MEMBER]} of {total}: not distinguishable from unseen text",
+            f"{counts[NON_MEMBER]} of {total}: not distinguishable from the control texts",
             f"{counts[INCONCLUSIVE]} of {total}: inconclusive (no score, unlike the controls in length, or not "
             f"significant after adjustment)",
             f"expected false 'member' verdicts: {expected}",

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("report.json", "summary.md", "work_test.png", "p_value_curve.png", "scores.jsonl", "passages.jsonl")
 STATISTIC_CHOICES = ("auto", SCORES, REFERENCE_GAP)
+EXAMPLES = 5  # passages named in a refusal; the count says how many more
 
 
 @dataclass(frozen=True)
@@ -263,11 +264,13 @@ def cut_inputs(
     *,
     tokenizer: Any,
     refuse_shared: bool = False,
+    refuse_copied: bool = False,
 ) -> DatasetInputs:
     """Read both inputs (any input ``llm_mia.documents.read_documents`` reads), refuse texts found on both sides,
     cut passages of exactly ``passage_tokens`` tokens with ``tokenizer`` (the target model's), leave out passages
-    found on both sides (``refuse_shared``: refuse them, and any passage mostly made of text found verbatim on the
-    other side, ``llm_mia.overlap``), and check there are enough; no model is run."""
+    found on both sides (``refuse_shared``: refuse them instead), refuse any passage mostly made of text found
+    verbatim on the other side when ``refuse_copied`` (``llm_mia.overlap``), and check there are enough; no model
+    is run."""
     suspect_sources = read_sources(suspect, works=settings.suspect_works, name=Path(suspect).name)
     control_sources = read_sources(control, works=settings.control_works, name=Path(control).name)
     _refuse_overlap(suspect_sources, control_sources)
@@ -277,15 +280,19 @@ def cut_inputs(
     # a passage found on both sides (boilerplate, a quotation) would compare a text with itself: left out of both
     shared = {sha256_text(p.text) for p in suspect_passages} & {sha256_text(p.text) for p in control_passages}
     if shared and refuse_shared:
-        first_suspect = next(p for p in suspect_passages if sha256_text(p.text) in shared)
-        first_control = next(p for p in control_passages if sha256_text(p.text) == sha256_text(first_suspect.text))
+        pairs = [
+            (p, next(c for c in control_passages if sha256_text(c.text) == sha256_text(p.text)))
+            for p in suspect_passages
+            if sha256_text(p.text) in shared
+        ]
+        shown = "; ".join(f"suspect {s.id!r} = control {c.id!r}" for s, c in pairs[:EXAMPLES])
+        more = f"; and {len(pairs) - EXAMPLES} more" if len(pairs) > EXAMPLES else ""
         raise InputError(
-            f"{len(shared)} passage(s) appear in both the suspect work and the controls (first: suspect "
-            f"{first_suspect.id!r} = control {first_control.id!r}, SHA-256 {sha256_text(first_suspect.text)}); "
-            f"the controls must be separate texts the model cannot have seen. Remove the shared text (boilerplate, "
-            f"a licence, quotations) from one side"
+            f"{len(shared)} passage(s) appear in both the suspect work and the controls: {shown}{more}. The "
+            f"controls must be separate texts the model cannot have seen: remove the shared text (boilerplate, a "
+            f"licence, quotations) from one side"
         )
-    if refuse_shared:
+    if refuse_shared or refuse_copied:
         _refuse_copied_text(suspect_passages, control_passages, suspect_sources, control_sources)
     suspect_passages = [p for p in suspect_passages if sha256_text(p.text) not in shared]
     control_passages = [p for p in control_passages if sha256_text(p.text) not in shared]
@@ -335,16 +342,24 @@ def cutting_tokenizer(settings: DatasetTestSettings, models: Any = None) -> Any:
 
 
 def run_dataset_test(
-    suspect: str | Path, control: str | Path, settings: DatasetTestSettings | None = None
+    suspect: str | Path,
+    control: str | Path,
+    settings: DatasetTestSettings | None = None,
+    *,
+    refuse_copied: bool = True,
 ) -> DatasetTestReport:
     """The dataset-level test of the work at ``suspect`` against the control works at ``control``:
-    :func:`cut_inputs` with the target model's tokenizer, then :func:`score_and_test`."""
+    :func:`cut_inputs` with the target model's tokenizer, then :func:`score_and_test`. Passages found on both sides
+    are left out of both and counted; passages mostly made of text found verbatim on the other side (a quoted
+    chapter) are refused as ``llm-mia plan`` refuses them, unless ``refuse_copied`` is False."""
     from llm_mia.workflows.score import load_models
 
     settings = settings or DatasetTestSettings()
     refuse_remote_target(settings.scoring.models, tokenizer=settings.tokenizer)
     models = load_models(settings.scoring.models)
-    inputs = cut_inputs(suspect, control, settings, tokenizer=cutting_tokenizer(settings, models))
+    inputs = cut_inputs(
+        suspect, control, settings, tokenizer=cutting_tokenizer(settings, models), refuse_copied=refuse_copied
+    )
     return score_and_test(inputs, settings, models=models)
 
 
@@ -562,13 +577,18 @@ def _refuse_copied_text(
         control_texts=texts(control_sources, "control"),
     )
     if found:
-        first = found[0]
         counts = {side: sum(f.side == side for f in found) for side in ("suspect", "control")}
+        shown = "; ".join(
+            f"{f.side} passage {f.passage!r} ({f.containment:.0%} found in {f.other})" for f in found[:EXAMPLES]
+        )
+        more = f"; and {len(found) - EXAMPLES} more" if len(found) > EXAMPLES else ""
+        sources = sorted({f.other for f in found})
         raise InputError(
             f"{counts['suspect']} suspect and {counts['control']} control passage(s) are at least {SHARE:.0%} text "
-            f"found verbatim on the other side (first: {first.side} passage {first.passage!r}, "
-            f"{first.containment:.0%} of it found in {first.other}); the controls must be separate texts the "
-            f"model cannot have seen. Remove the shared text (boilerplate, a licence, quotations) from one side"
+            f"found verbatim on the other side: {shown}{more}. They come from {len(sources)} source(s) on the other "
+            f"side ({', '.join(sources[:EXAMPLES])}{', ...' if len(sources) > EXAMPLES else ''}). The controls must "
+            f"be separate texts the model cannot have seen: remove the shared text (boilerplate, a licence, "
+            f"quotations) from one side"
         )
 
 

@@ -126,7 +126,16 @@ def score_documents(
                 if settings.extraction.batch_size == "auto"
                 else {}
             ),
-            "cache": None if cache is None else {"path": str(cache.path), "hits": cache.hits, "stored": cache.stored},
+            "cache": None
+            if cache is None
+            else {
+                "path": str(cache.path),
+                "hits": cache.hits,
+                "stored": cache.stored,
+                # windows of long documents a killed run had finished, read back; and windows kept for a resume
+                "window_hits": cache.window_hits,
+                "windows_stored": cache.windows_stored,
+            },
             "random_seed": "none used: scoring is deterministic",
         },
     )

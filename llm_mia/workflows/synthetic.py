@@ -6,20 +6,25 @@ model cannot have seen (``llm_mia.synthetic.generate``). The suspect model score
 suffixes in one pass per view; the calibrated test (``llm_mia.synthetic.calibration``) asks whether the model's
 membership scores separate real from synthetic beyond what the text alone does.
 
-Assumption stated with the verdict: the generator never saw the snippets it completed, and its completions
-differ from the real suffixes only in ways that the text classifier can see or that make them look *more* like
-training data, never less. Guarantee: per work, P(p <= alpha | the work was not trained on) <= alpha under that
-assumption, marginal over the generator's sampling and the random splits.
+Assumption stated with the verdict: the generator never saw the snippets it completed, it is at least as good a
+model of the work's kind of text as the suspect model, and its completions differ from the real suffixes only
+in ways that the text classifier sees or that make them look *more* like training data, never less. Guarantee
+(``GUARANTEE``): per work, P(p <= alpha | the work was not trained on) <= alpha under that assumption, marginal
+over the generator's sampling and the random splits: each split's score test is valid (asymptotically) and
+Bonferroni's combination of the splits holds whatever their dependence; measured near alpha (module docstring
+of ``llm_mia.synthetic.calibration``).
 
-Safeguards reported beside the verdict, in the form of ``llm-mia dataset-test``: a **negative control** (the
-same test with a second synthetic suffix per prefix standing in for the real one: generated against generated,
-nothing trained on; a p-value <= alpha there withholds the verdict) and a **blind baseline** (how well text
-alone tells real from synthetic, the model-free classifier's AUROC: high values are what the calibration is
-for, and are reported, not hidden).
+Three safeguards, each able to withhold the verdict (``llm_mia.synthetic.safeguards``): a **negative control**
+(the same test with a second synthetic suffix per prefix standing in for the real one: generated against
+generated, nothing trained on; p <= alpha there withholds), **text separation** (the model-free classifier's
+AUROC, real vs synthetic, at or above 0.95 withholds: the generator does not write the work's kind of text) and
+**generator quality** (the suspect model finds the generated suffixes less probable than the generator finds
+the real ones: withholds, the suspect being the better model of this text).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,15 +33,27 @@ import numpy as np
 
 from llm_mia.errors import LlmMiaError
 from llm_mia.settings import ScoringSettings
-from llm_mia.synthetic.generate import SynthesisSettings, SyntheticSet, read_synthetic_set, synthesize
+from llm_mia.synthetic.generate import (
+    GENERATOR_LOSSES,
+    SynthesisSettings,
+    SyntheticSet,
+    read_synthetic_set,
+    synthesize,
+)
+from llm_mia.synthetic.safeguards import TEXT_SEPARATION_LIMIT, GeneratorQuality, decide, pooled, row_nats_per_byte
 
 # length-invariant scores (pairs have equal lengths in the generator's tokens, not necessarily in the model's)
 DEFAULT_SCORERS = ("loss", "min_k:k=0.2,0.3,0.4", "min_k_plus_plus", "lowercase")
 ASSUMPTION = (
-    "the generator never saw the snippets it completed, and its completions differ from the real text only in "
-    "ways the text classifier sees or that make them look more like training data, never less"
+    "the generator never saw the snippets it completed, it is at least as good a model of the work's kind of text "
+    "as the suspect model, and its completions differ from the real text only in ways the text classifier sees or "
+    "that make them look more like training data, never less"
 )
-GUARANTEE = "per work: P(p <= alpha | not trained on) <= alpha, marginal over the generator's sampling and the splits"
+GUARANTEE = (
+    "per work: P(p <= alpha | not trained on) <= alpha under the assumption, marginal over the generator's sampling "
+    "and the splits (each split's score test valid asymptotically; Bonferroni over the splits, whatever their "
+    "dependence); measured 0.033 at alpha 0.05 on 300 simulated null tests (benchmarks/synthetic_combination.py)"
+)
 OUTPUT_FILES = ("report.json", "summary.md", "scores.jsonl", "scores.jsonl.run.json", "synthetic.json")
 
 
@@ -53,6 +70,12 @@ class SyntheticTestSettings:
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1 or self.runs < 1:
             raise LlmMiaError("need 0 < alpha < 1 and at least one calibration run")
+        columns = [c.column for c in self.scoring.calls]
+        if "loss" not in columns:
+            raise LlmMiaError(
+                f"scorers {', '.join(columns)}: keep `loss` among them; the generator-quality check compares the "
+                "suspect model's loss on the generated suffixes with the generator's on the real ones"
+            )
         sensitive = [c.column for c in self.scoring.calls if not c.scorer.length_invariant]
         if sensitive:
             raise LlmMiaError(
@@ -76,7 +99,7 @@ class SyntheticTestReport:
 
     def summary_lines(self) -> list[str]:
         r = self.report
-        control, blind = r["negative_control"], r["blind_baseline"]
+        control, blind, quality = r["negative_control"], r["text_separation"], r["generator_quality"]
         return [
             f"design: synthetic control (Zhao et al. 2025): {r['pairs']} real/synthetic suffix pairs of the suspect "
             f"work, generator {r['synthetic_set']['generator']['base']} fine-tuned on "
@@ -85,7 +108,11 @@ class SyntheticTestReport:
             f"(scores: {', '.join(r['calibration']['features'])})",
             f"safeguard negative control (generated vs generated): p = {control['p_value']:.2g}"
             + (" FIRED" if control["fired"] else ""),
-            f"safeguard blind baseline (text alone, real vs synthetic): AUROC {blind['auroc']:.2f}",
+            f"safeguard text separation (text alone, real vs synthetic): AUROC {blind['auroc']:.3f}, withholds at "
+            f">= {blind['limit']:g}" + (" FIRED" if blind["fired"] else ""),
+            f"safeguard generator quality: suspect on generated {quality['suspect_on_generated']:.3f} - generator on "
+            f"real {quality['generator_on_real']:.3f} = {quality['margin']:+.3f} nats/byte, withholds above 0"
+            + (" FIRED" if quality["fired"] else ""),
             f"assumption: {r['assumption']}",
             f"verdict: {r['verdict_sentence']}",
         ]
@@ -105,14 +132,17 @@ class SyntheticTestReport:
         return written
 
 
-def verdict_sentence(verdict: str, p: float, alpha: float) -> str:
-    """The verdict in fixed words, p to two significant figures.
+def verdict_sentence(verdict: str, p: float, alpha: float, reasons: Sequence[str] = ()) -> str:
+    """The verdict in fixed words, p to two significant figures; a withheld verdict gives every check that fired,
+    what it saw and what to do (``llm_mia.synthetic.safeguards.decide``).
 
     >>> verdict_sentence("consistent", 0.0031, 0.05)[:60]
     'consistent with training on this work: calibrated p = 0.0031'
+    >>> verdict_sentence("withheld", 0.01, 0.05, ["text separation: ..."])
+    'verdict withheld (calibrated p = 0.01 not used): text separation: ...'
     """
     if verdict == "withheld":
-        return "verdict withheld: the negative control (generated against generated text) was significant"
+        return f"verdict withheld (calibrated p = {p:.2g} not used): " + "; ".join(reasons)
     if verdict == "consistent":
         return (
             f"consistent with training on this work: calibrated p = {p:.2g} <= alpha {alpha:g} against a synthetic "
@@ -129,7 +159,8 @@ def run_synthetic_test(
     progress: bool = True,
 ) -> SyntheticTestReport:
     """Make (or read, checked against the work) the synthetic set, score it with the suspect model, run the
-    calibrated test and its negative control, and assemble the report (module docstring)."""
+    calibrated test, its negative control and the other safeguards, and assemble the report (module docstring).
+    Pairs with a score or a generator loss missing are left out (counted in the report)."""
     from llm_mia.documents import Document
     from llm_mia.synthetic.calibration import calibrated_test
     from llm_mia.workflows.score import score_documents
@@ -153,6 +184,7 @@ def run_synthetic_test(
     n = len(pairs)
     real, syn, control = values[:n], values[n : 2 * n], values[2 * n :]
     kept = np.isfinite(real).all(axis=1) & np.isfinite(syn).all(axis=1) & np.isfinite(control).all(axis=1)
+    kept &= np.array([None not in (p[GENERATOR_LOSSES]["real"], p[GENERATOR_LOSSES]["synthetic"]) for p in pairs])
     texts = {side: [p[side] for p, keep in zip(pairs, kept, strict=True) if keep] for side in sides}
     main = calibrated_test(
         texts["real"],
@@ -172,12 +204,23 @@ def run_synthetic_test(
         runs=settings.runs,
         seed=settings.seed + 10_000,
     )
-    fired = negative.p_value <= settings.alpha
-    verdict = "withheld" if fired else "consistent" if main.p_value <= settings.alpha else "not distinguishable"
+    quality = generator_quality(
+        [row for row, keep in zip(run.rows[:n], kept, strict=True) if keep],
+        [row for row, keep in zip(run.rows[n : 2 * n], kept, strict=True) if keep],
+        [p for p, keep in zip(pairs, kept, strict=True) if keep],
+    )
+    verdict, reasons = decide(
+        main.p_value,
+        settings.alpha,
+        negative_control_p=negative.p_value,
+        text_auroc=main.text_auroc,
+        quality=quality,
+    )
     report = {
         "design": "synthetic control (Zhao et al. 2025): calibrated real-vs-synthetic test",
         "verdict": verdict,
-        "verdict_sentence": verdict_sentence(verdict, main.p_value, settings.alpha),
+        "verdict_sentence": verdict_sentence(verdict, main.p_value, settings.alpha, reasons),
+        "withheld_by": reasons,
         "p_value": main.p_value,
         "alpha": settings.alpha,
         "pairs": int(kept.sum()),
@@ -189,13 +232,31 @@ def run_synthetic_test(
             "name": "negative control",
             "what": "the same test with a second generated suffix per prefix in place of the real one",
             "p_value": negative.p_value,
-            "fired": fired,
+            "fired": negative.p_value <= settings.alpha,
         },
-        "blind_baseline": {
-            "name": "blind baseline",
+        "text_separation": {
+            "name": "text separation (blind baseline)",
             "what": "a model-free text classifier, real vs synthetic suffixes (mean AUROC over the test halves)",
             "auroc": main.text_auroc,
+            "limit": TEXT_SEPARATION_LIMIT,
+            "fired": main.text_auroc >= TEXT_SEPARATION_LIMIT,
         },
+        "generator_quality": quality.to_dict(),
         "synthetic_set": made.record,
     }
     return SyntheticTestReport(report, run.rows, run.record, made)
+
+
+def generator_quality(
+    real_rows: Sequence[dict[str, Any]], synthetic_rows: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]
+) -> GeneratorQuality:
+    """The generator-quality check (``llm_mia.synthetic.safeguards``) from the suspect's score rows of the real
+    and synthetic suffixes and the generator's losses stored with the pairs, pooled over the pairs' bytes."""
+    real_bytes = [len(p["real"].encode("utf-8")) for p in pairs]
+    synthetic_bytes = [len(p["synthetic"].encode("utf-8")) for p in pairs]
+    return GeneratorQuality(
+        suspect_on_generated=pooled([row_nats_per_byte(r) for r in synthetic_rows], synthetic_bytes),
+        generator_on_real=pooled([p[GENERATOR_LOSSES]["real"] for p in pairs], real_bytes),
+        suspect_on_real=pooled([row_nats_per_byte(r) for r in real_rows], real_bytes),
+        generator_on_generated=pooled([p[GENERATOR_LOSSES]["synthetic"] for p in pairs], synthetic_bytes),
+    )
