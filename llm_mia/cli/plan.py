@@ -7,6 +7,8 @@ examples:
       after the model's data cutoff (2024-06), from the same publisher's catalogue" --output plan.json
   llm-mia evidence run plan.json --output-dir bundle/
   llm-mia verify bundle/
+  llm-mia plan --analysis extraction --reference ./older-model --suspect my_book.txt --control other_books/ \\
+      --question "Does model M write my book back?" --analyst "A. Expert" --control-rationale "..." --output p.json
 
 The plan (plan.json, canonical JSON) records the question, the analyst and the time; every file of every
 model with its SHA-256 and size; every source file and every passage (cut now, with the target model's
@@ -38,6 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--output", default="plan.json", help="the plan file (default: plan.json)")
     group.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    group.add_argument(
+        "--analysis",
+        choices=("dataset-test", "extraction"),
+        default="dataset-test",
+        help="the primary outcome: the dataset-level test (default), or the verbatim-extraction test (extract-test; "
+        "its options below, passages of k + L tokens)",
+    )
+    from llm_mia.cli.extract_test import add_probe_arguments
+
+    add_probe_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.control:
         raise LlmMiaError("a plan needs --control: the control works the model cannot have seen")
+    if args.analysis == "extraction":
+        from llm_mia.cli.extract_test import plan_extraction
+
+        return plan_extraction(args)
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
     settings = settings_from_args(args)
     plan = build_plan(

@@ -262,6 +262,13 @@ def run_evidence(
     plan = read_plan(plan_path)
     if is_canary_plan(plan):
         return run_canary_evidence(plan, plan_path, output, cache=cache, model=model, secret=secret, pdf=pdf)
+    from llm_mia.evidence.extraction import is_extraction_plan, run_extraction_evidence
+
+    if is_extraction_plan(plan):
+        return run_extraction_evidence(
+            plan, plan_path, output, cache=cache, model=model, reference=reference, suspect=suspect, control=control,
+            pdf=pdf,
+        )  # fmt: skip
     settings = plan.settings(cache=cache, model=model, reference=reference, progress=progress)
     paths = input_paths(plan, suspect=suspect, control=control)
     check_input_files(plan, paths)

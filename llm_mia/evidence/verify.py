@@ -173,6 +173,11 @@ def verify_bundle(
         return Verification(
             bundle, checks + _canary_checks(bundle, plan, results, full=full, model=model, secret=secret)
         )
+    if plan.data.get("kind") == "extraction":
+        from llm_mia.evidence.extraction import extraction_checks
+
+        options = {"rescore": rescore, "full": full, "model": model, "inputs": inputs or {}, "seed": seed}
+        return Verification(bundle, checks + extraction_checks(bundle, plan, results, **options))
     checks.append(_passages_check(bundle, plan))
     checks += _model_checks(
         bundle, plan, results, rescore=rescore, full=full, model=model, inputs=inputs or {}, seed=seed
