@@ -24,11 +24,12 @@ The interval reported is the observed AUROC minus the null distribution's centra
 Out-of-fold AUROCs of a classifier refitted on small sets sit *below* 0.5 under the null (leaving a text out
 makes its class look less like it), which is why the null, not 0.5, is the reference: the null's median is
 reported as ``chance_auroc`` and printed beside every interval, which covers it (not 0.5) when the sets do
-not differ. Measured on 40 random splits of Wikipedia summaries (2 x 24 texts, ``python benchmarks/blind_chance.py``): the
-null's median was 0.38; the interval held it in 35/40 splits and held 0.5 in only 21/40 (read against 0.5 it would
-have suggested "below chance"); the warning fired in 4/40 = 0.10 [0.03, 0.24] at a nominal 5%. The warning fires
-whenever the blind classifier separates the sets (permutation p <= alpha), whatever an attack scores. An
-AUROC far below what label noise gives, or texts found in both sets, get their own note: it usually means
+not differ. Measured on 40 random splits of Wikipedia summaries (2 x 24 texts,
+``python benchmarks/blind_chance.py``): the null's median was 0.38; the interval held it in 35/40 splits and
+held 0.5 in only 21/40 (read against 0.5 it would have suggested "below chance"); the warning fired in 4/40 =
+0.10 [0.03, 0.24] at a nominal 5%. The warning fires whenever the blind classifier separates the sets
+(permutation p <= alpha), whatever an attack scores. An AUROC far below what label noise gives, or texts found
+in both sets, get their own note: it usually means
 the two sets share texts or near-copies.
 """
 
