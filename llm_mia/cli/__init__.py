@@ -36,6 +36,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "demo", "first run: fine-tune SmolLM2 on known texts, then find which texts it was trained on"),
     ("decop", "decop", "DE-COP: does the model pick the verbatim passage out of paraphrases, in all 24 orders"),
     ("samia", "samia", "SaMIA: sample continuations of each text's first half, count how much of the rest they hold"),
+    ("extract-test", "extract_test", "verbatim extraction: does greedy decoding continue each passage word for word"),
     ("check-backend", "check_backend", "compare a model behind an API with white-box scores of the same weights"),
     ("list", "list_scorers", "list the registered scorers; with --model api:NAME, those that endpoint can serve"),
     ("cache", "cache", "inspect, verify or clear the stats cache that lets killed runs resume"),

@@ -7,6 +7,8 @@ examples:
       after the model's data cutoff (2024-06), from the same publisher's catalogue" --output plan.json
   llm-mia evidence run plan.json --output-dir bundle/
   llm-mia verify bundle/
+  llm-mia plan --analysis extraction --reference ./older-model --suspect my_book.txt --control other_books/ \\
+      --question "Does model M write my book back?" --analyst "A. Expert" --control-rationale "..." --output p.json
 
 The plan (plan.json, canonical JSON) records the question, the analyst and the time; every file of every
 model with its SHA-256 and size; every source file and every passage (cut now, with the target model's
@@ -36,8 +38,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="how the control works were chosen and why the model cannot have seen them (a sentence or more)",
     )
+    group.add_argument(
+        "--precision-check",
+        type=int,
+        metavar="N",
+        help="required with a --dtype other than float32: score N passages (a seeded sample, no labels read) in "
+        "both precisions and record what the lower one moves, in the plan",
+    )
     group.add_argument("--output", default="plan.json", help="the plan file (default: plan.json)")
     group.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    group.add_argument(
+        "--analysis",
+        choices=("dataset-test", "extraction"),
+        default="dataset-test",
+        help="the primary outcome: the dataset-level test (default), or the verbatim-extraction test (extract-test; "
+        "its options below, passages of k + L tokens)",
+    )
+    from llm_mia.cli.extract_test import add_probe_arguments
+
+    add_probe_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.control:
         raise LlmMiaError("a plan needs --control: the control works the model cannot have seen")
+    if args.analysis == "extraction":
+        from llm_mia.cli.extract_test import plan_extraction
+
+        return plan_extraction(args)
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
     settings = settings_from_args(args)
     plan = build_plan(
@@ -55,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         question=args.question,
         analyst=args.analyst,
         control_rationale=args.control_rationale,
+        precision_check=args.precision_check,
     )
     path, sidecar = plan.write(output)
     inputs = plan.data["inputs"]
@@ -78,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
         f"the model did; {design['suspect_share_tested']:.0%} of the suspect text's passages enter the test"
     )
     print(f"power: {power_sentence(design['power_on_a_known_split'])}")
+    if "precision_check" in plan.data:
+        check = plan.data["precision_check"]
+        moved = ", ".join(
+            f"{s['scorer']} up to {s['max_abs_difference']:.3g} (rank correlation {s['spearman']:.4f})"
+            for s in check["scorers"]
+        )
+        print(f"precision: {check['dtype']} against float32 on {check['sampled']} passages moved {moved}")
     print(f"plan SHA-256: {plan.sha256}")
     print(f"wrote {path} and {sidecar}; keep the hash somewhere the other side can see it was fixed first")
     return 0

@@ -4,7 +4,8 @@ Before any score is computed, every model file, source file and passage is check
 the first difference is refused, naming the file and both hashes. Then the dataset-level test runs as planned
 (:func:`llm_mia.workflows.dataset.score_and_test`), every model call going into a hash-chained query log, and
 the bundle is written as :mod:`llm_mia.evidence.bundle` describes (the files, the manifest, the evidence hash).
-A canary plan runs the canary test instead (:mod:`llm_mia.workflows.canary_evidence`).
+A canary plan runs the canary test instead (:mod:`llm_mia.workflows.canary_evidence`), an extraction plan
+the extraction test (:mod:`llm_mia.workflows.extraction_evidence`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from llm_mia.io.outputs import atomic_write, check_writable, json_ready, write_j
 from llm_mia.io.score_files import write_rows
 from llm_mia.workflows.canary_evidence import is_canary_plan, run_canary_evidence
 from llm_mia.workflows.dataset import plot_result, score_and_test
+from llm_mia.workflows.extraction_evidence import is_extraction_plan, run_extraction_evidence
 from llm_mia.workflows.plan import planned_inputs, planned_settings
 
 
@@ -93,6 +95,11 @@ def run_evidence(
     plan = read_plan(plan_path)
     if is_canary_plan(plan):
         return run_canary_evidence(plan, plan_path, output, cache=cache, model=model, secret=secret, pdf=pdf)
+    if is_extraction_plan(plan):
+        return run_extraction_evidence(
+            plan, plan_path, output, cache=cache, model=model, reference=reference, suspect=suspect, control=control,
+            pdf=pdf,
+        )  # fmt: skip
     settings = planned_settings(plan, cache=cache, model=model, reference=reference, progress=progress)
     paths = input_paths(plan, suspect=suspect, control=control)
     check_input_files(plan, paths)

@@ -30,10 +30,12 @@ from llm_mia.evidence.plan import (
     model_inventory,
     settings_record,
 )
+from llm_mia.io.documents import Document
 from llm_mia.io.identity import source_commit, versions
 from llm_mia.scoring.settings import ScoringSettings
 from llm_mia.stats.dataset_inference import work_counts
 from llm_mia.workflows.dataset import DatasetInputs, DatasetTestSettings, cut_inputs, cutting_tokenizer
+from llm_mia.workflows.precision import precision_check as check_precision
 
 
 def planned_settings(
@@ -46,6 +48,11 @@ def planned_settings(
     planned = plan.data["settings"]
     models = plan.data["models"]
     api = planned.get("api")
+    if planned["model"]["dtype"] != "float32" and "precision_check" not in plan.data:
+        raise LlmMiaError(
+            f"this plan runs the model in {planned['model']['dtype']} without a precision check of what that "
+            "costs: plan again with --precision-check N (or in float32)"
+        )
     scoring = ScoringSettings(
         models=ModelSettings(
             model=model or models["target"]["name"],
@@ -103,6 +110,23 @@ def check_design(inputs: Any, settings: Any) -> None:
         )
 
 
+def precision_record(inputs: Any, settings: Any, size: int | None) -> dict[str, Any] | None:
+    """The precision check a plan in a dtype other than float32 must carry (``build_plan``), or None in float32."""
+    dtype = settings.scoring.models.dtype
+    if dtype == "float32":
+        if size is not None:
+            raise LlmMiaError("--precision-check compares another dtype with float32: the plan is in float32 already")
+        return None
+    if size is None:
+        raise LlmMiaError(
+            f"a plan in {dtype} must name what that precision costs: add --precision-check N (N passages, e.g. 64, "
+            "scored in both precisions; no labels are read), or plan in float32"
+        )
+    passages = [*inputs.suspect_passages, *inputs.control_passages]
+    documents = [Document(id=p.id, text=p.text) for p in passages]
+    return check_precision(documents, settings.scoring, size=size, seed=settings.seed).to_dict()
+
+
 def build_plan(
     suspect: str | Path,
     control: str | Path,
@@ -111,9 +135,15 @@ def build_plan(
     question: str,
     analyst: str,
     control_rationale: str,
+    precision_check: int | None = None,
 ) -> Plan:
     """Fix an analysis before any score is seen: hash the models' files, read and cut the inputs (with the
     target model's tokenizer; no model weights are loaded), and record everything (module docstring).
+
+    A dtype other than float32 is refused unless ``precision_check`` names a sample size: a seeded sample of the
+    passages (suspect and control mixed, no labels, so no result can be read from it) is then scored in that
+    dtype and in float32 (``llm_mia.workflows.precision``), and the largest difference and the rank correlation
+    per scorer go into the plan beside the dtype, so the other side sees what the precision cost before the run.
 
     Refuses an empty question or analyst, a control rationale of fewer than ``MIN_RATIONALE_WORDS`` words,
     inputs that share a text or a passage, too few passages, and fewer control works than the work-level test
@@ -143,6 +173,7 @@ def build_plan(
     suspect, control = Path(suspect).resolve(), Path(control).resolve()
     inputs = cut_inputs(suspect, control, settings, tokenizer=tokenizer, refuse_shared=True)
     check_design(inputs, settings)
+    precision = precision_record(inputs, settings, precision_check)
     data = {
         "format": PLAN_FORMAT,
         "version": PLAN_VERSION,
@@ -155,6 +186,7 @@ def build_plan(
         "inputs": inputs_inventory(inputs),
         "settings": settings_record(settings),
         "design": design_summary(inputs, settings),
+        **({"precision_check": precision} if precision is not None else {}),
         "llm_mia_commit": source_commit(),
         "versions": versions(),
     }

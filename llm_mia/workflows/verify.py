@@ -32,6 +32,7 @@ from llm_mia.evidence.checks import FAIL, NOT_RUN, PASS, Check, passages_check, 
 from llm_mia.evidence.plan import Plan, read_plan
 from llm_mia.evidence.query_log import walk
 from llm_mia.io.identity import sha256_file, sha256_text
+from llm_mia.workflows.extraction_evidence import extraction_checks
 from llm_mia.workflows.plan import planned_inputs, planned_settings
 
 # Re-scored passages run in other batches than the originals: equal up to float rounding (the engine's batch
@@ -163,6 +164,9 @@ def verify_bundle(
         return Verification(
             bundle, checks + _canary_checks(bundle, plan, results, full=full, model=model, secret=secret)
         )
+    if plan.data.get("kind") == "extraction":
+        options = {"rescore": rescore, "full": full, "model": model, "inputs": inputs or {}, "seed": seed}
+        return Verification(bundle, checks + extraction_checks(bundle, plan, results, **options))
     checks.append(passages_check(bundle, plan))
     checks += _model_checks(
         bundle, plan, results, rescore=rescore, full=full, model=model, inputs=inputs or {}, seed=seed
