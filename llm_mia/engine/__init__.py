@@ -8,5 +8,6 @@
   batches that fit, torch threads, remembered speed;
 - :mod:`~llm_mia.engine.distributed`: several processes of one launch; :mod:`~llm_mia.engine.stats_cache`:
   finished batches kept, so a killed run resumes with identical bits;
-- :mod:`~llm_mia.engine.gradients` (GradNorm) and :mod:`~llm_mia.engine.generation` (sampling).
+- :mod:`~llm_mia.engine.gradients` (GradNorm), :mod:`~llm_mia.engine.generation` (sampling) and
+  :mod:`~llm_mia.engine.greedy` (batched greedy decoding, through the stats cache).
 """
