@@ -1,9 +1,9 @@
 """The DE-COP workflow: passages with paraphrases in, one score row per passage and a run record out.
 
 Every passage is asked in the 24 orders of its four options (``llm_mia.methods.decop``); the target is a white-box
-model (the answer letters' log-probs from one pass over each prompt, ``extract.next_token_logprobs``) or a model
-behind an API (``remote.choices``: completions, or chat for chat-only endpoints; responses cached, so a rerun
-sends nothing twice). Rows carry ``decop`` (mean probability of the verbatim option, chance 0.25) and
+model (the answer letters' log-probs from one pass over each prompt, ``engine.extract.next_token_logprobs``) or a
+model behind an API (``methods.decop_remote``: completions, or chat for chat-only endpoints; responses cached, so a
+rerun sends nothing twice). Rows carry ``decop`` (mean probability of the verbatim option, chance 0.25) and
 ``decop_accuracy``, with id, label, group and status as score rows do, so ``evaluate``, ``calibrate`` and
 ``verdict`` read them like any score file.
 """
