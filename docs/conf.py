@@ -10,6 +10,7 @@ CLI reference from the real argparse parsers (sphinx-argparse), so neither can d
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -90,3 +91,55 @@ def _literal_descriptions() -> None:
 
 
 _literal_descriptions()
+
+
+# ------------------------------------------------------------------------------------------------ docstrings
+# The docstrings are written for ``help()`` and the doctests: plain text with rST's ``literals`` and :func:`roles`.
+# A few plain-text habits are rST markup by accident: |x| (a substitution), name_ (a link target), *.png (an
+# emphasis that never ends), and an indented table after "...:" (a block quote with ragged indentation). This
+# reads them as the plain text they are, without editing the library.
+
+_LITERAL_SPANS = re.compile(r"(``.+?``|:[\w:.-]+:`[^`]*`|`[^`]*`_?)")
+
+
+def _plain_text_habits(line: str) -> str:
+    parts = _LITERAL_SPANS.split(line)
+    for i in range(0, len(parts), 2):  # outside literals and roles only
+        text = parts[i].replace("|", r"\|")
+        text = re.sub(r"(?<=\w)_(?=[\s.,;:)\]]|$)", r"\\_", text)
+        text = re.sub(r"(?<![\w*])\*(?=[.\w]*(?:\s|$))(?![^*\s]*\*)", r"\\*", text)
+        parts[i] = text
+    return "".join(parts)
+
+
+def _literal_displays(lines: list[str]) -> list[str]:
+    """'...:' then a blank line then an indented block (not a doctest): show the block as a literal display."""
+    out = list(lines)
+    for i in range(len(out) - 2):
+        line, blank, block = out[i], out[i + 1], out[i + 2]
+        if not line.rstrip().endswith(":") or line.rstrip().endswith("::") or blank.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if block.strip() and len(block) - len(block.lstrip()) > indent and not block.lstrip().startswith(">>>"):
+            out[i] = line.rstrip() + ":"
+    return out
+
+
+def _read_docstrings_as_written(app, what, name, obj, options, lines: list[str]) -> None:
+    literal = False
+    result = []
+    displays = _literal_displays(lines)
+    for i, line in enumerate(displays):
+        if literal and line.strip() and len(line) - len(line.lstrip()) <= literal_indent:
+            literal = False
+        if not literal and line.rstrip().endswith("::"):
+            literal, literal_indent = True, len(line) - len(line.lstrip())
+            result.append(_plain_text_habits(line))
+            continue
+        in_doctest = line.lstrip().startswith((">>>", "..."))
+        result.append(line if literal or in_doctest else _plain_text_habits(line))
+    lines[:] = result
+
+
+def setup(app) -> None:
+    app.connect("autodoc-process-docstring", _read_docstrings_as_written, priority=400)  # before napoleon
