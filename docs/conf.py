@@ -62,7 +62,6 @@ pygments_style = "sphinx"
 nitpicky = False
 
 
-
 def _literal_descriptions() -> None:
     """Show each subcommand's description as ``--help`` prints it (a literal block), not parsed as rST.
 
@@ -126,18 +125,18 @@ def _literal_displays(lines: list[str]) -> list[str]:
 
 
 def _read_docstrings_as_written(app, what, name, obj, options, lines: list[str]) -> None:
-    literal = False
+    literal_indent: int | None = None  # indentation of the "...::" line while inside its literal block
     result = []
-    displays = _literal_displays(lines)
-    for i, line in enumerate(displays):
-        if literal and line.strip() and len(line) - len(line.lstrip()) <= literal_indent:
-            literal = False
-        if not literal and line.rstrip().endswith("::"):
-            literal, literal_indent = True, len(line) - len(line.lstrip())
+    for line in _literal_displays(lines):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None and line.strip() and indent <= literal_indent:
+            literal_indent = None
+        if literal_indent is None and line.rstrip().endswith("::"):
+            literal_indent = indent
             result.append(_plain_text_habits(line))
             continue
         in_doctest = line.lstrip().startswith((">>>", "..."))
-        result.append(line if literal or in_doctest else _plain_text_habits(line))
+        result.append(line if literal_indent is not None or in_doctest else _plain_text_habits(line))
     lines[:] = result
 
 
