@@ -55,7 +55,8 @@ napoleon_use_rtype = False
 # MathJax is loaded by the browser; the build itself reads nothing from the network.
 html_theme = "furo"
 html_title = f"llm-mia {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["wide.css"]
 pygments_style = "sphinx"
 
 # docstrings are written for ``help()`` and doctests, not for Sphinx's nitpicky cross-reference resolution
