@@ -105,6 +105,18 @@ def test_every_block_is_run_or_says_why_not(block: Block) -> None:
         assert re.search(rf"\bdef {re.escape(name)}\b", (ROOT / path).read_text()), f"{where}: {path} has no {name}"
 
 
+def _private_cache(path: Path) -> Path:
+    """A cache root of the test's own (stats cache, logs), sharing only the converted models with the user's, as
+    the rest of the suite does: examples never read or write the user's stats cache, and the packaged model is
+    converted once, not once per page."""
+    user = Path(os.environ.get("LLM_MIA_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"))
+    user = user if os.environ.get("LLM_MIA_CACHE") else user / "llm-mia"
+    (user / "models").mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True)
+    (path / "models").symlink_to(user / "models", target_is_directory=True)
+    return path
+
+
 def _runnable(page: Path) -> list[Block]:
     return [block for block in blocks(page) if block.language in PYTHON and block.marker is None]
 
@@ -126,6 +138,7 @@ def test_python_examples_run(page: Path, tmp_path: Path) -> None:
         encoding="utf-8",
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env["LLM_MIA_CACHE"] = str(_private_cache(tmp_path / "cache"))
     env.setdefault("HF_HUB_OFFLINE", "1")
     done = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
