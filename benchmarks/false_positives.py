@@ -131,23 +131,31 @@ def _verdict_rate(
     passage_selection: str = "whole-suspect",
 ) -> dict[str, Any]:
     from llm_mia.dataset_inference import dataset_inference
+    from llm_mia.errors import LlmMiaError
 
-    hits = 0
+    hits = refused = 0
     for rep in range(reps):
         rng = np.random.default_rng(rep)
         suspect, suspect_works, control, control_works = draw(rng)
-        result = dataset_inference(
-            suspect,
-            control,
-            suspect_works=suspect_works,
-            control_works=control_works,
-            splits=5,
-            permutations=199,
-            seed=rep,
-            passage_selection=passage_selection,
-        )
+        try:
+            result = dataset_inference(
+                suspect,
+                control,
+                suspect_works=suspect_works,
+                control_works=control_works,
+                splits=5,
+                permutations=199,
+                seed=rep,
+                passage_selection=passage_selection,
+            )
+        except LlmMiaError:  # e.g. a suspect drawn with fewer passages than a test needs: no verdict at all
+            refused += 1
+            continue
         hits += result.verdict in counted
     row = rate_row(design, hits, reps, kind=kind, nominal=nominal)
+    if refused:
+        row["refused"] = refused
+        row["nominal"] += f"; {refused} run(s) refused, counted as no verdict of training"
     print_row(row)
     return row
 

@@ -1,5 +1,6 @@
 """Coverage of the TPR@FPR bootstrap interval (``llm_mia.metrics.tpr_at_fpr``) when the non-members allow 10 or
-20 false positives: why a TPR at an FPR counts as resolved only from 20 (``MIN_FALSE_POSITIVES``).
+20 false positives (``MIN_FALSE_POSITIVES`` = 20 marks the first as unresolved): how often the interval holds the
+true TPR, and on which side it misses.
 
 Binormal scores: non-members N(0, 1), members N(d, 1) with d = z(0.99) - z(1 - t), so the true TPR at 1% FPR is
 exactly t; t cycles through 0.1, 0.2, ..., 0.6; as many members as non-members. Each run computes the 95%

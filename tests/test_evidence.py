@@ -507,3 +507,21 @@ def test_verify_checks_moved_inputs_by_hash(case, tmp_path, capsys):
     assert code == 1 and "FAIL     input files: control source file 'part11.txt' changed since the plan" in out
     code, out = _verify(case["bundle"], capsys, "--rescore", "0", "--control", str(tmp_path / "gone" / "control"))
     assert code == 3 and "not run  input files: the planned inputs are not on this machine" in out
+
+
+def test_a_plan_in_bfloat16_must_carry_its_precision_check(case, tmp_path, capsys):
+    """A lower precision is a choice the other side must see priced before the run: refused without the check; with
+    it, the plan records the check (no labels read, so no AUROC: nothing of the result shows) and prints it."""
+    model, suspect, control = case["model"], case["suspect"], case["control"]
+    output = tmp_path / "plan.json"
+    message = _refused(_plan_args(model, suspect, control, output, "--dtype", "bfloat16"), capsys)
+    assert "a plan in bfloat16 must name what that precision costs: add --precision-check N" in message
+    assert not output.exists()
+    assert main(_plan_args(model, suspect, control, output, "--dtype", "bfloat16", "--precision-check", "6")) == 0
+    printed = capsys.readouterr().out
+    assert "precision: bfloat16 against float32 on 6 passages moved loss up to" in printed
+    plan = json.loads(output.read_text())
+    check = plan["precision_check"]
+    assert plan["settings"]["model"]["dtype"] == "bfloat16" and check["sampled"] == 6
+    assert all(s["auroc_float32"] is None and s["auroc_dtype"] is None for s in check["scorers"])
+    assert all(s["max_abs_difference"] >= 0 for s in check["scorers"])

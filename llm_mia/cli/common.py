@@ -202,6 +202,27 @@ def add_input_arguments(
     group.add_argument("--split", help="split of a saved DatasetDict")
 
 
+def add_precision_check_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision-check",
+        type=int,
+        metavar="N",
+        help="with --dtype bfloat16 or float16: first score a seeded sample of N documents in that dtype and in "
+        "float32 and print what the lower precision moves (per scorer the largest difference and the rank "
+        "correlation; the AUROC under each where labels exist); recorded in the run record",
+    )
+
+
+def check_precision_arguments(args: argparse.Namespace) -> None:
+    """Refuse --precision-check without a lower dtype, or with a size below 2, before any model loads."""
+    if args.precision_check is None:
+        return
+    if args.dtype == "float32":
+        raise LlmMiaError("--precision-check compares a lower precision with float32: add --dtype bfloat16 or float16")
+    if args.precision_check < 2:
+        raise LlmMiaError(f"--precision-check needs at least 2 documents, not {args.precision_check}")
+
+
 def add_scorer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scorers",

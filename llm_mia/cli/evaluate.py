@@ -35,7 +35,9 @@ from typing import Any
 from llm_mia.cli.common import (
     add_input_arguments,
     add_model_arguments,
+    add_precision_check_argument,
     add_scorer_arguments,
+    check_precision_arguments,
     columns_from_args,
     scoring_settings_from_args,
 )
@@ -61,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_model_arguments(parser)
     add_scorer_arguments(parser)
+    add_precision_check_argument(parser)
     group = parser.add_argument_group("evaluation")
     group.add_argument(
         "--fpr",
@@ -98,6 +101,9 @@ def _evaluation_settings(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from llm_mia.workflows.evaluate import EVALUATION_FILE, evaluate_documents_file, evaluate_score_file
 
+    check_precision_arguments(args)
+    if args.precision_check is not None and args.scores:
+        raise LlmMiaError("--precision-check scores texts in two precisions: give --input, not --scores")
     output_dir = (
         check_output_dir(args.output_dir, overwrite=args.overwrite, owned=[EVALUATION_FILE])
         if args.output_dir
@@ -117,7 +123,13 @@ def run(args: argparse.Namespace) -> int:
         )
         scoring = scoring_settings_from_args(args)
         evaluation, identity, score_run = evaluate_documents_file(
-            args.input, scoring, format=args.format, columns=columns, split=args.split, settings=settings
+            args.input,
+            scoring,
+            format=args.format,
+            columns=columns,
+            split=args.split,
+            settings=settings,
+            precision_check=args.precision_check,
         )
         if save is not None:
             score_run.write(save)
@@ -139,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
             else f"{model.get('architecture')}, {model.get('dtype')}"
         )
         print(f"{role} model: {model.get('name')} ({where})")
+    if "precision_check" in (identity.get("run_record") or {}):
+        from llm_mia.workflows.precision import PrecisionCheck
+
+        print()
+        for line in PrecisionCheck.from_dict(identity["run_record"]["precision_check"]).lines():
+            print(line)
     print()
     for line in evaluation.table_lines():
         print(line)

@@ -220,6 +220,11 @@ def plan_extraction(args: argparse.Namespace) -> int:
         )
     if args.batch_size == "auto":
         raise LlmMiaError("--batch-size auto is for scoring; give greedy decoding a number of prompts (8)")
+    if args.dtype != "float32" or args.precision_check is not None:
+        raise LlmMiaError(
+            "an extraction plan decodes in float32: a lower precision can change which token is the argmax, and "
+            "verify --rescore requires the same tokens; leave out --dtype / --precision-check"
+        )
     cache: bool | Path = (
         False if args.no_cache else Path(args.cache_dir) / "tokenstats.sqlite" if args.cache_dir else True
     )

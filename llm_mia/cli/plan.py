@@ -38,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="how the control works were chosen and why the model cannot have seen them (a sentence or more)",
     )
+    group.add_argument(
+        "--precision-check",
+        type=int,
+        metavar="N",
+        help="required with a --dtype other than float32: score N passages (a seeded sample, no labels read) in "
+        "both precisions and record what the lower one moves, in the plan",
+    )
     group.add_argument("--output", default="plan.json", help="the plan file (default: plan.json)")
     group.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     group.add_argument(
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         question=args.question,
         analyst=args.analyst,
         control_rationale=args.control_rationale,
+        precision_check=args.precision_check,
     )
     path, sidecar = plan.write(output)
     inputs = plan.data["inputs"]
@@ -94,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
         f"the model did; {design['suspect_share_tested']:.0%} of the suspect text's passages enter the test"
     )
     print(f"power: {power_sentence(design['power_on_a_known_split'])}")
+    if "precision_check" in plan.data:
+        check = plan.data["precision_check"]
+        moved = ", ".join(
+            f"{s['scorer']} up to {s['max_abs_difference']:.3g} (rank correlation {s['spearman']:.4f})"
+            for s in check["scorers"]
+        )
+        print(f"precision: {check['dtype']} against float32 on {check['sampled']} passages moved {moved}")
     print(f"plan SHA-256: {plan.sha256}")
     print(f"wrote {path} and {sidecar}; keep the hash somewhere the other side can see it was fixed first")
     return 0

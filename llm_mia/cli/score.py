@@ -23,7 +23,9 @@ from typing import Any
 from llm_mia.cli.common import (
     add_input_arguments,
     add_model_arguments,
+    add_precision_check_argument,
     add_scorer_arguments,
+    check_precision_arguments,
     documents_from_args,
     scoring_settings_from_args,
 )
@@ -36,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     add_model_arguments(parser)
     add_scorer_arguments(parser)
+    add_precision_check_argument(parser)
     parser.add_argument("--output", help="write rows to this .jsonl or .csv file (default: print a table)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument(
@@ -73,11 +76,20 @@ def dry_run(settings: Any, documents: list, price: float | None) -> int:
 def run(args: argparse.Namespace) -> int:
     from llm_mia.workflows.score import score_documents
 
+    check_precision_arguments(args)
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
     settings = scoring_settings_from_args(args)
     documents, source = documents_from_args(args)
     if args.dry_run:
         return dry_run(settings, documents, args.price_per_million_tokens)
+    check = None
+    if args.precision_check is not None:
+        from llm_mia.workflows.precision import precision_check
+
+        labels = [d.label for d in documents] if all(d.label is not None for d in documents) else None
+        check = precision_check(documents, settings, size=args.precision_check, labels=labels)
+        for line in check.lines():
+            print(line)
     log = None
     if output is not None and settings.models.remote_names:
         from llm_mia.evidence.query_log import QueryLog
@@ -94,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if log is not None:
         logged = log.close()
         result.record["query_log"] = {"path": str(log.path), "anchor": "sha256 of the input texts", **logged}
+    if check is not None:
+        result.record["precision_check"] = check.to_dict()
     if not result.is_main:
         return 0  # the main process writes the merged rows
     if output is None:

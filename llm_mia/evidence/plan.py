@@ -209,6 +209,11 @@ class Plan:
         planned = self.data["settings"]
         models = self.data["models"]
         api = planned.get("api")
+        if planned["model"]["dtype"] != "float32" and "precision_check" not in self.data:
+            raise LlmMiaError(
+                f"this plan runs the model in {planned['model']['dtype']} without a precision check of what that "
+                "costs: plan again with --precision-check N (or in float32)"
+            )
         scoring = ScoringSettings(
             models=ModelSettings(
                 model=model or models["target"]["name"],
@@ -339,6 +344,26 @@ def _check_design(inputs: Any, settings: Any) -> None:
         )
 
 
+def _precision_record(inputs: Any, settings: Any, size: int | None) -> dict[str, Any] | None:
+    """The precision check a plan in a dtype other than float32 must carry (``build_plan``), or None in float32."""
+    dtype = settings.scoring.models.dtype
+    if dtype == "float32":
+        if size is not None:
+            raise LlmMiaError("--precision-check compares another dtype with float32: the plan is in float32 already")
+        return None
+    if size is None:
+        raise LlmMiaError(
+            f"a plan in {dtype} must name what that precision costs: add --precision-check N (N passages, e.g. 64, "
+            "scored in both precisions; no labels are read), or plan in float32"
+        )
+    from llm_mia.documents import Document
+    from llm_mia.workflows.precision import precision_check
+
+    passages = [*inputs.suspect_passages, *inputs.control_passages]
+    documents = [Document(id=p.id, text=p.text) for p in passages]
+    return precision_check(documents, settings.scoring, size=size, seed=settings.seed).to_dict()
+
+
 def build_plan(
     suspect: str | Path,
     control: str | Path,
@@ -347,9 +372,15 @@ def build_plan(
     question: str,
     analyst: str,
     control_rationale: str,
+    precision_check: int | None = None,
 ) -> Plan:
     """Fix an analysis before any score is seen: hash the models' files, read and cut the inputs (with the
     target model's tokenizer; no model weights are loaded), and record everything (module docstring).
+
+    A dtype other than float32 is refused unless ``precision_check`` names a sample size: a seeded sample of the
+    passages (suspect and control mixed, no labels, so no result can be read from it) is then scored in that
+    dtype and in float32 (``llm_mia.workflows.precision``), and the largest difference and the rank correlation
+    per scorer go into the plan beside the dtype, so the other side sees what the precision cost before the run.
 
     Refuses an empty question or analyst, a control rationale of fewer than ``MIN_RATIONALE_WORDS`` words,
     inputs that share a text or a passage, too few passages, and fewer control works than the work-level test
@@ -384,6 +415,7 @@ def build_plan(
     suspect, control = Path(suspect).resolve(), Path(control).resolve()
     inputs = cut_inputs(suspect, control, settings, tokenizer=tokenizer, refuse_shared=True)
     _check_design(inputs, settings)
+    precision = _precision_record(inputs, settings, precision_check)
     data = {
         "format": PLAN_FORMAT,
         "version": PLAN_VERSION,
@@ -396,6 +428,7 @@ def build_plan(
         "inputs": inputs_inventory(inputs),
         "settings": settings_record(settings),
         "design": design_summary(inputs, settings),
+        **({"precision_check": precision} if precision is not None else {}),
         "llm_mia_commit": source_commit(),
         "versions": versions(),
     }

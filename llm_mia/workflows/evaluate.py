@@ -477,15 +477,26 @@ def evaluate_documents_file(
     format: str = "auto",
     columns: Any = None,
     split: str | None = None,
+    precision_check: int | None = None,
 ) -> tuple[Evaluation, dict[str, Any], Any]:
     """Read a labelled set (WikiMIA, MIMIR or generic), score it with ``scoring`` and evaluate it. Returns the
-    evaluation, the identity block and the score run (to save the rows)."""
+    evaluation, the identity block and the score run (to save the rows). ``precision_check``: first score that
+    many documents (a seeded sample) in the scoring dtype and in float32 (``llm_mia.workflows.precision``, with
+    the AUROC under each); the check goes into the run record."""
     from llm_mia.labelled_sets import load_benchmark
     from llm_mia.workflows.score import score_documents
 
     settings = settings or EvaluationSettings()
     documents = load_benchmark(path, format=format, columns=columns, split=split)
+    check = None
+    if precision_check is not None:
+        from llm_mia.workflows.precision import precision_check as check_precision
+
+        labels = [d.label for d in documents]
+        check = check_precision(documents, scoring, size=precision_check, labels=labels).to_dict()
     run = score_documents(documents, scoring, source=str(path), tool="llm-mia evaluate")
+    if check is not None:
+        run.record["precision_check"] = check
     run.record["input"]["format"] = format
     texts = {d.id: d.text for d in documents} if settings.blind else None
     evaluation = evaluate_table(
