@@ -58,6 +58,7 @@ html_title = f"llm-mia {release}"
 html_static_path = ["_static"]
 html_css_files = ["wide.css"]
 pygments_style = "sphinx"
+smartquotes = False  # "--model" stays two hyphens in headings and prose, as the shell needs it
 
 # docstrings are written for ``help()`` and doctests, not for Sphinx's nitpicky cross-reference resolution
 nitpicky = False
