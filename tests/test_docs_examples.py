@@ -144,3 +144,19 @@ def test_python_examples_run(page: Path, tmp_path: Path) -> None:
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, f"{_id(page)}: an example failed\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+
+
+def test_the_readme_is_a_front_page_that_names_every_command() -> None:
+    """The README stays short, starts with the two commands CI runs, and its table lists every subcommand."""
+    from llm_mia.cli import SUBCOMMANDS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines: move detail into docs/"
+    first = next(block for block in blocks(ROOT / "README.md"))
+    assert "bash scripts/setup.sh && llm-mia demo" in first.code and "python -m pytest" in first.code
+    listed = set(re.findall(r"^\| `([a-z-]+)` \|", text, flags=re.M))
+    missing = [name for name, _, _ in SUBCOMMANDS if name not in listed]
+    assert not missing, f"README.md's command table lacks {missing}"
+    for target in re.findall(r"\]\(((?:docs|benchmarks)/[^)#]+)", text):
+        assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
