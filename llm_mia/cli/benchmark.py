@@ -2,7 +2,7 @@
 
 examples:
   llm-mia benchmark                                           # list the benchmarks and their sizes
-  llm-mia benchmark gpt2-wikipedia                            # CI size: about a minute on 2 CPU cores
+  llm-mia benchmark gpt2-wikipedia                            # CI size: minutes on 2 CPU cores (every scorer)
   llm-mia benchmark smollm2-wikipedia --size full --output-dir results/smollm2
   llm-mia benchmark gpt2-python-docs --size full --threads 1  # needs: apt-get install python3.11-doc
   llm-mia benchmark gpt2-wikipedia --epochs 0 1 --seed 3      # epoch 0 = the model before any training

@@ -1,7 +1,7 @@
 """A first run of the toolkit's main job, on texts whose membership is known: which texts was the model trained on?
 
 examples:
-  llm-mia demo                                # a few minutes on 2 CPU cores; report in ./llm-mia-demo/
+  llm-mia demo                                # report in ./llm-mia-demo/; see the cost below
   llm-mia demo --output-dir /tmp/demo --overwrite
   llm-mia demo --members 48 --epochs 3        # more texts and more repetition: tighter intervals, longer run
 
@@ -15,8 +15,10 @@ What it does, with the packaged SmolLM2-135M and Wikipedia lead summaries (both 
      calibrated at 5% FPR on the controls, and what SmolLM2 scored before fine-tuning;
   5. prints a summary in plain words and writes the tables and plots to the report directory.
 
-The fine-tuned model is cached, so a second run only scores. The same pipeline at other sizes and on other
-models: `llm-mia benchmark`.
+The fine-tuned model is cached, so a second run only scores. Cost, measured with benchmarks/demo_cost.py on a
+2-core AMD EPYC at load 3.2-3.5: the first run 566 s and 4.34 GiB of memory at its peak (fine-tuning all weights
+in float32 with AdamW needs 16 bytes per weight), a rerun 264 s and 1.81 GiB. The same pipeline at other sizes
+and on other models: `llm-mia benchmark`.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, split=dataclasses.replace(config.split, calibration=args.members))
     print(
         f"llm-mia demo: fine-tune SmolLM2-135M on {args.members} Wikipedia summaries, then ask which texts it was "
-        f"trained on (a few minutes on 2 CPU cores; the fine-tuned model is cached for later runs)"
+        f"trained on (about 10 minutes and 4.3 GiB on 2 busy CPU cores; the fine-tuned model is cached for later runs)"
     )
     result = run_with_arguments(config, output_dir, args, extra_scorers=False)
     print_epoch(result.epochs[-1], config)
