@@ -345,7 +345,7 @@ def thresholds(reps: int) -> list[dict[str, Any]]:
     thousands of draws take seconds)."""
     from scipy.stats import norm
 
-    from llm_mia.calibration import FprCalibrator
+    from llm_mia.stats.verdicts import FprCalibrator
 
     rows = []
     # a 1% threshold: how often its realised FPR exceeds 1%

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from llm_mia.work_test_power import TABLE, nearest_power, power_sentence
+from llm_mia.stats.work_test_power import TABLE, nearest_power, power_sentence
 
 
 def test_the_packaged_table_is_read_for_the_nearest_control_count_and_every_epoch():
