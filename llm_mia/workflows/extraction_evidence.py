@@ -28,9 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llm_mia.backends.loading import ModelSettings
 from llm_mia.backends.local import ModelSpec
-from llm_mia.backends.remote.client import ApiSettings, RemoteError
+from llm_mia.backends.remote.client import RemoteError
 from llm_mia.backends.remote.model import is_remote
 from llm_mia.errors import LlmMiaError, ModelNotFoundError
 from llm_mia.evidence.browser import print_pdf
@@ -74,7 +73,7 @@ from llm_mia.workflows.extraction import (
     plot_match_lengths,
     probe_and_test,
 )
-from llm_mia.workflows.plan import check_design
+from llm_mia.workflows.plan import check_design, planned_model_settings
 
 KIND = "extraction"
 PRIMARY_OUTCOME = (
@@ -170,19 +169,9 @@ def planned_settings(
 ) -> Any:
     """The ``ExtractionTestSettings`` an extraction plan fixes; ``model`` / ``reference``: where the planned models
     are on this machine (checked by hash either way)."""
-    planned, models = plan.data["settings"], plan.data["models"]
-    api = planned.get("api")
+    planned = plan.data["settings"]
     return ExtractionTestSettings(
-        models=ModelSettings(
-            model=model or models["target"]["name"],
-            revision=models["target"]["revision"],
-            reference=(reference or models["reference"]["name"]) if "reference" in models else None,
-            reference_revision=models["reference"]["revision"] if "reference" in models else None,
-            dtype=planned["model"]["dtype"],
-            device=planned["model"]["device"],
-            trust_remote_code=planned["model"]["trust_remote_code"],
-            api=None if api is None else ApiSettings(**api),
-        ),
+        models=planned_model_settings(plan, model=model, reference=reference),
         probe=ProbeSettings(
             prefix_tokens=planned["prefix_tokens"],
             target_tokens=planned["target_tokens"],

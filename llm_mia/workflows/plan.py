@@ -38,6 +38,23 @@ from llm_mia.workflows.dataset import DatasetInputs, DatasetTestSettings, cut_in
 from llm_mia.workflows.precision import precision_check as check_precision
 
 
+def planned_model_settings(plan: Plan, *, model: str | None = None, reference: str | None = None) -> ModelSettings:
+    """The models a plan fixes (dataset-test and extraction plans alike); ``model`` / ``reference``: where the
+    planned models are on this machine, when not where their planned names resolve."""
+    planned, models = plan.data["settings"], plan.data["models"]
+    api = planned.get("api")
+    return ModelSettings(
+        model=model or models["target"]["name"],
+        revision=models["target"]["revision"],
+        reference=(reference or models["reference"]["name"]) if "reference" in models else None,
+        reference_revision=models["reference"]["revision"] if "reference" in models else None,
+        dtype=planned["model"]["dtype"],
+        device=planned["model"]["device"],
+        trust_remote_code=planned["model"]["trust_remote_code"],
+        api=None if api is None else ApiSettings(**api),
+    )
+
+
 def planned_settings(
     plan: Plan, *, cache: Any = True, model: str | None = None, reference: str | None = None, progress: bool = True
 ) -> DatasetTestSettings:
@@ -46,24 +63,13 @@ def planned_settings(
     are on this machine, when not where their planned names resolve (their files are checked against the
     plan's hashes either way)."""
     planned = plan.data["settings"]
-    models = plan.data["models"]
-    api = planned.get("api")
     if planned["model"]["dtype"] != "float32" and "precision_check" not in plan.data:
         raise LlmMiaError(
             f"this plan runs the model in {planned['model']['dtype']} without a precision check of what that "
             "costs: plan again with --precision-check N (or in float32)"
         )
     scoring = ScoringSettings(
-        models=ModelSettings(
-            model=model or models["target"]["name"],
-            revision=models["target"]["revision"],
-            reference=(reference or models["reference"]["name"]) if "reference" in models else None,
-            reference_revision=models["reference"]["revision"] if "reference" in models else None,
-            dtype=planned["model"]["dtype"],
-            device=planned["model"]["device"],
-            trust_remote_code=planned["model"]["trust_remote_code"],
-            api=None if api is None else ApiSettings(**api),
-        ),
+        models=planned_model_settings(plan, model=model, reference=reference),
         scorers=tuple(plan.scorer_specs()),
         extraction=ExtractionSettings(
             batch_size=planned["batch_size"], window=planned["window"], stride=planned["stride"], progress=progress
