@@ -52,6 +52,28 @@ RUN_SPECIFIC_FIELDS = (
 )
 
 
+def run_facts(
+    started_at: str, started: float, plan_path: Any, chain: Any, *, execution: Any = None, with_execution: bool = False
+) -> dict[str, Any]:
+    """What ``run.json`` holds: when and how this run of a plan ran (every field is in ``RUN_SPECIFIC_FIELDS``).
+    ``started``: the ``time.perf_counter()`` reading at the start; ``execution`` is written when ``with_execution``."""
+    import time
+    from datetime import UTC, datetime
+
+    facts = {
+        "started": started_at,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "argv": list(sys.argv),
+        "plan": str(plan_path),
+        "query_log": chain,
+    }
+    if with_execution:
+        facts["execution"] = execution
+    facts["differs_between_runs"] = list(RUN_SPECIFIC_FIELDS)
+    return facts
+
+
 def _differences(planned: list[dict[str, Any]], found: list[dict[str, Any]], key: str, what: str) -> str | None:
     """The first difference between two inventories (by ``key``), in words naming both hashes."""
     planned_by, found_by = {p[key]: p for p in planned}, {f[key]: f for f in found}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,12 +182,12 @@ def run_canary_evidence(
     from llm_mia.evidence.browser import print_pdf
     from llm_mia.evidence.bundle import (
         MANIFEST,
-        RUN_SPECIFIC_FIELDS,
         EvidenceBundle,
         check_models,
         environment,
         evidence_hash,
         manifest_lines,
+        run_facts,
     )
     from llm_mia.evidence.query_log import QueryLog
     from llm_mia.evidence.report_canary import render_canary_report
@@ -222,18 +221,7 @@ def run_canary_evidence(
     atomic_write(staging / "results.json", lambda stream: stream.write(data), mode="wb")
     write_rows(outcome["per_canary"], staging / "canaries.jsonl")
     write_json(staging / "environment.json", environment())
-    write_json(
-        staging / "run.json",
-        {
-            "started": started_at,
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "seconds": round(time.perf_counter() - started, 1),
-            "argv": list(sys.argv),
-            "plan": str(plan_path),
-            "query_log": chain,
-            "differs_between_runs": list(RUN_SPECIFIC_FIELDS),
-        },
-    )
+    write_json(staging / "run.json", run_facts(started_at, started, plan_path, chain))
     digest = evidence_hash(manifest_lines(staging, sorted(p.name for p in staging.iterdir() if p.is_file())))
     page = render_canary_report(
         plan=plan.data,

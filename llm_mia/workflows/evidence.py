@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,6 @@ from llm_mia.errors import LlmMiaError
 from llm_mia.evidence.browser import print_pdf
 from llm_mia.evidence.bundle import (
     MANIFEST,
-    RUN_SPECIFIC_FIELDS,
     EvidenceBundle,
     check_input_files,
     check_inputs,
@@ -32,6 +30,7 @@ from llm_mia.evidence.bundle import (
     evidence_hash,
     input_paths,
     manifest_lines,
+    run_facts,
 )
 from llm_mia.evidence.plan import canonical_json, read_plan
 from llm_mia.evidence.query_log import QueryLog
@@ -145,16 +144,9 @@ def run_evidence(
     figures += score_figures(report.rows, report.report["features"], staging)
     for extra in staging.glob("*.svg"):
         extra.unlink()  # PNG only: the report embeds them
-    run = {
-        "started": started_at,
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - started, 1),
-        "argv": list(sys.argv),
-        "plan": str(plan_path),
-        "query_log": chain,
-        "execution": report.record.get("execution"),
-        "differs_between_runs": list(RUN_SPECIFIC_FIELDS),
-    }
+    run = run_facts(
+        started_at, started, plan_path, chain, execution=report.record.get("execution"), with_execution=True
+    )
     write_json(staging / "run.json", run)
     data_files = sorted(p.name for p in staging.iterdir() if p.is_file())
     lines = manifest_lines(staging, data_files)

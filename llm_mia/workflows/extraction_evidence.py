@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +34,6 @@ from llm_mia.errors import LlmMiaError, ModelNotFoundError
 from llm_mia.evidence.browser import print_pdf
 from llm_mia.evidence.bundle import (
     MANIFEST,
-    RUN_SPECIFIC_FIELDS,
     EvidenceBundle,
     check_input_files,
     check_inputs,
@@ -44,6 +42,7 @@ from llm_mia.evidence.bundle import (
     evidence_hash,
     input_paths,
     manifest_lines,
+    run_facts,
 )
 from llm_mia.evidence.checks import FAIL, NOT_RUN, PASS, Check, passages_check, read_jsonl
 from llm_mia.evidence.plan import (
@@ -263,18 +262,7 @@ def run_extraction_evidence(
         figures["The work's statistic (red) among every labelling of the works (grey)"] = plot_work_test(
             report.result, staging
         )
-    write_json(
-        staging / "run.json",
-        {
-            "started": started_at,
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "seconds": round(time.perf_counter() - started, 1),
-            "argv": list(sys.argv),
-            "plan": str(plan_path),
-            "query_log": chain,
-            "differs_between_runs": list(RUN_SPECIFIC_FIELDS),
-        },
-    )
+    write_json(staging / "run.json", run_facts(started_at, started, plan_path, chain))
     digest = evidence_hash(manifest_lines(staging, sorted(p.name for p in staging.iterdir() if p.is_file())))
     page = render_extraction_report(
         plan=plan.data,
