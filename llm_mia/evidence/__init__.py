@@ -13,5 +13,6 @@ an extraction plan) and ``llm-mia verify`` (:mod:`llm_mia.workflows.verify`).
 - :mod:`llm_mia.evidence.query_log`: every model call, hash-chained;
 - :mod:`llm_mia.evidence.report_html`, :mod:`llm_mia.evidence.report_canary`,
   :mod:`llm_mia.evidence.report_extraction` and :mod:`llm_mia.evidence.browser`: the self-contained reports,
-  printed to PDF by headless Chromium.
+  printed to PDF by headless Chromium; :mod:`llm_mia.evidence.report_page`: the Jinja2 environment (autoescaping
+  on) and the page skeleton in ``templates/`` that the three reports extend.
 """

@@ -1,12 +1,13 @@
 """The canary report: one self-contained HTML page (same rules as ``llm_mia.evidence.report_html``: no
-external request, fixed wording per verdict) for a canary test carried out from a plan."""
+external request, fixed wording per verdict) for a canary test carried out from a plan; the page is
+``templates/canary.html.j2``."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from llm_mia.evidence.report_html import CSP, STYLE, _escape, chance_in_words
+from llm_mia.evidence.report_html import chance_in_words
+from llm_mia.evidence.report_page import render_page
 from llm_mia.stats.metrics import format_p_value, p_phrase
 
 ANSWERS = {
@@ -61,56 +62,20 @@ def render_canary_report(
     alpha = f"{results['alpha']:g}"
     title, explanation = ANSWERS[results["verdict"]]
     p = results["combined_p_value"]
-    target = plan["models"]["target"]
-    secret = plan["secret"]
-    rows = "".join(
-        f"<tr><td>{_escape(r['canary'])}</td><td>{r['rank']} of {secret['siblings_per_canary'] + 1}</td>"
-        f"<td>{_escape(format_p_value(r['p_value']))}</td><td>{r['exposure']:.1f}</td></tr>"
-        for r in per_canary
+    return render_page(
+        "canary.html.j2",
+        plan=plan,
+        plan_sha256=plan_sha256,
+        evidence_sha256=evidence_sha256,
+        results=results,
+        title=title,
+        alpha=alpha,
+        explanation=explanation.format(alpha=alpha),
+        p_words=p_phrase(p),
+        chance=chance_in_words(p),
+        target=plan["models"]["target"],
+        secret=plan["secret"],
+        per_canary=[{**row, "p_value_text": format_p_value(row["p_value"])} for row in per_canary],
+        method=METHOD,
+        limitations=LIMITATIONS,
     )
-    plan_text = _escape(json.dumps(plan, indent=1, sort_keys=True, ensure_ascii=False))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
-<title>Canary test report: {_escape(plan["question"])}</title>
-{STYLE}
-</head>
-<body>
-<h1>Was the model trained on the published canaries?</h1>
-<h2>1. The question</h2>
-<p>{_escape(plan["question"])}</p>
-<p>Analyst: {_escape(plan["analyst"])}. Plan fixed on {_escape(plan["created"])} (UTC), before any score was
-computed.</p>
-<h2>2. The answer</h2>
-<div class="answer">
-<p class="verdict" id="verdict">{_escape(title)} (alpha = {_escape(alpha)}).</p>
-<p id="verdict-sentence">{_escape(results["verdict_sentence"])}</p>
-<p>{_escape(explanation.format(alpha=alpha))}</p>
-<p id="strength">{_escape(p_phrase(p))}: if the model had not been trained on the canaries, a result at least
-this strong would arise by chance {_escape(chance_in_words(p))}.</p>
-</div>
-<h2>3. What was tested</h2>
-<ul>
-<li>Model: <b>{_escape(target["name"])}</b>, file-list SHA-256 <code>{_escape(target["files_sha256"])}</code></li>
-<li>Secret file: SHA-256 <code>{_escape(secret["sha256"])}</code> (the commitment), {secret["canaries"]} canaries
-with {secret["siblings_per_canary"]} never-published siblings each, {_escape(secret["generator"])} generator</li>
-<li>Scorer: {_escape(results["scorer"])}; {results["detected"]} of {results["canaries"]} canaries at p &le; {alpha}</li>
-</ul>
-<h2>4. Per canary</h2>
-<table><tr><th>canary</th><th>rank (1 = highest)</th><th>p-value</th><th>exposure (bits)</th></tr>{rows}</table>
-<h2>5. Method</h2>
-<p>{METHOD}</p>
-<p>Assumption: {_escape(results["assumption"])}. Guarantee: {_escape(results["guarantee"])}.</p>
-<p>The primary outcome was declared in the plan: {_escape(plan["primary_outcome"])}.</p>
-<h2>6. Limitations</h2>
-<ul>{"".join(f"<li>{_escape(item)}</li>" for item in LIMITATIONS)}</ul>
-<h2>Appendix: the plan and the evidence hash</h2>
-<p>Plan SHA-256: <code id="plan-sha256">{_escape(plan_sha256)}</code></p>
-<p>Evidence SHA-256 (of the manifest lines of every data file in the bundle; <code>llm-mia verify</code> checks it):
-<code id="evidence-sha256">{_escape(evidence_sha256)}</code></p>
-<pre>{plan_text}</pre>
-</body>
-</html>
-"""

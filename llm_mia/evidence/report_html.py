@@ -10,27 +10,11 @@ in an appendix.
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 from typing import Any
 
+from llm_mia.evidence.report_page import render_page
 from llm_mia.stats.metrics import format_p_value, p_phrase
 from llm_mia.stats.work_test import WHOLE_SUSPECT
-
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-STYLE = """<style>
-body { font-family: serif; max-width: 52em; margin: 2em auto; padding: 0 1em; line-height: 1.45; color: #111; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #888; margin-top: 1.6em; }
-.answer { border: 2px solid #333; padding: 0.8em 1em; margin: 1em 0; }
-.answer .verdict { font-size: 1.25em; font-weight: bold; }
-table { border-collapse: collapse; width: 100%; }
-td, th { border: 1px solid #aaa; padding: 0.3em; vertical-align: top; }
-td.passed { color: #064; } td.failed { color: #a00; font-weight: bold; }
-figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: 0.9em; color: #444; }
-pre { white-space: pre-wrap; font-size: 0.7em; background: #f4f4f4; padding: 0.5em; }
-code { font-size: 0.85em; word-break: break-all; }
-</style>"""
 
 # The answer, in fixed wording per verdict: the report never says more than the test supports.
 ANSWERS = {
@@ -134,14 +118,6 @@ def chance_in_words(p: float) -> str:
     return "less than once in a million"
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _escape(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def render_report(
     *,
     plan: dict[str, Any],
@@ -150,17 +126,14 @@ def render_report(
     figures: dict[str, bytes],
     evidence_sha256: str,
 ) -> str:
-    """The report as one HTML string (module docstring). ``figures``: caption -> PNG bytes."""
-    verdict = results["verdict"]
+    """The report as one HTML string (module docstring; the page is ``templates/dataset.html.j2``).
+    ``figures``: caption -> PNG bytes."""
     inference = results["result"]
     alpha = f"{inference['alpha']:g}"
-    title, explanation = ANSWERS[verdict]
+    title, explanation = ANSWERS[results["verdict"]]
     work = inference.get("work_test")
-    models = plan["models"]
-    target = models["target"]
+    target = plan["models"]["target"]
     inputs = plan["inputs"]
-    suspect_works = sorted({s["work"] for s in inputs["suspect"]["sources"]})
-    control_works = sorted({s["work"] for s in inputs["control"]["sources"]})
     strength = ""
     if work is not None:
         strength = (
@@ -169,29 +142,20 @@ def render_report(
             f"{format_p_value(work['smallest_possible_p'])}, with {work['n_control_works']} control works)."
         )
     checks = [
-        (guard["name"], "failed" if guard["fired"] else ("passed" if guard["ran"] else "not run"), guard["detail"])
-        for guard in inference["safeguards"]
-    ]
-    checks.insert(
-        0,
         (
             "plan and inputs",
             "passed",
             f"every model file, source file and passage matched the plan "
             f"(plan SHA-256 {plan_sha256}) before any score was computed",
-        ),
-    )
-    rows = "".join(
-        f"<tr><td>{_escape(name)}</td><td class='{state.replace(' ', '-')}'>{_escape(state)}</td>"
-        f"<td>{_escape(detail)}</td></tr>"
-        for name, state, detail in checks
-    )
-    figures_html = "".join(
-        f"<figure><img src='{_data_uri(png)}' alt='{_escape(caption)}'><figcaption>{_escape(caption)}</figcaption>"
-        f"</figure>"
-        for caption, png in figures.items()
-    )
-    if "base_url" in target:  # a model behind an API
+        )
+    ]
+    checks += [
+        (guard["name"], "failed" if guard["fired"] else ("passed" if guard["ran"] else "not run"), guard["detail"])
+        for guard in inference["safeguards"]
+    ]
+    api = "base_url" in target  # a model behind an API
+    agreement = None
+    if api:
         check = target.get("agreement_check")
         agreement = (
             "compared with white-box scores of the same weights: "
@@ -200,92 +164,32 @@ def render_report(
             if check
             else "never compared with white-box scores of the same weights (llm-mia check-backend)"
         )
-        model_item = (
-            f"<li>Model: <b>{_escape(target['name'])}</b> behind an API at {_escape(target['base_url'])}, reporting "
-            f"the model {_escape(str(target['model_version']))}; fingerprint of the weights it served "
-            f"<code>{_escape(target['fingerprint'])}</code>; token log-probabilities read in {_escape(target['mode'])} "
-            f"mode; {_escape(agreement)}</li>"
-        )
-    else:
-        model_item = (
-            f"<li>Model: <b>{_escape(target['name'])}</b> ({_escape(target['architecture'])}, "
-            f"{_escape(target['dtype'])}), {len(target['files'])} files, file-list SHA-256 "
-            f"<code>{_escape(target['files_sha256'])}</code></li>"
-        )
-    result_items = [
-        model_item,
-        f"<li>Suspect work: {_escape(', '.join(suspect_works))}, {len(inputs['suspect']['passages'])} passages of "
-        f"{plan['settings']['passage_tokens']} tokens</li>",
-        f"<li>Control works: {len(control_works)} separate works, {len(inputs['control']['passages'])} passages"
-        + (
-            (
-                f"; the suspect work entered the test whole ({work['passages_per_work']} passages) and each of the "
-                f"{work['n_control_works']} control works with up to as many"
-                if work["passage_selection"] == WHOLE_SUSPECT
-                else f"; every work entered the test with its first {work['passages_per_work']} passages, so the "
-                f"{work['n_control_works']} control works with at least that many were compared"
-            )
-            if work is not None
-            else ""
-        )
-        + "</li>",
-        f"<li>Scores: {_escape(', '.join(results['features']))}</li>",
-    ]
-    if work is not None:
-        result_items += [
-            f"<li>Work-level test: the suspect work sits <b>{work['statistic']:+.2f}</b> work-level standard "
-            f"deviations from the control works on the combined score; <b>{_escape(p_phrase(work['p_value']))}</b> "
-            f"over {work['labellings']} labellings</li>",
-        ]
     passage = inference["passage_test"]
-    result_items.append(
-        f"<li>Passage-level test (exploratory): {_escape(p_phrase(passage['p_value']))}, Cohen's d "
-        f"{passage['effect_size_cohens_d']['median']:.2f} (median over half-splits)</li>"
+    return render_page(
+        "dataset.html.j2",
+        plan=plan,
+        plan_sha256=plan_sha256,
+        evidence_sha256=evidence_sha256,
+        results=results,
+        title=title,
+        alpha=alpha,
+        explanation=explanation.format(alpha=alpha),
+        strength=strength,
+        api=api,
+        agreement=agreement,
+        target=target,
+        suspect_works=sorted({s["work"] for s in inputs["suspect"]["sources"]}),
+        control_works=sorted({s["work"] for s in inputs["control"]["sources"]}),
+        suspect_passages=len(inputs["suspect"]["passages"]),
+        control_passages=len(inputs["control"]["passages"]),
+        passage_tokens=plan["settings"]["passage_tokens"],
+        work=work,
+        whole_suspect=work is not None and work["passage_selection"] == WHOLE_SUSPECT,
+        work_p=None if work is None else p_phrase(work["p_value"]),
+        passage_p=p_phrase(passage["p_value"]),
+        passage_d=passage["effect_size_cohens_d"]["median"],
+        figures=figures,
+        checks=checks,
+        methods=METHODS,
+        limitations=LIMITATIONS + (API_LIMITATIONS if api else []),
     )
-    methods = "".join(f"<h3>{_escape(name)}</h3><p>{text}</p>" for name, text in METHODS)
-    limitations = "".join(
-        f"<li>{_escape(item)}</li>" for item in LIMITATIONS + (API_LIMITATIONS if "base_url" in target else [])
-    )
-    plan_text = _escape(json.dumps(plan, indent=1, sort_keys=True, ensure_ascii=False))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
-<title>Membership test report: {_escape(plan["question"])}</title>
-{STYLE}
-</head>
-<body>
-<h1>Was the model trained on this work?</h1>
-<h2>1. The question</h2>
-<p>{_escape(plan["question"])}</p>
-<p>Analyst: {_escape(plan["analyst"])}. Plan fixed on {_escape(plan["created"])} (UTC), before any score was
-computed.</p>
-<h2>2. The answer</h2>
-<div class="answer">
-<p class="verdict" id="verdict">{_escape(title)} (alpha = {_escape(alpha)}).</p>
-<p id="verdict-sentence">{_escape(results["verdict_sentence"])}</p>
-<p>{_escape(explanation.format(alpha=alpha))}</p>
-<p id="strength">{_escape(strength)}</p>
-</div>
-<h2>3. What was compared with what</h2>
-<ul>{"".join(result_items[:4])}</ul>
-<p>Why the control works are a fair comparison (stated in the plan): {_escape(plan["control_rationale"])}</p>
-<h2>4. The result</h2>
-<ul>{"".join(result_items[4:])}</ul>
-{figures_html}
-<h2>5. Checks that could have failed</h2>
-<table><tr><th>check</th><th>outcome</th><th>what it found</th></tr>{rows}</table>
-<h2>6. Methods</h2>
-{methods}
-<p>The primary outcome was declared in the plan: {_escape(plan["primary_outcome"])}.</p>
-<h2>7. Limitations</h2>
-<ul>{limitations}</ul>
-<h2>Appendix: the plan and the evidence hash</h2>
-<p>Plan SHA-256: <code id="plan-sha256">{_escape(plan_sha256)}</code></p>
-<p>Evidence SHA-256 (of the manifest lines of every data file in the bundle; <code>llm-mia verify</code> checks it):
-<code id="evidence-sha256">{_escape(evidence_sha256)}</code></p>
-<pre>{plan_text}</pre>
-</body>
-</html>
-"""
