@@ -23,21 +23,30 @@ bundle that looks complete; run it again and it resumes from the stats cache wit
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
+import shutil
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import InputError
+from llm_mia.evidence.browser import print_pdf
 from llm_mia.evidence.plan import (
     Plan,
+    canonical_json,
     file_inventory,
     inputs_inventory,
     model_inventory,
     remote_inventory,
 )
+from llm_mia.evidence.query_log import QueryLog
 from llm_mia.io.identity import sha256_file, source_commit
+from llm_mia.io.outputs import atomic_write, json_ready, write_json
 
 MANIFEST = "MANIFEST.sha256"
 REPORT_FILES = ("report.html", "report.pdf")
@@ -52,18 +61,28 @@ RUN_SPECIFIC_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """When a run of a plan began: ``at``, the UTC time ``run.json`` records, and ``clock``, the
+    ``time.perf_counter()`` reading its duration is measured from."""
+
+    at: str
+    clock: float
+
+    @classmethod
+    def now(cls) -> RunStart:
+        return cls(datetime.now(UTC).isoformat(timespec="seconds"), time.perf_counter())
+
+
 def run_facts(
-    started_at: str, started: float, plan_path: Any, chain: Any, *, execution: Any = None, with_execution: bool = False
+    start: RunStart, plan_path: Any, chain: Any, *, execution: Any = None, with_execution: bool = False
 ) -> dict[str, Any]:
     """What ``run.json`` holds: when and how this run of a plan ran (every field is in ``RUN_SPECIFIC_FIELDS``).
-    ``started``: the ``time.perf_counter()`` reading at the start; ``execution`` is written when ``with_execution``."""
-    import time
-    from datetime import UTC, datetime
-
+    ``chain``: the query log's head; ``execution`` is written when ``with_execution``."""
     facts = {
-        "started": started_at,
+        "started": start.at,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(time.perf_counter() - start.clock, 1),
         "argv": list(sys.argv),
         "plan": str(plan_path),
         "query_log": chain,
@@ -211,3 +230,65 @@ class EvidenceBundle:
     plan_sha256: str
     evidence_sha256: str
     pdf: bool
+
+
+@dataclass(frozen=True)
+class BundleContent:
+    """What one kind of analysis contributes to its bundle, once it has run in the staging directory (where it
+    wrote its own data files and figures): ``results`` (written as results.json; its ``verdict`` and
+    ``verdict_sentence`` are the bundle's), ``page`` (the report's HTML, given the evidence hash), and
+    ``execution`` (threads and stats-cache use), written to run.json when ``records_execution``."""
+
+    results: dict[str, Any]
+    page: Callable[[str], str]
+    execution: Any = None
+    records_execution: bool = False
+
+
+def write_bundle(
+    output: Path,
+    plan: Plan,
+    plan_path: Path,
+    analysis: Callable[[Path, Callable[..., Any]], BundleContent],
+    *,
+    start: RunStart,
+    pdf: bool,
+) -> EvidenceBundle:
+    """Run ``analysis(staging, observer)`` and assemble its bundle (module docstring), for every kind of plan.
+
+    The bundle is built in ``<output>.partial`` (a killed run's leftovers there are removed first) and renamed
+    to ``output`` at the end. ``observer`` records every model call in the hash-chained query log, anchored on
+    the plan's hash. After the analysis: the plan and its hash file, results.json, environment.json and
+    run.json are written, the evidence hash is taken over every data file, the report is rendered with it
+    (and printed to PDF when ``pdf``), and MANIFEST.sha256 lists every file. The caller has checked ``output``.
+    """
+    staging = Path(f"{output}.partial")
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftovers: the stats cache keeps its work
+    staging.mkdir(parents=True)
+    model_hashes = {role: entry["files_sha256"] for role, entry in plan.data["models"].items()}
+    log = QueryLog(staging / "query-log.jsonl", anchor=plan.sha256, model_hashes=model_hashes)
+    try:
+        content = analysis(staging, log.record)
+    finally:
+        chain = log.close()
+    shutil.copyfile(plan_path, staging / "plan.json")
+    shutil.copyfile(Path(f"{plan_path}.sha256"), staging / "plan.json.sha256")
+    data = canonical_json(json_ready(json.loads(json.dumps(content.results, default=str))))
+    atomic_write(staging / "results.json", lambda stream: stream.write(data), mode="wb")
+    write_json(staging / "environment.json", environment())
+    run = run_facts(
+        start, plan_path, chain, execution=content.execution, with_execution=content.records_execution
+    )
+    write_json(staging / "run.json", run)
+    digest = evidence_hash(manifest_lines(staging, sorted(p.name for p in staging.iterdir() if p.is_file())))
+    page = content.page(digest)
+    atomic_write(staging / "report.html", lambda stream: stream.write(page))
+    if pdf:
+        print_pdf(staging / "report.html", staging / "report.pdf")
+    names = sorted(p.name for p in staging.iterdir() if p.is_file())
+    atomic_write(staging / MANIFEST, lambda stream: stream.write("\n".join(manifest_lines(staging, names)) + "\n"))
+    if output.exists():
+        shutil.rmtree(output)
+    staging.rename(output)
+    results = content.results
+    return EvidenceBundle(output, results["verdict"], results["verdict_sentence"], plan.sha256, digest, pdf)

@@ -140,6 +140,23 @@ def inputs_inventory(inputs: Any) -> dict[str, Any]:
     }
 
 
+def api_record(api: Any) -> dict[str, Any] | None:
+    """How a plan fixes the way an endpoint is asked (an ``ApiSettings``, or None for a local model): the keyword
+    arguments ``ApiSettings`` is rebuilt from when the plan runs. The key itself is never written, only the
+    environment variable that holds it."""
+    if api is None:
+        return None
+    return {
+        "base_url": api.root,
+        "key_env": api.key_env,
+        "timeout": api.timeout,
+        "time_budget": api.time_budget,
+        "max_retries": api.max_retries,
+        "requests_per_second": api.requests_per_second,
+        "tokens_per_minute": api.tokens_per_minute,
+    }
+
+
 def settings_record(settings: Any) -> dict[str, Any]:
     """The test settings as the plan holds them (everything ``DatasetTestSettings`` takes, scorers included)."""
     models = settings.scoring.models
@@ -149,17 +166,7 @@ def settings_record(settings: Any) -> dict[str, Any]:
             "device": models.device,
             "trust_remote_code": models.trust_remote_code,
         },
-        "api": None
-        if models.api is None
-        else {
-            "base_url": models.api.root,
-            "key_env": models.api.key_env,
-            "timeout": models.api.timeout,
-            "time_budget": models.api.time_budget,
-            "max_retries": models.api.max_retries,
-            "requests_per_second": models.api.requests_per_second,
-            "tokens_per_minute": models.api.tokens_per_minute,
-        },
+        "api": api_record(models.api),
         "tokenizer": settings.tokenizer,
         "scorers": [call.describe() for call in settings.scoring.calls],
         "batch_size": settings.scoring.extraction.batch_size,

@@ -17,17 +17,20 @@ re-runs the test and compares every rank.
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import InputError, LlmMiaError
-from llm_mia.evidence.plan import PLAN_FORMAT, PLAN_VERSION, Plan, canonical_json, model_inventory, remote_inventory
+from llm_mia.evidence.plan import (
+    PLAN_FORMAT,
+    PLAN_VERSION,
+    Plan,
+    api_record,
+    model_inventory,
+    remote_inventory,
+)
 from llm_mia.io.identity import source_commit, versions
-from llm_mia.io.outputs import atomic_write, json_ready, write_json
 
 KIND = "canary"
 PRIMARY_OUTCOME = (
@@ -84,17 +87,7 @@ def build_canary_plan(secret: str | Path, settings: Any, *, question: str, analy
         },
         "settings": {
             "model": {"dtype": models.dtype, "device": models.device, "trust_remote_code": models.trust_remote_code},
-            "api": None
-            if models.api is None
-            else {
-                "base_url": models.api.root,
-                "key_env": models.api.key_env,
-                "timeout": models.api.timeout,
-                "time_budget": models.api.time_budget,
-                "max_retries": models.api.max_retries,
-                "requests_per_second": models.api.requests_per_second,
-                "tokens_per_minute": models.api.tokens_per_minute,
-            },
+            "api": api_record(models.api),
             "scorer": settings.scorer,
             "alpha": settings.alpha,
             "batch_size": settings.batch_size,
@@ -173,69 +166,39 @@ def run_canary_evidence(
     plan_path: Path,
     output: Path,
     *,
+    start: Any,
     cache: Any = True,
     model: str | None = None,
     secret: str | Path | None = None,
     pdf: bool = True,
 ) -> Any:
-    """Carry out a canary plan and write its bundle (module docstring); the caller has checked ``output``."""
-    from llm_mia.evidence.browser import print_pdf
-    from llm_mia.evidence.bundle import (
-        MANIFEST,
-        EvidenceBundle,
-        check_models,
-        environment,
-        evidence_hash,
-        manifest_lines,
-        run_facts,
-    )
-    from llm_mia.evidence.query_log import QueryLog
+    """Carry out a canary plan and write its bundle (module docstring); the caller has checked ``output``.
+    ``start``: when the run began (a ``llm_mia.evidence.bundle.RunStart``)."""
+    from llm_mia.canaries.make import read_secret
+    from llm_mia.evidence.bundle import BundleContent, check_models, write_bundle
     from llm_mia.evidence.report_canary import render_canary_report
     from llm_mia.io.score_files import write_rows
     from llm_mia.workflows.canary import run_canary_test
 
-    started = time.perf_counter()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     settings = planned_test_settings(plan, cache=cache, model=model)
     path = secret_path(plan, secret)
-    from llm_mia.canaries.make import read_secret
-
     read_secret(path, settings.commitment)  # refuses a changed secret file before any model is touched
     check_models(plan, settings.models)
-    staging = Path(f"{output}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    log = QueryLog(
-        staging / "query-log.jsonl",
-        anchor=plan.sha256,
-        model_hashes={"target": plan.data["models"]["target"]["files_sha256"]},
-    )
-    try:
-        outcome = run_canary_test(path, settings, observer=log.record)
-    finally:
-        chain = log.close()
-    shutil.copyfile(plan_path, staging / "plan.json")
-    shutil.copyfile(Path(f"{plan_path}.sha256"), staging / "plan.json.sha256")
-    results = _results(plan, outcome)
-    data = canonical_json(json_ready(json.loads(json.dumps(results, default=str))))
-    atomic_write(staging / "results.json", lambda stream: stream.write(data), mode="wb")
-    write_rows(outcome["per_canary"], staging / "canaries.jsonl")
-    write_json(staging / "environment.json", environment())
-    write_json(staging / "run.json", run_facts(started_at, started, plan_path, chain))
-    digest = evidence_hash(manifest_lines(staging, sorted(p.name for p in staging.iterdir() if p.is_file())))
-    page = render_canary_report(
-        plan=plan.data,
-        plan_sha256=plan.sha256,
-        results=results,
-        per_canary=outcome["per_canary"],
-        evidence_sha256=digest,
-    )
-    atomic_write(staging / "report.html", lambda stream: stream.write(page))
-    if pdf:
-        print_pdf(staging / "report.html", staging / "report.pdf")
-    names = sorted(p.name for p in staging.iterdir() if p.is_file())
-    atomic_write(staging / MANIFEST, lambda stream: stream.write("\n".join(manifest_lines(staging, names)) + "\n"))
-    if output.exists():
-        shutil.rmtree(output)
-    staging.rename(output)
-    return EvidenceBundle(output, results["verdict"], results["verdict_sentence"], plan.sha256, digest, pdf)
+
+    def analysis(staging: Path, observer: Any) -> BundleContent:
+        outcome = run_canary_test(path, settings, observer=observer)
+        results = _results(plan, outcome)
+        write_rows(outcome["per_canary"], staging / "canaries.jsonl")
+
+        def page(digest: str) -> str:
+            return render_canary_report(
+                plan=plan.data,
+                plan_sha256=plan.sha256,
+                results=results,
+                per_canary=outcome["per_canary"],
+                evidence_sha256=digest,
+            )
+
+        return BundleContent(results, page)
+
+    return write_bundle(output, plan, plan_path, analysis, start=start, pdf=pdf)

@@ -10,32 +10,24 @@ the extraction test (:mod:`llm_mia.workflows.extraction_evidence`).
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from llm_mia.backends.loading import load_models
 from llm_mia.errors import LlmMiaError
-from llm_mia.evidence.browser import print_pdf
 from llm_mia.evidence.bundle import (
-    MANIFEST,
+    BundleContent,
     EvidenceBundle,
+    RunStart,
     check_input_files,
     check_inputs,
     check_models,
-    environment,
-    evidence_hash,
     input_paths,
-    manifest_lines,
-    run_facts,
+    write_bundle,
 )
-from llm_mia.evidence.plan import canonical_json, read_plan
-from llm_mia.evidence.query_log import QueryLog
+from llm_mia.evidence.plan import read_plan
 from llm_mia.evidence.report_html import render_report
-from llm_mia.io.outputs import atomic_write, check_writable, json_ready, write_json
+from llm_mia.io.outputs import check_writable
 from llm_mia.io.score_files import write_rows
 from llm_mia.workflows.canary_evidence import is_canary_plan, run_canary_evidence
 from llm_mia.workflows.dataset import plot_result, score_and_test
@@ -56,6 +48,15 @@ def score_figures(rows: list[dict[str, Any]], features: list[str], directory: Pa
         sets[name] = (np.asarray(suspect, dtype=float), np.asarray(control, dtype=float))
     written = plots.plot_histograms(sets, directory / "score_distributions", labels=("suspect work", "control works"))
     return [path for path in written if path.suffix == ".png"]
+
+
+CAPTIONS = {
+    "work_test.png": "The suspect work's statistic (red) among every labelling of the works (grey)",
+    "p_value_curve.png": "Passage-level p-value against the number of passages used: no verdict of training "
+    "rests on it (it treats passages as independent, which passages of one work are not), and each point is "
+    "a separate look, so none of them is a p-value to quote",
+    "score_distributions.png": "Per-passage scores, suspect work vs control works (higher = more like training)",
+}
 
 
 def run_evidence(
@@ -81,8 +82,7 @@ def run_evidence(
     PDF
     (needs Chromium); ``progress``: show the scoring's cost up front and its progress (changes no number).
     """
-    started = time.perf_counter()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    start = RunStart.now()
     output = Path(output)
     if output.exists() and not overwrite:
         raise LlmMiaError(f"{output} exists; pass --overwrite to replace the bundle, or choose another output")
@@ -93,11 +93,13 @@ def run_evidence(
     plan_path = Path(plan_path)
     plan = read_plan(plan_path)
     if is_canary_plan(plan):
-        return run_canary_evidence(plan, plan_path, output, cache=cache, model=model, secret=secret, pdf=pdf)
+        return run_canary_evidence(
+            plan, plan_path, output, start=start, cache=cache, model=model, secret=secret, pdf=pdf
+        )
     if is_extraction_plan(plan):
         return run_extraction_evidence(
-            plan, plan_path, output, cache=cache, model=model, reference=reference, suspect=suspect, control=control,
-            pdf=pdf,
+            plan, plan_path, output, start=start, cache=cache, model=model, reference=reference, suspect=suspect,
+            control=control, pdf=pdf,
         )  # fmt: skip
     settings = planned_settings(plan, cache=cache, model=model, reference=reference, progress=progress)
     paths = input_paths(plan, suspect=suspect, control=control)
@@ -107,72 +109,41 @@ def run_evidence(
     check_inputs(plan, inputs)
     models = load_models(settings.scoring.models)
 
-    staging = Path(f"{output}.partial")
-    shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftovers: the stats cache keeps its work
-    staging.mkdir(parents=True)
-    model_hashes = {role: entry["files_sha256"] for role, entry in plan.data["models"].items()}
-    log = QueryLog(staging / "query-log.jsonl", anchor=plan.sha256, model_hashes=model_hashes)
-    try:
-        report = score_and_test(inputs, settings, models=models, observer=log.record)
-    finally:
-        chain = log.close()
-    result = report.result
-    shutil.copyfile(plan_path, staging / "plan.json")
-    shutil.copyfile(Path(f"{plan_path}.sha256"), staging / "plan.json.sha256")
-    results = {
-        "format": "llm-mia evidence results",
-        "plan_sha256": plan.sha256,
-        "primary_outcome": plan.data["primary_outcome"],
-        "verdict": result.verdict,
-        "verdict_sentence": result.sentence(),
-        "features": report.report["features"],
-        "passages": report.report["passages"],
-        "reference_alone": report.report.get("reference_alone"),
-        "result": result.to_dict(),
-        "models": {
-            role: {k: v for k, v in entry.items() if k != "files"} for role, entry in plan.data["models"].items()
-        },
-    }
-    data = canonical_json(json_ready(json.loads(json.dumps(results, default=str))))
-    atomic_write(staging / "results.json", lambda stream: stream.write(data), mode="wb")
-    write_rows(report.rows, staging / "scores.jsonl")
-    write_rows(report.passage_rows, staging / "passages.jsonl")
-    write_json(staging / "environment.json", environment())
-    # the work-level design's figure only: the passage-level p-value curve is a separate look at every passage
-    # count, and its smallest point, quoted alone, would read as a p-value for the work (it is not)
-    figures = [plot_result(result, staging)]
-    figures += score_figures(report.rows, report.report["features"], staging)
-    for extra in staging.glob("*.svg"):
-        extra.unlink()  # PNG only: the report embeds them
-    run = run_facts(
-        started_at, started, plan_path, chain, execution=report.record.get("execution"), with_execution=True
-    )
-    write_json(staging / "run.json", run)
-    data_files = sorted(p.name for p in staging.iterdir() if p.is_file())
-    lines = manifest_lines(staging, data_files)
-    digest = evidence_hash(lines)
-    captions = {
-        "work_test.png": "The suspect work's statistic (red) among every labelling of the works (grey)",
-        "p_value_curve.png": "Passage-level p-value against the number of passages used: no verdict of training "
-        "rests on it (it treats passages as independent, which passages of one work are not), and each point is "
-        "a separate look, so none of them is a p-value to quote",
-        "score_distributions.png": "Per-passage scores, suspect work vs control works (higher = more like training)",
-    }
-    page = render_report(
-        plan=plan.data,
-        plan_sha256=plan.sha256,
-        results=results,
-        figures={captions.get(p.name, p.name): p.read_bytes() for p in figures},
-        evidence_sha256=digest,
-    )
-    atomic_write(staging / "report.html", lambda stream: stream.write(page))
-    printed = False
-    if pdf:
-        print_pdf(staging / "report.html", staging / "report.pdf")
-        printed = True
-    all_files = sorted(p.name for p in staging.iterdir() if p.is_file())
-    atomic_write(staging / MANIFEST, lambda stream: stream.write("\n".join(manifest_lines(staging, all_files)) + "\n"))
-    if output.exists():
-        shutil.rmtree(output)
-    staging.rename(output)
-    return EvidenceBundle(output, result.verdict, result.sentence(), plan.sha256, digest, printed)
+    def analysis(staging: Path, observer: Any) -> BundleContent:
+        report = score_and_test(inputs, settings, models=models, observer=observer)
+        result = report.result
+        results = {
+            "format": "llm-mia evidence results",
+            "plan_sha256": plan.sha256,
+            "primary_outcome": plan.data["primary_outcome"],
+            "verdict": result.verdict,
+            "verdict_sentence": result.sentence(),
+            "features": report.report["features"],
+            "passages": report.report["passages"],
+            "reference_alone": report.report.get("reference_alone"),
+            "result": result.to_dict(),
+            "models": {
+                role: {k: v for k, v in entry.items() if k != "files"} for role, entry in plan.data["models"].items()
+            },
+        }
+        write_rows(report.rows, staging / "scores.jsonl")
+        write_rows(report.passage_rows, staging / "passages.jsonl")
+        # the work-level design's figure only: the passage-level p-value curve is a separate look at every passage
+        # count, and its smallest point, quoted alone, would read as a p-value for the work (it is not)
+        figures = [plot_result(result, staging)]
+        figures += score_figures(report.rows, report.report["features"], staging)
+        for extra in staging.glob("*.svg"):
+            extra.unlink()  # PNG only: the report embeds them
+
+        def page(digest: str) -> str:
+            return render_report(
+                plan=plan.data,
+                plan_sha256=plan.sha256,
+                results=results,
+                figures={CAPTIONS.get(p.name, p.name): p.read_bytes() for p in figures},
+                evidence_sha256=digest,
+            )
+
+        return BundleContent(results, page, execution=report.record.get("execution"), records_execution=True)
+
+    return write_bundle(output, plan, plan_path, analysis, start=start, pdf=pdf)

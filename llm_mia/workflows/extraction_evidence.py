@@ -19,10 +19,7 @@ decoding is deterministic: they must be equal, token for token), or with ``--ful
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,18 +28,15 @@ from llm_mia.backends.local import ModelSpec
 from llm_mia.backends.remote.client import RemoteError
 from llm_mia.backends.remote.model import is_remote
 from llm_mia.errors import LlmMiaError, ModelNotFoundError
-from llm_mia.evidence.browser import print_pdf
 from llm_mia.evidence.bundle import (
-    MANIFEST,
+    BundleContent,
     EvidenceBundle,
+    RunStart,
     check_input_files,
     check_inputs,
     check_models,
-    environment,
-    evidence_hash,
     input_paths,
-    manifest_lines,
-    run_facts,
+    write_bundle,
 )
 from llm_mia.evidence.checks import FAIL, NOT_RUN, PASS, Check, passages_check, read_jsonl
 from llm_mia.evidence.plan import (
@@ -50,15 +44,13 @@ from llm_mia.evidence.plan import (
     PLAN_FORMAT,
     PLAN_VERSION,
     Plan,
-    canonical_json,
+    api_record,
     inputs_inventory,
     model_inventory,
     remote_inventory,
 )
-from llm_mia.evidence.query_log import QueryLog
 from llm_mia.evidence.report_extraction import render_extraction_report
 from llm_mia.io.identity import source_commit, versions
-from llm_mia.io.outputs import atomic_write, json_ready, write_json
 from llm_mia.io.score_files import write_rows
 from llm_mia.methods.extraction import ProbeSettings
 from llm_mia.stats.dataset_inference import work_counts
@@ -90,20 +82,11 @@ def is_extraction_plan(plan: Plan) -> bool:
 
 def settings_record(settings: Any) -> dict[str, Any]:
     """The extraction settings as the plan holds them (everything ``ExtractionTestSettings`` takes)."""
-    models, api = settings.models, settings.models.api
+    models = settings.models
     return {
         **settings.to_dict(),
         "model": {"dtype": models.dtype, "device": models.device, "trust_remote_code": models.trust_remote_code},
-        "api": None
-        if api is None
-        else {
-            "base_url": api.root,
-            "key_env": api.key_env,
-            "timeout": api.timeout,
-            "max_retries": api.max_retries,
-            "requests_per_second": api.requests_per_second,
-            "tokens_per_minute": api.tokens_per_minute,
-        },
+        "api": api_record(models.api),
     }
 
 
@@ -206,16 +189,16 @@ def run_extraction_evidence(
     plan_path: Path,
     output: Path,
     *,
+    start: RunStart,
     cache: Any = True,
     model: str | None = None,
     reference: str | None = None,
     suspect: str | Path | None = None,
     control: str | Path | None = None,
     pdf: bool = True,
-) -> Any:
-    """Carry out an extraction plan and write its bundle (module docstring); the caller has checked ``output``."""
-    started = time.perf_counter()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+) -> EvidenceBundle:
+    """Carry out an extraction plan and write its bundle (module docstring); the caller has checked ``output``.
+    ``start``: when the run began."""
     settings = planned_settings(plan, cache=cache, model=model, reference=reference)
     paths = input_paths(plan, suspect=suspect, control=control)
     check_input_files(plan, paths)
@@ -224,63 +207,46 @@ def run_extraction_evidence(
     check_inputs(plan, inputs)
     models, cutting = _load(settings)
 
-    staging = Path(f"{output}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    hashes = {role: entry["files_sha256"] for role, entry in plan.data["models"].items()}
-    log = QueryLog(staging / "query-log.jsonl", anchor=plan.sha256, model_hashes=hashes)
-    try:
-        report = probe_and_test(inputs, settings, models=models, cutting=cutting, observer=log.record)
-    finally:
-        chain = log.close()
-    shutil.copyfile(plan_path, staging / "plan.json")
-    shutil.copyfile(Path(f"{plan_path}.sha256"), staging / "plan.json.sha256")
-    results = {
-        "format": "llm-mia evidence results",
-        "kind": KIND,
-        "plan_sha256": plan.sha256,
-        "primary_outcome": plan.data["primary_outcome"],
-        "verdict": report.result.verdict,
-        "verdict_sentence": report.result.sentence(),
-        "features": report.report["features"],
-        "passages": report.report["passages"],
-        "passage_evidence": report.report["passage_evidence"],
-        "result": report.result.to_dict(),
-        "models": {r: {k: v for k, v in e.items() if k != "files"} for r, e in plan.data["models"].items()},
-    }
-    data = canonical_json(json_ready(json.loads(json.dumps(results, default=str))))
-    atomic_write(staging / "results.json", lambda stream: stream.write(data), mode="wb")
-    write_rows(report.rows, staging / "extraction.jsonl")
-    write_rows(report.passage_rows, staging / "passages.jsonl")
-    write_json(staging / "environment.json", environment())
-    caption = (
-        "Share of passages with an exact match of at least j tokens: the work and the control works, under the "
-        "target and the reference model"
-    )
-    figures = {caption: plot_match_lengths(report.rows, staging, settings.probe.target_tokens)}
-    if report.result.work_test is not None:
-        figures["The work's statistic (red) among every labelling of the works (grey)"] = plot_work_test(
-            report.result, staging
+    def analysis(staging: Path, observer: Any) -> BundleContent:
+        report = probe_and_test(inputs, settings, models=models, cutting=cutting, observer=observer)
+        results = {
+            "format": "llm-mia evidence results",
+            "kind": KIND,
+            "plan_sha256": plan.sha256,
+            "primary_outcome": plan.data["primary_outcome"],
+            "verdict": report.result.verdict,
+            "verdict_sentence": report.result.sentence(),
+            "features": report.report["features"],
+            "passages": report.report["passages"],
+            "passage_evidence": report.report["passage_evidence"],
+            "result": report.result.to_dict(),
+            "models": {r: {k: v for k, v in e.items() if k != "files"} for r, e in plan.data["models"].items()},
+        }
+        write_rows(report.rows, staging / "extraction.jsonl")
+        write_rows(report.passage_rows, staging / "passages.jsonl")
+        caption = (
+            "Share of passages with an exact match of at least j tokens: the work and the control works, under the "
+            "target and the reference model"
         )
-    write_json(staging / "run.json", run_facts(started_at, started, plan_path, chain))
-    digest = evidence_hash(manifest_lines(staging, sorted(p.name for p in staging.iterdir() if p.is_file())))
-    page = render_extraction_report(
-        plan=plan.data,
-        plan_sha256=plan.sha256,
-        results=results,
-        rows=report.rows,
-        figures={caption: path.read_bytes() for caption, path in figures.items()},
-        evidence_sha256=digest,
-    )
-    atomic_write(staging / "report.html", lambda stream: stream.write(page))
-    if pdf:
-        print_pdf(staging / "report.html", staging / "report.pdf")
-    names = sorted(p.name for p in staging.iterdir() if p.is_file())
-    atomic_write(staging / MANIFEST, lambda stream: stream.write("\n".join(manifest_lines(staging, names)) + "\n"))
-    if output.exists():
-        shutil.rmtree(output)
-    staging.rename(output)
-    return EvidenceBundle(output, results["verdict"], results["verdict_sentence"], plan.sha256, digest, pdf)
+        figures = {caption: plot_match_lengths(report.rows, staging, settings.probe.target_tokens)}
+        if report.result.work_test is not None:
+            figures["The work's statistic (red) among every labelling of the works (grey)"] = plot_work_test(
+                report.result, staging
+            )
+
+        def page(digest: str) -> str:
+            return render_extraction_report(
+                plan=plan.data,
+                plan_sha256=plan.sha256,
+                results=results,
+                rows=report.rows,
+                figures={caption: path.read_bytes() for caption, path in figures.items()},
+                evidence_sha256=digest,
+            )
+
+        return BundleContent(results, page)
+
+    return write_bundle(output, plan, plan_path, analysis, start=start, pdf=pdf)
 
 
 def extraction_checks(
