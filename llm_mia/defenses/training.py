@@ -32,7 +32,7 @@ recipes cut at 128 tokens and most documents fit). The accountant's epsilon is O
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from llm_mia.defenses.specs import DefenseSpec, parse_kind_spec
@@ -145,15 +145,7 @@ class PrivacyPlan:
         return float(accountant.get_epsilon(self.delta))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "sample_rate": self.sample_rate,
-            "steps": self.steps,
-            "noise_multiplier": self.noise_multiplier,
-            "clip": self.clip,
-            "delta": self.delta,
-            "accountant": "opacus RDP",
-            "epsilon": self.epsilon(),
-        }
+        return {**asdict(self), "accountant": "opacus RDP", "epsilon": self.epsilon()}
 
 
 def plan_privacy(defense: TrainingDefense, *, n_sequences: int, batch_size: int, epochs: int) -> PrivacyPlan:

@@ -36,7 +36,7 @@ the suspect work, the control works and the reference model alike, so the test s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -174,12 +174,7 @@ class ProbeSettings:
         return self.prefix_tokens + self.target_tokens
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "prefix_tokens": self.prefix_tokens,
-            "target_tokens": self.target_tokens,
-            "min_match": self.min_match,
-            "formulaic_tokens": self.formulaic_tokens,
-        }
+        return asdict(self)
 
 
 def features(stats: MatchStats, min_match: int) -> list[float]:

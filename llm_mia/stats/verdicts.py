@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -260,13 +260,7 @@ class FprCheck:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "n_controls": self.n_controls,
-            "false_positives": self.false_positives,
-            "fpr": self.fpr,
-            "fpr_ci": list(self.fpr_ci),
-            "confidence": self.confidence,
-        }
+        return {**asdict(self), "fpr_ci": list(self.fpr_ci)}  # a key given again keeps its first position
 
 
 @dataclass(frozen=True)
@@ -333,16 +327,7 @@ class GroupVerdict:
     statement: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "group": self.group,
-            "n_documents": self.n_documents,
-            "n_judged": self.n_judged,
-            "n_members": self.n_members,
-            "p_value": self.p_value,
-            "p_adjusted": self.p_adjusted,
-            "verdict": self.verdict,
-            "statement": self.statement,
-        }
+        return asdict(self)
 
 
 def group_verdicts(verdicts: Sequence[DocumentVerdict]) -> list[GroupVerdict]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,15 +49,8 @@ class ScorerFidelity:
     auroc_dtype: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "scorer": self.scorer,
-            "documents": self.documents,
-            "max_abs_difference": self.max_abs_difference,
-            "spearman": self.spearman,
-            "auroc_float32": self.auroc_float32,
-            "auroc_float32_ci": list(self.auroc_float32_ci) if self.auroc_float32_ci else None,
-            "auroc_dtype": self.auroc_dtype,
-        }
+        # the interval as a list, in its field's place (a key given again keeps its first position)
+        return {**asdict(self), "auroc_float32_ci": list(self.auroc_float32_ci) if self.auroc_float32_ci else None}
 
 
 @dataclass(frozen=True)
