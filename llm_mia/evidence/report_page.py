@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import json
 from typing import Any
 
@@ -51,6 +52,16 @@ def environment() -> jinja2.Environment:
     env.filters["plan_text"] = plan_text
     env.globals["csp"] = markupsafe.Markup(CSP)  # a fixed string of ours, printed as is
     return env
+
+
+def shows_text(page: str, text: str) -> bool:
+    """Whether an HTML report shows ``text``: escaped as these templates escape it (``&#39;``, ``&#34;``) or as
+    reports written before them did (``html.escape``: ``&#x27;``, ``&quot;``), so ``llm-mia verify`` reads both.
+
+    >>> shows_text("<p>the work&#39;s p</p>", "the work's p"), shows_text("<p>the work&#x27;s p</p>", "the work's p")
+    (True, True)
+    """
+    return str(markupsafe.escape(text)) in page or html.escape(text, quote=True) in page
 
 
 def render_page(template: str, **context: Any) -> str:

@@ -11,7 +11,6 @@ compared. A check that cannot run (the model is not here) is reported as not run
 
 from __future__ import annotations
 
-import html
 import json
 import random
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from llm_mia.evidence.bundle import (
 from llm_mia.evidence.checks import FAIL, NOT_RUN, PASS, Check, passages_check, read_jsonl
 from llm_mia.evidence.plan import Plan, read_plan
 from llm_mia.evidence.query_log import walk
+from llm_mia.evidence.report_page import shows_text
 from llm_mia.io.identity import sha256_file, sha256_text
 from llm_mia.workflows.extraction_evidence import extraction_checks
 from llm_mia.workflows.plan import planned_inputs, planned_settings
@@ -155,7 +155,7 @@ def verify_bundle(
     report = (bundle / "report.html").read_text(encoding="utf-8") if (bundle / "report.html").is_file() else ""
     if digest not in report:
         checks.append(Check("report", FAIL, f"report.html does not show the evidence hash {digest} of the data files"))
-    elif html.escape(results.get("verdict_sentence", ""), quote=True) not in report:
+    elif not shows_text(report, results.get("verdict_sentence", "")):
         checks.append(Check("report", FAIL, "report.html does not state the verdict in results.json"))
     else:
         checks.append(Check("report", PASS, f"report.html shows the evidence hash {digest[:16]}... and the verdict"))
