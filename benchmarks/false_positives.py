@@ -503,7 +503,8 @@ def _write_works(directory: Path, suspect: Any, controls: Any) -> tuple[Path, Pa
 
 
 def _verdict(suspect: Path, control: Path, settings: Any, models: Any, tokenizer: Any) -> dict[str, Any]:
-    from llm_mia.workflows.dataset import cut_inputs, score_and_test
+    from llm_mia.workflows.dataset import score_and_test
+    from llm_mia.workflows.dataset_inputs import cut_inputs
 
     report = score_and_test(cut_inputs(suspect, control, settings, tokenizer=tokenizer), settings, models=models)
     result = report.result
@@ -535,7 +536,7 @@ def real(
     reference model, trained the same way on other summaries: it reacts to era and genre as the target does)."""
     from llm_mia.backends.loading import load_models
     from llm_mia.io.real_works import EXCHANGEABLE, draw_works
-    from llm_mia.workflows.dataset import cutting_tokenizer
+    from llm_mia.workflows.dataset_inputs import cutting_tokenizer
 
     config, target, reference, seen = _gpt2_models(size)
     epoch = max(config.training.epochs)
@@ -572,7 +573,7 @@ def power(reps: int, scratch: Path, controls: list[int], epochs: list[int]) -> l
     ``real`` part's exchangeable-wikipedia design)."""
     from llm_mia.backends.loading import load_models
     from llm_mia.io.corpora import wikipedia_summaries
-    from llm_mia.workflows.dataset import cutting_tokenizer
+    from llm_mia.workflows.dataset_inputs import cutting_tokenizer
 
     config, target, reference, seen = _gpt2_models()
     from llm_mia.known_split.splits import build_split

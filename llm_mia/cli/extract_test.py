@@ -173,7 +173,8 @@ def dry_run(args: argparse.Namespace, settings: Any) -> int:
     from llm_mia.backends.remote.model import is_remote
     from llm_mia.io.passages import Source, passages_from_sources
     from llm_mia.methods.continuation_api import estimate
-    from llm_mia.workflows.dataset import cut_inputs, refuse_remote_target
+    from llm_mia.workflows.dataset import refuse_remote_target
+    from llm_mia.workflows.dataset_inputs import cut_inputs
     from llm_mia.workflows.extraction import build_probes, cutting_tokenizer
 
     remote = [name for name in (settings.models.model, settings.models.reference) if name and is_remote(name)]

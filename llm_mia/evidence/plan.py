@@ -119,7 +119,7 @@ def model_identity(spec: Any, settings: Any) -> dict[str, Any]:
 
 
 def inputs_inventory(inputs: Any) -> dict[str, Any]:
-    """Every source and passage of a cut dataset-level input (``llm_mia.workflows.dataset.DatasetInputs``)."""
+    """Every source and passage of a cut dataset-level input (``llm_mia.workflows.dataset_inputs.DatasetInputs``)."""
 
     def side(path: str, sources: list[Any], passages: list[Any], cut: Any) -> dict[str, Any]:
         return {

@@ -1,6 +1,7 @@
 """The dataset-level workflow (``llm-mia dataset-test``): cut a suspect work and control works into passages of
-one fixed length, score them in one pass per model and text variant, run the work-level test with its
-safeguards (``llm_mia.stats.dataset_inference``), and report.
+one fixed length (:mod:`llm_mia.workflows.dataset_inputs`), score them in one pass per model and text variant, run
+the work-level test with its safeguards (``llm_mia.stats.dataset_inference``), and report
+(:mod:`llm_mia.workflows.dataset_report`: the figure, the summary).
 
 :func:`run_dataset_test` returns a :class:`DatasetTestReport`; :meth:`DatasetTestReport.write` writes the
 report directory.
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.io.identity import sha256_text, sha256_texts
 from llm_mia.io.outputs import write_json, write_text
@@ -25,32 +26,27 @@ from llm_mia.io.passages import (
     DEFAULT_PASSAGE_TOKENS,
     WORK_UNITS,
     Passage,
-    Source,
     check_passage_settings,
-    passages_from_sources,
-    read_sources,
 )
 from llm_mia.io.records import write_run_record
 from llm_mia.io.score_files import write_rows
 from llm_mia.scoring.settings import ScoringSettings
 from llm_mia.stats.dataset_inference import (
     DEFAULT_ALPHA,
-    PASSAGE_LEVEL,
     REFERENCE_GAP,
     SCORES,
-    WORK_LEVEL,
     DatasetInferenceResult,
     dataset_inference,
 )
-from llm_mia.stats.metrics import format_p_value, p_phrase
-from llm_mia.stats.passage_test import COMBINATION, DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS, MIN_PASSAGES_PER_SET
+from llm_mia.stats.passage_test import DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS
 from llm_mia.stats.work_test import DEFAULT_PERMUTATIONS, SELECTION_RULES, WHOLE_SUSPECT
+from llm_mia.workflows.dataset_inputs import DatasetInputs, cut_inputs, cutting_tokenizer
+from llm_mia.workflows.dataset_report import plot_result, summary_lines, summary_markdown
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("report.json", "summary.md", "work_test.png", "p_value_curve.png", "scores.jsonl", "passages.jsonl")
 STATISTIC_CHOICES = ("auto", SCORES, REFERENCE_GAP)
-EXAMPLES = 5  # passages named in a refusal; the count says how many more
 
 
 @dataclass(frozen=True)
@@ -223,92 +219,9 @@ class DatasetTestReport:
         written.append(write_run_record(directory / "scores.jsonl", self.record))
         written.append(write_rows(self.passage_rows, directory / "passages.jsonl"))
         written.append(write_json(directory / "report.json", self.report))
-        written.append(write_text(directory / "summary.md", _markdown(self.report)))
+        written.append(write_text(directory / "summary.md", summary_markdown(self.report)))
         written.append(plot_result(self.result, directory))
         return written
-
-
-def _check_passages(name: str, found: list[Passage], needed: int, cut: Any, settings: DatasetTestSettings) -> None:
-    if len(found) >= needed:
-        return
-    short = f"; {len(cut.too_short)} of {cut.sources} source(s) are shorter than one passage" if cut.too_short else ""
-    raise InputError(
-        f"--{name} gives {len(found)} passage(s) of {settings.passage_tokens} tokens{short}; the test needs at "
-        f"least {MIN_PASSAGES_PER_SET} suspect and {2 * MIN_PASSAGES_PER_SET} control passages. Add text or lower "
-        f"--passage-tokens (every passage on both sides has exactly that many tokens)"
-    )
-
-
-@dataclass
-class DatasetInputs:
-    """A work and its controls read and cut into passages: what a dataset-level test is run on.
-
-    ``shared``: passage texts found on both sides, left out of both.
-    """
-
-    suspect: str
-    control: str
-    suspect_sources: list[Source]
-    control_sources: list[Source]
-    suspect_passages: list[Passage]
-    control_passages: list[Passage]
-    suspect_cut: Any
-    control_cut: Any
-    shared: int
-
-
-def cut_inputs(
-    suspect: str | Path,
-    control: str | Path,
-    settings: DatasetTestSettings,
-    *,
-    tokenizer: Any,
-    refuse_shared: bool = False,
-    refuse_copied: bool = False,
-) -> DatasetInputs:
-    """Read both inputs (any input ``llm_mia.io.documents.read_documents`` reads), refuse texts found on both sides,
-    cut passages of exactly ``passage_tokens`` tokens with ``tokenizer`` (the target model's), leave out passages
-    found on both sides (``refuse_shared``: refuse them instead), refuse any passage mostly made of text found
-    verbatim on the other side when ``refuse_copied`` (``llm_mia.stats.overlap``), and check there are enough; no model
-    is run."""
-    suspect_sources = read_sources(suspect, works=settings.suspect_works, name=Path(suspect).name)
-    control_sources = read_sources(control, works=settings.control_works, name=Path(control).name)
-    _refuse_overlap(suspect_sources, control_sources)
-    options = {"tokenizer": tokenizer, "passage_tokens": settings.passage_tokens, "stride": settings.passage_stride}
-    suspect_passages, suspect_cut = passages_from_sources(suspect_sources, **options)
-    control_passages, control_cut = passages_from_sources(control_sources, **options)
-    # a passage found on both sides (boilerplate, a quotation) would compare a text with itself: left out of both
-    shared = {sha256_text(p.text) for p in suspect_passages} & {sha256_text(p.text) for p in control_passages}
-    if shared and refuse_shared:
-        pairs = [
-            (p, next(c for c in control_passages if sha256_text(c.text) == sha256_text(p.text)))
-            for p in suspect_passages
-            if sha256_text(p.text) in shared
-        ]
-        shown = "; ".join(f"suspect {s.id!r} = control {c.id!r}" for s, c in pairs[:EXAMPLES])
-        more = f"; and {len(pairs) - EXAMPLES} more" if len(pairs) > EXAMPLES else ""
-        raise InputError(
-            f"{len(shared)} passage(s) appear in both the suspect work and the controls: {shown}{more}. The "
-            f"controls must be separate texts the model cannot have seen: remove the shared text (boilerplate, a "
-            f"licence, quotations) from one side"
-        )
-    if refuse_shared or refuse_copied:
-        _refuse_copied_text(suspect_passages, control_passages, suspect_sources, control_sources)
-    suspect_passages = [p for p in suspect_passages if sha256_text(p.text) not in shared]
-    control_passages = [p for p in control_passages if sha256_text(p.text) not in shared]
-    _check_passages("suspect", suspect_passages, MIN_PASSAGES_PER_SET, suspect_cut, settings)
-    _check_passages("control", control_passages, 2 * MIN_PASSAGES_PER_SET, control_cut, settings)
-    return DatasetInputs(
-        str(suspect),
-        str(control),
-        suspect_sources,
-        control_sources,
-        suspect_passages,
-        control_passages,
-        suspect_cut,
-        control_cut,
-        len(shared),
-    )
 
 
 def refuse_remote_target(models: Any, *, tokenizer: str | None = None) -> None:
@@ -322,23 +235,6 @@ def refuse_remote_target(models: Any, *, tokenizer: str | None = None) -> None:
             "a model behind an API does not expose: name a local model whose tokenizer cuts them (--tokenizer "
             "smollm2-135m, or the target's own if you have it)"
         )
-
-
-def cutting_tokenizer(settings: DatasetTestSettings, models: Any = None) -> Any:
-    """The tokenizer passages are cut with: the target's (the loaded model's, when ``models`` are given), or for a
-    target behind an API the ``tokenizer`` model's. Only tokenizer files are read; no weights are loaded."""
-    if settings.tokenizer is None and models is not None:
-        return models["target"].tokenizer
-    from transformers import AutoTokenizer
-
-    from llm_mia.backends.local import ModelSpec, resolve_model_directory
-
-    spec = ModelSpec(name=settings.tokenizer) if settings.tokenizer else settings.scoring.models.specs()["target"]
-    return AutoTokenizer.from_pretrained(
-        str(resolve_model_directory(spec)),
-        local_files_only=True,
-        trust_remote_code=settings.scoring.models.trust_remote_code,
-    )
 
 
 def run_dataset_test(
@@ -547,230 +443,3 @@ def _reference_alone(
     }
 
 
-def _refuse_overlap(suspect: list[Source], control: list[Source]) -> None:
-    """The same text on both sides compares a work with itself: refused, naming the first one."""
-    control_hashes = {sha256_text(s.text): s.name for s in control if s.text.strip()}
-    shared = [(s.name, control_hashes[sha256_text(s.text)]) for s in suspect if sha256_text(s.text) in control_hashes]
-    if shared:
-        first = shared[0]
-        raise InputError(
-            f"{len(shared)} text(s) appear in both the suspect and the control input (first: suspect {first[0]!r} "
-            f"= control {first[1]!r}); the controls must be texts the model cannot have seen, distinct from the "
-            f"work tested. Remove them from one side"
-        )
-
-
-def _refuse_copied_text(
-    suspect: list[Passage], control: list[Passage], suspect_sources: list[Source], control_sources: list[Source]
-) -> None:
-    """Refuse passages of one side mostly made of text found verbatim on the other (``llm_mia.stats.overlap``)."""
-    from types import SimpleNamespace
-
-    from llm_mia.stats.overlap import SHARE, shared_passages
-
-    def texts(sources: list[Source], side: str) -> list[SimpleNamespace]:
-        return [SimpleNamespace(id=f"{side} source {s.name}", text=s.text) for s in sources]
-
-    found = shared_passages(
-        suspect,
-        control,
-        suspect_texts=texts(suspect_sources, "suspect"),
-        control_texts=texts(control_sources, "control"),
-    )
-    if found:
-        counts = {side: sum(f.side == side for f in found) for side in ("suspect", "control")}
-        shown = "; ".join(
-            f"{f.side} passage {f.passage!r} ({f.containment:.0%} found in {f.other})" for f in found[:EXAMPLES]
-        )
-        more = f"; and {len(found) - EXAMPLES} more" if len(found) > EXAMPLES else ""
-        sources = sorted({f.other for f in found})
-        raise InputError(
-            f"{counts['suspect']} suspect and {counts['control']} control passage(s) are at least {SHARE:.0%} text "
-            f"found verbatim on the other side: {shown}{more}. They come from {len(sources)} source(s) on the other "
-            f"side ({', '.join(sources[:EXAMPLES])}{', ...' if len(sources) > EXAMPLES else ''}). The controls must "
-            f"be separate texts the model cannot have seen: remove the shared text (boilerplate, a licence, "
-            f"quotations) from one side"
-        )
-
-
-def plot_result(result: DatasetInferenceResult, directory: Path) -> Path:
-    """The figure of the design's test: work-level, T of every labelling with the observed one marked
-    (``work_test.png``); passage-level, p-value against the number of passages (``p_value_curve.png``)."""
-    if result.work_test is not None:
-        return plot_work_test(result, directory)
-    return plot_p_value_curve(result, directory)
-
-
-def _axes() -> tuple[Any, Any]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6, 4), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
-
-
-def plot_work_test(result: DatasetInferenceResult, directory: Path) -> Path:
-    """``work_test.png``: T of every labelling of the works, the observed one marked (work-level design)."""
-    work = result.work_test
-    if work is None:
-        raise LlmMiaError("no work-level test in this result (passage-level design)")
-    figure, axes = _axes()
-    axes.hist(
-        work.null,
-        bins=min(40, max(5, len(work.null) // 3)),
-        color="grey",
-        alpha=0.7,
-        label=f"{'every' if work.exact else f'{len(work.null)} random'} labelling(s) of the works",
-    )
-    axes.axvline(work.statistic, color="red", linewidth=2, label=f"suspect work(s): {p_phrase(work.p_value)}")
-    axes.set_xlabel("suspect minus control works, standardised work means (work-level SDs)")
-    axes.set_ylabel("labellings")
-    axes.set_title("Work-level permutation test")
-    axes.legend(fontsize=8)
-    path = directory / "work_test.png"
-    figure.savefig(path, dpi=120)
-    return path
-
-
-def plot_p_value_curve(result: DatasetInferenceResult, directory: Path) -> Path:
-    """``p_value_curve.png``: the passage-level p-value against the number of passages (with the work-level
-    design, exploratory: it treats passages as independent)."""
-    import matplotlib.ticker
-
-    figure, axes = _axes()
-    points = result.curve
-    x = [p.n_suspect for p in points]
-    floor = 1e-300  # log axis: a p-value that underflows to 0 is drawn at the floor
-    axes.fill_between(
-        x,
-        [max(p.p_min, floor) for p in points],
-        [max(p.p_max, floor) for p in points],
-        alpha=0.25,
-        label="range over half-splits",
-    )
-    axes.plot(x, [max(p.p_value, floor) for p in points], marker="o", label="combined p (2 x median)")
-    axes.axhline(result.alpha, color="red", linestyle="--", label=f"alpha = {result.alpha:g}")
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axes.set_xlabel("suspect passages (control passages in proportion)")
-    axes.set_ylabel("passage-level p-value")
-    exploratory = "exploratory: passages as independent" if result.work_test is not None else "no verdict of training"
-    axes.set_title(f"Passage-level test ({exploratory})")
-    axes.legend(fontsize=8)
-    path = directory / "p_value_curve.png"
-    figure.savefig(path, dpi=120)
-    return path
-
-
-def summary_lines(report: dict[str, Any]) -> list[str]:
-    """The printed summary (also the top of summary.md)."""
-    inference, passages = report["result"], report["passages"]
-    suspect, control = passages["suspect"], passages["control"]
-    reference = report["models"].get("reference", {}).get("name")
-    statistic = (
-        f"the target's scores minus the reference model's ({reference})"
-        if inference["statistic"] == REFERENCE_GAP
-        else "the target model's membership scores"
-    )
-    lines = [
-        f"dataset test: {suspect['works']} suspect work(s), {suspect['tested']} of {suspect['passages']} passages in "
-        f"the test vs {control['works']} control work(s), {control['tested']} of {control['passages']} passages; "
-        f"{passages['passage_tokens']} tokens per passage on both sides; model {report['models']['target']['name']}",
-        f"statistic: {statistic}; features: {', '.join(report['features'])}",
-        f"design: {inference['design']} ({inference['design_reason']})",
-    ]
-    work = inference["work_test"]
-    if work is not None:
-        entered = (
-            f"the suspect work whole ({work['passages_per_work']} passages), each control work with up to as many"
-            if work["passage_selection"] == WHOLE_SUSPECT
-            else f"every work with its first {work['passages_per_work']} passages"
-        )
-        lines.append(
-            f"work-level test: suspect {work['statistic']:+.2f} work-level SDs above the control works; p = "
-            f"{format_p_value(work['p_value'])} over {work['labellings']} labellings "
-            f"({'every labelling' if work['exact'] else 'random labellings'}, {work['validity']}; smallest possible "
-            f"{format_p_value(work['smallest_possible_p'])}; {entered}; {work['works_left_out']} work(s) with too "
-            f"few passages left out)"
-        )
-    alone = report.get("reference_alone")
-    if alone:
-        lines.append(
-            f"reference model alone: p = {format_p_value(alone['p_value'])} ({alone['meaning'].split(': ')[1]})"
-        )
-    passage = inference["passage_test"]
-    d = passage["effect_size_cohens_d"]
-    lines.append(
-        f"passage-level test ({passage['role']}): {p_phrase(passage['p_value'])}, "
-        f"{COMBINATION.split(' (')[0]}; "
-        f"Cohen's d median {d['median']:.2f} (range over half-splits {d['min']:.2f} to {d['max']:.2f})"
-    )
-    for guard in inference["safeguards"]:
-        state = ("FIRED" if guard["withholds"] else "differs (reported)") if guard["fired"] else "ok"
-        state = state if guard["ran"] else "-"
-        lines.append(f"safeguard {guard['name']}: {state}: {guard['detail']}")
-    if passages["shared_left_out"]:
-        lines.append(f"{passages['shared_left_out']} passage text(s) found on both sides were left out of both")
-    for name in ("suspect", "control"):
-        cutting = passages[name]["cutting"]
-        if cutting["tokens_unused"]:
-            lines.append(
-                f"{name}: {cutting['tokens_unused']} of {cutting['tokens']} tokens not in any passage (tails shorter "
-                f"than a passage; {cutting['sources_too_short']} source(s) shorter than one passage)"
-            )
-        if passages[name]["excluded"]:
-            reasons = "; ".join(f"{count} x {why}" for why, count in passages[name]["excluded"].items())
-            lines.append(f"left out of the test ({name}): {reasons}")
-    lines += [f"qualification: {q}" for q in inference["qualifications"]]
-    lines.append(f"assumption: {inference['assumption']}")
-    lines.append(f"what the checks cannot see: {inference['checks_cannot_see']}")
-    lines.append(f"verdict: {report['verdict_sentence']}")
-    return lines
-
-
-def _markdown(report: dict[str, Any]) -> str:
-    inference = report["result"]
-    weights_source = inference["work_test"] or inference["passage_test"]
-    weight_rows = ["| feature | median weight (standardised) |", "|---|---:|"]
-    weight_rows += [f"| {name} | {value:.4f} |" for name, value in weights_source["median_weights"].items()]
-    figure = "work_test.png" if inference["design"] == WORK_LEVEL else "p_value_curve.png"
-    curve = []
-    if inference["design"] == PASSAGE_LEVEL:
-        curve = [
-            "| passages (suspect) | passages (control) | combined p | median split p |",
-            "|---:|---:|---:|---:|",
-            *(
-                f"| {p['n_suspect']} | {p['n_control']} | {format_p_value(p['p_value'])} | "
-                f"{format_p_value(p['p_median'])} |"
-                for p in inference["p_value_curve"]
-            ),
-            "",
-        ]
-    return "\n".join(
-        [
-            "# Dataset-level membership test",
-            "",
-            f"**Verdict:** {report['verdict_sentence']}",
-            "",
-            "```",
-            *summary_lines(report),
-            "```",
-            "",
-            f"![test]({figure})",
-            "",
-            *curve,
-            "## Weights of the combined score",
-            "",
-            *weight_rows,
-            "",
-            "## Inputs",
-            "",
-            f"- suspect: `{report['input']['suspect']['path']}` (sha256 {report['input']['suspect']['sha256']})",
-            f"- control: `{report['input']['control']['path']}` (sha256 {report['input']['control']['sha256']})",
-            "- every passage's file, work and character offsets: `passages.jsonl`; its scores: `scores.jsonl`",
-            "",
-        ]
-    )

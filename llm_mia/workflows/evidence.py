@@ -30,7 +30,8 @@ from llm_mia.evidence.report_html import render_report
 from llm_mia.io.outputs import check_writable
 from llm_mia.io.score_files import write_rows
 from llm_mia.workflows.canary_evidence import is_canary_plan, run_canary_evidence
-from llm_mia.workflows.dataset import plot_result, score_and_test
+from llm_mia.workflows.dataset import score_and_test
+from llm_mia.workflows.dataset_report import plot_result
 from llm_mia.workflows.extraction_evidence import is_extraction_plan, run_extraction_evidence
 from llm_mia.workflows.plan import planned_inputs, planned_settings
 

@@ -2,7 +2,7 @@
 control works with its first k tokens, measure how much of the next L tokens the model reproduces, and rank the
 work among the control works with the dataset-level test's machinery.
 
-1. **Passages** are cut exactly as ``dataset-test`` cuts them (``llm_mia.workflows.dataset.cut_inputs``: the same
+1. **Passages** are cut exactly as ``dataset-test`` cuts them (``llm_mia.workflows.dataset_inputs.cut_inputs``: the same
    readers, work units, tokenizer, shared-text rules and minimum counts), at k + L tokens each.
 2. **Probes** (``llm_mia.methods``): each passage's first k tokens, as cut from its source, are continued greedily
    by the target model (batched, through the stats cache: a killed run resumes) or sent to a model behind an API
@@ -67,7 +67,9 @@ from llm_mia.stats.dataset_inference import (
 from llm_mia.stats.metrics import clopper_pearson, format_p_value
 from llm_mia.stats.passage_test import DEFAULT_SPLITS, MIN_PASSAGES_PER_SET
 from llm_mia.stats.work_test import DEFAULT_PERMUTATIONS, SELECTION_RULES, WHOLE_SUSPECT
-from llm_mia.workflows.dataset import cut_inputs, plot_work_test, refuse_remote_target
+from llm_mia.workflows.dataset import refuse_remote_target
+from llm_mia.workflows.dataset_inputs import cut_inputs
+from llm_mia.workflows.dataset_report import plot_work_test
 from llm_mia.workflows.samia import text_seed
 
 logger = logging.getLogger(__name__)
@@ -147,7 +149,7 @@ class ExtractionTestSettings:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise LlmMiaError(f"--batch-size {self.batch_size!r}: greedy decoding needs a number of prompts >= 1")
 
-    # what ``llm_mia.workflows.dataset.cut_inputs`` reads: every passage is k + L tokens, no overlap
+    # what ``llm_mia.workflows.dataset_inputs.cut_inputs`` reads: every passage is k + L tokens, no overlap
     @property
     def passage_tokens(self) -> int:
         return self.probe.passage_tokens
@@ -476,7 +478,7 @@ def run_extraction_test(
 def probe_and_test(
     inputs: Any, settings: ExtractionTestSettings, *, models: dict[str, Any], cutting: Any, observer: Any = None
 ) -> ExtractionTestReport:
-    """Probe every passage of ``inputs`` (``llm_mia.workflows.dataset.DatasetInputs``) under the target (and the
+    """Probe every passage of ``inputs`` (``llm_mia.workflows.dataset_inputs.DatasetInputs``) under the target (and the
     reference) model, run the work-level test on the passages that are not formulaic, and assemble the report.
     ``observer`` hears of every model call and request (the evidence query log)."""
     k = settings.probe.prefix_tokens

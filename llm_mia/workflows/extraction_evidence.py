@@ -54,7 +54,9 @@ from llm_mia.io.identity import source_commit, versions
 from llm_mia.io.score_files import write_rows
 from llm_mia.methods.extraction import ProbeSettings
 from llm_mia.stats.dataset_inference import work_counts
-from llm_mia.workflows.dataset import cut_inputs, plot_work_test, refuse_remote_target
+from llm_mia.workflows.dataset import refuse_remote_target
+from llm_mia.workflows.dataset_inputs import cut_inputs
+from llm_mia.workflows.dataset_report import plot_work_test
 from llm_mia.workflows.extraction import (
     ExtractionTestSettings,
     _load,

@@ -34,7 +34,8 @@ from llm_mia.io.documents import Document
 from llm_mia.io.identity import source_commit, versions
 from llm_mia.scoring.settings import ScoringSettings
 from llm_mia.stats.dataset_inference import work_counts
-from llm_mia.workflows.dataset import DatasetInputs, DatasetTestSettings, cut_inputs, cutting_tokenizer
+from llm_mia.workflows.dataset import DatasetTestSettings
+from llm_mia.workflows.dataset_inputs import DatasetInputs, cut_inputs, cutting_tokenizer
 from llm_mia.workflows.precision import precision_check as check_precision
 
 
