@@ -88,7 +88,8 @@ def main() -> None:
 def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     from llm_mia.known_split.presets import get_preset
     from llm_mia.known_split.splits import build_split
-    from llm_mia.known_split.training import fine_tune, torch_threads
+    from llm_mia.known_split.training import fine_tune
+    from llm_mia.known_split.training_loop import torch_threads
 
     config = get_preset("smollm2-wikipedia", "full")
     groups = len(args.repetitions) * args.works_per_group

@@ -663,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write every row to this file")
     parser.add_argument("--power-table", help="write the power rows for `llm-mia plan` to this file")
     args = parser.parse_args(argv)
-    from llm_mia.known_split.training import torch_threads
+    from llm_mia.known_split.training_loop import torch_threads
 
     started = time.perf_counter()
     scratch = Path(args.scratch)

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from llm_mia.backends.loading import ModelSettings
     from llm_mia.engine.extraction_settings import ExtractionSettings
-    from llm_mia.known_split.training import torch_threads
+    from llm_mia.known_split.training_loop import torch_threads
     from llm_mia.scoring.settings import ScoringSettings
     from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
     from llm_mia.workflows.score import score_documents

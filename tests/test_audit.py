@@ -13,7 +13,8 @@ from llm_mia.defenses.audit import audit_scores, epsilon_lower_bound
 from llm_mia.defenses.training import parse_training_defense
 from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.io.documents import Document
-from llm_mia.known_split.training import TrainingConfig, train_causal_lm
+from llm_mia.known_split.training_config import TrainingConfig
+from llm_mia.known_split.training_loop import train_causal_lm
 from llm_mia.scoring.pipeline import compute_scores
 from llm_mia.scoring.scorers import parse_scorer_specs
 

@@ -17,16 +17,12 @@ import pytest
 from llm_mia.cli import main
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.io.documents import Document
+from llm_mia.known_split.gpt2 import train_tokenizer
 from llm_mia.known_split.presets import BenchmarkConfig, get_preset
 from llm_mia.known_split.splits import SplitConfig, build_split
-from llm_mia.known_split.training import (
-    Gpt2Architecture,
-    TrainingConfig,
-    tokenize_for_training,
-    torch_threads,
-    train_from_scratch,
-    train_tokenizer,
-)
+from llm_mia.known_split.training import train_from_scratch
+from llm_mia.known_split.training_config import Gpt2Architecture, TrainingConfig
+from llm_mia.known_split.training_loop import tokenize_for_training, torch_threads
 from llm_mia.scoring.scorers import all_scorers
 from llm_mia.workflows.benchmark import calibrated_rates, run_benchmark
 from llm_mia.workflows.benchmark_report import write_report

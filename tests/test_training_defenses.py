@@ -18,7 +18,8 @@ from llm_mia.defenses.training import (
     sequence_mean_loss,
 )
 from llm_mia.errors import LlmMiaError
-from llm_mia.known_split.training import TrainingConfig, pad_batch, train_causal_lm
+from llm_mia.known_split.training_config import TrainingConfig
+from llm_mia.known_split.training_loop import pad_batch, train_causal_lm
 
 TEXTS = [
     "the river runs past the mill and the mill turns all day",
@@ -228,7 +229,7 @@ def test_peak_memory_is_the_blocks_own() -> None:
 
     program = """
 import time
-from llm_mia.known_split.training import PeakMemory
+from llm_mia.known_split.training_loop import PeakMemory
 before = PeakMemory._rss()
 with PeakMemory() as memory:
     block = b"x" * (200 * 2**20)

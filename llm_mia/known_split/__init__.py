@@ -8,8 +8,10 @@ model trained or fine-tuned here on one part of it has seen exactly that part.
   exact and 13-gram near-duplicate removal, seeded member / non-member / calibration / reference splits with a
   manifest (per-document SHA-256 and split).
 - :mod:`llm_mia.known_split.training`: seeded, deterministic CPU training: fine-tune SmolLM2-135M, or train a
-  GPT-2-architecture model from scratch with its own byte-level BPE; trained models are cached with their
-  config, seed, data manifest and file hashes.
+  GPT-2-architecture model from scratch with its own byte-level BPE (:mod:`~llm_mia.known_split.gpt2`), both with
+  one loop (:mod:`~llm_mia.known_split.training_loop`) and settings (:mod:`~llm_mia.known_split.training_config`);
+  trained models are cached with their config, seed, data manifest and file hashes
+  (:mod:`~llm_mia.known_split.model_cache`).
 - :mod:`llm_mia.known_split.presets`: the named benchmarks at each size.
 
 A preset run end to end (split, train, score every scorer, evaluate) is a workflow:
@@ -18,6 +20,8 @@ A preset run end to end (split, train, score every scorer, evaluate) is a workfl
 Heavy dependencies (torch, transformers, tokenizers) are imported inside the functions that need them.
 """
 
+from llm_mia.known_split.gpt2 import train_tokenizer
+from llm_mia.known_split.model_cache import TrainedModels
 from llm_mia.known_split.presets import PRESETS, BenchmarkConfig, get_preset
 from llm_mia.known_split.splits import (
     CORPORA,
@@ -29,14 +33,8 @@ from llm_mia.known_split.splits import (
     draw_split,
     load_corpus,
 )
-from llm_mia.known_split.training import (
-    Gpt2Architecture,
-    TrainedModels,
-    TrainingConfig,
-    fine_tune,
-    train_from_scratch,
-    train_tokenizer,
-)
+from llm_mia.known_split.training import fine_tune, train_from_scratch
+from llm_mia.known_split.training_config import Gpt2Architecture, TrainingConfig
 
 __all__ = [
     "CORPORA",

@@ -15,7 +15,7 @@ from typing import Any
 
 from llm_mia.errors import InputError, unknown_name
 from llm_mia.known_split.splits import SplitConfig
-from llm_mia.known_split.training import Gpt2Architecture, TrainingConfig
+from llm_mia.known_split.training_config import Gpt2Architecture, TrainingConfig
 from llm_mia.stats.metrics import DEFAULT_FPRS
 
 RECIPES = ("fine-tune", "from-scratch")

@@ -8,7 +8,7 @@ trained on it, disjoint from everything scored). Model i trains on the documents
 (``seed * 1000 + i + 1``) and only the final epoch saved; the target trains on its own random half
 (:func:`llm_mia.shadow.inclusion.target_half`, seed ``seed * 1000``), which no attack ever sees.
 
-Each model is one cached training run (:func:`llm_mia.known_split.training.cached_training`: named by the hash of
+Each model is one cached training run (:func:`llm_mia.known_split.model_cache.cached_training`: named by the hash of
 its recipe, data and seed; written to a staging directory and renamed into place when complete), so a killed run
 resumes with the next untrained model and a finished model is never trained twice. With ``processes > 1`` the
 untrained models are trained that many at a time, one per process (each with ``threads`` torch threads).
@@ -139,7 +139,8 @@ def _train_one(
     progress: bool,
 ) -> str:
     """Train (or re-use) one model; returns its final snapshot directory. Runs in a worker process too."""
-    from llm_mia.known_split.training import fine_tune, torch_threads, train_from_scratch
+    from llm_mia.known_split.training import fine_tune, train_from_scratch
+    from llm_mia.known_split.training_loop import torch_threads
 
     training = dataclasses.replace(config.training, seed=seed)
     with torch_threads(threads):

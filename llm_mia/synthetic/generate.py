@@ -121,7 +121,8 @@ def train_generator(training: Sequence[str], settings: SynthesisSettings, *, pro
     """Fine-tune the generator on the training snippets (the toolkit's cached, seeded recipe); its directory."""
     from llm_mia.backends.remote.model import is_remote
     from llm_mia.io.documents import Document
-    from llm_mia.known_split.training import TrainingConfig, fine_tune
+    from llm_mia.known_split.training import fine_tune
+    from llm_mia.known_split.training_config import TrainingConfig
 
     if is_remote(settings.generator):
         raise LlmMiaError(

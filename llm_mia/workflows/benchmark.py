@@ -28,9 +28,9 @@ from typing import Any
 
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
+from llm_mia.known_split.model_cache import TrainedModels
 from llm_mia.known_split.presets import BenchmarkConfig
 from llm_mia.known_split.splits import BenchmarkSplit, build_split
-from llm_mia.known_split.training import TrainedModels
 from llm_mia.workflows.evaluate import Evaluation
 
 logger = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ def run_benchmark(
     """
     import torch
 
-    from llm_mia.known_split.training import torch_threads
+    from llm_mia.known_split.training_loop import torch_threads
 
     with torch_threads(threads):
         result = _run(

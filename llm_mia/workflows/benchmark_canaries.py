@@ -42,7 +42,8 @@ def run_canary_benchmark(
     from llm_mia.canaries.make import CanarySettings, make_canaries, write_secret
     from llm_mia.known_split.presets import get_preset
     from llm_mia.known_split.splits import build_split
-    from llm_mia.known_split.training import fine_tune, torch_threads, train_from_scratch
+    from llm_mia.known_split.training import fine_tune, train_from_scratch
+    from llm_mia.known_split.training_loop import torch_threads
     from llm_mia.stats.metrics import clopper_pearson
     from llm_mia.workflows.canary import CanaryTestSettings, run_canary_test
 

@@ -141,7 +141,7 @@ def run_defense_benchmark(
 ) -> DefenseResult:
     """Every setting in ``specs`` on ``config``'s benchmark (all parsed before anything trains); see the module
     docstring for what each row holds."""
-    from llm_mia.known_split.training import torch_threads
+    from llm_mia.known_split.training_loop import torch_threads
 
     settings = [parse_setting(spec) for spec in specs]
     if not settings:

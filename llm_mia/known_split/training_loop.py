@@ -1,0 +1,328 @@
+"""The training loop every known-split recipe runs (:func:`train_causal_lm`): AdamW, gradient clipping at 1.0,
+linear warm-up then a constant learning rate, batches of whole documents padded on the right, loss on every real
+token, under ``torch.use_deterministic_algorithms(True)`` with the batch order of epoch e drawn from
+``numpy.random.default_rng([seed, e])``; training-time defenses (``llm_mia.defenses.training``) change it where
+they apply. Also: tokenizing texts exactly as the extraction engine does for scoring, the held-out loss, early
+stopping, the process's peak memory, and a fixed torch thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from llm_mia.errors import InputError
+from llm_mia.known_split.training_config import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def deterministic(seed: int) -> Iterator[None]:
+    """Seed torch and switch on deterministic algorithms for the duration; restores the previous setting."""
+    import torch
+
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` intra-op threads (None: leave torch's setting); restores the previous count.
+
+    On a machine shared with other work, one thread is often several times faster than two: waiting OpenMP
+    threads spin while the cores are busy elsewhere. Bitwise reproducibility holds for a fixed thread count.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def tokenize_for_training(texts: Sequence[str], tokenizer: Any, *, max_length: int) -> list[list[int]]:
+    """Token sequences to train on, tokenized exactly as the extraction engine tokenizes for scoring.
+
+    Per text: the tokenizer's special prefix (BOS, when it adds one) + the content tokens (special-token
+    strings inside the text stay plain text, as in scoring) + EOS when the tokenizer has one. A sequence longer
+    than ``max_length`` is cut into consecutive pieces of at most ``max_length`` tokens, so every token is trained
+    on (nothing is silently truncated).
+    """
+    from llm_mia.backends.local import _special_prefix
+
+    prefix = _special_prefix(tokenizer)
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    encoded = tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True, verbose=False)
+    sequences = []
+    for ids in encoded["input_ids"]:
+        full = [*prefix, *ids, *eos]
+        sequences.extend(full[start : start + max_length] for start in range(0, len(full), max_length))
+    return [s for s in sequences if len(s) >= 2]
+
+
+def _batches(sequences: Sequence[list[int]], *, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    import numpy as np
+
+    order = np.random.default_rng([seed, epoch]).permutation(len(sequences)).tolist()
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(batch: Sequence[list[int]], pad: int) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) of right-padded ``batch``; which positions are real comes from the lengths."""
+    import torch
+
+    width = max(len(s) for s in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, sequence in enumerate(batch):
+        input_ids[row, : len(sequence)] = torch.tensor(sequence)
+        attention[row, : len(sequence)] = 1
+    return input_ids, attention
+
+
+def held_out_loss(model: Any, sequences: Sequence[list[int]], *, pad: int, device: str) -> float:
+    """Token-weighted mean next-token loss of ``model`` on ``sequences`` (eval mode, no gradients)."""
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(sequences), 8):
+            input_ids, attention = pad_batch(sequences[start : start + 8], pad)
+            labels = input_ids.masked_fill(attention == 0, -100)
+            out = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device))
+            tokens = int(attention[:, 1:].sum())
+            total += float(out.loss) * tokens
+            count += tokens
+    return total / max(count, 1)
+
+
+def train_causal_lm(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    config: TrainingConfig,
+    on_epoch: Callable[[int, Any, float], None],
+    device: str = "cpu",
+    progress: bool = True,
+    held_out: Sequence[str] = (),
+    record: dict[str, Any] | None = None,
+) -> list[float]:
+    """Train ``model`` in place on ``texts``; after every epoch in ``config.epochs`` call ``on_epoch(epoch,
+    model, mean_loss)`` (epoch 0 = before training). Returns the mean training loss of every epoch.
+
+    Loss: mean next-token cross-entropy over the real tokens of a batch (padding masked out by -100 labels,
+    built from sequence lengths, never from the pad id). AdamW with betas (0.9, 0.999), eps 1e-8; gradients
+    clipped to norm 1.0; learning rate linear from 0 over ``warmup_steps``, then constant.
+
+    ``config.defense`` changes this as ``llm_mia.defenses.training`` describes (DP-SGD: Poisson batches, per-
+    sequence loss, per-example clipping and noise instead of the global clip; early stopping reads ``held_out``).
+    ``record``, when given, receives what the defense did (privacy plan and epsilon, held-out losses, the epoch
+    each snapshot comes from, peak memory).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from llm_mia.defenses.training import (
+        apply_dropout,
+        make_private,
+        plan_privacy,
+        poisson_batches,
+        sequence_mean_loss,
+    )
+
+    sequences = tokenize_for_training(texts, tokenizer, max_length=config.max_length)
+    if not sequences:
+        raise InputError("nothing to train on: every text is shorter than two tokens")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+    defense = config.defense
+    kind = defense.kind if defense is not None else None
+    record = record if record is not None else {}
+    stopping_on = kind == "early_stopping" and len(held_out) > 0
+    held = tokenize_for_training(held_out, tokenizer, max_length=config.max_length) if stopping_on else []
+    if kind == "early_stopping" and not held:
+        raise InputError("early stopping needs held-out text of the members' distribution; none was given")
+    losses: list[float] = []
+    steps_per_epoch = -(-len(sequences) // config.batch_size)
+    plan = None
+    if kind == "dp":  # refused here, before any training, when the budget cannot be met
+        plan = plan_privacy(
+            defense, n_sequences=len(sequences), batch_size=config.batch_size, epochs=config.total_epochs
+        )
+        record["privacy"] = plan.to_dict()
+    with deterministic(config.seed), PeakMemory() as memory:
+        model.to(device).train()
+        hooks = apply_dropout(model, defense.get("p")) if kind == "dropout" else []
+        decay = defense.get("lambda") if kind == "weight_decay" else config.weight_decay
+
+        rate = defense.get("lr", config.learning_rate) if kind == "dp" else config.learning_rate
+
+        def adamw(parameters: Any) -> Any:
+            return torch.optim.AdamW(parameters, lr=rate, weight_decay=decay, betas=(0.9, 0.999))
+
+        if plan is not None:
+            trained, optimizer = make_private(model, adamw, plan, batch_size=config.batch_size, seed=config.seed)
+        else:
+            trained, optimizer = model, adamw(model.parameters())
+        warmup = config.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+        )
+        stopping = _EarlyStopping(model, held, pad, device, defense.get("patience")) if held else None
+        if 0 in config.epochs:
+            model.eval()
+            on_epoch(0, model, float("nan"))
+            model.train()
+        bar = tqdm(total=steps_per_epoch * config.total_epochs, desc="training", unit="step", disable=not progress)
+        for epoch in range(1, config.total_epochs + 1):
+            total, count = 0.0, 0
+            if plan is not None:
+                first = (epoch - 1) * steps_per_epoch
+                batches = poisson_batches(
+                    len(sequences), plan.sample_rate, steps_per_epoch, seed=config.seed, first_step=first
+                )
+            else:
+                batches = _batches(sequences, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
+            for batch_index in [] if stopping is not None and stopping.stopped else batches:
+                bar.update(1)
+                if not batch_index:  # an empty Poisson batch: no update (the accountant counted the step anyway)
+                    continue
+                input_ids, attention = pad_batch([sequences[i] for i in batch_index], pad)
+                if plan is not None:
+                    loss = sequence_mean_loss(trained, input_ids.to(device), attention.to(device))
+                    loss.backward()
+                else:
+                    labels = input_ids.masked_fill(attention == 0, -100)
+                    loss = trained(
+                        input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)
+                    ).loss
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                tokens = int(attention[:, 1:].sum())
+                total += float(loss.detach()) * tokens
+                count += tokens
+                bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.3f}")
+            losses.append(total / count if count else float("nan"))
+            logger.info("epoch %d: mean training loss %.4f", epoch, losses[-1])
+            if stopping is not None:
+                stopping.after_epoch(epoch)
+            if epoch in config.epochs:
+                model.eval()
+                if stopping is not None:
+                    stopping.save_best(epoch, lambda m, e=epoch: on_epoch(e, m, losses[-1]))
+                else:
+                    on_epoch(epoch, model, losses[-1])
+                model.train()
+        bar.close()
+        for hook in hooks:
+            hook.remove()
+        if plan is not None:
+            trained.remove_hooks()
+        model.eval()
+    if stopping is not None:
+        record["early_stopping"] = stopping.describe()
+    record["peak_rss_gib"] = memory.peak_gib
+    return losses
+
+
+class PeakMemory:
+    """The process's largest resident set size while the block runs (sampled every 0.1 s from /proc; None where
+    there is no /proc). ru_maxrss would not do: it is the high-water mark of the whole process so far."""
+
+    def __init__(self) -> None:
+        self.peak: int | None = None
+        self._stop = threading.Event()
+
+    @staticmethod
+    def _rss() -> int | None:
+        try:
+            with open("/proc/self/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
+    def _sample(self) -> None:
+        while True:
+            rss = self._rss()
+            if rss is not None:
+                self.peak = max(self.peak or 0, rss)
+            if self._stop.wait(0.1):
+                return
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_gib(self) -> float | None:
+        return None if self.peak is None else round(self.peak / 2**30, 2)
+
+
+class _EarlyStopping:
+    """Held-out loss after every epoch (epoch 0: before training); keeps the best weights, and counts epochs
+    without improvement until ``patience`` is reached."""
+
+    def __init__(self, model: Any, held: Sequence[list[int]], pad: int, device: str, patience: int) -> None:
+        self.model, self.held, self.pad, self.device, self.patience = model, held, pad, device, patience
+        self.losses = [held_out_loss(model, held, pad=pad, device=device)]
+        model.train()
+        self.best_epoch, self.best = 0, self._copy()
+        self.stopped, self.chosen = False, {}
+
+    def _copy(self) -> dict[str, Any]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def after_epoch(self, epoch: int) -> None:
+        if self.stopped:
+            self.losses.append(self.losses[-1])
+            return
+        loss = held_out_loss(self.model, self.held, pad=self.pad, device=self.device)
+        self.model.train()
+        self.losses.append(loss)
+        if loss < min(self.losses[:-1]):
+            self.best_epoch, self.best = epoch, self._copy()
+        elif epoch - self.best_epoch >= self.patience:
+            self.stopped = True
+
+    def save_best(self, epoch: int, save: Callable[[Any], None]) -> None:
+        self.chosen[epoch] = self.best_epoch
+        if self.best_epoch == epoch:
+            save(self.model)
+            return
+        current = self._copy()
+        self.model.load_state_dict(self.best)
+        save(self.model)
+        self.model.load_state_dict(current)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "held_out_losses": self.losses,
+            "snapshot_from_epoch": {str(k): v for k, v in self.chosen.items()},
+            "stopped": self.stopped,
+        }
