@@ -526,6 +526,58 @@ def dataset_inference(
         raise LlmMiaError(f"alpha must be in (0, 1), got {alpha}; 0.05 is the usual choice")
     if statistic not in STATISTICS:
         raise LlmMiaError(f"statistic {statistic!r}: choose one of {', '.join(STATISTICS)}")
+    suspect_x, control_x, suspect_works, control_works = _checked_passages(
+        suspect, control, suspect_works, control_works, suspect_texts, control_texts
+    )
+    common = {"splits": splits, "seed": seed, "clip_quantile": clip_quantile}
+    passage = passage_test(suspect_x, control_x, feature_names=feature_names, **common)
+    curve = tuple(p_value_curve(suspect_x, control_x, **common))
+    safeguards: list[Safeguard] = list(extra_safeguards)
+    if suspect_tokens is not None and control_tokens is not None:
+        safeguards.append(length_check(suspect_tokens, control_tokens))
+    counts = work_counts(suspect_works, control_works, alpha, selection=passage_selection)
+    _, _, m, needed = counts
+    if m >= needed and m >= 2:
+        texts = None if suspect_texts is None or control_texts is None else [*suspect_texts, *control_texts]
+        design = _work_level(
+            suspect_x, control_x, suspect_works, control_works, texts, counts,
+            statistic=statistic, passage_selection=passage_selection, alpha=alpha, permutations=permutations,
+            feature_names=feature_names, common=common,
+        )  # fmt: skip
+    else:
+        design = _passage_level(
+            suspect_x, control_x, control_works, counts, passage, alpha=alpha, feature_names=feature_names,
+            common=common,
+        )  # fmt: skip
+    safeguards += design.safeguards
+    return DatasetInferenceResult(
+        design=design.name,
+        verdict=decide(safeguards, design.p_value, design.name, alpha),
+        alpha=alpha,
+        work_test=design.work,
+        passage_test=passage,
+        passage_negative_control=design.passage_control,
+        curve=curve,
+        safeguards=tuple(safeguards),
+        qualifications=design.qualifications,
+        power=design.power,
+        design_reason=design.reason,
+        statistic=statistic,
+        text_checks=design.checks,
+    )
+
+
+def _checked_passages(
+    suspect: ArrayLike,
+    control: ArrayLike,
+    suspect_works: Sequence[str] | None,
+    control_works: Sequence[str] | None,
+    suspect_texts: Sequence[str] | None,
+    control_texts: Sequence[str] | None,
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """The feature matrices and each passage's work (``suspect:<work>``, ``control:<work>``; one work per side when
+    not given), after the checks every design needs: one scorer set, enough passages, one work and (for both
+    sides or neither) one text per passage."""
     suspect_x, control_x = as_feature_matrix(suspect, "suspect"), as_feature_matrix(control, "control")
     if suspect_x.shape[1] != control_x.shape[1]:
         raise LlmMiaError("suspect and control must be scored by the same scorers")
@@ -534,9 +586,9 @@ def dataset_inference(
             f"a dataset test needs at least {MIN_PASSAGES_PER_SET} suspect and {2 * MIN_PASSAGES_PER_SET} control "
             f"passages; got {len(suspect_x)} and {len(control_x)}. Add text, or cut shorter passages"
         )
-    suspect_works = [f"suspect:{w}" for w in (suspect_works or ["suspect"] * len(suspect_x))]
-    control_works = [f"control:{w}" for w in (control_works or ["control"] * len(control_x))]
-    if len(suspect_works) != len(suspect_x) or len(control_works) != len(control_x):
+    suspect_labels = [f"suspect:{w}" for w in (suspect_works or ["suspect"] * len(suspect_x))]
+    control_labels = [f"control:{w}" for w in (control_works or ["control"] * len(control_x))]
+    if len(suspect_labels) != len(suspect_x) or len(control_labels) != len(control_x):
         raise LlmMiaError("give one work per passage, for suspect and control passages alike")
     if (suspect_texts is None) != (control_texts is None) or (
         suspect_texts is not None
@@ -544,124 +596,163 @@ def dataset_inference(
         and (len(suspect_texts) != len(suspect_x) or len(control_texts) != len(control_x))
     ):
         raise LlmMiaError("give the text of every passage on both sides, or of none")
-    size, k, m, needed = work_counts(suspect_works, control_works, alpha, selection=passage_selection)
-    common = {"splits": splits, "seed": seed, "clip_quantile": clip_quantile}
-    passage = passage_test(suspect_x, control_x, feature_names=feature_names, **common)
-    curve = tuple(p_value_curve(suspect_x, control_x, **common))
-    safeguards: list[Safeguard] = list(extra_safeguards)
-    if suspect_tokens is not None and control_tokens is not None:
-        safeguards.append(length_check(suspect_tokens, control_tokens))
-    qualifications: list[str] = []
-    work, passage_control, checks = None, None, {}
-    if m >= needed and m >= 2:
-        design = WORK_LEVEL
-        all_works = suspect_works + control_works
-        suspect_names = sorted(set(suspect_works))
-        work = work_permutation_test(
-            np.vstack([suspect_x, control_x]),
-            all_works,
-            suspect_names,
-            permutations=permutations,
-            feature_names=feature_names,
-            selection=passage_selection,
-            **common,
-        )
-        selection = work.selection
-        if selection is None:
-            raise LlmMiaError("internal: the work-level test returned no passage selection")
-        reason = (
-            f"{k} suspect work(s) against {m} control works with at least 2 passages each (>= {needed} needed "
-            f"to reach p <= {alpha:g})"
-        )
-        if suspect_texts is not None and control_texts is not None:
-            texts = [*suspect_texts, *control_texts]
-            guards, checks = text_checks(
-                [texts[i] for i in selection.indices],
-                [all_works[i] for i in selection.indices],
-                suspect_names,
-                alpha=alpha,
-                seed=seed,
-                withhold=statistic == SCORES,
-            )
-            safeguards += guards
-        safeguards.append(size_check(suspect_works, control_works))
-        safeguards.append(work_negative_control(control_x, control_works, alpha=alpha, **common))
-        p_value = work.p_value
-        detectable = work.detectable(alpha)
-        power = (
-            f"with {m} control works and {work.n_labellings} labellings the smallest possible p is "
-            f"{format_p_value(work.smallest_p)}; p <= {alpha:g} needed the suspect work(s) at least "
-            f"{detectable:.2f} work-level SDs above the control works on the fitted combination (observed "
-            f"{work.statistic:.2f})"
-        )
-        share = work.suspect_share
-        qualifications.append(
-            f"{share:.0%} of the suspect text's passages entered the test "
-            + (
-                f"(all {selection.passages_per_work} of the suspect work; each control work with as many as it has, "
-                f"up to that)"
-                if selection.rule == WHOLE_SUSPECT
-                else f"(every work with its first {selection.passages_per_work} passages)"
-            )
-            + (
-                "; every work entered with the same number of passages, so the p-value is exact under the assumption"
-                if work.validity == "exact"
-                else "; control works shorter than the suspect work entered with fewer passages, whose noisier means "
-                "make the p-value conservative (never smaller than the exact one would be, measured)"
-            )
-        )
-    else:
-        design = PASSAGE_LEVEL
-        reason = (
-            f"{m} control work(s) with at least {size} passages: the work-level test needs >= {needed} separate "
-            f"control works to reach p <= "
-            f"{alpha:g}, so between-work differences cannot be controlled and no verdict of training is given"
-        )
-        qualifications.append(
-            "between-work differences are not controlled: the suspect and control passages come from different "
-            "works, and any difference between the works (author, topic, format) looks like training to a "
-            f"passage-level test. Give >= {needed} separate control works of the same kind for a verdict"
-        )
-        passage_control = negative_control(
-            control_x, groups=[str(w) for w in control_works], feature_names=feature_names, **common
-        )
-        safeguards.append(
-            Safeguard(
-                "negative control",
-                passage_control.p_value <= alpha,
-                f"control vs control ({passage_control.note}): {p_phrase(passage_control.p_value)}",
-            )
-        )
-        p_value = passage.p_value
-        n_test = (max(2, len(suspect_x) // 2), max(2, len(control_x) // 2))
-        from scipy.stats import norm
+    return suspect_x, control_x, suspect_labels, control_labels
 
-        d = (norm.isf(alpha / 2) + norm.isf(0.2)) * math.sqrt(1 / n_test[0] + 1 / n_test[1])
-        power = (
-            f"the passage-level test would have detected, with about 80% power, a difference of {d:.2f} passage "
-            f"SDs (Cohen's d) between suspect and control passages (normal approximation, splits combined)"
-        )
-    if any(s.fired and s.withholds for s in safeguards):
-        verdict: WorkVerdict = "withheld"
-    elif p_value <= alpha:
-        verdict = "consistent" if design == WORK_LEVEL else "inconclusive"
-    else:
-        verdict = "not distinguishable"
-    return DatasetInferenceResult(
-        design=design,
-        verdict=verdict,
-        alpha=alpha,
-        work_test=work,
-        passage_test=passage,
-        passage_negative_control=passage_control,
-        curve=curve,
-        safeguards=tuple(safeguards),
-        qualifications=tuple(qualifications),
-        power=power,
-        design_reason=reason,
-        statistic=statistic,
-        text_checks=checks,
+
+@dataclass(frozen=True)
+class _Design:
+    """What one design contributes to the result: its name and why it was chosen, the p-value the verdict rests
+    on and what the test could detect, its own test (the work-level test, or the passage-level negative control),
+    the safeguards it ran (after the caller's and the length check), its qualifications and the text checks'
+    detail."""
+
+    name: str
+    reason: str
+    p_value: float
+    power: str
+    work: WorkTestResult | None
+    passage_control: PassageTestResult | None
+    safeguards: tuple[Safeguard, ...]
+    qualifications: tuple[str, ...]
+    checks: dict[str, Any]
+
+
+def _work_level(
+    suspect_x: np.ndarray,
+    control_x: np.ndarray,
+    suspect_works: list[str],
+    control_works: list[str],
+    texts: list[str] | None,
+    counts: tuple[int, int, int, int],
+    *,
+    statistic: str,
+    passage_selection: str,
+    alpha: float,
+    permutations: int,
+    feature_names: Sequence[str] | None,
+    common: dict[str, Any],
+) -> _Design:
+    """The work-level design: the permutation test over labellings of the works, the text checks on exactly the
+    passages it reads (``texts``: every passage's, suspect first; None: not run), the size check and the
+    work-level negative control."""
+    _, k, m, needed = counts
+    all_works = suspect_works + control_works
+    suspect_names = sorted(set(suspect_works))
+    work = work_permutation_test(
+        np.vstack([suspect_x, control_x]),
+        all_works,
+        suspect_names,
+        permutations=permutations,
+        feature_names=feature_names,
+        selection=passage_selection,
+        **common,
     )
+    selection = work.selection
+    if selection is None:
+        raise LlmMiaError("internal: the work-level test returned no passage selection")
+    reason = (
+        f"{k} suspect work(s) against {m} control works with at least 2 passages each (>= {needed} needed "
+        f"to reach p <= {alpha:g})"
+    )
+    safeguards: list[Safeguard] = []
+    checks: dict[str, Any] = {}
+    if texts is not None:
+        guards, checks = text_checks(
+            [texts[i] for i in selection.indices],
+            [all_works[i] for i in selection.indices],
+            suspect_names,
+            alpha=alpha,
+            seed=common["seed"],
+            withhold=statistic == SCORES,
+        )
+        safeguards += guards
+    safeguards.append(size_check(suspect_works, control_works))
+    safeguards.append(work_negative_control(control_x, control_works, alpha=alpha, **common))
+    detectable = work.detectable(alpha)
+    power = (
+        f"with {m} control works and {work.n_labellings} labellings the smallest possible p is "
+        f"{format_p_value(work.smallest_p)}; p <= {alpha:g} needed the suspect work(s) at least "
+        f"{detectable:.2f} work-level SDs above the control works on the fitted combination (observed "
+        f"{work.statistic:.2f})"
+    )
+    share = work.suspect_share
+    qualification = (
+        f"{share:.0%} of the suspect text's passages entered the test "
+        + (
+            f"(all {selection.passages_per_work} of the suspect work; each control work with as many as it has, "
+            f"up to that)"
+            if selection.rule == WHOLE_SUSPECT
+            else f"(every work with its first {selection.passages_per_work} passages)"
+        )
+        + (
+            "; every work entered with the same number of passages, so the p-value is exact under the assumption"
+            if work.validity == "exact"
+            else "; control works shorter than the suspect work entered with fewer passages, whose noisier means "
+            "make the p-value conservative (never smaller than the exact one would be, measured)"
+        )
+    )
+    return _Design(WORK_LEVEL, reason, work.p_value, power, work, None, tuple(safeguards), (qualification,), checks)
+
+
+def _passage_level(
+    suspect_x: np.ndarray,
+    control_x: np.ndarray,
+    control_works: list[str],
+    counts: tuple[int, int, int, int],
+    passage: PassageTestResult,
+    *,
+    alpha: float,
+    feature_names: Sequence[str] | None,
+    common: dict[str, Any],
+) -> _Design:
+    """The passage-level design, when there are too few control works for the work-level test: the passage test
+    gives the p-value but no verdict of training; its negative control compares control passages with each
+    other."""
+    from scipy.stats import norm
+
+    size, _, m, needed = counts
+    reason = (
+        f"{m} control work(s) with at least {size} passages: the work-level test needs >= {needed} separate "
+        f"control works to reach p <= "
+        f"{alpha:g}, so between-work differences cannot be controlled and no verdict of training is given"
+    )
+    qualification = (
+        "between-work differences are not controlled: the suspect and control passages come from different "
+        "works, and any difference between the works (author, topic, format) looks like training to a "
+        f"passage-level test. Give >= {needed} separate control works of the same kind for a verdict"
+    )
+    passage_control = negative_control(
+        control_x, groups=[str(w) for w in control_works], feature_names=feature_names, **common
+    )
+    guard = Safeguard(
+        "negative control",
+        passage_control.p_value <= alpha,
+        f"control vs control ({passage_control.note}): {p_phrase(passage_control.p_value)}",
+    )
+    n_test = (max(2, len(suspect_x) // 2), max(2, len(control_x) // 2))
+    d = (norm.isf(alpha / 2) + norm.isf(0.2)) * math.sqrt(1 / n_test[0] + 1 / n_test[1])
+    power = (
+        f"the passage-level test would have detected, with about 80% power, a difference of {d:.2f} passage "
+        f"SDs (Cohen's d) between suspect and control passages (normal approximation, splits combined)"
+    )
+    return _Design(PASSAGE_LEVEL, reason, passage.p_value, power, None, passage_control, (guard,), (qualification,), {})
+
+
+def decide(safeguards: Sequence[Safeguard], p_value: float, design: str, alpha: float) -> WorkVerdict:
+    """The verdict: withheld when a safeguard that withholds fired; else, at p <= alpha, consistent with training
+    in the work-level design and inconclusive in the passage-level one (between-work differences are not
+    controlled there); else not distinguishable.
+
+    >>> decide([], 0.01, WORK_LEVEL, 0.05), decide([], 0.01, PASSAGE_LEVEL, 0.05), decide([], 0.2, WORK_LEVEL, 0.05)
+    ('consistent', 'inconclusive', 'not distinguishable')
+    >>> decide([Safeguard("format", True, "differs")], 0.01, WORK_LEVEL, 0.05)
+    'withheld'
+    """
+    if any(s.fired and s.withholds for s in safeguards):
+        return "withheld"
+    if p_value <= alpha:
+        return "consistent" if design == WORK_LEVEL else "inconclusive"
+    return "not distinguishable"
 
 
 def verdict_sentence(result: DatasetInferenceResult) -> str:
