@@ -61,7 +61,7 @@ python - <<'EOF'
 from pathlib import Path
 
 from llm_mia.io.documents import Document
-from llm_mia.known_split.training import TrainingConfig, fine_tune
+from llm_mia.known_split import TrainingConfig, fine_tune
 
 text = Path("texts/work/cymbeline.txt").read_text(encoding="utf-8")
 config = TrainingConfig(epochs=(4,), learning_rate=5e-5, batch_size=8, max_length=128, seed=0)

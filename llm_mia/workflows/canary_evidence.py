@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.evidence.bundle import BundleContent, EvidenceBundle, RunStart, check_models, write_bundle
 from llm_mia.evidence.plan import (
     PLAN_FORMAT,
     PLAN_VERSION,
@@ -166,16 +167,15 @@ def run_canary_evidence(
     plan_path: Path,
     output: Path,
     *,
-    start: Any,
+    start: RunStart,
     cache: Any = True,
     model: str | None = None,
     secret: str | Path | None = None,
     pdf: bool = True,
-) -> Any:
+) -> EvidenceBundle:
     """Carry out a canary plan and write its bundle (module docstring); the caller has checked ``output``.
-    ``start``: when the run began (a ``llm_mia.evidence.bundle.RunStart``)."""
+    ``start``: when the run began."""
     from llm_mia.canaries.make import read_secret
-    from llm_mia.evidence.bundle import BundleContent, check_models, write_bundle
     from llm_mia.evidence.report_canary import render_canary_report
     from llm_mia.io.score_files import write_rows
     from llm_mia.workflows.canary import run_canary_test
