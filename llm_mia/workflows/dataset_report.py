@@ -1,6 +1,7 @@
 """What a dataset-level test shows its reader: the figure of the design's test (``work_test.png`` or
-``p_value_curve.png``), the printed summary and ``summary.md``, all read from the result and the report
-dictionary :func:`llm_mia.workflows.dataset.score_and_test` assembles."""
+``p_value_curve.png``), the per-scorer score distributions an evidence bundle adds, the printed summary and
+``summary.md``, all read from the result and the report dictionary :func:`llm_mia.workflows.dataset.score_and_test`
+assembles."""
 
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ def plot_result(result: DatasetInferenceResult, directory: Path) -> Path:
     if result.work_test is not None:
         return plot_work_test(result, directory)
     return plot_p_value_curve(result, directory)
+
+
+def score_figures(rows: list[dict[str, Any]], features: list[str], directory: Path) -> list[Path]:
+    """Per-passage score distributions, suspect vs control, one panel per scorer."""
+    import numpy as np
+
+    from llm_mia.io import plots
+
+    sets = {}
+    for name in features:
+        suspect = [r[name] for r in rows if r["label"] == 1 and r["status"] == "ok" and r[name] is not None]
+        control = [r[name] for r in rows if r["label"] == 0 and r["status"] == "ok" and r[name] is not None]
+        sets[name] = (np.asarray(suspect, dtype=float), np.asarray(control, dtype=float))
+    written = plots.plot_histograms(sets, directory / "score_distributions", labels=("suspect work", "control works"))
+    return [path for path in written if path.suffix == ".png"]
 
 
 def _axes() -> tuple[Any, Any]:

@@ -31,27 +31,11 @@ from llm_mia.io.outputs import check_writable
 from llm_mia.io.score_files import write_rows
 from llm_mia.workflows.canary_evidence import is_canary_plan, run_canary_evidence
 from llm_mia.workflows.dataset import score_and_test
-from llm_mia.workflows.dataset_report import plot_result
+from llm_mia.workflows.dataset_report import plot_result, score_figures
 from llm_mia.workflows.extraction_evidence import is_extraction_plan, run_extraction_evidence
 from llm_mia.workflows.plan import planned_inputs, planned_settings
 
-
-def score_figures(rows: list[dict[str, Any]], features: list[str], directory: Path) -> list[Path]:
-    """Per-passage score distributions, suspect vs control, one panel per scorer."""
-    import numpy as np
-
-    from llm_mia.io import plots
-
-    sets = {}
-    for name in features:
-        suspect = [r[name] for r in rows if r["label"] == 1 and r["status"] == "ok" and r[name] is not None]
-        control = [r[name] for r in rows if r["label"] == 0 and r["status"] == "ok" and r[name] is not None]
-        sets[name] = (np.asarray(suspect, dtype=float), np.asarray(control, dtype=float))
-    written = plots.plot_histograms(sets, directory / "score_distributions", labels=("suspect work", "control works"))
-    return [path for path in written if path.suffix == ".png"]
-
-
-CAPTIONS = {
+CAPTIONS = {  # what the report says under each figure of a dataset-level bundle
     "work_test.png": "The suspect work's statistic (red) among every labelling of the works (grey)",
     "p_value_curve.png": "Passage-level p-value against the number of passages used: no verdict of training "
     "rests on it (it treats passages as independent, which passages of one work are not), and each point is "
