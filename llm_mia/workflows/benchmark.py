@@ -289,11 +289,12 @@ def score_snapshot(
     elif reference is None:
         raise LlmMiaError("score_snapshot needs a reference model or its extraction")
     models = {"target": target} if reference is None else {"target": target, "reference": reference}
-    rows, stats = compute_scores(documents, calls, models=models, settings=settings, given=given)
+    scored = compute_scores(documents, calls, models=models, settings=settings, given=given)
+    rows, stats = scored.rows, scored.stats
     if "reference" not in stats:  # no scorer read the reference model, but the control does
         stats.update(extract_views(documents, ["reference"], models=models, settings=settings))
     control_calls = [call for call in calls if call.scorer.views == ("target",)]
-    control_rows = score_rows(documents, control_calls, {"target": stats["reference"]})
+    control_rows = score_rows(documents, control_calls, {"target": stats["reference"]}, scored.prepared)
     return rows, control_rows, stats["reference"]
 
 
