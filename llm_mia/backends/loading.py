@@ -98,9 +98,9 @@ def capabilities_of(name: str) -> ModelCapabilities:
 def open_model(spec: ModelSpec, api: ApiSettings | None = None) -> Model:
     """The model ``spec`` names, ready to use: loaded offline (``llm_mia.backends.local.load_model``), or for
     ``api:NAME`` connected to and probed at ``api`` (``llm_mia.backends.remote.model.connect``)."""
-    from llm_mia.backends.remote.model import connect, is_remote
+    from llm_mia.backends.remote.model import connect
 
-    return connect(spec, api) if is_remote(spec.name) else load_model(spec)
+    return connect(spec, api) if capabilities_of(spec.name).endpoint else load_model(spec)
 
 
 def load_models(settings: ModelSettings) -> dict[str, Model]:

@@ -1,8 +1,9 @@
 """A model behind an OpenAI-compatible API, standing where a loaded white-box model stands.
 
 ``--model api:NAME --api-base URL`` names one. :func:`connect` probes what the endpoint can serve
-(:mod:`llm_mia.backends.remote.capabilities`); the scoring code then sends its texts to
-:func:`llm_mia.backends.remote.extract.remote_extract` instead of the white-box engine, and every scorer that reads only
+(:mod:`llm_mia.backends.remote.capabilities`); :class:`RemoteModel` implements ``llm_mia.backends.protocol.Model``:
+its ``token_stats`` sends the texts to :func:`llm_mia.backends.remote.extract.remote_extract` instead of the
+white-box engine, it offers token log-probs only (:data:`REMOTE_CAPABILITIES`), and every scorer that reads only
 token log-probs works unchanged. The run record states the endpoint, its capabilities and whether
 ``llm-mia check-backend`` has compared it with white-box scores (until then its numbers are not trusted).
 """
@@ -70,7 +71,8 @@ def agreement_record(root: str, name: str) -> dict[str, Any] | None:
 
 @dataclass
 class RemoteModel:
-    """An endpoint and model name, with what the probe found. ``device`` and ``tokenizer`` mirror LoadedModel."""
+    """An endpoint and model name, with what the probe found: a ``llm_mia.backends.protocol.Model`` (``device`` is
+    ``remote``; ``tokenizer`` is None, the endpoint's being unknown)."""
 
     spec: ModelSpec
     api: ApiSettings
