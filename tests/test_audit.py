@@ -90,12 +90,12 @@ def test_a_dp_trained_model_is_not_audited_above_its_accountant(tiny_loaded) -> 
     trained = copy.copy(source)
     trained.model = saved[4]
     documents = [Document(id=str(i), text=t) for i, t in enumerate(texts)]
-    rows, _ = compute_scores(
+    rows = compute_scores(
         documents,
         parse_scorer_specs(["loss"], has_reference=False),
         models={"target": trained},
         settings=ExtractionSettings(progress=False),
-    )
+    ).rows
     scores = np.array([row["loss"] for row in rows])
     audit = audit_scores(scores[:24], scores[24:], delta=record["privacy"]["delta"])
     assert record["privacy"]["epsilon"] <= 2.0

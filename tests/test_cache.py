@@ -94,11 +94,11 @@ def test_a_crash_mid_run_resumes_with_only_the_missing_documents(tiny_loaded, tm
     real_run_batch = extract_module._run_batch
     calls = {"n": 0}
 
-    def crash_after_three_batches(model, batch):
+    def crash_after_three_batches(model, batch, context=None):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt("killed")
-        return real_run_batch(model, batch)
+        return real_run_batch(model, batch, context)
 
     monkeypatch.setattr(extract_module, "_run_batch", crash_after_three_batches)
     with pytest.raises(KeyboardInterrupt):
@@ -151,13 +151,13 @@ def test_out_of_memory_halves_the_batch_and_reports_what_never_fits(tiny_loaded,
     real_run_batch = extract_module._run_batch
     sizes = []
 
-    def small_memory(model, batch):
+    def small_memory(model, batch, context=None):
         sizes.append(len(batch))
         if len(batch) > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         if any(len(s.input_ids) > 150 for s in batch):
             raise RuntimeError("DefaultCPUAllocator: can't allocate memory (simulated)")
-        return real_run_batch(model, batch)
+        return real_run_batch(model, batch, context)
 
     monkeypatch.setattr(extract_module, "_run_batch", small_memory)
     got = extract(texts, loaded, settings)
@@ -166,7 +166,8 @@ def test_out_of_memory_halves_the_batch_and_reports_what_never_fits(tiny_loaded,
     for a, b in zip(expected[:-1], got[:-1], strict=True):
         np.testing.assert_allclose(a.logprob, b.logprob, atol=1e-5)
     with pytest.raises(RuntimeError, match="unrelated"):
-        monkeypatch.setattr(extract_module, "_run_batch", lambda m, b: (_ for _ in ()).throw(RuntimeError("unrelated")))
+        unrelated = lambda m, b, c=None: (_ for _ in ()).throw(RuntimeError("unrelated"))  # noqa: E731
+        monkeypatch.setattr(extract_module, "_run_batch", unrelated)
         extract(texts, loaded, settings)
 
 

@@ -69,15 +69,15 @@ def test_dc_pdd_matches_a_slow_implementation_from_the_paper(tiny_loaded, tiny_m
     documents = [Document(id=str(i), text=t) for i, t in enumerate(TEXTS)]
     for a in (0.01, 1.0):  # a = 1 leaves (almost) every term unclipped
         calls = parse_scorer_specs([f"dc_pdd:a={a};corpus={corpus}"], has_reference=False)
-        rows, _ = compute_scores(
-            documents, calls, models={"target": loaded}, settings=ExtractionSettings(progress=False)
-        )
+        quiet = ExtractionSettings(progress=False)
+        scored = compute_scores(documents, calls, models={"target": loaded}, settings=quiet)
+        rows = scored.rows
         column = calls[0].column
         for row, text in zip(rows, TEXTS, strict=True):
             expected = slow_dc_pdd(tiny_model_dirs[arch], loaded.tokenizer, text, CORPUS, a)
             assert row[column] == pytest.approx(expected, rel=1e-5, abs=1e-9)
         # the run record names the corpus table: tokenizer, corpus hash, sizes
-        prepared = calls[0].describe()["prepared"]
+        prepared = scored.scorers[0]["prepared"]
         assert prepared["tokenizer_id"] == loaded.tokenizer_id and prepared["corpus_texts"] == 3
 
 
@@ -113,7 +113,7 @@ def test_dc_pdd_scores_natural_text_above_its_shuffled_words_on_smollm2(smollm2)
     shuffled = [" ".join(rng.permutation(t.split())) for t in texts]
     documents = [Document(id=str(i), text=t) for i, t in enumerate(texts + shuffled)]
     calls = parse_scorer_specs(["dc_pdd"], has_reference=False)
-    rows, _ = compute_scores(documents, calls, models={"target": smollm2}, settings=ExtractionSettings())
+    rows = compute_scores(documents, calls, models={"target": smollm2}, settings=ExtractionSettings()).rows
     scores = [row["dc_pdd"] for row in rows]
     assert all(scores[i] > scores[i + 3] for i in range(3)), scores
 

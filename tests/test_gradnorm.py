@@ -36,7 +36,7 @@ def test_gradnorm_matches_a_slow_implementation(tiny_loaded, tiny_model_dirs, ar
     loaded = tiny_loaded[arch]
     documents = [Document(id=str(i), text=t) for i, t in enumerate(TEXTS)]
     calls = parse_scorer_specs(["gradnorm:p=1,2,inf"], has_reference=False)
-    rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=QUIET)
+    rows = compute_scores(documents, calls, models={"target": loaded}, settings=QUIET).rows
     for row, text in zip(rows, TEXTS, strict=True):
         expected = slow_norms(tiny_model_dirs[arch], loaded, text)
         got = [-row[call.column] for call in calls]
@@ -62,8 +62,8 @@ def test_a_text_the_model_was_trained_on_has_the_smaller_gradient(tiny_model_dir
     trained = load_model(ModelSpec(name=str(tmp_path / "trained"), device="cpu"))
     documents = [Document(id=str(i), text=t) for i, t in enumerate(TEXTS)]
     calls = parse_scorer_specs(["gradnorm", "loss"], has_reference=False)
-    before, _ = compute_scores(documents, calls, models={"target": loaded}, settings=QUIET)
-    after, _ = compute_scores(documents, calls, models={"target": trained}, settings=QUIET)
+    before = compute_scores(documents, calls, models={"target": loaded}, settings=QUIET).rows
+    after = compute_scores(documents, calls, models={"target": trained}, settings=QUIET).rows
     assert after[0]["gradnorm"] > after[1]["gradnorm"]  # the trained-on text: the smaller gradient
     assert after[0]["gradnorm"] > before[0]["gradnorm"]  # and smaller than before training
     assert math.isfinite(after[1]["gradnorm"])

@@ -45,11 +45,11 @@ def counting(monkeypatch, *, crash_at: int | None = None) -> list[list[int]]:
     """Count forward passes (the window indexes of each); with ``crash_at``, raise KeyboardInterrupt on that call."""
     calls: list[list[int]] = []
 
-    def run(model, batch):
+    def run(model, batch, context=None):
         if crash_at is not None and len(calls) + 1 == crash_at:
             raise KeyboardInterrupt("killed")
         calls.append([segment.part for segment in batch])
-        return REAL_RUN_BATCH(model, batch)
+        return REAL_RUN_BATCH(model, batch, context)
 
     monkeypatch.setattr(extract_module, "_run_batch", run)
     return calls

@@ -50,14 +50,15 @@ def test_neighbourhood_matches_a_slow_implementation(tiny_loaded, tiny_model_dir
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dirs[arch], dtype=torch.float64).eval()
     documents = [Document(id=str(i), text=t) for i, t in enumerate(TEXTS)] + [Document(id="one", text="Word")]
     calls = parse_scorer_specs(["neighbourhood:n=4"], has_reference=False)
-    rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=QUIET)
+    scored = compute_scores(documents, calls, models={"target": loaded}, settings=QUIET)
+    rows = scored.rows
     for row, text in zip(rows[:2], TEXTS, strict=True):
         neighbours = word_swap_neighbours(text, 4, seed=0)
         expected = sum(nll_float64(model, loaded, nb) for nb in neighbours) / 4 - nll_float64(model, loaded, text)
         assert row[calls[0].column] == pytest.approx(expected, abs=1e-4)
     assert rows[2][calls[0].column] is None and "no neighbour" in rows[2]["status"]
     # the neighbours are kept, named in the run record
-    kept = Path(calls[0].describe()["prepared"]["neighbours_file"])
+    kept = Path(scored.scorers[0]["prepared"]["neighbours_file"])
     lines = [json.loads(line) for line in kept.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["0", "1", "one"] and lines[0]["neighbours"] == word_swap_neighbours(
         TEXTS[0], 4
@@ -85,7 +86,7 @@ def test_masked_model_neighbours_replace_one_token_each(tiny_model_dirs, tiny_lo
             assert sum(a != b for a, b in zip(ids, original, strict=True)) >= 1
     documents = [Document(id="0", text=text)]
     calls = parse_scorer_specs([f"neighbourhood:n=3;generator={tmp_path / 'mlm'}"], has_reference=False)
-    rows, _ = compute_scores(documents, calls, models={"target": tiny_loaded["gpt2"]}, settings=QUIET)
+    rows = compute_scores(documents, calls, models={"target": tiny_loaded["gpt2"]}, settings=QUIET).rows
     assert rows[0]["status"] == "ok" and rows[0][calls[0].column] is not None
 
 
@@ -98,5 +99,5 @@ def test_natural_text_sits_in_a_dip_on_smollm2(smollm2) -> None:
     ]
     calls = parse_scorer_specs(["neighbourhood:n=8"], has_reference=False)
     documents = [Document(id=str(i), text=t) for i, t in enumerate(texts)]
-    rows, _ = compute_scores(documents, calls, models={"target": smollm2}, settings=QUIET)
+    rows = compute_scores(documents, calls, models={"target": smollm2}, settings=QUIET).rows
     assert all(row[calls[0].column] > 0.2 for row in rows), rows

@@ -37,7 +37,7 @@ def exact_logprobs(loaded, text: str) -> tuple[torch.Tensor, list[int]]:
 
 def scores(loaded, calls, texts=TEXTS, settings=QUIET):
     documents = [Document(id=str(i), text=t) for i, t in enumerate(texts)]
-    rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=settings)
+    rows = compute_scores(documents, calls, models={"target": loaded}, settings=settings).rows
     return rows
 
 

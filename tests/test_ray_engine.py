@@ -204,3 +204,29 @@ def test_evaluate_scores_on_ray_as_in_one_process(documents, tiny_model_dirs, tm
     assert (tmp_path / "ray.jsonl").read_text() == (tmp_path / "local.jsonl").read_text()
     record = json.loads((tmp_path / "ray.jsonl.run.json").read_text())
     assert record["tool"] == "llm-mia evaluate" and record["execution"]["blocks"] == 4
+
+
+def test_the_run_record_states_what_the_actors_prepared(documents, models, tmp_path) -> None:
+    """DC-PDD's frequency table is built on the actors: the Ray run's record names it exactly as a run in one
+    process does, and so does a rerun that takes every block from the commits."""
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": " ".join(WORDS[i:])}) + "\n" for i in range(5)), encoding="utf-8")
+    extraction = ExtractionSettings(batch_size=4, block_documents=16, threads=1, progress=False)
+    scorers = ("loss", f"dc_pdd:corpus={corpus}")
+    here = ScoringSettings(models=models, scorers=scorers, extraction=extraction, cache=False)
+    local = score_documents(documents[:40], here)
+    on_ray = ScoringSettings(
+        models=models,
+        scorers=scorers,
+        extraction=extraction,
+        cache=False,
+        ray=RaySettings(actors=2, commit_dir=tmp_path / "blocks"),
+    )
+    first = score_documents(documents[:40], on_ray)
+    again = score_documents(documents[:40], on_ray)
+    assert again.record["execution"]["blocks_committed_before"] == 3
+    prepared = local.record["scorers"][1]["prepared"]
+    assert prepared["corpus_texts"] == 5 and prepared["tokenizer_id"]
+    for run in (first, again):
+        assert run.rows == local.rows
+        assert run.record["scorers"] == local.record["scorers"]

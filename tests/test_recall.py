@@ -53,7 +53,7 @@ def test_recall_matches_a_slow_implementation_from_the_paper(tiny_loaded, tiny_m
     calls = parse_scorer_specs([f"recall:prefix={prefix_file(tmp_path)}"], has_reference=False)
     for batch_size in (1, 3):
         settings = ExtractionSettings(batch_size=batch_size, progress=False)
-        rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=settings)
+        rows = compute_scores(documents, calls, models={"target": loaded}, settings=settings).rows
         for row, text in zip(rows, TEXTS, strict=True):
             own = tokenizer(text, add_special_tokens=False)["input_ids"]
             # the same tokens of x in both means: with a BOS every token, without it all but the first
@@ -75,7 +75,7 @@ def test_the_published_convention_matches_the_authors_choices(tiny_loaded, tiny_
     documents = [Document(id=str(i), text=t) for i, t in enumerate(TEXTS)]
     spec = f"recall:prefix={prefix_file(tmp_path)};convention=published"
     calls = parse_scorer_specs([spec], has_reference=False)
-    rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=ExtractionSettings(progress=False))
+    rows = compute_scores(documents, calls, models={"target": loaded}, settings=ExtractionSettings(progress=False)).rows
     for row, text in zip(rows, TEXTS, strict=True):
         own = tokenizer(text, add_special_tokens=False)["input_ids"]
         alone = mean_ll_float64(model, bos + own, len(bos) + (0 if bos else 1))
@@ -139,11 +139,11 @@ def test_recall_reuses_the_stats_cache_and_keys_it_by_the_prefix(tiny_loaded, tm
     first_prefix, other_prefix = prefix_file(tmp_path), prefix_file(tmp_path / "other", PREFIX[:1])
     calls = parse_scorer_specs([f"recall:prefix={first_prefix}"], has_reference=False)
     other = parse_scorer_specs([f"recall:prefix={other_prefix}"], has_reference=False)
-    rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=settings, cache=cache)
-    again, _ = compute_scores(documents, calls, models={"target": loaded}, settings=settings, cache=cache)
+    rows = compute_scores(documents, calls, models={"target": loaded}, settings=settings, cache=cache).rows
+    again = compute_scores(documents, calls, models={"target": loaded}, settings=settings, cache=cache).rows
     column, other_column = calls[0].column, other[0].column
     assert [r[column] for r in again] == [r[column] for r in rows] and cache.hits > 0
-    changed, _ = compute_scores(documents, other, models={"target": loaded}, settings=settings, cache=cache)
+    changed = compute_scores(documents, other, models={"target": loaded}, settings=settings, cache=cache).rows
     assert not np.allclose([r[other_column] for r in changed], [r[column] for r in rows])
 
 
@@ -191,7 +191,7 @@ def test_recall_ranks_texts_smollm2_was_fine_tuned_on_above_texts_it_was_not(smo
     calls = parse_scorer_specs([f"recall:prefix={prefix_file(tmp_path, NONMEMBER_PREFIX)}"], has_reference=False)
     scores = {}
     for name, loaded in (("before", smollm2), ("after", tuned)):
-        rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=ExtractionSettings())
+        rows = compute_scores(documents, calls, models={"target": loaded}, settings=ExtractionSettings()).rows
         scores[name] = np.array([row[calls[0].column] for row in rows])
     after, before = scores["after"], scores["before"]
     print("before", before.round(3), "after", after.round(3))

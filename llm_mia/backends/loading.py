@@ -1,12 +1,15 @@
 """Which models a run uses and how they are loaded: ``ModelSettings`` (validated on construction, importable without
-torch), and :func:`load_models`, which loads the local ones and connects to those behind an API."""
+torch), :func:`capabilities_of` (what a ``--model`` value offers, before anything is loaded), :func:`open_model`
+and :func:`load_models`, which load the local ones and connect to those behind an API. The one place outside
+``llm_mia.backends.remote`` that tells the two apart by name."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
-from llm_mia.backends.local import DEFAULT_MODEL, DTYPES, LoadedModel, ModelSpec, load_model
+from llm_mia.backends.local import DEFAULT_MODEL, DTYPES, LOCAL_CAPABILITIES, ModelSpec, load_model
+from llm_mia.backends.protocol import Model, ModelCapabilities
 from llm_mia.backends.remote.client import ApiSettings
 from llm_mia.errors import LlmMiaError
 
@@ -42,11 +45,10 @@ class ModelSettings:
         if self.dtype not in DTYPES:
             raise LlmMiaError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.output_defense:
-            from llm_mia.backends.remote.model import is_remote
             from llm_mia.defenses.output import parse_defense
 
             parse_defense(self.output_defense)
-            if is_remote(self.model):
+            if not capabilities_of(self.model).weights:
                 raise LlmMiaError(
                     f"--output-defense applies to a local model's logits; {self.model} returns what its server "
                     "returns (score it as it is)"
@@ -58,10 +60,16 @@ class ModelSettings:
 
     @property
     def remote_names(self) -> list[str]:
-        """The models (target, reference) named ``api:NAME``."""
-        from llm_mia.backends.remote.model import is_remote
+        """The models (target, reference) served behind an API (``api:NAME``)."""
+        return [name for name in (self.model, self.reference) if name and capabilities_of(name).endpoint]
 
-        return [name for name in (self.model, self.reference) if name and is_remote(name)]
+    def offers(self, role: str = "target") -> ModelCapabilities:
+        """What the model of ``role`` (``target``, ``reference``) offers, from its name alone
+        (:func:`capabilities_of`)."""
+        name = {"target": self.model, "reference": self.reference}[role]
+        if name is None:
+            raise LlmMiaError(f"no {role} model is named")
+        return capabilities_of(name)
 
     def specs(self, *, device: str | None = None) -> dict[str, ModelSpec]:
         """One :class:`ModelSpec` per role (``target``, and ``reference`` when given)."""
@@ -78,17 +86,31 @@ class ModelSettings:
         return specs
 
 
-def load_models(settings: ModelSettings) -> dict[str, LoadedModel]:
+def capabilities_of(name: str) -> ModelCapabilities:
+    """What the model a ``--model`` value names offers (``llm_mia.backends.protocol.ModelCapabilities``), known
+    from the name alone: a model behind an API (``api:NAME``) returns token log-probs and nothing else; any other
+    name is a local model, which offers everything. Nothing is loaded or contacted."""
+    from llm_mia.backends.remote.model import REMOTE_CAPABILITIES, is_remote
+
+    return REMOTE_CAPABILITIES if is_remote(name) else LOCAL_CAPABILITIES
+
+
+def open_model(spec: ModelSpec, api: ApiSettings | None = None) -> Model:
+    """The model ``spec`` names, ready to use: loaded offline (``llm_mia.backends.local.load_model``), or for
+    ``api:NAME`` connected to and probed at ``api`` (``llm_mia.backends.remote.model.connect``)."""
+    from llm_mia.backends.remote.model import connect
+
+    return connect(spec, api) if capabilities_of(spec.name).endpoint else load_model(spec)
+
+
+def load_models(settings: ModelSettings) -> dict[str, Model]:
     """Load the target (and reference) model offline, each process of a launched run on its own device; connect to
-    (and probe) those behind an API. The target carries the settings' output defense, if any."""
-    from llm_mia.backends.remote.model import connect, is_remote
+    (and probe) those behind an API (:func:`open_model`). The target carries the settings' output defense, if
+    any."""
     from llm_mia.defenses.output import defended
 
     device = process_device(settings.device)
-    models = {
-        role: connect(spec, settings.api) if is_remote(spec.name) else load_model(spec)
-        for role, spec in settings.specs(device=device).items()
-    }
+    models = {role: open_model(spec, settings.api) for role, spec in settings.specs(device=device).items()}
     models["target"] = defended(models["target"], settings.output_defense)
     return models
 

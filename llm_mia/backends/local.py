@@ -23,11 +23,13 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm_mia.backends.protocol import Engine, ModelCapabilities, Observer
+from llm_mia.backends.token_stats import TokenStats
 from llm_mia.errors import LlmMiaError, ModelLoadError, ModelNotFoundError
 from llm_mia.io.identity import cache_dir, package_version, sha256_file
 
@@ -290,9 +292,16 @@ def _context_length(config: Any) -> int:
     raise LlmMiaError(f"cannot tell the context length of {type(config).__name__}; pass --window explicitly")
 
 
+# what a model whose weights are here offers (llm_mia.backends.protocol.ModelCapabilities)
+LOCAL_CAPABILITIES = ModelCapabilities(
+    token_arrays=None, weights=True, tokenizer=True, files=True, processes=True, endpoint=False
+)
+
+
 @dataclass
 class LoadedModel:
-    """A model ready for extraction, with what the engine needs to know about its tokenizer."""
+    """A model ready for extraction, with what the engine needs to know about its tokenizer; a
+    :class:`~llm_mia.backends.protocol.Model` whose numbers the run's white-box engine computes."""
 
     spec: ModelSpec
     model: Any  # a transformers PreTrainedModel in eval mode on `device`
@@ -307,6 +316,36 @@ class LoadedModel:
     @property
     def adds_bos(self) -> bool:
         return bool(self.prefix_ids)
+
+    @property
+    def offers(self) -> ModelCapabilities:
+        """Everything: the weights, the tokenizer and the files are here."""
+        return LOCAL_CAPABILITIES
+
+    def token_stats(
+        self,
+        texts: Sequence[str],
+        settings: Any,
+        *,
+        engine: Engine,
+        cache: Any = None,
+        shard: Any = None,
+        description: str = "scoring",
+        observer: Observer | None = None,
+        condition: str = "",
+        names: Sequence[str] | None = None,
+    ) -> list[TokenStats]:
+        """One ``TokenStats`` per text from the run's white-box ``engine`` (``llm_mia.backends.protocol.Model``)."""
+        return engine.token_stats(
+            texts,
+            self,
+            settings,
+            cache=cache,
+            shard=shard,
+            description=description,
+            observer=observer,
+            condition=condition,
+        )
 
     def describe(self) -> dict[str, Any]:
         """Identity of the model for result records."""

@@ -170,14 +170,13 @@ def settings_from_args(args: argparse.Namespace, *, sample: bool = False) -> Any
 
 def dry_run(args: argparse.Namespace, settings: Any) -> int:
     """Cut the passages with the cutting tokenizer (no weights) and print what each endpoint would be sent."""
-    from llm_mia.backends.remote.model import is_remote
     from llm_mia.io.passages import Source, passages_from_sources
     from llm_mia.methods.continuation_api import estimate
     from llm_mia.workflows.dataset import refuse_remote_target
     from llm_mia.workflows.dataset_inputs import cut_inputs
     from llm_mia.workflows.extraction import build_probes, cutting_tokenizer
 
-    remote = [name for name in (settings.models.model, settings.models.reference) if name and is_remote(name)]
+    remote = settings.models.remote_names
     if not remote:
         raise LlmMiaError("--dry-run counts what a model behind an API (--model api:NAME) would be sent; none is named")
     refuse_remote_target(settings.models, tokenizer=settings.tokenizer)

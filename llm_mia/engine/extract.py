@@ -37,7 +37,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -190,28 +190,84 @@ def _scored_rows(segments: Sequence[Segment], device: str) -> tuple[torch.Tensor
     return as_tensor(batch_index), as_tensor(positions), as_tensor(targets)
 
 
-_CONDITION: dict[tuple[int, tuple[int, ...]], tuple[Any, torch.Tensor]] = {}  # the last prefix encoded, per model
+@dataclass
+class ExtractionContext:
+    """What the extractions of one run share and report, carried by the run instead of kept in the process.
 
+    ``batch_tokens``: per model name, the token budget ``--batch-size auto`` chose (for the run record).
+    ``encoded_prefix``: the conditioning prefix last encoded (ReCaLL): the model it was encoded by, its token ids,
+    its key/value cache and its last hidden state; only the most recent one is kept, to bound memory, and it is
+    reused by every batch and block of the run that reads texts after the same prefix.
+    """
 
-def _encoded_condition(loaded: LoadedModel, ids: tuple[int, ...]) -> tuple[Any, torch.Tensor]:
-    """The key/value cache and last hidden state of a conditioning prefix: computed once per (model, prefix) and
-    kept (only the most recent prefix, to bound memory)."""
-    key = (id(loaded.model), ids)
-    if key not in _CONDITION:
-        _CONDITION.clear()
-        out = loaded.model.base_model(input_ids=torch.tensor([ids], device=loaded.device), use_cache=True)
-        _CONDITION[key] = (out["cache"], out.last_hidden_state[0, -1])
-    return _CONDITION[key]
+    batch_tokens: dict[str, int] = field(default_factory=dict)
+    encoded_prefix: tuple[Any, tuple[int, ...], Any, torch.Tensor] | None = None
+
+    def encoded_condition(self, loaded: LoadedModel, ids: tuple[int, ...]) -> tuple[Any, torch.Tensor]:
+        """The key/value cache and last hidden state of a conditioning prefix: computed once per (model, prefix).
+        Called inside the batch's inference mode."""
+        held = self.encoded_prefix
+        if held is None or held[0] is not loaded.model or held[1] != ids:
+            self.encoded_prefix = None  # free the previous prefix's cache before computing the next
+            out = loaded.model.base_model(input_ids=torch.tensor([ids], device=loaded.device), use_cache=True)
+            held = self.encoded_prefix = (loaded.model, ids, out["cache"], out.last_hidden_state[0, -1])
+        return held[2], held[3]
+
+    def token_stats(
+        self,
+        texts: Sequence[str],
+        model: LoadedModel,
+        settings: ExtractionSettings,
+        *,
+        cache: StatsCache | None = None,
+        shard: Shard | None = None,
+        description: str = "scoring",
+        observer: Callable[[dict[str, Any]], None] | None = None,
+        condition: str = "",
+    ) -> list[TokenStats]:
+        """:func:`extract` in this run (``llm_mia.backends.protocol.Engine``, which a local model's
+        ``token_stats`` calls): ``condition`` is a prefix text (tokenized by :func:`condition_ids`), and
+        ``observer`` hears one dict per event: ``event``, the ``documents`` (indexes), their ``windows`` and
+        ``tokens``."""
+        ids = condition_ids(model, condition) if condition else ()
+        if ids:
+            description += f", after a {len(ids)}-token prefix"
+        heard = None
+        if observer is not None:
+
+            def heard(event: str, segments: list[tuple[int, int, int]]) -> None:
+                observer(
+                    {
+                        "event": event,
+                        "documents": [doc for doc, _, _ in segments],
+                        "windows": [part for _, part, _ in segments],
+                        "tokens": [tokens for _, _, tokens in segments],
+                    }
+                )
+
+        return extract(
+            texts,
+            model,
+            settings,
+            cache=cache,
+            shard=shard,
+            description=description,
+            observer=heard,
+            condition=ids,
+            context=self,
+        )
 
 
 @torch.inference_mode()
-def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np.ndarray]:
+def _run_batch(
+    loaded: LoadedModel, segments: Sequence[Segment], context: ExtractionContext | None = None
+) -> dict[str, np.ndarray]:
     """One forward pass over right-padded segments; returns the reductions for all scored rows, flattened.
 
     Segments with a conditioning prefix (``Segment.condition`` = C > 0, the same C tokens at the start of every
     segment) run only their tokens after it: the prefix's key/value cache, encoded once, is copied and repeated
     over the batch, and the position predicting the first token after the prefix reads the prefix's last hidden
-    state.
+    state. ``context`` holds the encoded prefix for the run (a fresh one encodes it for this batch alone).
     """
     device = loaded.device
     condition = segments[0].condition
@@ -233,7 +289,8 @@ def _run_batch(loaded: LoadedModel, segments: Sequence[Segment]) -> dict[str, np
     if condition:
         import copy
 
-        encoded, last_hidden = _encoded_condition(loaded, tuple(segments[0].input_ids[:condition]))
+        context = context if context is not None else ExtractionContext()
+        encoded, last_hidden = context.encoded_condition(loaded, tuple(segments[0].input_ids[:condition]))
         past = copy.deepcopy(encoded)
         past.batch_repeat_interleave(len(segments))
         position_ids = torch.arange(condition, condition + longest, device=device).expand(len(segments), -1)
@@ -349,10 +406,6 @@ def condition_ids(loaded: LoadedModel, text: str) -> tuple[int, ...]:
     return tuple(loaded.prefix_ids) + tuple(tokens.content_ids)
 
 
-# the token budget --batch-size auto used, per model name, for the run record
-AUTO_BUDGETS: dict[str, int] = {}
-
-
 @dataclass(frozen=True)
 class Shard:
     """This process's share of a multi-process run: ``index`` of ``count`` processes, and a barrier."""
@@ -444,14 +497,16 @@ def _is_out_of_memory(error: BaseException) -> bool:
     )
 
 
-def _run_with_backoff(loaded: LoadedModel, batch: list[Segment]) -> list[tuple[Segment, dict[str, np.ndarray] | None]]:
+def _run_with_backoff(
+    loaded: LoadedModel, batch: list[Segment], context: ExtractionContext | None = None
+) -> list[tuple[Segment, dict[str, np.ndarray] | None]]:
     """Run a batch; on out-of-memory halve it and retry the same segments, down to one.
 
     A segment that does not fit even alone comes back with ``None`` (its document is then reported with
     STATUS_OUT_OF_MEMORY), never silently dropped.
     """
     try:
-        flat = _run_batch(loaded, batch)
+        flat = _run_batch(loaded, batch, context)
     except (RuntimeError, torch.OutOfMemoryError) as error:
         if not _is_out_of_memory(error):
             raise
@@ -464,7 +519,7 @@ def _run_with_backoff(loaded: LoadedModel, batch: list[Segment]) -> list[tuple[S
         logger.warning(
             "out of memory on a batch of %d segments; retrying as %d + %d", len(batch), half, len(batch) - half
         )
-        return _run_with_backoff(loaded, batch[:half]) + _run_with_backoff(loaded, batch[half:])
+        return _run_with_backoff(loaded, batch[:half], context) + _run_with_backoff(loaded, batch[half:], context)
     results, offset = [], 0
     for segment in batch:
         count = len(segment.input_ids) - segment.score_from
@@ -567,6 +622,7 @@ def extract(
     description: str = "scoring",
     observer: Callable[[str, list[tuple[int, int, int]]], None] | None = None,
     condition: Sequence[int] = (),
+    context: ExtractionContext | None = None,
 ) -> list[TokenStats]:
     """Run ``loaded`` over ``texts``; return one TokenStats per text, in input order.
 
@@ -593,9 +649,11 @@ def extract(
     call", ``segments`` the batch's (document index, window index, tokens) triples), of the documents this
     process takes from the cache (``event`` "from cache", window and tokens 0) and of the windows of unfinished
     documents it takes from the cache (``event`` "from cache", their window index and tokens): an audit trail
-    of what the model was asked.
+    of what the model was asked. ``context``: what the run's extractions share and report (the prefix encoded
+    once, the budget ``--batch-size auto`` chose); None: a fresh one, private to this call.
     """
     settings = settings or ExtractionSettings()
+    context = context if context is not None else ExtractionContext()
     window = settings.window or loaded.context_length
     if window > loaded.context_length:
         raise LlmMiaError(f"window {window} exceeds the model's context length {loaded.context_length}")
@@ -615,7 +673,7 @@ def extract(
             segments.extend(_segments_for(index, tokens, loaded, window, settings.stride, condition))
     if settings.batch_size == "auto":
         budget = auto_token_budget(loaded, window)
-        AUTO_BUDGETS[loaded.spec.name] = budget
+        context.batch_tokens[loaded.spec.name] = budget
         batches = _batches_by_tokens(segments, budget)
     else:
         batches = _batches(segments, settings.batch_size)
@@ -739,7 +797,7 @@ def extract(
                 if observer is not None:
                     observer("model call", [(s.document, s.part, len(s.input_ids)) for s in batch])
                 started = time.perf_counter()
-                results = _run_with_backoff(loaded, batch)
+                results = _run_with_backoff(loaded, batch, context)
                 seconds = time.perf_counter() - started
                 if number == 0 and rate is None and len(to_run) > 1:
                     left = sum(map(_model_tokens, to_run[1:]))

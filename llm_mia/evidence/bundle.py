@@ -116,12 +116,12 @@ def check_models(plan: Plan, models: Any, tokenizer: str | None = None) -> None:
     """Every planned model file, and no other, with the planned SHA-256 (and the tokenizer's, where the plan
     names one); a model behind an API must report the planned name and serve weights with the planned
     fingerprint. ``models``: the ``ModelSettings`` to check. Refuses the first difference."""
+    from llm_mia.backends.loading import capabilities_of
     from llm_mia.backends.local import ModelSpec
-    from llm_mia.backends.remote.model import is_remote
 
     for role, spec in models.specs().items():
         planned = plan.data["models"][role]
-        if is_remote(spec.name):
+        if not capabilities_of(spec.name).files:
             found = remote_inventory(spec, models.api)
             for key, what in (
                 ("model_version", "reports the model"),

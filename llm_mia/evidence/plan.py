@@ -111,11 +111,11 @@ def remote_inventory(spec: Any, api: Any) -> dict[str, Any]:
 
 def model_identity(spec: Any, settings: Any) -> dict[str, Any]:
     """:func:`model_inventory` for a local model, :func:`remote_inventory` for one behind an API."""
-    from llm_mia.backends.remote.model import is_remote
+    from llm_mia.backends.loading import capabilities_of
 
-    if is_remote(spec.name):
-        return remote_inventory(spec, settings.scoring.models.api)
-    return model_inventory(spec)
+    if capabilities_of(spec.name).files:
+        return model_inventory(spec)
+    return remote_inventory(spec, settings.scoring.models.api)
 
 
 def inputs_inventory(inputs: Any) -> dict[str, Any]:

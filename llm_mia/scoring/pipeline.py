@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_mia.backends.local import LoadedModel
-from llm_mia.backends.remote.model import RemoteModel
+from llm_mia.backends.protocol import Model
 from llm_mia.backends.token_stats import STATUS_OK, TokenStats
-from llm_mia.engine.extract import Shard, condition_ids, extract
+from llm_mia.engine.extract import ExtractionContext, Shard
 from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.stats_cache import StatsCache
 from llm_mia.errors import InputError, LlmMiaError
@@ -24,12 +24,48 @@ from llm_mia.io.documents import Document
 from llm_mia.io.identity import sha256_text
 from llm_mia.io.score_files import META_COLUMNS
 from llm_mia.scoring.scorers import VIEWS, ScorerCall, ScoreUnavailable
-from llm_mia.scoring.scorers.registry import PREPARED
 from llm_mia.scoring.variants import apply_variant
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["META_COLUMNS", "compute_scores", "extract_views", "needed_views", "score_rows"]
+__all__ = [
+    "META_COLUMNS",
+    "ScoringContext",
+    "ScoringResult",
+    "compute_scores",
+    "extract_views",
+    "needed_views",
+    "score_rows",
+]
+
+
+@dataclass
+class ScoringContext:
+    """What one scoring run carries from call to call instead of keeping it in the process: the engine's
+    :class:`~llm_mia.engine.extract.ExtractionContext` (a conditioning prefix encoded once, the budget
+    ``--batch-size auto`` chose per model), and per view, what building it wrote, one entry per block of
+    documents (the neighbour texts' file), for the run record of the scorers reading it."""
+
+    extraction: ExtractionContext = field(default_factory=ExtractionContext)
+    view_records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class ScoringResult:
+    """What :func:`compute_scores` returns: everything a run record states about the scoring comes from here.
+
+    ``rows``: one per document, input order (:func:`score_rows`). ``stats``: the extractions by view (a caller may
+    reuse one, e.g. a fixed reference model's, for the next call). ``prepared``: per column, what its scorer's
+    ``prepare`` built (DC-PDD's frequency table), as its scorer read it. ``scorers``: each call as the run record
+    states it (``ScorerCall.describe``), with what was prepared for it and what its views wrote. ``batch_tokens``:
+    per model name, the token budget ``--batch-size auto`` chose (empty with a fixed batch size).
+    """
+
+    rows: list[dict[str, Any]]
+    stats: dict[str, list[TokenStats]]
+    prepared: dict[str, Any]
+    scorers: list[dict[str, Any]]
+    batch_tokens: dict[str, int]
 
 
 def needed_views(calls: Sequence[ScorerCall]) -> list[str]:
@@ -41,13 +77,14 @@ def extract_views(
     documents: Sequence[Document],
     views: Sequence[str],
     *,
-    models: Mapping[str, LoadedModel | RemoteModel],
+    models: Mapping[str, Model],
     settings: ExtractionSettings,
     cache: StatsCache | None = None,
     shard: Shard | None = None,
     observer: Callable[[dict[str, Any]], None] | None = None,
     conditions: Mapping[str, tuple[str, list[str]]] | None = None,
     neighbours: Mapping[str, Mapping[str, Any]] | None = None,
+    context: ScoringContext | None = None,
 ) -> dict[str, list[TokenStats]]:
     """One extraction per view: the view's model over the view's text variant of every document.
 
@@ -56,10 +93,15 @@ def extract_views(
     refused (scoring a text after itself would measure nothing). ``neighbours``: for each neighbour view, the
     generator's settings (``n``, ``generator``, ``seed``, from the scorer's hyperparameters).
 
-    ``cache`` and ``shard`` are passed to :func:`llm_mia.engine.extract.extract` (resume; multi-process runs).
+    Each view's model computes it (``Model.token_stats``, ``llm_mia.backends.protocol``): a local model through the
+    run's white-box engine, a model behind an API through its endpoint; what a view needs beyond token statistics
+    (a backward pass, a prefix, many texts per document) is refused for a model that does not offer its weights.
+    ``cache`` and ``shard`` are passed on (resume; multi-process runs).
     ``observer`` receives one dict per model call (and per set of documents taken from the cache): the view,
-    the model, the event, the document ids and each one's window index and tokens.
+    the model, the event, the document ids and each one's window index and tokens. ``context``: what the run's
+    calls share and report (:class:`ScoringContext`); None: a fresh one, private to this call.
     """
+    context = context if context is not None else ScoringContext()
     stats: dict[str, list[TokenStats]] = {}
     for view in views:
         spec = VIEWS[view]
@@ -72,23 +114,27 @@ def extract_views(
         heard = None
         if observer is not None:
 
-            def heard(event: str, segments: list[tuple[int, int, int]], view: str = view, model: Any = model) -> None:
+            def heard(event: dict[str, Any], view: str = view, model: Any = model) -> None:
+                # the view and model first, the documents by id; what the backend told besides (windows, tokens of a
+                # local model; an endpoint's request) as it told it
+                told = {key: value for key, value in event.items() if key != "documents"}
+                local = {key: told.pop(key) for key in ("windows", "tokens") if key in told}
                 observer(
                     {
-                        "event": event,
+                        **told,
                         "view": view,
                         "variant": VIEWS[view].variant,
                         "model": model.spec.name,
-                        "documents": [documents[doc].id for doc, _, _ in segments],
-                        "windows": [part for _, part, _ in segments],
-                        "tokens": [tokens for _, _, tokens in segments],
+                        "documents": [documents[doc].id for doc in event["documents"]],
+                        **local,
                     }
                 )
 
         if spec.gradient:
-            if isinstance(model, RemoteModel):
+            if not model.offers.weights:
                 raise LlmMiaError(
-                    f"gradnorm needs the model's weights for a backward pass; {model.spec.name} is behind an API"
+                    f"gradnorm needs the model's weights for a backward pass; {model.spec.name} serves none here "
+                    "(a model behind an API)"
                 )
             from llm_mia.engine.gradients import gradient_stats
 
@@ -96,64 +142,62 @@ def extract_views(
             stats[view] = gradient_stats(texts, model, settings)
             continue
         if spec.neighbours:
-            stats[view] = _neighbour_view(view, documents, texts, model, settings, cache, (neighbours or {}).get(view))
+            if not model.offers.weights:
+                raise LlmMiaError("the neighbourhood scorer reads many texts per document: use a white-box model")
+            stats[view], record = _neighbour_view(
+                documents, texts, model, settings, cache, (neighbours or {}).get(view), context.extraction
+            )
+            context.view_records.setdefault(view, []).append(record)
             continue
-        condition: tuple[int, ...] = ()
+        prefix = ""
         if spec.conditioned:
-            if isinstance(model, RemoteModel):
+            if not model.offers.weights:
                 raise LlmMiaError(f"view {view!r} reads texts after a prefix: it needs a white-box model")
             prefix, sources = (conditions or {}).get(view, ("", []))
             if not prefix:
                 raise LlmMiaError(f"view {view!r} needs a conditioning prefix; its scorer names none")
             refuse_overlap(documents, sources)
-            condition = condition_ids(model, prefix)
-            label += f", after a {len(condition)}-token prefix"
-        if isinstance(model, RemoteModel):
-            if shard is not None and shard.count > 1:
-                raise LlmMiaError(
-                    f"{model.spec.name} is behind an API: run it in one process (every process would send every "
-                    "request); the endpoint does the computing"
-                )
-            stats[view] = _remote_view(documents, texts, view, model, settings, cache, label, observer)
-            continue
-        stats[view] = extract(
-            texts, model, settings, cache=cache, shard=shard, description=label, observer=heard, condition=condition
+        stats[view] = model.token_stats(
+            texts,
+            settings,
+            engine=context.extraction,
+            cache=cache,
+            shard=shard,
+            description=label,
+            observer=heard,
+            condition=prefix,
+            names=[d.id for d in documents],
         )
     return stats
 
 
-# view -> what building it wrote (the neighbours' file), named in the run records of the scorers reading it
-VIEW_RECORDS: dict[str, dict[str, Any]] = {}
-
-
 def _neighbour_view(
-    view: str,
     documents: Sequence[Document],
     texts: list[str],
     model: Any,
     settings: ExtractionSettings,
     cache: StatsCache | None,
     params: Mapping[str, Any] | None,
-) -> list[Any]:
+    context: ExtractionContext,
+) -> tuple[list[Any], dict[str, Any]]:
     """Per document, the TokenStats of each of its neighbours (a tuple): generated once, seeded, kept on disk, and
-    extracted as ordinary texts (batched, cached)."""
+    extracted as ordinary texts (batched, cached); and what was written (the neighbours' file)."""
     from llm_mia.scoring.neighbours import generate
 
-    if isinstance(model, RemoteModel):
-        raise LlmMiaError("the neighbourhood scorer reads many texts per document: use a white-box model")
     if not params:
         raise LlmMiaError("the neighbour view needs its generator's settings; its scorer names none")
     per_document, path = generate(
         [d.id for d in documents], texts, n=params["n"], generator=params["generator"], seed=params["seed"]
     )
-    VIEW_RECORDS[view] = {"neighbours_file": str(path)}
     flat = [text for neighbours in per_document for text in neighbours]
-    extracted = extract(flat, model, settings, cache=cache, description="neighbours") if flat else []
+    extracted = (
+        model.token_stats(flat, settings, engine=context, cache=cache, description="neighbours") if flat else []
+    )
     grouped, start = [], 0
     for neighbours in per_document:
         grouped.append(tuple(extracted[start : start + len(neighbours)]))
         start += len(neighbours)
-    return grouped
+    return grouped, {"neighbours_file": str(path)}
 
 
 def neighbour_settings(calls: Sequence[ScorerCall]) -> dict[str, dict[str, Any]]:
@@ -204,54 +248,15 @@ def conditions_of(calls: Sequence[ScorerCall]) -> dict[str, tuple[str, list[str]
     return found
 
 
-def _remote_view(
-    documents: Sequence[Document],
-    texts: list[str],
-    view: str,
-    model: RemoteModel,
-    settings: ExtractionSettings,
-    cache: StatsCache | None,
-    label: str,
-    observer: Callable[[dict[str, Any]], None] | None,
-) -> list[TokenStats]:
-    """A view served by a model behind an API: its responses kept beside the stats cache (never re-sent)."""
-    from llm_mia.backends.remote.extract import remote_extract
-    from llm_mia.backends.remote.responses import ResponseCache
-
-    responses = None if cache is None else ResponseCache(cache.path.with_name("responses.sqlite"))
-    heard = None
-    if observer is not None:
-
-        def heard(index: int, event: dict[str, Any]) -> None:
-            observer(
-                {
-                    **event,
-                    "view": view,
-                    "variant": VIEWS[view].variant,
-                    "model": model.spec.name,
-                    "documents": [documents[index].id],
-                }
-            )
-
-    try:
-        return remote_extract(
-            texts,
-            model,
-            cache=responses,
-            description=label,
-            progress=settings.progress,
-            observer=heard,
-            names=[d.id for d in documents],
-        )
-    finally:
-        if responses is not None:
-            responses.close()
-
-
 def score_rows(
-    documents: Sequence[Document], calls: Sequence[ScorerCall], stats: Mapping[str, list[TokenStats]]
+    documents: Sequence[Document],
+    calls: Sequence[ScorerCall],
+    stats: Mapping[str, list[TokenStats]],
+    prepared: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per document: identity, token counts, a status, the text's SHA-256, and every score.
+
+    ``prepared``: per column, what its scorer's ``prepare`` built for this run (``ScorerCall.prepare``).
 
     A score is None when unavailable. The status is ``ok`` when every score was computed; otherwise it lists,
     per score, why not, so a short or empty document never stops the others from being scored.
@@ -264,7 +269,7 @@ def score_rows(
         problems: list[str] = []
         for call in calls:
             try:
-                scores[call.column] = call(views)
+                scores[call.column] = call(views, (prepared or {}).get(call.column))
             except ScoreUnavailable as reason:
                 scores[call.column] = None
                 problems.append(f"{call.column}: {reason}")
@@ -290,29 +295,33 @@ def compute_scores(
     documents: Sequence[Document],
     calls: Sequence[ScorerCall],
     *,
-    models: Mapping[str, LoadedModel | RemoteModel],
+    models: Mapping[str, Model],
     settings: ExtractionSettings,
     cache: StatsCache | None = None,
     shard: Shard | None = None,
     given: Mapping[str, list[TokenStats]] | None = None,
     observer: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, list[TokenStats]]]:
+    context: ScoringContext | None = None,
+) -> ScoringResult:
     """Extract every view the calls need (except those ``given``, already extracted), then score every document.
 
     Documents are extracted in blocks of ``settings.block_documents`` in input order, each block planned on its
     own (``llm_mia.engine.extract.extract``): a block's batches, and so its documents' bits, are the same whether the
     block runs here, in another process or on a Ray actor (``llm_mia.scoring.ray_engine``).
 
-    Returns the rows and the extractions by view (so a caller can reuse one, e.g. a fixed reference model's,
-    for the next call).
+    ``context``: what this run carries between calls (:class:`ScoringContext`; None: a fresh one). Returns the
+    rows, the extractions by view, and what the run record needs (:class:`ScoringResult`): nothing is left
+    behind in the process for a later run to read.
     """
+    context = context if context is not None else ScoringContext()
     given = dict(given or {})
+    prepared: dict[str, Any] = {}
     for call in calls:  # scorers that read more than TokenStats build it first (a missing corpus fails before scoring)
         if call.scorer.prepare is not None:
-            call.prepare(models[VIEWS[call.scorer.views[0]].model])
+            prepared[call.column] = call.prepare(models[VIEWS[call.scorer.views[0]].model])
     missing = [view for view in needed_views(calls) if view not in given]
     extracted: dict[str, list[TokenStats]] = {view: [] for view in missing}
-    records: dict[str, list[dict[str, Any]]] = {}
+    before = {view: len(records) for view, records in context.view_records.items()}
     for start in range(0, len(documents), settings.block_documents):
         block = extract_views(
             documents[start : start + settings.block_documents],
@@ -324,16 +333,28 @@ def compute_scores(
             observer=observer,
             conditions=conditions_of(calls),
             neighbours=neighbour_settings(calls),
+            context=context,
         )
         for view, per_document in block.items():
             extracted[view].extend(per_document)
-            if view in VIEW_RECORDS:
-                records.setdefault(view, []).append(VIEW_RECORDS[view])
-    for view, found in records.items():  # a view built in several blocks names every block's file
-        VIEW_RECORDS[view] = found[0] if len(found) == 1 else {"blocks": found}
+    written = {  # view -> what building it wrote in this call, one entry per block
+        view: records[before.get(view, 0) :]
+        for view, records in context.view_records.items()
+        if len(records) > before.get(view, 0)
+    }
     stats = {**given, **extracted}
+    scorers = []
     for call in calls:
+        record = dict(prepared[call.column].describe()) if call.column in prepared else None
         for view in call.scorer.views:
-            if view in VIEW_RECORDS and view in extracted:
-                PREPARED[call.column] = {**PREPARED.get(call.column, {}), **VIEW_RECORDS[view]}
-    return score_rows(documents, calls, stats), stats
+            if view in written and view in extracted:  # a view built in several blocks names every block's file
+                found = written[view]
+                record = {**(record or {}), **(found[0] if len(found) == 1 else {"blocks": found})}
+        scorers.append(call.describe(record))
+    return ScoringResult(
+        rows=score_rows(documents, calls, stats, prepared),
+        stats=stats,
+        prepared=prepared,
+        scorers=scorers,
+        batch_tokens=dict(context.extraction.batch_tokens),
+    )

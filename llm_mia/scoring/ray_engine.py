@@ -117,11 +117,11 @@ def connect(settings: RaySettings) -> Any:
 
 def _model_identity(spec: Any) -> str:
     """What identifies a model's numbers without loading it: its files' hashes (or, behind an API, its name)."""
+    from llm_mia.backends.loading import capabilities_of
     from llm_mia.backends.local import resolve_model_directory
-    from llm_mia.backends.remote.model import is_remote
     from llm_mia.engine.stats_cache import directory_fingerprint
 
-    if is_remote(spec.name):
+    if not capabilities_of(spec.name).files:
         return f"api:{spec.name}"
     return directory_fingerprint(resolve_model_directory(spec), spec.revision)
 
@@ -159,10 +159,12 @@ class BlockScorer:
     def __init__(self, settings: Any, threads: int) -> None:
         from llm_mia.backends.loading import load_models
         from llm_mia.engine.threads import apply_threads
+        from llm_mia.scoring.pipeline import ScoringContext
 
         apply_threads(threads)
         self.settings = settings
         self.models = load_models(settings.models)
+        self.context = ScoringContext()  # this actor's share of the run: e.g. a conditioning prefix encoded once
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from llm_mia.engine.stats_cache import StatsCache
@@ -171,7 +173,7 @@ class BlockScorer:
         # opened per call: Ray may call from another thread than __init__'s, and a SQLite handle is per thread
         cache = None if self.settings.cache_path is None else StatsCache(self.settings.cache_path)
 
-        out: dict[str, list[Any]] = {"block": [], "rows": [], "model_calls": [], "pid": []}
+        out: dict[str, list[Any]] = {"block": [], "rows": [], "record": [], "model_calls": [], "pid": []}
         for k, payload in zip(batch["block"], batch["documents"], strict=True):
             documents = [Document(**d) for d in json.loads(payload)]
             calls = [0]
@@ -179,16 +181,19 @@ class BlockScorer:
             def count(event: dict[str, Any], calls: list[int] = calls) -> None:
                 calls[0] += event["event"] == "model call"
 
-            rows, _ = compute_scores(
+            scored = compute_scores(
                 documents,
                 self.settings.calls,
                 models=self.models,
                 settings=self.settings.extraction,
                 cache=cache,
                 observer=count,
+                context=self.context,
             )
             out["block"].append(int(k))
-            out["rows"].append(json.dumps(rows))
+            out["rows"].append(json.dumps(scored.rows))
+            # what the run record states about this block: what the actor prepared for each scorer, batch budgets
+            out["record"].append(json.dumps({"scorers": scored.scorers, "batch_tokens": scored.batch_tokens}))
             out["model_calls"].append(calls[0])
             out["pid"].append(os.getpid())
         return out
@@ -198,11 +203,35 @@ def _read_block(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
+def block_record_path(path: Path) -> Path:
+    """Where a committed block's record (what its actor prepared, its batch budgets) is kept: beside its rows."""
+    return path.with_name(path.name.removesuffix(".jsonl") + ".record.json")
+
+
+def merged_scorers(settings: Any, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run record's scorers from the blocks' records, in block order: each call as
+    ``ScorerCall.describe`` states it, with what the actors prepared for it: one record when every block
+    prepared the same (a frequency table), else every block's (``{"blocks": [...]}``, as a run in one process
+    names the neighbour file of each block)."""
+    merged = []
+    for index, call in enumerate(settings.calls):
+        found = [record["scorers"][index].get("prepared") for record in records]
+        found = [item for item in found if item is not None]
+        if not found:
+            merged.append(call.describe())
+        elif all(item == found[0] for item in found):
+            merged.append(call.describe(found[0]))
+        else:
+            merged.append(call.describe({"blocks": found}))
+    return merged
+
+
 def score_blocks(
     documents: Sequence[Document], settings: Any, ray_settings: RaySettings
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     """Score ``documents`` on Ray actors, block by block, committing each block (module docstring); returns
-    the rows in input order and what the run did (for the run record's ``execution``)."""
+    the rows in input order, what the run did (for the run record's ``execution``) and the scorers as the run
+    record states them, with what the actors prepared (:func:`merged_scorers`)."""
     from dataclasses import replace
 
     size = settings.extraction.block_documents
@@ -212,6 +241,11 @@ def score_blocks(
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"block-{k:06d}-{block_key(run, block)[:32]}.jsonl" for k, block in enumerate(blocks)]
     rows: dict[int, list[dict[str, Any]]] = {k: _read_block(path) for k, path in enumerate(paths) if path.is_file()}
+    records: dict[int, dict[str, Any]] = {
+        k: json.loads(block_record_path(paths[k]).read_text(encoding="utf-8"))
+        for k in rows
+        if block_record_path(paths[k]).is_file()
+    }
     committed_before = len(rows)
     todo = [k for k in range(len(blocks)) if k not in rows]
     model_calls, pids = 0, set()
@@ -236,13 +270,16 @@ def score_blocks(
             num_gpus=ray_settings.gpus_per_actor or None,
         )  # Ray Data's actor pool restarts a killed actor and retries its block (max_restarts = -1 by default)
         for batch in scored.iter_batches(batch_size=1, batch_format="numpy"):
-            for k, payload, calls, pid in zip(
-                batch["block"], batch["rows"], batch["model_calls"], batch["pid"], strict=True
+            for k, payload, record, calls, pid in zip(
+                batch["block"], batch["rows"], batch["record"], batch["model_calls"], batch["pid"], strict=True
             ):
                 block_rows = json.loads(str(payload))
                 text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in block_rows)
+                # the record first: a block whose rows are committed always has its record beside them
+                atomic_write(block_record_path(paths[int(k)]), lambda stream, record=str(record): stream.write(record))
                 atomic_write(paths[int(k)], lambda stream, text=text: stream.write(text))
                 rows[int(k)] = block_rows
+                records[int(k)] = json.loads(str(record))
                 model_calls += int(calls)
                 pids.add(int(pid))
     missing = [k for k in range(len(blocks)) if k not in rows]
@@ -263,7 +300,16 @@ def score_blocks(
         "model_calls": model_calls,
         "commit_dir": str(directory),
     }
-    return [row for k in range(len(blocks)) for row in rows[k]], execution
+    budgets: dict[str, set[int]] = {}
+    for k in sorted(records):
+        for name, budget in records[k].get("batch_tokens", {}).items():
+            budgets.setdefault(name, set()).add(budget)
+    if budgets:  # --batch-size auto: the token budget each model's actors chose (one value, or each one seen)
+        execution["batch_tokens_auto"] = {
+            name: next(iter(found)) if len(found) == 1 else sorted(found) for name, found in budgets.items()
+        }
+    scorers = merged_scorers(settings, [records[k] for k in sorted(records)])
+    return [row for k in range(len(blocks)) for row in rows[k]], execution, scorers
 
 
 RAY_FORMATS = {

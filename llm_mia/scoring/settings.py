@@ -45,15 +45,13 @@ class ScoringSettings:
     @property
     def calls(self) -> list[ScorerCall]:
         """The scorer calls (one per column), in the order asked for."""
-        from llm_mia.backends.remote.model import is_remote
-
         # a target behind an API gives token log-probs only; a reference behind one serves only `reference`,
         # which reads nothing more, so it does not restrict what the target's scorers may read
-        remote = is_remote(self.models.model)
+        arrays = self.models.offers().token_arrays
         return parse_scorer_specs(
             list(self.scorers) if self.scorers else None,
             has_reference=bool(self.models.reference),
-            arrays=("logprob",) if remote else None,
+            arrays=arrays,
             provider=f"a model behind an API ({self.models.model})",
         )
 

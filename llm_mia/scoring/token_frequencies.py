@@ -114,15 +114,3 @@ def load_table(path: Path, *, expect_tokenizer: str) -> FrequencyTable:
     with np.load(path, allow_pickle=False) as stored:
         counts = stored["counts"]
     return FrequencyTable(expect_tokenizer, counts, meta["corpus"], meta["corpus_sha256"], meta["corpus_texts"])
-
-
-_ACTIVE: dict[tuple[str, str], FrequencyTable] = {}
-
-
-def activate(table: FrequencyTable, corpus: str) -> None:
-    """Make ``table`` the one DC-PDD reads for its tokenizer and corpus name in this process."""
-    _ACTIVE[(table.tokenizer_id, corpus)] = table
-
-
-def active(tokenizer_id: str, corpus: str) -> FrequencyTable | None:
-    return _ACTIVE.get((tokenizer_id, corpus))

@@ -119,12 +119,12 @@ def split_snippets(snippets: Sequence[str], settings: SynthesisSettings, source:
 
 def train_generator(training: Sequence[str], settings: SynthesisSettings, *, progress: bool = True) -> Any:
     """Fine-tune the generator on the training snippets (the toolkit's cached, seeded recipe); its directory."""
-    from llm_mia.backends.remote.model import is_remote
+    from llm_mia.backends.loading import capabilities_of
     from llm_mia.io.documents import Document
     from llm_mia.known_split.training import fine_tune
     from llm_mia.known_split.training_config import TrainingConfig
 
-    if is_remote(settings.generator):
+    if not capabilities_of(settings.generator).weights:
         raise LlmMiaError(
             f"--generator {settings.generator} is behind an API: the generator is fine-tuned on the suspect work, "
             "so it must be a local causal language model (a directory, a .gguf file or a packaged alias)"
@@ -224,7 +224,7 @@ def generator_losses(pairs: Sequence[dict], loaded: Any, progress: bool) -> list
     documents = [Document(id=f"{side}:{p['id']}", text=p[side]) for p in pairs for side in SIDES]
     calls = ScoringSettings(scorers=("loss",), cache=False).calls
     extraction = ExtractionSettings(progress=progress)
-    rows, _ = compute_scores(documents, calls, models={"target": loaded}, settings=extraction)
+    rows = compute_scores(documents, calls, models={"target": loaded}, settings=extraction).rows
     values = [row_nats_per_byte(row) if row["loss"] is not None else None for row in rows]
     return [dict(zip(SIDES, values[3 * i : 3 * i + 3], strict=True)) for i in range(len(pairs))]
 

@@ -269,13 +269,14 @@ def score_snapshot(
     batch_size: int = 8,
     progress: bool = True,
     calls: Sequence[Any] | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any], list[dict[str, Any]]]:
     """Every registered scorer on ``documents``, one extraction per view.
 
     The reference model's extraction can be passed in (``reference_stats``) instead of the model, so a fixed
     reference (SmolLM2 before fine-tuning) is run once for all snapshots. Returns the score rows, the control
-    rows (the scorers that read only the target, applied to the reference model's extraction: no extra pass)
-    and the reference extraction.
+    rows (the scorers that read only the target, applied to the reference model's extraction: no extra pass),
+    the reference extraction, and the scorers as the run record states them (with what each one's ``prepare``
+    built, e.g. DC-PDD's frequency table: ``llm_mia.scoring.pipeline.ScoringResult.scorers``).
     """
     from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.scoring.pipeline import compute_scores, extract_views, score_rows
@@ -289,12 +290,13 @@ def score_snapshot(
     elif reference is None:
         raise LlmMiaError("score_snapshot needs a reference model or its extraction")
     models = {"target": target} if reference is None else {"target": target, "reference": reference}
-    rows, stats = compute_scores(documents, calls, models=models, settings=settings, given=given)
+    scored = compute_scores(documents, calls, models=models, settings=settings, given=given)
+    rows, stats = scored.rows, scored.stats
     if "reference" not in stats:  # no scorer read the reference model, but the control does
         stats.update(extract_views(documents, ["reference"], models=models, settings=settings))
     control_calls = [call for call in calls if call.scorer.views == ("target",)]
-    control_rows = score_rows(documents, control_calls, {"target": stats["reference"]})
-    return rows, control_rows, stats["reference"]
+    control_rows = score_rows(documents, control_calls, {"target": stats["reference"]}, scored.prepared)
+    return rows, control_rows, stats["reference"], scored.scorers
 
 
 def run_benchmark(
@@ -405,7 +407,7 @@ def _run(
         if epoch == config.training.epochs[0]:
             calls = fit_recall_prefix(calls, target_model, echo)
         echo(f"epoch {epoch}: scoring {len(documents)} documents with every scorer")
-        rows, control_rows, reference_stats = score_snapshot(
+        rows, control_rows, reference_stats, scorer_records = score_snapshot(
             documents,
             target=target_model,
             reference=reference_model,
@@ -437,7 +439,7 @@ def _run(
                 "sha256": sha256_texts([d.text for d in documents]),
             },
             models=models,
-            scorers=[call.describe() for call in calls],
+            scorers=scorer_records,
             settings=ExtractionSettings(batch_size=config.scoring_batch_size).to_dict(),
             execution={"processes": 1, "device": device, "epoch": epoch},
         )

@@ -213,7 +213,7 @@ def _run(
         if reference_stats is None:
             reference_model = base or load_model(ModelSpec(name=str(reference.snapshots[epoch]), device=device))
         echo(f"defense {setting.spec}: scoring {len(documents)} documents ({', '.join(attacks)})")
-        rows, _, reference_stats = score_snapshot(
+        rows, _, reference_stats, _ = score_snapshot(
             documents,
             target=deployed,
             reference=reference_model,

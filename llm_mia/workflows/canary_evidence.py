@@ -50,7 +50,7 @@ def build_canary_plan(secret: str | Path, settings: Any, *, question: str, analy
     whose ``commitment`` (the published SHA-256, or its JSON file) is required: a plan fixes a committed file.
     Refuses an empty question or analyst, a secret file that does not match its commitment, and a scorer that
     is not registered. Hashes the model's files; loads no weights."""
-    from llm_mia.backends.remote.model import is_remote
+    from llm_mia.backends.loading import capabilities_of
     from llm_mia.canaries.make import read_secret, sibling_warning
 
     if not question.strip():
@@ -69,7 +69,7 @@ def build_canary_plan(secret: str | Path, settings: Any, *, question: str, analy
         raise LlmMiaError(f"{secret}: {warning}; a plan for such a file could never reach its alpha")
     models = settings.models
     spec = models.specs()["target"]
-    target = remote_inventory(spec, models.api) if is_remote(spec.name) else model_inventory(spec)
+    target = model_inventory(spec) if capabilities_of(spec.name).files else remote_inventory(spec, models.api)
     data = {
         "format": PLAN_FORMAT,
         "version": PLAN_VERSION,

@@ -97,13 +97,14 @@ def check_backend(
 
     ``save``: store the result where run records of this endpoint find it.
     """
+    from llm_mia.backends.loading import capabilities_of
     from llm_mia.backends.local import ModelSpec, load_model
-    from llm_mia.backends.remote.model import agreement_path, connect, is_remote
+    from llm_mia.backends.remote.model import agreement_path, connect
     from llm_mia.engine.stats_cache import StatsCache, default_cache_path
     from llm_mia.scoring.pipeline import compute_scores
     from llm_mia.scoring.scorers import parse_scorer_specs
 
-    if not is_remote(remote.model) or remote.api is None:
+    if not capabilities_of(remote.model).endpoint or remote.api is None:
         raise LlmMiaError("check-backend compares a model behind an API (--model api:NAME --api-base URL) with --local")
     if tolerance <= 0:
         raise LlmMiaError(f"tolerance must be > 0 nats/token, got {tolerance}")
@@ -114,12 +115,14 @@ def check_backend(
     calls = parse_scorer_specs(list(CHECK_SCORERS), has_reference=False, arrays=("logprob",))
     settings = ExtractionSettings(progress=False)
     stats_cache = StatsCache(default_cache_path()) if cache else None
-    api_rows, api_stats = compute_scores(
+    scored = compute_scores(
         documents, calls, models={"target": endpoint}, settings=settings, cache=stats_cache
     )
-    local_rows, local_stats = compute_scores(
+    api_rows, api_stats = scored.rows, scored.stats
+    scored = compute_scores(
         documents, calls, models={"target": white_box}, settings=settings, cache=stats_cache
     )
+    local_rows, local_stats = scored.rows, scored.stats
     result = BackendCheck(
         endpoint=endpoint.describe(),
         local=white_box.describe(),

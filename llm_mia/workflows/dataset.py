@@ -86,9 +86,7 @@ class DatasetTestSettings:
     passage_selection: str = WHOLE_SUSPECT
 
     def __post_init__(self) -> None:
-        from llm_mia.backends.remote.model import is_remote
-
-        if self.tokenizer is not None and not is_remote(self.scoring.models.model):
+        if self.tokenizer is not None and self.scoring.models.offers().tokenizer:
             raise LlmMiaError("--tokenizer is for a target behind an API; a local target cuts with its own tokenizer")
         if not 0.0 < self.alpha < 1.0:
             raise LlmMiaError(f"alpha {self.alpha} is not in (0, 1); 0.05 is the usual choice")
@@ -227,9 +225,7 @@ class DatasetTestReport:
 def refuse_remote_target(models: Any, *, tokenizer: str | None = None) -> None:
     """Passages are cut with the target model's tokenizer, which an API does not expose: an ``api:`` target needs
     a local ``tokenizer`` to cut with (``--tokenizer``)."""
-    from llm_mia.backends.remote.model import is_remote
-
-    if is_remote(models.model) and tokenizer is None:
+    if not models.offers().tokenizer and tokenizer is None:
         raise LlmMiaError(
             f"--model {models.model}: the dataset-level test cuts passages with the target model's tokenizer, which "
             "a model behind an API does not expose: name a local model whose tokenizer cuts them (--tokenizer "

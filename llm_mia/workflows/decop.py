@@ -66,11 +66,12 @@ def letter_token_ids(tokenizer: Any) -> list[int]:
 def paraphraser(name: str, settings: ModelSettings) -> tuple[Any, dict[str, Any]]:
     """``generate(text, seed) -> paraphrase`` from the model ``name`` (local, or ``api:NAME`` at the settings' API),
     and its identity for the run record (``llm_mia.methods.paraphrase`` says how it is asked)."""
+    from llm_mia.backends.loading import capabilities_of
     from llm_mia.backends.local import ModelSpec
-    from llm_mia.backends.remote.model import connect, is_remote
+    from llm_mia.backends.remote.model import connect
     from llm_mia.methods.paraphrase import INSTRUCTION, TEMPERATURE
 
-    if is_remote(name):
+    if capabilities_of(name).endpoint:
         model = connect(ModelSpec(name=name), settings.api)
         chat = model.capabilities.chat.startswith(("log-probs", "text"))
 
@@ -113,14 +114,15 @@ def run_decop(
     ``paraphrases_from``: where passages' paraphrases came from when a model wrote them (``paraphraser``'s
     identity and the seeds kept), for the run record.
     """
+    from llm_mia.backends.loading import capabilities_of
     from llm_mia.backends.local import ModelSpec
-    from llm_mia.backends.remote.model import connect, is_remote
+    from llm_mia.backends.remote.model import connect
 
     if not passages:
         raise LlmMiaError(f"{source}: no passages")
     spec = settings.models.specs()["target"]
     incomplete = 0
-    if is_remote(spec.name):
+    if capabilities_of(spec.name).endpoint:
         from llm_mia.backends.remote.responses import response_cache
         from llm_mia.methods.decop_remote import answer_logprobs
 

@@ -36,7 +36,6 @@ import numpy as np
 
 from llm_mia.backends.loading import ModelSettings, load_models
 from llm_mia.backends.local import ModelSpec, resolve_model_directory
-from llm_mia.backends.remote.model import RemoteModel, is_remote
 from llm_mia.backends.remote.responses import response_cache
 from llm_mia.engine import stats_cache
 from llm_mia.engine.greedy import check_fits, greedy_continuations, sampled_continuations
@@ -144,7 +143,7 @@ class ExtractionTestSettings:
             raise LlmMiaError(
                 f"--passage-selection {self.passage_selection!r}: choose one of {', '.join(SELECTION_RULES)}"
             )
-        if self.tokenizer is not None and not is_remote(self.models.model):
+        if self.tokenizer is not None and self.models.offers().tokenizer:
             raise LlmMiaError("--tokenizer is for a target behind an API; a local target cuts with its own tokenizer")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise LlmMiaError(f"--batch-size {self.batch_size!r}: greedy decoding needs a number of prompts >= 1")
@@ -262,7 +261,7 @@ def continue_probes(
                 }
             )
 
-    if isinstance(model, RemoteModel):
+    if model.offers.endpoint:
         stats_path = _stats_cache_path(settings.cache)
         responses = response_cache(False if stats_path is None else stats_path.with_name("responses.sqlite"))
         prompts = [(p.passage.id, p.prefix_text, p.target_text, s) for p, s in zip(probes, seeds, strict=True)]
@@ -406,7 +405,7 @@ def _load(settings: ExtractionTestSettings) -> tuple[dict[str, Any], Any]:
     refuse_remote_target(settings.models, tokenizer=settings.tokenizer)
     models = load_models(settings.models)
     for model in models.values():
-        if not isinstance(model, RemoteModel):
+        if model.offers.weights:
             check_fits(model, prefix_tokens=settings.probe.prefix_tokens, new_tokens=settings.probe.target_tokens)
     return models, cutting_tokenizer(settings, models)
 

@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llm_mia.backends.loading import capabilities_of
 from llm_mia.backends.local import ModelSpec
 from llm_mia.backends.remote.client import RemoteError
-from llm_mia.backends.remote.model import is_remote
 from llm_mia.errors import LlmMiaError, ModelNotFoundError
 from llm_mia.evidence.bundle import (
     BundleContent,
@@ -108,7 +108,9 @@ def build_extraction_plan(
         )
     refuse_remote_target(settings.models, tokenizer=settings.tokenizer)
     models = {
-        role: remote_inventory(spec, settings.models.api) if is_remote(spec.name) else model_inventory(spec)
+        role: model_inventory(spec)
+        if capabilities_of(spec.name).files
+        else remote_inventory(spec, settings.models.api)
         for role, spec in settings.models.specs().items()
     }
     if settings.tokenizer is not None:

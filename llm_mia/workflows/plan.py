@@ -15,7 +15,6 @@ from typing import Any
 from llm_mia.backends.loading import ModelSettings
 from llm_mia.backends.local import ModelSpec
 from llm_mia.backends.remote.client import ApiSettings
-from llm_mia.backends.remote.model import is_remote
 from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import LlmMiaError
 from llm_mia.evidence.plan import (
@@ -166,7 +165,7 @@ def build_plan(
             "the model cannot have seen them (e.g. 'other novels of the same genre, all first published after the "
             "model's data cutoff of 2024-06'); the test means nothing without it"
         )
-    if is_remote(settings.scoring.models.model) and settings.tokenizer is None:
+    if not settings.scoring.models.offers().tokenizer and settings.tokenizer is None:
         raise LlmMiaError(
             f"--model {settings.scoring.models.model} is behind an API, whose tokenizer is unknown: name the local "
             "model whose tokenizer cuts the passages with --tokenizer (its files are hashed into the plan)"

@@ -78,13 +78,14 @@ def text_seed(seed: int, text: str) -> int:
 
 def run_samia(documents: Sequence[Document], settings: SamiaSettings, *, source: str = "input") -> SamiaRun:
     """SaMIA scores for ``documents`` under the settings' target model (module docstring)."""
+    from llm_mia.backends.loading import capabilities_of
     from llm_mia.backends.local import ModelSpec
-    from llm_mia.backends.remote.model import connect, is_remote
+    from llm_mia.backends.remote.model import connect
 
     if not documents:
         raise LlmMiaError(f"{source}: no documents")
     spec = settings.models.specs()["target"]
-    if is_remote(spec.name):
+    if capabilities_of(spec.name).endpoint:
         from llm_mia.backends.remote.responses import response_cache
         from llm_mia.methods.samia_remote import sample_continuations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.backends.loading import load_models
-from llm_mia.backends.local import LoadedModel
+from llm_mia.backends.protocol import Model
 from llm_mia.engine.threads import apply_threads
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.io.documents import Document
@@ -60,7 +60,7 @@ def score_documents(
     documents: Sequence[Document],
     settings: ScoringSettings | None = None,
     *,
-    models: Mapping[str, LoadedModel] | None = None,
+    models: Mapping[str, Model] | None = None,
     source: str = "input",
     tool: str = "llm-mia score",
     observer: Any = None,
@@ -74,7 +74,6 @@ def score_documents(
     (``llm_mia.scoring.ray_engine``; ``models`` is then not used: every actor loads its own).
     """
     from llm_mia.engine.distributed import current_shard, is_main_process
-    from llm_mia.engine.extract import AUTO_BUDGETS
     from llm_mia.engine.stats_cache import StatsCache
     from llm_mia.scoring.pipeline import compute_scores
 
@@ -93,21 +92,21 @@ def score_documents(
     extraction = settings.extraction
     if not is_main_process(shard):
         extraction = replace(extraction, progress=False)
-    rows, _ = compute_scores(
+    scored = compute_scores(
         documents, calls, models=models, settings=extraction, cache=cache, shard=shard, observer=observer
     )
     record = run_record(
         tool,
         inputs=inputs,
         models={role: model.describe() for role, model in models.items()},
-        scorers=[call.describe() for call in calls],
+        scorers=scored.scorers,
         settings=settings.extraction.to_dict(),
         execution={
             "engine": "local",
             "processes": 1 if shard is None else shard.count,
             "torch_threads": threads,
             **(
-                {"batch_tokens_auto": {m.spec.name: AUTO_BUDGETS.get(m.spec.name) for m in models.values()}}
+                {"batch_tokens_auto": {m.spec.name: scored.batch_tokens.get(m.spec.name) for m in models.values()}}
                 if settings.extraction.batch_size == "auto"
                 else {}
             ),
@@ -124,13 +123,14 @@ def score_documents(
             "random_seed": "none used: scoring is deterministic",
         },
     )
-    return ScoreRun(rows=rows, record=record, is_main=is_main_process(shard))
+    return ScoreRun(rows=scored.rows, record=record, is_main=is_main_process(shard))
 
 
 def _score_on_ray(
     documents: Sequence[Document], settings: ScoringSettings, *, inputs: dict[str, Any], tool: str, observer: Any
 ) -> ScoreRun:
     """:func:`score_documents` on Ray actors (``llm_mia.scoring.ray_engine``): the same rows, in input order."""
+    from llm_mia.backends.loading import capabilities_of
     from llm_mia.backends.local import resolve_model_directory
     from llm_mia.scoring.ray_engine import score_blocks
 
@@ -139,17 +139,17 @@ def _score_on_ray(
             "--engine ray cannot log every model call in one query log (the calls happen on the actors); "
             "run evidence and API-logged scoring in one process"
         )
-    rows, execution = score_blocks(documents, settings, settings.ray)
+    rows, execution, scorers = score_blocks(documents, settings, settings.ray)
     models = {
         role: {"name": spec.name, "revision": spec.revision, "dtype": spec.dtype, "device": spec.device}
-        | ({} if spec.name.startswith("api:") else {"directory": str(resolve_model_directory(spec))})
+        | ({"directory": str(resolve_model_directory(spec))} if capabilities_of(spec.name).files else {})
         for role, spec in settings.models.specs().items()
     }
     record = run_record(
         tool,
         inputs=inputs,
         models=models,
-        scorers=[call.describe() for call in settings.calls],
+        scorers=scorers,
         settings=settings.extraction.to_dict(),
         execution={**execution, "random_seed": "none used: scoring is deterministic"},
     )

@@ -83,7 +83,8 @@ def score_shadow_models(
     for name in names:
         mark = time.perf_counter()
         model = load_model(ModelSpec(name=str(population.model_dirs[name]), device=device))
-        rows, stats = compute_scores(documents, calls, models={"target": model}, settings=settings, cache=stats_cache)
+        scored = compute_scores(documents, calls, models={"target": model}, settings=settings, cache=stats_cache)
+        rows, stats = scored.rows, scored.stats
         tokenizers.append(stats["target"][0].tokenizer_id if stats["target"] else "")
         for signal, values in signals_from_rows(rows, [c.column for c in calls]).items():
             columns.setdefault(signal, []).append(values)

@@ -4,6 +4,6 @@ See :mod:`llm_mia.backends.remote.model` for how such a model stands in for a wh
 """
 
 from llm_mia.backends.remote.client import ApiClient, ApiSettings, RemoteError
-from llm_mia.backends.remote.model import RemoteModel, connect, is_remote
+from llm_mia.backends.remote.model import RemoteModel, connect
 
-__all__ = ["ApiClient", "ApiSettings", "RemoteError", "RemoteModel", "connect", "is_remote"]
+__all__ = ["ApiClient", "ApiSettings", "RemoteError", "RemoteModel", "connect"]

@@ -10,7 +10,7 @@ Two modes (chosen by the probe, :mod:`llm_mia.backends.remote.capabilities`):
   (detokenized, and checked to re-tokenize to exactly x_<t) is completed by one token with ``logit_bias``
   +100 on x_t at temperature 0, and the server's log-prob of the generated token is log p(x_t | x_<t)
   (unbiased: llama.cpp applies the bias in its sampler and reports the logits' value). A token whose prefix
-  does not re-tokenize to itself is left unscored and counted (``RemoteModel.unscored_tokens``), never
+  does not re-tokenize to itself is left unscored and counted (``Endpoint.unscored_tokens``), never
   replaced by a guess. Cost: one completion plus a tokenize and a detokenize request per token.
 
 Concurrency (``--api-concurrency``): echo mode sends up to that many texts' requests at once (each answer depends
@@ -30,14 +30,13 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from llm_mia.backends.remote.capabilities import detokenize, prompt_entries, tokenize
 from llm_mia.backends.remote.client import RemoteError, concurrently
-from llm_mia.backends.remote.model import RemoteModel
 from llm_mia.backends.token_stats import TokenStats, zlib_length
 from llm_mia.errors import InputError
 
@@ -48,8 +47,25 @@ STATUS_TOO_SHORT = "no scorable tokens (one token: nothing predicts it)"
 FORCE_BIAS = 100
 
 
+class Endpoint(Protocol):
+    """What this module reads of a model behind an API (``llm_mia.backends.remote.model.Endpoint``, which calls
+    it: that module cannot be imported here)."""
+
+    spec: Any
+    api: Any
+    client: Any
+    capabilities: Any
+    unscored_tokens: int
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tokenizer_id(self) -> str: ...
+
+
 def _stats(
-    model: RemoteModel, text: str, logprobs: list[float], ids: list[int] | None, unscored_bytes: int, n: int
+    model: Endpoint, text: str, logprobs: list[float], ids: list[int] | None, unscored_bytes: int, n: int
 ) -> TokenStats:
     count = len(logprobs)
     nan = np.full(count, np.nan, dtype=np.float32)
@@ -70,7 +86,7 @@ def _stats(
     )
 
 
-def _empty(model: RemoteModel, text: str, status: str, n_tokens: int = 0) -> TokenStats:
+def _empty(model: Endpoint, text: str, status: str, n_tokens: int = 0) -> TokenStats:
     return TokenStats.empty(
         status=status,
         n_bytes=len(text.encode("utf-8")),
@@ -81,7 +97,7 @@ def _empty(model: RemoteModel, text: str, status: str, n_tokens: int = 0) -> Tok
     )
 
 
-def _echo(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str, Any]], None] | None) -> TokenStats:
+def _echo(model: Endpoint, text: str, cache: Any, heard: Callable[[dict[str, Any]], None] | None) -> TokenStats:
     payload = {
         "model": model.name,
         "prompt": text,
@@ -120,7 +136,7 @@ def _forced_value(response: dict[str, Any]) -> float:
     return float(value)
 
 
-def _forced(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str, Any]], None] | None) -> TokenStats:
+def _forced(model: Endpoint, text: str, cache: Any, heard: Callable[[dict[str, Any]], None] | None) -> TokenStats:
     client, name = model.client, model.name
     ids = tokenize(client, name, text, cache=cache, on_request=heard)
     if len(ids) < 2:
@@ -158,7 +174,7 @@ def _forced(model: RemoteModel, text: str, cache: Any, heard: Callable[[dict[str
 
 def remote_extract(
     texts: Sequence[str],
-    model: RemoteModel,
+    model: Endpoint,
     *,
     cache: Any = None,
     description: str = "",

@@ -1,8 +1,9 @@
 """A model behind an OpenAI-compatible API, standing where a loaded white-box model stands.
 
 ``--model api:NAME --api-base URL`` names one. :func:`connect` probes what the endpoint can serve
-(:mod:`llm_mia.backends.remote.capabilities`); the scoring code then sends its texts to
-:func:`llm_mia.backends.remote.extract.remote_extract` instead of the white-box engine, and every scorer that reads only
+(:mod:`llm_mia.backends.remote.capabilities`); :class:`RemoteModel` implements ``llm_mia.backends.protocol.Model``:
+its ``token_stats`` sends the texts to :func:`llm_mia.backends.remote.extract.remote_extract` instead of the
+white-box engine, it offers token log-probs only (:data:`REMOTE_CAPABILITIES`), and every scorer that reads only
 token log-probs works unchanged. The run record states the endpoint, its capabilities and whether
 ``llm-mia check-backend`` has compared it with white-box scores (until then its numbers are not trusted).
 """
@@ -12,13 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llm_mia.backends.local import ModelSpec
+from llm_mia.backends.protocol import Engine, ModelCapabilities, Observer
 from llm_mia.backends.remote.capabilities import Capabilities, probe
 from llm_mia.backends.remote.client import ApiClient, ApiSettings
+from llm_mia.backends.remote.extract import remote_extract
+from llm_mia.backends.remote.responses import ResponseCache
+from llm_mia.backends.token_stats import TokenStats
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.identity import cache_dir
 
@@ -26,9 +32,15 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "api:"
 
+# what a model behind an API offers (llm_mia.backends.protocol.ModelCapabilities): token log-probs, nothing more
+REMOTE_CAPABILITIES = ModelCapabilities(
+    token_arrays=("logprob",), weights=False, tokenizer=False, files=False, processes=False, endpoint=True
+)
+
 
 def is_remote(name: str) -> bool:
-    """Whether a ``--model`` value names a model behind an API (``api:NAME``)."""
+    """Whether a ``--model`` value names a model behind an API (``api:NAME``): the one place that reads the prefix
+    (callers outside the backends ask ``llm_mia.backends.loading.capabilities_of`` instead)."""
     return name.startswith(PREFIX)
 
 
@@ -59,7 +71,8 @@ def agreement_record(root: str, name: str) -> dict[str, Any] | None:
 
 @dataclass
 class RemoteModel:
-    """An endpoint and model name, with what the probe found. ``device`` and ``tokenizer`` mirror LoadedModel."""
+    """An endpoint and model name, with what the probe found: a ``llm_mia.backends.protocol.Model`` (``device`` is
+    ``remote``; ``tokenizer`` is None, the endpoint's being unknown)."""
 
     spec: ModelSpec
     api: ApiSettings
@@ -72,6 +85,58 @@ class RemoteModel:
     @property
     def name(self) -> str:
         return self.spec.name.removeprefix(PREFIX)
+
+    @property
+    def offers(self) -> ModelCapabilities:
+        """Token log-probs only, computed by the endpoint (:data:`REMOTE_CAPABILITIES`)."""
+        return REMOTE_CAPABILITIES
+
+    def token_stats(
+        self,
+        texts: Sequence[str],
+        settings: Any,
+        *,
+        engine: Engine,
+        cache: Any = None,
+        shard: Any = None,
+        description: str = "scoring",
+        observer: Observer | None = None,
+        condition: str = "",
+        names: Sequence[str] | None = None,
+    ) -> list[TokenStats]:
+        """One ``TokenStats`` per text from the endpoint's prompt log-probs
+        (:func:`llm_mia.backends.remote.extract.remote_extract`), its responses kept beside the run's stats
+        ``cache`` (``responses.sqlite``: a rerun sends nothing twice). ``engine`` is not used: the endpoint computes.
+        """
+        if condition:
+            raise LlmMiaError(
+                f"reading texts after a prefix needs a white-box model; {self.spec.name} is behind an API"
+            )
+        if shard is not None and shard.count > 1:
+            raise LlmMiaError(
+                f"{self.spec.name} is behind an API: run it in one process (every process would send every "
+                "request); the endpoint does the computing"
+            )
+        responses = None if cache is None else ResponseCache(cache.path.with_name("responses.sqlite"))
+        heard = None
+        if observer is not None:
+
+            def heard(index: int, event: dict[str, Any]) -> None:
+                observer({**event, "documents": [index]})
+
+        try:
+            return remote_extract(
+                texts,
+                self,
+                cache=responses,
+                description=description,
+                progress=settings.progress,
+                observer=heard,
+                names=names,
+            )
+        finally:
+            if responses is not None:
+                responses.close()
 
     @property
     def tokenizer_id(self) -> str:

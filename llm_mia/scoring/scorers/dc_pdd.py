@@ -9,24 +9,25 @@ import numpy as np
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.scoring.scorers._checks import require_scored
 from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
+from llm_mia.scoring.token_frequencies import FrequencyTable
 
 
-def _prepare(model: Any, *, a: float = 0.01, corpus: str = "wikipedia") -> dict[str, Any]:
+def _prepare(model: Any, *, a: float = 0.01, corpus: str = "wikipedia") -> FrequencyTable:
     """Build (or read from the disk cache) the frequency table for the model's tokenizer and ``corpus``."""
     from llm_mia.errors import InputError
-    from llm_mia.scoring.token_frequencies import activate, table_for
+    from llm_mia.scoring.token_frequencies import table_for
 
     if getattr(model, "tokenizer", None) is None or not hasattr(model, "tokenizer_id"):
         raise InputError("dc_pdd needs the model's own tokenizer to count token frequencies; this model has none")
-    table = table_for(model.tokenizer, model.tokenizer_id, corpus)
-    activate(table, corpus)
-    return table.describe()
+    return table_for(model.tokenizer, model.tokenizer_id, corpus)
 
 
 @register(
     "dc_pdd", needs=("logprob", "token_ids"), prepare=_prepare, opt_in=True, cost="+ token-frequency table (once)"
 )
-def dc_pdd(target: TokenStats, *, a: float = 0.01, corpus: str = "wikipedia") -> float:
+def dc_pdd(
+    target: TokenStats, *, a: float = 0.01, corpus: str = "wikipedia", prepared: FrequencyTable | None = None
+) -> float:
     """DC-PDD: score = mean over the first occurrence of each distinct token x_i of min(p(x_i) * log(1/f(x_i)), a).
 
     p(x_i) = exp(l_i), the model's probability of the token; f(x_i) = (1 + c) / (N + V), the token's Laplace-
@@ -40,14 +41,14 @@ def dc_pdd(target: TokenStats, *, a: float = 0.01, corpus: str = "wikipedia") ->
     dominate. Direction: higher = more likely member (the authors' beta, unchanged). Source: Zhang et al. 2024,
     "Pretraining Data Detection for Large Language Models: A Divergence-based Calibration Method" (EMNLP), and
     their code, which clips at the upper bound and keeps first occurrences; it reads only the target's own pass.
+    ``prepared``: the frequency table the run built for the target's tokenizer and ``corpus`` (not a
+    hyperparameter: the run passes it).
     Example: l = [ln 0.5, ln 0.1, ln 0.5] on tokens [7, 8, 7] with f = [e^-2, e^-1] -> first occurrences 7, 8 ->
     terms [0.5 * 2, 0.1 * 1] = [1.0, 0.1], clipped at a = 0.5 -> [0.5, 0.1] -> score 0.3.
     """
-    from llm_mia.scoring.token_frequencies import active
-
     stats = require_scored(target)
-    table = active(stats.tokenizer_id, corpus)
-    if table is None:
+    table = prepared
+    if table is None or table.tokenizer_id != stats.tokenizer_id:
         raise ScoreUnavailable(
             f"no token-frequency table for tokenizer {stats.tokenizer_id} and corpus {corpus!r} in this run"
         )

@@ -72,7 +72,7 @@ class Scorer:
 
 
 _REGISTRY: dict[str, Scorer] = {}
-PREPARED: dict[str, dict[str, Any]] = {}  # column -> what its scorer's prepare built last, for run records
+PREPARED_ARGUMENT = "prepared"  # the keyword-only parameter through which a scorer with ``prepare`` reads its result
 
 
 def register(
@@ -98,7 +98,9 @@ def register(
 
     ``prepare(model, **hyperparameters)``: called once per run, before any document is scored, with the loaded
     model of the scorer's first view; it builds what the scorer reads beside TokenStats (DC-PDD's token
-    frequencies) and returns a description for the run record. ``condition(**hyperparameters)``: for a scorer
+    frequencies) and returns it: an object whose ``describe()`` goes into the run record. The run carries it
+    (``llm_mia.scoring.pipeline.compute_scores``) and hands it to the scorer as its keyword-only ``prepared``
+    argument, which is not a hyperparameter. ``condition(**hyperparameters)``: for a scorer
     reading a conditioned view (``target_recall``), the prefix text those views are read after and the texts
     it is made of (checked to be disjoint from the documents scored). ``opt_in``: left out of the default set (it
     needs a resource, e.g. a corpus or prefix, or a pass of its own); run when named. ``cost``: what it costs
@@ -112,6 +114,8 @@ def register(
         for parameter in inspect.signature(function).parameters.values():
             if parameter.kind is parameter.VAR_KEYWORD or parameter.kind is parameter.VAR_POSITIONAL:
                 raise TypeError(f"scorer {name!r}: *args/**kwargs hide hyperparameters; name each one")
+            if parameter.kind is parameter.KEYWORD_ONLY and parameter.name == PREPARED_ARGUMENT and prepare is not None:
+                continue  # what prepare built, handed over by the run
             if parameter.kind is parameter.KEYWORD_ONLY:
                 if parameter.default is parameter.empty:
                     raise TypeError(f"scorer {name!r}: hyperparameter {parameter.name!r} needs a default")
@@ -168,22 +172,24 @@ class ScorerCall:
             return self.scorer.name
         return f"{self.scorer.name}[{','.join(f'{k}={v}' for k, v in changed.items())}]"
 
-    def describe(self) -> dict[str, Any]:
-        """The call as recorded in run records: output column, scorer name, every hyperparameter, and what its
-        ``prepare`` built (when it ran in this process)."""
+    def describe(self, prepared: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The call as recorded in run records: output column, scorer name, every hyperparameter, and ``prepared``,
+        what the run built for it (its ``prepare``'s description, the files its views wrote), when given."""
         record = {"column": self.column, "scorer": self.scorer.name, "params": dict(self.params)}
-        prepared = PREPARED.get(self.column)
         if prepared is not None:
-            record["prepared"] = prepared
+            record["prepared"] = dict(prepared)
         return record
 
-    def prepare(self, model: Any) -> None:
-        """Run the scorer's ``prepare`` for ``model`` (once per column and model in this process)."""
-        if self.scorer.prepare is not None:
-            PREPARED[self.column] = self.scorer.prepare(model, **self.params)
+    def prepare(self, model: Any) -> Any:
+        """What the scorer's ``prepare`` builds for ``model`` (None for a scorer without one); the caller keeps it
+        for this run and passes it to every call."""
+        return None if self.scorer.prepare is None else self.scorer.prepare(model, **self.params)
 
-    def __call__(self, views: Mapping[str, Any]) -> float:
-        return float(self.scorer.function(*(views[v] for v in self.scorer.views), **self.params))
+    def __call__(self, views: Mapping[str, Any], prepared: Any = None) -> float:
+        """The score of one document from its views; ``prepared``: what :meth:`prepare` built, for a scorer
+        that has one."""
+        extra = {PREPARED_ARGUMENT: prepared} if self.scorer.prepare is not None else {}
+        return float(self.scorer.function(*(views[v] for v in self.scorer.views), **self.params, **extra))
 
 
 def _parse_value(scorer: Scorer, key: str, text: str) -> Any:
