@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from llm_mia.cli.flags import add_flags
 from llm_mia.engine.stats_cache import StatsCache
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("info", "verify", "clear"))
-    parser.add_argument("--cache-dir", help="directory of the cache database (default: <cache>/stats)")
+    add_flags(parser, "cache_dir")
     parser.add_argument("--delete-damaged", action="store_true", help="with verify: remove damaged entries")
 
 

@@ -21,6 +21,7 @@ from llm_mia.cli.common import (
     cache_from_args,
     documents_from_args,
 )
+from llm_mia.cli.flags import add_flags
 from llm_mia.workflows.check_backend import DEFAULT_TOLERANCE
 
 
@@ -36,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TOLERANCE,
         help=f"largest loss difference accepted, nats/token (default {DEFAULT_TOLERANCE})",
     )
-    parser.add_argument("--device", default="cpu", help="device for the white-box model (default cpu)")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the caches")
+    add_flags(parser, "device", "no_cache")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,10 +9,10 @@ from typing import Any
 
 from llm_mia.backends.big_models import parse_max_memory
 from llm_mia.backends.loading import ModelSettings
-from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
+from llm_mia.backends.local import DEFAULT_MODEL
 from llm_mia.backends.remote.client import DEFAULT_TIME_BUDGET, DEFAULT_TIMEOUT, ApiSettings
+from llm_mia.cli.flags import add_flags
 from llm_mia.engine.extraction_settings import ExtractionSettings
-from llm_mia.engine.threads import parse_threads
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Columns, Document, read_documents
 from llm_mia.io.outputs import check_cache_writable, check_writable, not_writable
@@ -36,8 +36,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--revision", help="Hugging Face revision of --model (branch, tag or commit)")
     group.add_argument("--reference", help="reference model for the `reference` scorer (same forms as --model)")
     group.add_argument("--reference-revision", help="Hugging Face revision of --reference")
-    group.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision (reductions stay float32)")
-    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_flags(group, "dtype", "device")
     group.add_argument(
         "--trust-remote-code", action="store_true", help="run model code shipped with the checkpoint (off by default)"
     )
@@ -57,27 +56,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DEV=SIZE,...",
         help="with --device-map auto: memory per device, e.g. cuda:0=20GiB,cuda:1=20GiB,cpu=60GiB",
     )
-    group.add_argument(
-        "--batch-size",
-        type=_batch_size,
-        default=8,
-        help="segments per forward pass (default: 8), or auto: the largest batch in tokens that fits, found once "
-        "per model, device and window and remembered",
-    )
+    add_flags(group, "batch_size")
     group.add_argument("--window", type=int, help="tokens per model call (default: the model's context length)")
     group.add_argument("--stride", type=int, help="new tokens per window for long texts (default: half a window)")
-    group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    group.add_argument(
-        "--cache-dir",
-        help="stats cache directory (default: <cache>/stats); a killed run resumes from it with identical results",
-    )
-    group.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
-    group.add_argument(
-        "--threads",
-        default="auto",
-        help="torch CPU threads: a number, or auto (default: the cores other work leaves free, measured at the "
-        "start); on CPU a fixed number gives bit-identical reruns",
-    )
+    add_flags(group, "no_progress", "cache_dir", "no_cache", "threads")
     add_api_arguments(parser)
     add_engine_arguments(parser)
 
@@ -119,15 +101,6 @@ def ray_settings_from_args(args: argparse.Namespace) -> Any:
         gpus_per_actor=args.ray_gpus,
         commit_dir=args.ray_commit_dir,
     )
-
-
-def _batch_size(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: give a number of segments or 'auto'") from None
 
 
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:
@@ -315,15 +288,7 @@ def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared with ``llm-mia demo``: threads, device, cache, progress."""
     group = parser.add_argument_group("running")
-    group.add_argument(
-        "--threads",
-        type=parse_threads,
-        default="auto",
-        help="torch CPU threads: a number, or auto (default: the cores other work leaves free, measured at the start)",
-    )
-    group.add_argument("--device", default="cpu", help="cpu (default, deterministic), cuda or auto")
-    group.add_argument("--no-cache", action="store_true", help="rebuild the split and retrain instead of re-using")
-    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_flags(group, "threads", "device", "no_cache", "no_progress")
 
 
 def run_threads(args: argparse.Namespace) -> int:

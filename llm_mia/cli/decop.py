@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
+from llm_mia.backends.local import DEFAULT_MODEL
 from llm_mia.cli.common import add_api_arguments, api_settings_from_args, cache_from_args
+from llm_mia.cli.flags import add_flags
 from llm_mia.io.outputs import check_output_file
 from llm_mia.io.score_files import check_score_output
 
@@ -27,11 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--subject", required=True, help='how the question names the work: the "Emma" book by Jane Austen'
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="target model (as for score), or api:NAME")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision (softmax stays float32)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)")
+    add_flags(parser, "dtype", "device", "batch_size")
     add_api_arguments(parser)
-    parser.add_argument("--no-cache", action="store_true", help="do not keep API responses")
+    add_flags(parser, "no_cache")
     parser.add_argument(
         "--paraphrase-model",
         help="write the paraphrases of passages that have none with this model (local, or api:NAME at --api-base)",

@@ -38,8 +38,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
+from llm_mia.backends.local import DEFAULT_MODEL
 from llm_mia.cli.common import add_api_arguments, add_input_arguments, api_settings_from_args, documents_from_args
+from llm_mia.cli.flags import add_flags
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.passages import WORK_UNITS
 from llm_mia.methods.continuation_api import API_MODES
@@ -92,12 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models = parser.add_argument_group("models")
     models.add_argument("--model", default=DEFAULT_MODEL, help="target model (as for score), or api:NAME")
     models.add_argument("--reference", help="chance check: a model that cannot have seen the work (or api:NAME)")
-    models.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision")
-    models.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    models.add_argument("--batch-size", type=int, default=8, help="prompts per greedy batch (default 8)")
-    models.add_argument("--cache-dir", help="stats cache directory (default: <cache>/stats); a killed run resumes")
-    models.add_argument("--no-cache", action="store_true", help="neither read nor write the caches")
-    models.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_flags(models, "dtype", "device", "batch_size", "cache_dir", "no_cache", "no_progress")
     add_api_arguments(parser)
     add_probe_arguments(parser)
     test = parser.add_argument_group("test (as dataset-test)")

@@ -25,6 +25,8 @@ import json
 from pathlib import Path
 
 from llm_mia.cli.common import cache_from_args, check_cache_root_writable
+from llm_mia.cli.flags import add_flags
+from llm_mia.errors import LlmMiaError
 from llm_mia.io.outputs import check_writable
 
 
@@ -40,11 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--epochs", type=int, help="training epochs (default: the recipe's last snapshot)")
     train.add_argument("--seed", type=int, default=0, help="seed of population, inclusion matrix and training")
     train.add_argument("--processes", type=int, default=1, help="models trained at once, one per process")
-    train.add_argument("--threads", type=int, help="torch threads per process (default: cores / processes)")
+    add_flags(train, "threads")
     score = parser.add_argument_group("score")
     score.add_argument("--signals", nargs="+", default=[], metavar="SCORER", help="extra signals, e.g. zlib min_k")
-    score.add_argument("--batch-size", type=int, default=8)
-    score.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
+    add_flags(score, "batch_size", "no_cache")
     evaluate = parser.add_argument_group("evaluate")
     evaluate.add_argument("--k", type=int, nargs="+", help="numbers of shadow models (default 2, 4, 8, ... up to K)")
     evaluate.add_argument("--attacks", nargs="+", help="attacks to run (default: all; llm-mia list shows them)")
@@ -52,8 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--rmia-a", type=float, help="RMIA's offline a (default: tuned on a shadow model)")
     evaluate.add_argument("--rmia-gamma", type=float, default=1.0, help="RMIA's gamma (default 1)")
     evaluate.add_argument("--shokri-classifier", choices=("logistic", "boosting"), default="logistic")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
+    add_flags(parser, "device", "no_progress")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
         train_shadow_models,
     )
 
+    if args.no_cache and args.action != "score":
+        raise LlmMiaError(
+            f"--no-cache applies to shadow score: shadow {args.action} keeps no stats (train caches its models, and a "
+            "killed run resumes from them)"
+        )
     directory = Path(args.output)
     where = directory if directory.is_dir() else directory.absolute().parent  # train creates it
     check_writable(where, what=f"--output {directory}", fix="choose another --output")

@@ -41,8 +41,10 @@ class DecopSettings:
     def __post_init__(self) -> None:
         if not self.subject.strip():
             raise LlmMiaError("DE-COP needs --subject naming the work, e.g. 'the \"Emma\" book by Jane Austen'")
-        if self.batch_size < 1:
-            raise LlmMiaError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise LlmMiaError(
+                f"--batch-size {self.batch_size!r}: DE-COP needs a number of prompts >= 1 (auto is for scoring)"
+            )
 
 
 @dataclass
