@@ -31,7 +31,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cli.common import add_run_arguments, check_cache_root_writable, print_epoch, run_with_arguments
+from llm_mia.cli.common import add_run_arguments, check_cache_root_writable
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +106,19 @@ def run(args: argparse.Namespace) -> int:
     check_report_dir(output_dir, overwrite=args.overwrite)
     check_cache_root_writable()  # splits and trained models are cached there
     print(f"benchmark {config.name} ({config.size}): {config.description}")
+    running = {
+        "device": args.device, "use_cache": not args.no_cache, "progress": not args.no_progress,
+        "threads": args.threads, "echo": print,
+    }  # fmt: skip
     if args.defense:
-        return run_defenses(config, output_dir, args)
-    result = run_with_arguments(config, output_dir, args)
-    for epoch in result.epochs:
-        print_epoch(epoch, config)
-    timings = result.timings
+        return run_defenses(config, output_dir, args, running)
+    from llm_mia.workflows.benchmark_report import benchmark_report
+
+    report = benchmark_report(config, scorers=args.scorers, **running)
+    report.write(output_dir)
+    for line in report.summary_lines():
+        print(line)
+    timings = report.timings
     print()
     print(
         f"wall time {timings['total_seconds']:.0f} s (training {timings['training_seconds']:.0f} s, scoring "
@@ -120,27 +127,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_defenses(config: Any, output_dir: Path, args: argparse.Namespace) -> int:
+def run_defenses(config: Any, output_dir: Path, args: argparse.Namespace, running: dict[str, Any]) -> int:
     """``--defense``: one row per setting (llm_mia.workflows.benchmark_defenses), printed and written to the report."""
-    from llm_mia.cli.common import run_threads
-    from llm_mia.workflows.benchmark_defenses import markdown_table, run_defense_benchmark, write_defense_report
+    from llm_mia.workflows.benchmark_defenses import run_defense_benchmark
 
-    threads = run_threads(args)
-    result = run_defense_benchmark(
-        config,
-        args.defense,
-        attacks=args.attacks,
-        device=args.device,
-        use_cache=not args.no_cache,
-        progress=not args.no_progress,
-        threads=threads,
-        echo=print,
-    )
-    write_defense_report(result, output_dir)
+    result = run_defense_benchmark(config, args.defense, attacks=args.attacks, **running)
+    result.write(output_dir)
     print()
-    for line in markdown_table(result):
+    for line in result.summary_lines():
         print(line)
-    for spec in result.failures():
-        print(f"BROKEN: {spec}: the audit's lower bound exceeds the accountant's epsilon")
     print(f"report in {output_dir}/ (defenses.md, defenses.json, privacy_utility.png)")
     return 1 if result.failures() else 0

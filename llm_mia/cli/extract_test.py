@@ -164,38 +164,6 @@ def settings_from_args(args: argparse.Namespace, *, sample: bool = False) -> Any
     )
 
 
-def dry_run(args: argparse.Namespace, settings: Any) -> int:
-    """Cut the passages with the cutting tokenizer (no weights) and print what each endpoint would be sent."""
-    from llm_mia.backends.remote.model import is_remote
-    from llm_mia.io.passages import Source, passages_from_sources
-    from llm_mia.methods.continuation_api import estimate
-    from llm_mia.workflows.dataset import cut_inputs, refuse_remote_target
-    from llm_mia.workflows.extraction import build_probes, cutting_tokenizer
-
-    remote = [name for name in (settings.models.model, settings.models.reference) if name and is_remote(name)]
-    if not remote:
-        raise LlmMiaError("--dry-run counts what a model behind an API (--model api:NAME) would be sent; none is named")
-    refuse_remote_target(settings.models, tokenizer=settings.tokenizer)
-    tokenizer = cutting_tokenizer(settings)
-    k = settings.probe.prefix_tokens
-    if args.suspect:
-        inputs = cut_inputs(args.suspect, args.control, settings, tokenizer=tokenizer)
-        probes = build_probes(inputs.suspect_passages, inputs.suspect_sources, tokenizer, k, "suspect")
-        probes += build_probes(inputs.control_passages, inputs.control_sources, tokenizer, k, "control")
-    else:
-        documents, _ = documents_from_args(args)
-        sources = [Source(name=d.id, text=d.text, work=d.group or d.id) for d in documents]
-        passages, _ = passages_from_sources(sources, tokenizer=tokenizer, passage_tokens=settings.passage_tokens)
-        probes = build_probes(passages, sources, tokenizer, k, "input")
-    for name in remote:
-        found = estimate(
-            name, [p.prefix_text for p in probes], target_tokens=settings.probe.target_tokens, samples=settings.samples
-        )
-        for line in found.describe(args.price_per_million_tokens):
-            print(line)
-    return 0
-
-
 def plan_extraction(args: argparse.Namespace) -> int:
     """``llm-mia plan --analysis extraction``: the plan's arguments (dataset-test's) as extraction settings,
     refusing those an extraction analysis does not use, then the plan (``llm_mia.workflows.extraction_evidence``)."""
@@ -291,7 +259,18 @@ def run(args: argparse.Namespace) -> int:
         raise LlmMiaError("give --suspect and --control (a test), or --input (probes without a verdict), not both")
     settings = settings_from_args(args, sample=not args.suspect and not args.input)
     if args.dry_run:
-        return dry_run(args, settings)
+        from llm_mia.workflows.extraction import request_estimate_lines
+
+        documents = [] if args.suspect else documents_from_args(args)[0]
+        for line in request_estimate_lines(
+            settings,
+            suspect=args.suspect,
+            control=args.control,
+            documents=documents,
+            price_per_million_tokens=args.price_per_million_tokens,
+        ):
+            print(line)
+        return 0
     if args.suspect:
         if not args.output_dir:
             raise LlmMiaError("--suspect needs --output-dir: the directory for the report")
@@ -305,20 +284,13 @@ def run(args: argparse.Namespace) -> int:
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
     documents, source = documents_from_args(args)
     result = run_extraction_probe(documents, settings, source=source)
-    if output is not None:
-        rows_path, _ = result.write(output)
-        for line in result.summary_lines():
+    if output is None:
+        for line in result.table_lines():
             print(line)
-        print(f"wrote {len(result.rows)} rows to {rows_path} and its run record")
-        return 0
-    from llm_mia.io.tables import cell, text_table
-
-    columns = ["id", "match_tokens", "lcs_tokens", "exact"] + (
-        ["ref_match_tokens"] if settings.models.reference else []
-    )
-    table = [[cell(row[c]) for c in columns] + [repr(row["generated_text"][:48])] for row in result.rows]
-    for line in text_table(["passage", *columns[1:], "continuation"], table):
-        print(line)
+    else:
+        rows_path, _ = result.write(output)
     for line in result.summary_lines():
         print(line)
+    if output is not None:
+        print(f"wrote {len(result.rows)} rows to {rows_path} and its run record")
     return 0

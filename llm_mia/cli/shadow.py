@@ -21,7 +21,6 @@ non-members each rests on. Attacks never see the target's inclusion column; it o
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from llm_mia.cli.common import cache_from_args, check_cache_root_writable
@@ -59,7 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from llm_mia.workflows.shadow import (
         ShadowSettings,
-        attack_table_lines,
         evaluate_shadow_attacks,
         score_shadow_models,
         train_shadow_models,
@@ -98,10 +96,8 @@ def run(args: argparse.Namespace) -> int:
             "rmia": {"a": args.rmia_a, "gamma": args.rmia_gamma},
             "shokri": {"classifier": args.shokri_classifier},
         }
-        fprs = (0.001, 0.01, 0.05)
-        evaluation = evaluate_shadow_attacks(args.output, ks=args.k, attacks=args.attacks, options=options, fprs=fprs)
-        print("\n".join(attack_table_lines(evaluation, fprs)))
-        path = Path(args.output) / "attacks.json"
-        path.write_text(json.dumps(evaluation.to_dict(), indent=1, default=str), encoding="utf-8")
+        evaluation = evaluate_shadow_attacks(args.output, ks=args.k, attacks=args.attacks, options=options)
+        print("\n".join(evaluation.summary_lines()))
+        (path,) = evaluation.write(args.output)
         print(f"every number: {path}")
     return 0
