@@ -31,7 +31,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cli.common import add_run_arguments, check_cache_root_writable
+from llm_mia.cli.common import add_run_arguments, check_cache_root_writable, write_and_summarise
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from llm_mia.workflows.benchmark_report import benchmark_report
 
     report = benchmark_report(config, scorers=args.scorers, **running)
-    report.write(output_dir)
-    for line in report.summary_lines():
-        print(line)
+    write_and_summarise(report, output_dir)
     timings = report.timings
     print()
     print(
@@ -132,9 +130,7 @@ def run_defenses(config: Any, output_dir: Path, args: argparse.Namespace, runnin
     from llm_mia.workflows.benchmark_defenses import run_defense_benchmark
 
     result = run_defense_benchmark(config, args.defense, attacks=args.attacks, **running)
-    result.write(output_dir)
     print()
-    for line in result.summary_lines():
-        print(line)
+    write_and_summarise(result, output_dir)
     print(f"report in {output_dir}/ (defenses.md, defenses.json, privacy_utility.png)")
     return 1 if result.failures() else 0

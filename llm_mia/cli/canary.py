@@ -147,12 +147,10 @@ def _plan(args: argparse.Namespace, secret: Path) -> int:
 
 
 def _test(args: argparse.Namespace, secret: Path) -> int:
+    from llm_mia.cli.common import write_and_summarise
     from llm_mia.workflows.canary import canary_test
 
     result = canary_test(secret, _test_settings(args))
-    for line in result.summary_lines():
-        print(line)
-    if args.output:
-        result.write(args.output)
+    if write_and_summarise(result, args.output):
         print(f"result in {args.output}")
     return 0

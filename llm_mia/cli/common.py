@@ -17,6 +17,7 @@ from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Columns, Document, read_documents
 from llm_mia.io.outputs import check_cache_writable, check_writable, not_writable
 from llm_mia.scoring.settings import ScoringSettings
+from llm_mia.workflows.results import WorkflowResult
 
 
 def builtin_sample_path() -> Path:
@@ -289,3 +290,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared with ``llm-mia demo``: threads, device, cache, progress."""
     group = parser.add_argument_group("running")
     add_flags(group, "threads", "device", "no_cache", "no_progress")
+
+
+def write_and_summarise(result: WorkflowResult, destination: str | Path | None) -> list[Path]:
+    """What every command does with its workflow's result: write it to ``destination`` (a file or directory, as
+    the result type says; nothing when None), then print its summary lines. Returns the paths written."""
+    written = [] if destination is None else result.write(destination)
+    for line in result.summary_lines():
+        print(line)
+    return written

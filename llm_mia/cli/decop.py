@@ -74,10 +74,5 @@ def run(args: argparse.Namespace) -> int:
         passages = read_quiz_passages(args.input)
     result = run_decop(passages, settings, source=args.input, paraphrases_from=paraphrases_from)
     result.write(output)
-    scores = [row["decop"] for row in result.rows if row["decop"] is not None]
-    mean = sum(scores) / len(scores) if scores else float("nan")
-    print(
-        f"wrote {len(result.rows)} rows to {output} and {output}.run.json; mean DE-COP probability {mean:.3f} "
-        "(chance 0.25; compare with control works, not with chance)"
-    )
+    print(f"wrote {len(result.rows)} rows to {output} and {output}.run.json; " + "; ".join(result.summary_lines()))
     return 0

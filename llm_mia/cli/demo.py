@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llm_mia.cli.common import add_run_arguments, check_cache_root_writable
+from llm_mia.cli.common import add_run_arguments, check_cache_root_writable, write_and_summarise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,9 +55,7 @@ def run(args: argparse.Namespace) -> int:
         settings, device=args.device, use_cache=not args.no_cache, progress=not args.no_progress,
         threads=args.threads, echo=print,
     )  # fmt: skip
-    report.write(output_dir)
-    for line in report.summary_lines():
-        print(line)
+    write_and_summarise(report, output_dir)
     timings = report.timings
     print()
     print(

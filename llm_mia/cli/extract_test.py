@@ -39,7 +39,13 @@ import argparse
 from typing import Any
 
 from llm_mia.backends.local import DEFAULT_MODEL
-from llm_mia.cli.common import add_api_arguments, add_input_arguments, api_settings_from_args, documents_from_args
+from llm_mia.cli.common import (
+    add_api_arguments,
+    add_input_arguments,
+    api_settings_from_args,
+    documents_from_args,
+    write_and_summarise,
+)
 from llm_mia.cli.flags import add_flags
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.passages import WORK_UNITS
@@ -276,9 +282,7 @@ def run(args: argparse.Namespace) -> int:
             raise LlmMiaError("--suspect needs --output-dir: the directory for the report")
         output_dir = check_output_dir(args.output_dir, overwrite=args.overwrite, owned=OUTPUT_FILES)
         report = run_extraction_test(args.suspect, args.control, settings)
-        written = report.write(output_dir)
-        for line in report.summary_lines():
-            print(line)
+        written = write_and_summarise(report, output_dir)
         print(f"wrote {', '.join(p.name for p in written)} to {output_dir}")
         return 0
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
@@ -287,10 +291,7 @@ def run(args: argparse.Namespace) -> int:
     if output is None:
         for line in result.table_lines():
             print(line)
-    else:
-        rows_path, _ = result.write(output)
-    for line in result.summary_lines():
-        print(line)
-    if output is not None:
-        print(f"wrote {len(result.rows)} rows to {rows_path} and its run record")
+    written = write_and_summarise(result, output)
+    if written:
+        print(f"wrote {len(result.rows)} rows to {written[0]} and its run record")
     return 0

@@ -42,7 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llm_mia.backends.loading import ModelSettings
-    from llm_mia.io.tables import cell, text_table
     from llm_mia.workflows.samia import SamiaSettings, run_samia
 
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
@@ -57,10 +56,8 @@ def run(args: argparse.Namespace) -> int:
     documents, source = documents_from_args(args)
     result = run_samia(documents, settings, source=source)
     if output is None:
-        columns = ["id", "samia", "samia_zlib", "status"]
-        for line in text_table(columns, [[cell(row[c], fmt=".3f") for c in columns] for row in result.rows]):
+        for line in result.summary_lines():
             print(line)
-        print("higher = more of the text's second half reproduced (a ranking, not a verdict)")
         return 0
     rows_path, _, samples_path = result.write(output)
     print(f"wrote {len(result.rows)} rows to {rows_path}, the run record and every continuation to {samples_path}")

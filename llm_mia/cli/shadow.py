@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llm_mia.cli.common import cache_from_args, check_cache_root_writable
+from llm_mia.cli.common import cache_from_args, check_cache_root_writable, write_and_summarise
 from llm_mia.cli.flags import add_flags
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.outputs import check_writable
@@ -97,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
             "shokri": {"classifier": args.shokri_classifier},
         }
         evaluation = evaluate_shadow_attacks(args.output, ks=args.k, attacks=args.attacks, options=options)
-        print("\n".join(evaluation.summary_lines()))
-        (path,) = evaluation.write(args.output)
+        (path,) = write_and_summarise(evaluation, args.output)
         print(f"every number: {path}")
     return 0

@@ -49,11 +49,20 @@ class DecopSettings:
 
 @dataclass
 class DecopRun:
+    """DE-COP's rows (a score file: ``decop``, ``decop_accuracy``) and their run record."""
+
     rows: list[dict[str, Any]]
     record: dict[str, Any]
 
-    def write(self, path: str | Path) -> tuple[Path, Path]:
-        return write_rows(self.rows, path), write_run_record(path, self.record)
+    def write(self, path: str | Path) -> list[Path]:
+        """The rows (``.jsonl`` or ``.csv``) and the run record beside them."""
+        return [write_rows(self.rows, path), write_run_record(path, self.record)]
+
+    def summary_lines(self) -> list[str]:
+        """The mean probability of the verbatim option, and what to compare it with."""
+        scores = [row["decop"] for row in self.rows if row["decop"] is not None]
+        mean = sum(scores) / len(scores) if scores else float("nan")
+        return [f"mean DE-COP probability {mean:.3f} (chance 0.25; compare with control works, not with chance)"]
 
 
 def letter_token_ids(tokenizer: Any) -> list[int]:
