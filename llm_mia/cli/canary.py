@@ -128,20 +128,17 @@ def _test_settings(args: argparse.Namespace) -> CanaryTestSettings:
 
 
 def _plan(args: argparse.Namespace, secret: Path) -> int:
+    from llm_mia.cli.common import write_and_summarise
     from llm_mia.errors import InputError
     from llm_mia.io.outputs import check_output_file
     from llm_mia.workflows.canary_evidence import build_canary_plan
+    from llm_mia.workflows.plan import PlannedAnalysis
 
     if not args.question or not args.analyst or not args.output:
         raise InputError("plan needs --question, --analyst, --commitment and --output (the plan file)")
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
     plan = build_canary_plan(secret, _test_settings(args), question=args.question, analyst=args.analyst)
-    path, sidecar = plan.write(output)
-    print(
-        f"planned: {plan.data['secret']['canaries']} canaries with {plan.data['secret']['siblings_per_canary']} "
-        f"siblings each, scorer {args.scorer}, alpha {args.alpha:g}; model {args.model}"
-    )
-    print(f"plan SHA-256: {plan.sha256}")
+    path, sidecar = write_and_summarise(PlannedAnalysis(plan), output)
     print(f"wrote {path} and {sidecar}; run it with: llm-mia evidence run {path} --output-dir bundle/")
     return 0
 

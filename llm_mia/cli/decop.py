@@ -46,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from llm_mia.backends.loading import ModelSettings
     from llm_mia.errors import LlmMiaError
-    from llm_mia.methods.decop import read_quiz_passages, write_quiz_passages
-    from llm_mia.methods.paraphrase import write_paraphrases
-    from llm_mia.workflows.decop import DecopSettings, paraphraser, run_decop
+    from llm_mia.workflows.decop import DecopSettings, run_decop_quiz
 
     output = check_score_output(args.output, overwrite=args.overwrite)
     settings = DecopSettings(
@@ -57,22 +55,16 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         cache=bool(cache_from_args(args)),
     )
-    paraphrases_from = None
+    quiz_out = None
     if args.paraphrase_model:
         if not args.paraphrases_out:
             raise LlmMiaError("--paraphrase-model needs --paraphrases-out: the paraphrases are kept with the run")
         quiz_out = check_output_file(
             args.paraphrases_out, overwrite=args.overwrite, suffixes=(".jsonl",), option="--paraphrases-out"
         )
-        passages = read_quiz_passages(args.input, require_paraphrases=False)
-        generate, identity = paraphraser(args.paraphrase_model, settings.models)
-        passages, seeds = write_paraphrases(passages, generate)
-        write_quiz_passages(passages, quiz_out)
-        paraphrases_from = {"model": identity, "seeds": seeds, "file": str(quiz_out)}
-        print(f"wrote the paraphrases to {quiz_out} (rerun with --input {quiz_out} to ask the same quiz)")
-    else:
-        passages = read_quiz_passages(args.input)
-    result = run_decop(passages, settings, source=args.input, paraphrases_from=paraphrases_from)
+    result = run_decop_quiz(
+        args.input, settings, paraphrase_model=args.paraphrase_model, paraphrases_out=quiz_out, echo=print
+    )
     result.write(output)
     print(f"wrote {len(result.rows)} rows to {output} and {output}.run.json; " + "; ".join(result.summary_lines()))
     return 0

@@ -180,6 +180,7 @@ def plan_extraction(args: argparse.Namespace) -> int:
     from llm_mia.io.passages import DEFAULT_PASSAGE_TOKENS
     from llm_mia.workflows.extraction import ExtractionTestSettings
     from llm_mia.workflows.extraction_evidence import build_extraction_plan
+    from llm_mia.workflows.plan import PlannedAnalysis
 
     if args.scorers:
         raise LlmMiaError("--scorers are for a dataset-test plan; an extraction plan measures greedy continuations")
@@ -234,17 +235,7 @@ def plan_extraction(args: argparse.Namespace) -> int:
         analyst=args.analyst,
         control_rationale=args.control_rationale,
     )
-    path, sidecar = plan.write(output)
-    inputs, design = plan.data["inputs"], plan.data["design"]
-    print(
-        f"planned extraction analysis: {len(inputs['suspect']['passages'])} suspect and "
-        f"{len(inputs['control']['passages'])} control passages of k + L = {settings.passage_tokens} tokens; "
-        f"{design['control_works']} control works; models: "
-        + ", ".join(f"{role} {m['name']}" for role, m in plan.data["models"].items())
-    )
-    if "reference" not in plan.data["models"]:
-        print("no --reference: the chance check will not run, and formulaic text will not be excluded")
-    print(f"plan SHA-256: {plan.sha256}")
+    path, sidecar = write_and_summarise(PlannedAnalysis(plan), output)
     print(f"wrote {path} and {sidecar}; keep the hash somewhere the other side can see it was fixed first")
     return 0
 
