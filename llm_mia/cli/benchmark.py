@@ -74,27 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def list_presets() -> list[str]:
-    from llm_mia.known_split.presets import PRESETS
-
-    lines = ["benchmarks (llm-mia benchmark NAME --size SIZE):"]
-    for name, sizes in PRESETS.items():
-        lines.append(f"  {name}:")
-        for size, config in sizes.items():
-            split = config.split
-            lines.append(
-                f"    {size:5} {config.description}; {split.members} members / {split.nonmembers} non-members / "
-                f"{split.calibration} calibration, epochs {', '.join(map(str, config.training.epochs))}"
-            )
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
     from llm_mia.known_split.presets import get_preset
     from llm_mia.workflows.benchmark_report import check_report_dir
 
     if args.name is None:
-        for line in list_presets():
+        from llm_mia.workflows.benchmark_report import preset_lines
+
+        for line in preset_lines():
             print(line)
         return 0
     config = get_preset(args.name, args.size).with_overrides(

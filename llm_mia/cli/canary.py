@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _make(args: argparse.Namespace, secret: Path) -> int:
     from llm_mia.canaries.make import CanarySettings
+    from llm_mia.cli.common import summarise
     from llm_mia.workflows.canary import make_canary_files
 
     settings = CanarySettings(
@@ -91,13 +92,12 @@ def _make(args: argparse.Namespace, secret: Path) -> int:
         temperature=args.temperature,
         perplexity=tuple(args.perplexity),
     )
-    made = make_canary_files(settings, secret)
-    for line in made.summary_lines():
-        print(line)
+    summarise(make_canary_files(settings, secret))
     return 0
 
 
 def _plant(args: argparse.Namespace, secret: Path) -> int:
+    from llm_mia.cli.common import summarise
     from llm_mia.errors import InputError
     from llm_mia.workflows.canary import plant_canary_files
 
@@ -106,8 +106,7 @@ def _plant(args: argparse.Namespace, secret: Path) -> int:
     planted = plant_canary_files(
         secret, args.into, Path(args.output), repetitions=args.repetitions, mode=args.mode
     )
-    for line in planted.summary_lines():
-        print(line)
+    summarise(planted)
     return 0
 
 

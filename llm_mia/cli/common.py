@@ -17,7 +17,7 @@ from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Columns, Document, read_documents
 from llm_mia.io.outputs import check_cache_writable, check_writable, not_writable
 from llm_mia.scoring.settings import ScoringSettings
-from llm_mia.workflows.results import WorkflowResult
+from llm_mia.workflows.results import WorkflowResult, WritableResult
 
 
 def builtin_sample_path() -> Path:
@@ -292,10 +292,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(group, "threads", "device", "no_cache", "no_progress")
 
 
-def write_and_summarise(result: WorkflowResult, destination: str | Path | None) -> list[Path]:
-    """What every command does with its workflow's result: write it to ``destination`` (a file or directory, as
-    the result type says; nothing when None), then print its summary lines. Returns the paths written."""
-    written = [] if destination is None else result.write(destination)
+def summarise(result: WorkflowResult) -> None:
+    """Print what a workflow's result found (its summary lines)."""
     for line in result.summary_lines():
         print(line)
+
+
+def write_and_summarise(result: WritableResult, destination: str | Path | None) -> list[Path]:
+    """What a command does with a result that has files: write it to ``destination`` (a file or directory, as the
+    result type says; nothing when None), then print its summary lines. Returns the paths written."""
+    written = [] if destination is None else result.write(destination)
+    summarise(result)
     return written

@@ -21,6 +21,7 @@ from llm_mia.cli.common import (
     api_settings_from_args,
     cache_from_args,
     documents_from_args,
+    summarise,
 )
 from llm_mia.cli.flags import add_flags
 from llm_mia.io.score_files import check_score_output
@@ -56,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
     documents, source = documents_from_args(args)
     result = run_samia(documents, settings, source=source)
     if output is None:
-        for line in result.summary_lines():
-            print(line)
+        summarise(result)
         return 0
     rows_path, _, samples_path = result.write(output)
     print(f"wrote {len(result.rows)} rows to {rows_path}, the run record and every continuation to {samples_path}")

@@ -27,6 +27,7 @@ from llm_mia.cli.common import (
     check_precision_arguments,
     documents_from_args,
     scoring_settings_from_args,
+    summarise,
 )
 from llm_mia.errors import OutputError
 from llm_mia.io.score_files import check_score_output
@@ -67,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
         query_log=None if output is None else f"{output}.queries.jsonl",
         precision_check_size=args.precision_check,
     )
-    for line in job.summary_lines():
-        print(line)
+    summarise(job)
     if not job.is_main:
         return 0  # the main process writes the merged rows
     if output is None:

@@ -63,11 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from llm_mia.cli.common import check_cache_root_writable
     from llm_mia.io.outputs import check_output_file
-    from llm_mia.synthetic.generate import synthesize
+    from llm_mia.workflows.synthetic import make_synthetic_set
 
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
     check_cache_root_writable()  # the fine-tuned generator is cached there
-    made = synthesize(args.suspect, synthesis_settings(args), progress=not args.no_progress)
+    made = make_synthetic_set(args.suspect, synthesis_settings(args), progress=not args.no_progress)
     made.write(output)
     generator = made.record["generator"]
     print(

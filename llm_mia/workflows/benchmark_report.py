@@ -274,6 +274,20 @@ def write_report(result: BenchmarkResult, directory: str | Path) -> list[Path]:
     return written
 
 
+def preset_lines() -> list[str]:
+    """Every benchmark and its sizes (``llm-mia benchmark`` without a name)."""
+    lines = ["benchmarks (llm-mia benchmark NAME --size SIZE):"]
+    for name, sizes in PRESETS.items():
+        lines.append(f"  {name}:")
+        for size, config in sizes.items():
+            split = config.split
+            lines.append(
+                f"    {size:5} {config.description}; {split.members} members / {split.nonmembers} non-members / "
+                f"{split.calibration} calibration, epochs {', '.join(map(str, config.training.epochs))}"
+            )
+    return lines
+
+
 def epoch_lines(epoch: EpochResult, config: BenchmarkConfig) -> list[str]:
     """What a run prints for one snapshot (a blank line first): the evaluation table, the thresholds calibrated on
     the controls, the control under the reference model and any distribution-shift warning."""
