@@ -188,10 +188,9 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
     if args.control:
         raise LlmMiaError("give --control (real control works) or --synthetic-control, not both")
-    if args.scorers is None:
-        args.scorers = list(DEFAULT_SCORERS)
+    scorers = args.scorers or list(DEFAULT_SCORERS)
     settings = SyntheticTestSettings(
-        scoring=scoring_settings_from_args(args),
+        scoring=scoring_settings_from_args(argparse.Namespace(**{**vars(args), "scorers": scorers})),
         synthesis=synthesis_settings(args),
         alpha=args.alpha,
         runs=args.calibration_runs,

@@ -17,20 +17,9 @@ run resumes from the stats cache; two runs of one plan give identical results.js
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
 
 from llm_mia.cli.common import cache_from_args
-from llm_mia.cli.flags import add_flags
-
-
-class DeprecatedAlias(argparse.Action):
-    """An option kept under an old name: stores like the new one and prints a note naming it."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, *_: Any) -> None:
-        new = "--" + self.dest.replace("_", "-")
-        print(f"note: {self.option_strings[0]} is deprecated here; use {new} (same meaning)", file=sys.stderr)
-        setattr(namespace, self.dest, values)
+from llm_mia.cli.flags import DeprecatedAlias, add_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

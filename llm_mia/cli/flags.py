@@ -2,19 +2,22 @@
 
 A subcommand adds the ones it needs with :func:`add_flags` (``add_flags(group, "device", "dtype")``), so a flag
 parses, defaults and reads the same in every command that has it; ``tests/test_cli_help.py`` checks that on the
-real parsers. A flag whose meaning differs between commands is not shared: it gets another name.
+real parsers. A flag whose meaning differs between commands is not shared: it gets another name. A renamed flag
+keeps its old name as a :class:`DeprecatedAlias` (``action=DeprecatedAlias, dest=NEW``): it still works, and says
+so.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from llm_mia.backends.local import DTYPES
 from llm_mia.engine.threads import AUTO, parse_threads
 from llm_mia.errors import LlmMiaError
 
-__all__ = ["SHARED_FLAGS", "add_flags", "batch_size", "threads"]
+__all__ = ["SHARED_FLAGS", "DeprecatedAlias", "add_flags", "batch_size", "threads"]
 
 
 def threads(value: str) -> int | str:
@@ -95,3 +98,12 @@ def add_flags(group: argparse.ArgumentParser | argparse._ArgumentGroup, *names: 
     for name in names:
         options, settings = SHARED_FLAGS[name]
         group.add_argument(*options, **settings)
+
+
+class DeprecatedAlias(argparse.Action):
+    """An option kept under an old name: stores like the new one and prints a note naming it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, *_: Any) -> None:
+        new = "--" + self.dest.replace("_", "-")
+        print(f"note: {self.option_strings[0]} is deprecated here; use {new} (same meaning)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
