@@ -31,7 +31,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cli.common import add_run_arguments, check_cache_root_writable, write_and_summarise
+from llm_mia.cli.common import add_run_arguments, write_and_summarise
+from llm_mia.io.outputs import check_cache_root_writable
 
 logger = logging.getLogger(__name__)
 

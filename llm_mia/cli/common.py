@@ -15,7 +15,7 @@ from llm_mia.cli.flags import add_flags
 from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Columns, Document, read_documents
-from llm_mia.io.outputs import check_cache_writable, check_writable, not_writable
+from llm_mia.io.outputs import check_cache_writable
 from llm_mia.scoring.settings import ScoringSettings
 from llm_mia.workflows.results import WorkflowResult, WritableResult
 
@@ -236,20 +236,6 @@ def cache_from_args(args: argparse.Namespace) -> bool | Path:
     directory = getattr(args, "cache_dir", None)
     check_cache_writable(Path(directory) / "tokenstats.sqlite" if directory else default_cache_path())
     return Path(directory) / "tokenstats.sqlite" if directory else True
-
-
-def check_cache_root_writable() -> Path:
-    """The cache root (``$LLM_MIA_CACHE``, where known-split runs keep splits and trained models), checked to be
-    writable before any work starts."""
-    from llm_mia.io.identity import cache_dir
-
-    root = cache_dir()
-    fix = "set LLM_MIA_CACHE to a directory on another disk"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise not_writable(error, root, what="the cache", fix=fix) from error
-    return check_writable(root, what="the cache", fix=fix)
 
 
 def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:

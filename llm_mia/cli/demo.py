@@ -26,7 +26,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llm_mia.cli.common import add_run_arguments, check_cache_root_writable, write_and_summarise
+from llm_mia.cli.common import add_run_arguments, write_and_summarise
+from llm_mia.io.outputs import check_cache_root_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llm_mia.cli.common import cache_from_args, check_cache_root_writable, write_and_summarise
+from llm_mia.cli.common import cache_from_args, write_and_summarise
 from llm_mia.cli.flags import add_flags
 from llm_mia.errors import LlmMiaError
-from llm_mia.io.outputs import check_writable
+from llm_mia.io.outputs import check_cache_root_writable, check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -61,8 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.cli.common import check_cache_root_writable
-    from llm_mia.io.outputs import check_output_file
+    from llm_mia.io.outputs import check_cache_root_writable, check_output_file
     from llm_mia.workflows.synthetic import make_synthetic_set
 
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
