@@ -79,3 +79,64 @@ def test_evidence_run_output_still_works_as_a_deprecated_alias(capsys: pytest.Ca
     assert build_parser().parse_args(["evidence", "run", "plan.json", "--output-dir", "b"]).output_dir == "b"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["evidence", "run", "plan.json"])  # one of the two is required
+
+
+# ------------------------------------------------------------------------------------ shared flags
+
+
+def _reference_action(name: str) -> argparse.Action:
+    """The action a shared flag makes when added to a parser of its own."""
+    from llm_mia.cli.flags import SHARED_FLAGS, add_flags
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser, name)
+    options = SHARED_FLAGS[name][0]
+    return next(a for a in parser._actions if a.option_strings == list(options))
+
+
+def _commands_with(option: str) -> dict[str, argparse.Action]:
+    return {
+        command: action
+        for command, parser in subparsers().items()
+        for action in parser._actions
+        if option in action.option_strings
+    }
+
+
+SHARED = ["threads", "device", "dtype", "batch_size", "no_progress", "cache_dir", "no_cache"]
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_a_shared_flag_has_one_type_default_and_help_in_every_subcommand(name: str) -> None:
+    reference = _reference_action(name)
+    commands = _commands_with(reference.option_strings[0])
+    assert len(commands) >= 2, f"{name} is shared by {sorted(commands)} only"
+    for command, action in commands.items():
+        for attribute in ("option_strings", "type", "default", "help", "choices", "nargs", "const", "required"):
+            assert getattr(action, attribute) == getattr(reference, attribute), f"{command} {name}: {attribute}"
+        assert type(action) is type(reference), f"{command} {name}: {type(action).__name__}"
+
+
+def test_every_command_with_a_model_or_training_defaults_to_the_device_auto_picks() -> None:
+    commands = _commands_with("--device")
+    assert {"score", "benchmark", "demo", "shadow", "synthesize", "check-backend", "extract-test"} <= set(commands)
+    assert {action.default for action in commands.values()} == {"auto"}
+
+
+@pytest.mark.parametrize("argv", [["score"], ["benchmark", "gpt2-wikipedia"], ["shadow", "train", "--output", "d"]])
+def test_threads_parse_to_the_same_values_in_every_command(argv: list[str]) -> None:
+    parser = build_parser()
+    assert parser.parse_args([*argv, "--threads", "3"]).threads == 3
+    assert parser.parse_args([*argv, "--threads", "auto"]).threads == "auto"
+    assert parser.parse_args(argv).threads == "auto"
+
+
+@pytest.mark.parametrize("value", ["x", "0", "-2"])
+def test_a_bad_thread_or_batch_count_is_a_usage_error_before_anything_runs(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for flag in ("--threads", "--batch-size"):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args(["score", flag, value])
+        assert exit_info.value.code == 2
+        assert f"argument {flag}" in capsys.readouterr().err

@@ -31,7 +31,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from llm_mia.cli.common import add_run_arguments, check_cache_root_writable, print_epoch, run_with_arguments
+from llm_mia.cli.common import add_run_arguments, write_and_summarise
+from llm_mia.io.outputs import check_cache_root_writable
 
 logger = logging.getLogger(__name__)
 
@@ -74,27 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def list_presets() -> list[str]:
-    from llm_mia.known_split.presets import PRESETS
-
-    lines = ["benchmarks (llm-mia benchmark NAME --size SIZE):"]
-    for name, sizes in PRESETS.items():
-        lines.append(f"  {name}:")
-        for size, config in sizes.items():
-            split = config.split
-            lines.append(
-                f"    {size:5} {config.description}; {split.members} members / {split.nonmembers} non-members / "
-                f"{split.calibration} calibration, epochs {', '.join(map(str, config.training.epochs))}"
-            )
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
     from llm_mia.known_split.presets import get_preset
     from llm_mia.workflows.benchmark_report import check_report_dir
 
     if args.name is None:
-        for line in list_presets():
+        from llm_mia.workflows.benchmark_report import preset_lines
+
+        for line in preset_lines():
             print(line)
         return 0
     config = get_preset(args.name, args.size).with_overrides(
@@ -106,12 +94,17 @@ def run(args: argparse.Namespace) -> int:
     check_report_dir(output_dir, overwrite=args.overwrite)
     check_cache_root_writable()  # splits and trained models are cached there
     print(f"benchmark {config.name} ({config.size}): {config.description}")
+    running = {
+        "device": args.device, "use_cache": not args.no_cache, "progress": not args.no_progress,
+        "threads": args.threads, "echo": print,
+    }  # fmt: skip
     if args.defense:
-        return run_defenses(config, output_dir, args)
-    result = run_with_arguments(config, output_dir, args)
-    for epoch in result.epochs:
-        print_epoch(epoch, config)
-    timings = result.timings
+        return run_defenses(config, output_dir, args, running)
+    from llm_mia.workflows.benchmark_report import benchmark_report
+
+    report = benchmark_report(config, scorers=args.scorers, **running)
+    write_and_summarise(report, output_dir)
+    timings = report.timings
     print()
     print(
         f"wall time {timings['total_seconds']:.0f} s (training {timings['training_seconds']:.0f} s, scoring "
@@ -120,27 +113,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_defenses(config: Any, output_dir: Path, args: argparse.Namespace) -> int:
+def run_defenses(config: Any, output_dir: Path, args: argparse.Namespace, running: dict[str, Any]) -> int:
     """``--defense``: one row per setting (llm_mia.workflows.benchmark_defenses), printed and written to the report."""
-    from llm_mia.cli.common import run_threads
-    from llm_mia.workflows.benchmark_defenses import markdown_table, run_defense_benchmark, write_defense_report
+    from llm_mia.workflows.benchmark_defenses import run_defense_benchmark
 
-    threads = run_threads(args)
-    result = run_defense_benchmark(
-        config,
-        args.defense,
-        attacks=args.attacks,
-        device=args.device,
-        use_cache=not args.no_cache,
-        progress=not args.no_progress,
-        threads=threads,
-        echo=print,
-    )
-    write_defense_report(result, output_dir)
+    result = run_defense_benchmark(config, args.defense, attacks=args.attacks, **running)
     print()
-    for line in markdown_table(result):
-        print(line)
-    for spec in result.failures():
-        print(f"BROKEN: {spec}: the audit's lower bound exceeds the accountant's epsilon")
+    write_and_summarise(result, output_dir)
     print(f"report in {output_dir}/ (defenses.md, defenses.json, privacy_utility.png)")
     return 1 if result.failures() else 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 
+from llm_mia.cli.common import write_and_summarise
 from llm_mia.io.outputs import check_output_file
 
 
@@ -70,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
         controls_from_labels=args.controls_from_labels,
     )
     calibration = calibrate_score_file(args.controls, settings)
-    for line in calibration.summary_lines():
-        print(line)
-    calibration.write(output)
+    write_and_summarise(calibration, output)
     print(f"wrote {output}")
     return 0

@@ -23,7 +23,6 @@ secret file's SHA-256 (checked against --commitment), the model's files and the 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,11 +75,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _make(args: argparse.Namespace, secret: Path) -> int:
-    from llm_mia.canaries.make import CanarySettings, commitment_record, make_canaries, sibling_warning, write_secret
-    from llm_mia.errors import InputError
+    from llm_mia.canaries.make import CanarySettings
+    from llm_mia.cli.common import summarise
+    from llm_mia.workflows.canary import make_canary_files
 
-    if secret.exists():
-        raise InputError(f"{secret} exists: a secret file is never overwritten (its commitment may be published)")
     settings = CanarySettings(
         generator=args.generator,
         count=args.count,
@@ -94,34 +92,21 @@ def _make(args: argparse.Namespace, secret: Path) -> int:
         temperature=args.temperature,
         perplexity=tuple(args.perplexity),
     )
-    warning = sibling_warning(settings.siblings)
-    if warning:
-        print(f"warning: {warning}")
-    record = make_canaries(settings)
-    digest = write_secret(record, secret)
-    commitment = secret.with_name(secret.name + ".commitment.json")
-    commitment.write_text(json.dumps(commitment_record(secret, digest, record), indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {settings.count} canaries with {settings.siblings} siblings each to {secret} (keep it private)")
-    print(f"commitment: SHA-256 {digest} (in {commitment}; publish or timestamp it now)")
+    summarise(make_canary_files(settings, secret))
     return 0
 
 
 def _plant(args: argparse.Namespace, secret: Path) -> int:
-    from llm_mia.canaries.make import read_secret
-    from llm_mia.canaries.plant import plant_canaries
+    from llm_mia.cli.common import summarise
     from llm_mia.errors import InputError
+    from llm_mia.workflows.canary import plant_canary_files
 
     if not args.into or not args.output:
         raise InputError("plant needs --into (the work or corpus) and --output (the planted copy)")
-    output = Path(args.output)
-    log_path = output.with_name(output.name + ".plant-log.json")
-    if log_path.exists():
-        raise InputError(f"{log_path} exists: plant into a new output")
-    record = read_secret(secret, None)
-    log = plant_canaries(record, Path(args.into), output, repetitions=args.repetitions, mode=args.mode)
-    payload = {"secret_sha256": record["sha256"], "source": args.into, "mode": args.mode, "copies": log}
-    log_path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    print(f"planted {len(record['canaries'])} canaries x {args.repetitions} into {output}; log: {log_path}")
+    planted = plant_canary_files(
+        secret, args.into, Path(args.output), repetitions=args.repetitions, mode=args.mode
+    )
+    summarise(planted)
     return 0
 
 
@@ -142,41 +127,26 @@ def _test_settings(args: argparse.Namespace) -> CanaryTestSettings:
 
 
 def _plan(args: argparse.Namespace, secret: Path) -> int:
+    from llm_mia.cli.common import write_and_summarise
     from llm_mia.errors import InputError
     from llm_mia.io.outputs import check_output_file
     from llm_mia.workflows.canary_evidence import build_canary_plan
+    from llm_mia.workflows.plan import PlannedAnalysis
 
     if not args.question or not args.analyst or not args.output:
         raise InputError("plan needs --question, --analyst, --commitment and --output (the plan file)")
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
     plan = build_canary_plan(secret, _test_settings(args), question=args.question, analyst=args.analyst)
-    path, sidecar = plan.write(output)
-    print(
-        f"planned: {plan.data['secret']['canaries']} canaries with {plan.data['secret']['siblings_per_canary']} "
-        f"siblings each, scorer {args.scorer}, alpha {args.alpha:g}; model {args.model}"
-    )
-    print(f"plan SHA-256: {plan.sha256}")
+    path, sidecar = write_and_summarise(PlannedAnalysis(plan), output)
     print(f"wrote {path} and {sidecar}; run it with: llm-mia evidence run {path} --output-dir bundle/")
     return 0
 
 
 def _test(args: argparse.Namespace, secret: Path) -> int:
-    from llm_mia.workflows.canary import run_canary_test
+    from llm_mia.cli.common import write_and_summarise
+    from llm_mia.workflows.canary import canary_test
 
-    result = run_canary_test(secret, _test_settings(args))
-    if result["warning"]:
-        print(f"warning: {result['warning']}")
-    if not result["commitment_checked"]:
-        print("warning: no --commitment given: the secret file's hash was not checked against a published one")
-    print(f"secret file SHA-256 {result['secret_sha256']}")
-    for row in result["per_canary"]:
-        print(
-            f"  {row['canary']}: rank {row['rank']} of {result['siblings_per_canary'] + 1}, p = {row['p_value']:.3g}, "
-            f"exposure {row['exposure']:.1f} bits"
-        )
-    print(result["verdict"])
-    print(f"assumption: {result['assumption']}")
-    if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+    result = canary_test(secret, _test_settings(args))
+    if write_and_summarise(result, args.output):
         print(f"result in {args.output}")
     return 0

@@ -20,7 +20,9 @@ from llm_mia.cli.common import (
     api_settings_from_args,
     cache_from_args,
     documents_from_args,
+    summarise,
 )
+from llm_mia.cli.flags import add_flags
 from llm_mia.workflows.check_backend import DEFAULT_TOLERANCE
 
 
@@ -36,8 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TOLERANCE,
         help=f"largest loss difference accepted, nats/token (default {DEFAULT_TOLERANCE})",
     )
-    parser.add_argument("--device", default="cpu", help="device for the white-box model (default cpu)")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the caches")
+    add_flags(parser, "device", "no_cache")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +49,5 @@ def run(args: argparse.Namespace) -> int:
     documents, _ = documents_from_args(args)
     cache = bool(cache_from_args(args))
     result = check_backend(settings, args.local, documents[: max(1, args.limit)], tolerance=args.tolerance, cache=cache)
-    for line in result.describe():
-        print(line)
+    summarise(result)
     return 0 if result.agrees else 1

@@ -9,14 +9,15 @@ from typing import Any
 
 from llm_mia.backends.big_models import parse_max_memory
 from llm_mia.backends.loading import ModelSettings
-from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
+from llm_mia.backends.local import DEFAULT_MODEL
 from llm_mia.backends.remote.client import DEFAULT_TIME_BUDGET, DEFAULT_TIMEOUT, ApiSettings
+from llm_mia.cli.flags import add_flags
 from llm_mia.engine.extraction_settings import ExtractionSettings
-from llm_mia.engine.threads import parse_threads
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Columns, Document, read_documents
-from llm_mia.io.outputs import check_cache_writable, check_writable, not_writable
+from llm_mia.io.outputs import check_cache_writable
 from llm_mia.scoring.settings import ScoringSettings
+from llm_mia.workflows.results import WorkflowResult, WritableResult
 
 
 def builtin_sample_path() -> Path:
@@ -36,8 +37,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--revision", help="Hugging Face revision of --model (branch, tag or commit)")
     group.add_argument("--reference", help="reference model for the `reference` scorer (same forms as --model)")
     group.add_argument("--reference-revision", help="Hugging Face revision of --reference")
-    group.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision (reductions stay float32)")
-    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_flags(group, "dtype", "device")
     group.add_argument(
         "--trust-remote-code", action="store_true", help="run model code shipped with the checkpoint (off by default)"
     )
@@ -57,27 +57,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DEV=SIZE,...",
         help="with --device-map auto: memory per device, e.g. cuda:0=20GiB,cuda:1=20GiB,cpu=60GiB",
     )
-    group.add_argument(
-        "--batch-size",
-        type=_batch_size,
-        default=8,
-        help="segments per forward pass (default: 8), or auto: the largest batch in tokens that fits, found once "
-        "per model, device and window and remembered",
-    )
+    add_flags(group, "batch_size")
     group.add_argument("--window", type=int, help="tokens per model call (default: the model's context length)")
     group.add_argument("--stride", type=int, help="new tokens per window for long texts (default: half a window)")
-    group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    group.add_argument(
-        "--cache-dir",
-        help="stats cache directory (default: <cache>/stats); a killed run resumes from it with identical results",
-    )
-    group.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
-    group.add_argument(
-        "--threads",
-        default="auto",
-        help="torch CPU threads: a number, or auto (default: the cores other work leaves free, measured at the "
-        "start); on CPU a fixed number gives bit-identical reruns",
-    )
+    add_flags(group, "no_progress", "cache_dir", "no_cache", "threads")
     add_api_arguments(parser)
     add_engine_arguments(parser)
 
@@ -119,15 +102,6 @@ def ray_settings_from_args(args: argparse.Namespace) -> Any:
         gpus_per_actor=args.ray_gpus,
         commit_dir=args.ray_commit_dir,
     )
-
-
-def _batch_size(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: give a number of segments or 'auto'") from None
 
 
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:
@@ -264,20 +238,6 @@ def cache_from_args(args: argparse.Namespace) -> bool | Path:
     return Path(directory) / "tokenstats.sqlite" if directory else True
 
 
-def check_cache_root_writable() -> Path:
-    """The cache root (``$LLM_MIA_CACHE``, where known-split runs keep splits and trained models), checked to be
-    writable before any work starts."""
-    from llm_mia.io.identity import cache_dir
-
-    root = cache_dir()
-    fix = "set LLM_MIA_CACHE to a directory on another disk"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise not_writable(error, root, what="the cache", fix=fix) from error
-    return check_writable(root, what="the cache", fix=fix)
-
-
 def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:
     """Models, scorers, extraction and cache as the arguments say; validated here, before any model loads."""
     cache = cache_from_args(args)
@@ -315,76 +275,18 @@ def scoring_settings_from_args(args: argparse.Namespace) -> ScoringSettings:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared with ``llm-mia demo``: threads, device, cache, progress."""
     group = parser.add_argument_group("running")
-    group.add_argument(
-        "--threads",
-        type=parse_threads,
-        default="auto",
-        help="torch CPU threads: a number, or auto (default: the cores other work leaves free, measured at the start)",
-    )
-    group.add_argument("--device", default="cpu", help="cpu (default, deterministic), cuda or auto")
-    group.add_argument("--no-cache", action="store_true", help="rebuild the split and retrain instead of re-using")
-    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_flags(group, "threads", "device", "no_cache", "no_progress")
 
 
-def run_threads(args: argparse.Namespace) -> int:
-    """The torch threads a known-split run uses: ``--threads`` as given, or for ``auto`` the cores other work
-    leaves free (``llm_mia.engine.threads``), printed so a reader of the log knows which."""
-    from llm_mia.engine.threads import AUTO, resolve_threads
-
-    threads = resolve_threads(args.threads)
-    if args.threads == AUTO:
-        print(f"torch threads: {threads} (--threads auto: the cores other work leaves free now)")
-    return threads
+def summarise(result: WorkflowResult) -> None:
+    """Print what a workflow's result found (its summary lines)."""
+    for line in result.summary_lines():
+        print(line)
 
 
-def run_with_arguments(config: Any, output_dir: Path, args: argparse.Namespace, *, extra_scorers: bool = True) -> Any:
-    """Run a benchmark config with the shared running flags (see add_run_arguments), after the busy-machine hint,
-    and write its report into ``output_dir``. ``extra_scorers``: the opt-in scorers too (not in the demo)."""
-    from llm_mia.workflows.benchmark import run_benchmark
-    from llm_mia.workflows.benchmark_report import write_report
-
-    threads = run_threads(args)
-    result = run_benchmark(
-        config,
-        device=args.device,
-        use_cache=not args.no_cache,
-        progress=not args.no_progress,
-        threads=threads,
-        echo=print,
-        extra_scorers=extra_scorers,
-        scorers=getattr(args, "scorers", None),
-    )
-    write_report(result, output_dir)
-    return result
-
-
-def print_epoch(epoch: Any, config: Any) -> None:
-    """The evaluation table of one snapshot, then calibration, control and any distribution-shift warning."""
-    from llm_mia.stats.metrics import format_fpr
-
-    print()
-    print(f"after {epoch.epoch} epoch{'s' if epoch.epoch != 1 else ''} of training:")
-    for line in epoch.evaluation.table_lines():
-        print(f"  {line}")
-    fpr = format_fpr(config.calibration_fpr)
-    if not any(epoch.calibration.values()):
-        print(f"  thresholds at {fpr} FPR: not fitted (too few calibration controls for that FPR)")
-    for name, entry in epoch.calibration.items():
-        if entry is None:
-            continue
-        held = entry["heldout_nonmembers"]
-        low, high = held["fpr_ci"]
-        print(
-            f"  {name}: threshold at {fpr} FPR fitted on {entry['n_controls']} calibration controls flags "
-            f"{entry['members_flagged']}/{entry['n_members']} members and {held['false_positives']}/"
-            f"{held['n_controls']} non-members (FPR {held['fpr']:.3f} [{low:.3f}, {high:.3f}])"
-        )
-    loss = epoch.control.scorers.get("loss")
-    if loss is not None:
-        print(
-            f"  control: loss under the reference model (never saw the members): AUROC {loss.auroc:.3f} "
-            f"[{loss.auroc_ci[0]:.3f}, {loss.auroc_ci[1]:.3f}] (near 0.5 unless the split is biased)"
-        )
-    warning = epoch.evaluation.warning()
-    if warning:
-        print(f"  {warning}")
+def write_and_summarise(result: WritableResult, destination: str | Path | None) -> list[Path]:
+    """What a command does with a result that has files: write it to ``destination`` (a file or directory, as the
+    result type says; nothing when None), then print its summary lines. Returns the paths written."""
+    written = [] if destination is None else result.write(destination)
+    summarise(result)
+    return written

@@ -51,7 +51,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from llm_mia.cli.common import add_model_arguments, add_scorer_arguments, scoring_settings_from_args
+from llm_mia.cli.common import (
+    add_model_arguments,
+    add_scorer_arguments,
+    scoring_settings_from_args,
+    write_and_summarise,
+)
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.outputs import check_output_dir
 from llm_mia.io.passages import DEFAULT_PASSAGE_TOKENS, WORK_UNITS
@@ -183,10 +188,9 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
     if args.control:
         raise LlmMiaError("give --control (real control works) or --synthetic-control, not both")
-    if args.scorers is None:
-        args.scorers = list(DEFAULT_SCORERS)
+    scorers = args.scorers or list(DEFAULT_SCORERS)
     settings = SyntheticTestSettings(
-        scoring=scoring_settings_from_args(args),
+        scoring=scoring_settings_from_args(argparse.Namespace(**{**vars(args), "scorers": scorers})),
         synthesis=synthesis_settings(args),
         alpha=args.alpha,
         runs=args.calibration_runs,
@@ -194,9 +198,7 @@ def run_synthetic(args: argparse.Namespace) -> int:
     )
     output_dir = check_output_dir(args.output_dir, overwrite=args.overwrite, owned=OUTPUT_FILES)
     report = run_synthetic_test(args.suspect, settings, synthetic=args.synthetic, progress=not args.no_progress)
-    written = report.write(output_dir)
-    for line in report.summary_lines():
-        print(line)
+    written = write_and_summarise(report, output_dir)
     print(f"wrote {', '.join(p.name for p in written)} to {output_dir}")
     return 0
 
@@ -213,8 +215,6 @@ def run(args: argparse.Namespace) -> int:
     report = run_dataset_test(args.suspect, args.control, settings)
     if not report.is_main:
         return 0  # the main process writes the report
-    written = report.write(output_dir)
-    for line in report.summary_lines():
-        print(line)
+    written = write_and_summarise(report, output_dir)
     print(f"wrote {', '.join(p.name for p in written)} to {output_dir}")
     return 0

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
+from llm_mia.backends.local import DEFAULT_MODEL
 from llm_mia.cli.common import add_api_arguments, api_settings_from_args, cache_from_args
+from llm_mia.cli.flags import add_flags
 from llm_mia.io.outputs import check_output_file
 from llm_mia.io.score_files import check_score_output
 
@@ -27,11 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--subject", required=True, help='how the question names the work: the "Emma" book by Jane Austen'
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="target model (as for score), or api:NAME")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision (softmax stays float32)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)")
+    add_flags(parser, "dtype", "device", "batch_size")
     add_api_arguments(parser)
-    parser.add_argument("--no-cache", action="store_true", help="do not keep API responses")
+    add_flags(parser, "no_cache")
     parser.add_argument(
         "--paraphrase-model",
         help="write the paraphrases of passages that have none with this model (local, or api:NAME at --api-base)",
@@ -47,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from llm_mia.backends.loading import ModelSettings
     from llm_mia.errors import LlmMiaError
-    from llm_mia.methods.decop import read_quiz_passages, write_quiz_passages
-    from llm_mia.methods.paraphrase import write_paraphrases
-    from llm_mia.workflows.decop import DecopSettings, paraphraser, run_decop
+    from llm_mia.workflows.decop import DecopSettings, run_decop_quiz
 
     output = check_score_output(args.output, overwrite=args.overwrite)
     settings = DecopSettings(
@@ -58,27 +55,16 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         cache=bool(cache_from_args(args)),
     )
-    paraphrases_from = None
+    quiz_out = None
     if args.paraphrase_model:
         if not args.paraphrases_out:
             raise LlmMiaError("--paraphrase-model needs --paraphrases-out: the paraphrases are kept with the run")
         quiz_out = check_output_file(
             args.paraphrases_out, overwrite=args.overwrite, suffixes=(".jsonl",), option="--paraphrases-out"
         )
-        passages = read_quiz_passages(args.input, require_paraphrases=False)
-        generate, identity = paraphraser(args.paraphrase_model, settings.models)
-        passages, seeds = write_paraphrases(passages, generate)
-        write_quiz_passages(passages, quiz_out)
-        paraphrases_from = {"model": identity, "seeds": seeds, "file": str(quiz_out)}
-        print(f"wrote the paraphrases to {quiz_out} (rerun with --input {quiz_out} to ask the same quiz)")
-    else:
-        passages = read_quiz_passages(args.input)
-    result = run_decop(passages, settings, source=args.input, paraphrases_from=paraphrases_from)
-    result.write(output)
-    scores = [row["decop"] for row in result.rows if row["decop"] is not None]
-    mean = sum(scores) / len(scores) if scores else float("nan")
-    print(
-        f"wrote {len(result.rows)} rows to {output} and {output}.run.json; mean DE-COP probability {mean:.3f} "
-        "(chance 0.25; compare with control works, not with chance)"
+    result = run_decop_quiz(
+        args.input, settings, paraphrase_model=args.paraphrase_model, paraphrases_out=quiz_out, echo=print
     )
+    result.write(output)
+    print(f"wrote {len(result.rows)} rows to {output} and {output}.run.json; " + "; ".join(result.summary_lines()))
     return 0

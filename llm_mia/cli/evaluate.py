@@ -40,6 +40,7 @@ from llm_mia.cli.common import (
     check_precision_arguments,
     columns_from_args,
     scoring_settings_from_args,
+    write_and_summarise,
 )
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.labelled_sets import FORMATS
@@ -99,7 +100,7 @@ def _evaluation_settings(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.workflows.evaluate import EVALUATION_FILE, evaluate_documents_file, evaluate_score_file
+    from llm_mia.workflows.evaluate import EVALUATION_FILE, run_evaluation
 
     check_precision_arguments(args)
     if args.precision_check is not None and args.scores:
@@ -110,62 +111,26 @@ def run(args: argparse.Namespace) -> int:
         else None
     )
     settings = _evaluation_settings(args)
-    columns = columns_from_args(args)
-    if args.scores:
-        evaluation, identity = evaluate_score_file(
-            args.scores, texts_from=args.input, format=args.format, columns=columns, split=args.split, settings=settings
-        )
-    elif args.input:
-        save = (
-            check_score_output(args.save_scores, overwrite=args.overwrite, option="--save-scores")
-            if args.save_scores
-            else None
-        )
+    scoring = save = None
+    if not args.scores and args.input:
+        if args.save_scores:
+            save = check_score_output(args.save_scores, overwrite=args.overwrite, option="--save-scores")
         scoring = scoring_settings_from_args(args)
-        evaluation, identity, score_run = evaluate_documents_file(
-            args.input,
-            scoring,
-            format=args.format,
-            columns=columns,
-            split=args.split,
-            settings=settings,
-            precision_check=args.precision_check,
-        )
-        if save is not None:
-            score_run.write(save)
-            identity["scores"] = {"path": str(save)}
-            print(f"wrote {len(score_run.rows)} score rows to {save} and {save}.run.json")
-    else:
-        raise LlmMiaError(
-            "nothing to evaluate: pass --scores FILE (a labelled score file) or --input LABELLED (scores with "
-            "--model, default the packaged model, then evaluates)"
-        )
-    labelled = evaluation.n_rows - evaluation.n_unlabelled
-    source = args.scores or args.input
-    print(f"evaluated {labelled} labelled documents from {source} ({evaluation.n_unlabelled} unlabelled ignored)")
-    models = (identity.get("run_record") or {}).get("models") or {}
-    for role, model in models.items():
-        where = (
-            f"{model['api']['base_url']}, {model['capabilities']['mode']} mode"
-            if "api" in model
-            else f"{model.get('architecture')}, {model.get('dtype')}"
-        )
-        print(f"{role} model: {model.get('name')} ({where})")
-    if "precision_check" in (identity.get("run_record") or {}):
-        from llm_mia.workflows.precision import PrecisionCheck
-
-        print()
-        for line in PrecisionCheck.from_dict(identity["run_record"]["precision_check"]).lines():
-            print(line)
-    print()
-    for line in evaluation.table_lines():
-        print(line)
-    warning = evaluation.warning()
-    if warning:
-        print()
-        print(warning)
+    report = run_evaluation(
+        settings,
+        scores=args.scores,
+        texts=args.input,
+        scoring=scoring,
+        format=args.format,
+        columns=columns_from_args(args),
+        split=args.split,
+        precision_check=args.precision_check,
+    )
+    if save is not None:
+        report.save_scores(save)
+        print(f"wrote {len(report.score_run.rows)} score rows to {save} and {save}.run.json")
+    written = write_and_summarise(report, output_dir)
     if output_dir is not None:
-        written = evaluation.write(output_dir, identity=identity)
         print()
         print(f"wrote {', '.join(p.name for p in written)} to {output_dir}")
     return 0

@@ -17,19 +17,9 @@ run resumes from the stats cache; two runs of one plan give identical results.js
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
 
 from llm_mia.cli.common import cache_from_args
-
-
-class DeprecatedAlias(argparse.Action):
-    """An option kept under an old name: stores like the new one and prints a note naming it."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, *_: Any) -> None:
-        new = "--" + self.dest.replace("_", "-")
-        print(f"note: {self.option_strings[0]} is deprecated here; use {new} (same meaning)", file=sys.stderr)
-        setattr(namespace, self.dest, values)
+from llm_mia.cli.flags import DeprecatedAlias, add_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suspect", help="where the planned suspect input is, if moved (same name; checked by hash)")
     parser.add_argument("--control", help="where the planned control input is, if moved (same name; checked by hash)")
     parser.add_argument("--secret", help="where a canary plan's secret file is, if moved (checked by hash)")
-    parser.add_argument("--cache-dir", help="stats cache directory (default: <cache>/stats); a killed run resumes")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
+    add_flags(parser, "cache_dir", "no_cache")
     parser.add_argument("--no-pdf", action="store_true", help="skip report.pdf (needs Chromium otherwise)")
-    parser.add_argument("--no-progress", action="store_true", help="no cost estimate or progress bar while scoring")
+    add_flags(parser, "no_progress")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,8 +38,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
-from llm_mia.cli.common import add_api_arguments, add_input_arguments, api_settings_from_args, documents_from_args
+from llm_mia.backends.local import DEFAULT_MODEL
+from llm_mia.cli.common import (
+    add_api_arguments,
+    add_input_arguments,
+    api_settings_from_args,
+    documents_from_args,
+    write_and_summarise,
+)
+from llm_mia.cli.flags import add_flags
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.passages import WORK_UNITS
 from llm_mia.methods.continuation_api import API_MODES
@@ -92,12 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models = parser.add_argument_group("models")
     models.add_argument("--model", default=DEFAULT_MODEL, help="target model (as for score), or api:NAME")
     models.add_argument("--reference", help="chance check: a model that cannot have seen the work (or api:NAME)")
-    models.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision")
-    models.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    models.add_argument("--batch-size", type=int, default=8, help="prompts per greedy batch (default 8)")
-    models.add_argument("--cache-dir", help="stats cache directory (default: <cache>/stats); a killed run resumes")
-    models.add_argument("--no-cache", action="store_true", help="neither read nor write the caches")
-    models.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_flags(models, "dtype", "device", "batch_size", "cache_dir", "no_cache", "no_progress")
     add_api_arguments(parser)
     add_probe_arguments(parser)
     test = parser.add_argument_group("test (as dataset-test)")
@@ -168,38 +170,6 @@ def settings_from_args(args: argparse.Namespace, *, sample: bool = False) -> Any
     )
 
 
-def dry_run(args: argparse.Namespace, settings: Any) -> int:
-    """Cut the passages with the cutting tokenizer (no weights) and print what each endpoint would be sent."""
-    from llm_mia.io.passages import Source, passages_from_sources
-    from llm_mia.methods.continuation_api import estimate
-    from llm_mia.workflows.dataset import refuse_remote_target
-    from llm_mia.workflows.dataset_inputs import cut_inputs
-    from llm_mia.workflows.extraction import build_probes, cutting_tokenizer
-
-    remote = settings.models.remote_names
-    if not remote:
-        raise LlmMiaError("--dry-run counts what a model behind an API (--model api:NAME) would be sent; none is named")
-    refuse_remote_target(settings.models, tokenizer=settings.tokenizer)
-    tokenizer = cutting_tokenizer(settings)
-    k = settings.probe.prefix_tokens
-    if args.suspect:
-        inputs = cut_inputs(args.suspect, args.control, settings, tokenizer=tokenizer)
-        probes = build_probes(inputs.suspect_passages, inputs.suspect_sources, tokenizer, k, "suspect")
-        probes += build_probes(inputs.control_passages, inputs.control_sources, tokenizer, k, "control")
-    else:
-        documents, _ = documents_from_args(args)
-        sources = [Source(name=d.id, text=d.text, work=d.group or d.id) for d in documents]
-        passages, _ = passages_from_sources(sources, tokenizer=tokenizer, passage_tokens=settings.passage_tokens)
-        probes = build_probes(passages, sources, tokenizer, k, "input")
-    for name in remote:
-        found = estimate(
-            name, [p.prefix_text for p in probes], target_tokens=settings.probe.target_tokens, samples=settings.samples
-        )
-        for line in found.describe(args.price_per_million_tokens):
-            print(line)
-    return 0
-
-
 def plan_extraction(args: argparse.Namespace) -> int:
     """``llm-mia plan --analysis extraction``: the plan's arguments (dataset-test's) as extraction settings,
     refusing those an extraction analysis does not use, then the plan (``llm_mia.workflows.extraction_evidence``)."""
@@ -210,6 +180,7 @@ def plan_extraction(args: argparse.Namespace) -> int:
     from llm_mia.io.passages import DEFAULT_PASSAGE_TOKENS
     from llm_mia.workflows.extraction import ExtractionTestSettings
     from llm_mia.workflows.extraction_evidence import build_extraction_plan
+    from llm_mia.workflows.plan import PlannedAnalysis
 
     if args.scorers:
         raise LlmMiaError("--scorers are for a dataset-test plan; an extraction plan measures greedy continuations")
@@ -264,17 +235,7 @@ def plan_extraction(args: argparse.Namespace) -> int:
         analyst=args.analyst,
         control_rationale=args.control_rationale,
     )
-    path, sidecar = plan.write(output)
-    inputs, design = plan.data["inputs"], plan.data["design"]
-    print(
-        f"planned extraction analysis: {len(inputs['suspect']['passages'])} suspect and "
-        f"{len(inputs['control']['passages'])} control passages of k + L = {settings.passage_tokens} tokens; "
-        f"{design['control_works']} control works; models: "
-        + ", ".join(f"{role} {m['name']}" for role, m in plan.data["models"].items())
-    )
-    if "reference" not in plan.data["models"]:
-        print("no --reference: the chance check will not run, and formulaic text will not be excluded")
-    print(f"plan SHA-256: {plan.sha256}")
+    path, sidecar = write_and_summarise(PlannedAnalysis(plan), output)
     print(f"wrote {path} and {sidecar}; keep the hash somewhere the other side can see it was fixed first")
     return 0
 
@@ -295,34 +256,33 @@ def run(args: argparse.Namespace) -> int:
         raise LlmMiaError("give --suspect and --control (a test), or --input (probes without a verdict), not both")
     settings = settings_from_args(args, sample=not args.suspect and not args.input)
     if args.dry_run:
-        return dry_run(args, settings)
+        from llm_mia.workflows.extraction import request_estimate_lines
+
+        documents = [] if args.suspect else documents_from_args(args)[0]
+        for line in request_estimate_lines(
+            settings,
+            suspect=args.suspect,
+            control=args.control,
+            documents=documents,
+            price_per_million_tokens=args.price_per_million_tokens,
+        ):
+            print(line)
+        return 0
     if args.suspect:
         if not args.output_dir:
             raise LlmMiaError("--suspect needs --output-dir: the directory for the report")
         output_dir = check_output_dir(args.output_dir, overwrite=args.overwrite, owned=OUTPUT_FILES)
         report = run_extraction_test(args.suspect, args.control, settings)
-        written = report.write(output_dir)
-        for line in report.summary_lines():
-            print(line)
+        written = write_and_summarise(report, output_dir)
         print(f"wrote {', '.join(p.name for p in written)} to {output_dir}")
         return 0
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
     documents, source = documents_from_args(args)
     result = run_extraction_probe(documents, settings, source=source)
-    if output is not None:
-        rows_path, _ = result.write(output)
-        for line in result.summary_lines():
+    if output is None:
+        for line in result.table_lines():
             print(line)
-        print(f"wrote {len(result.rows)} rows to {rows_path} and its run record")
-        return 0
-    from llm_mia.io.tables import cell, text_table
-
-    columns = ["id", "match_tokens", "lcs_tokens", "exact"] + (
-        ["ref_match_tokens"] if settings.models.reference else []
-    )
-    table = [[cell(row[c]) for c in columns] + [repr(row["generated_text"][:48])] for row in result.rows]
-    for line in text_table(["passage", *columns[1:], "continuation"], table):
-        print(line)
-    for line in result.summary_lines():
-        print(line)
+    written = write_and_summarise(result, output)
+    if written:
+        print(f"wrote {len(result.rows)} rows to {written[0]} and its run record")
     return 0

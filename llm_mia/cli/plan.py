@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 
+from llm_mia.cli.common import write_and_summarise
 from llm_mia.cli.dataset_test import add_test_arguments, settings_from_args
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.outputs import check_output_file
@@ -60,8 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.stats.work_test_power import power_sentence
-    from llm_mia.workflows.plan import build_plan
+    from llm_mia.workflows.plan import PlannedAnalysis, build_plan
 
     if not args.control:
         raise LlmMiaError("a plan needs --control: the control works the model cannot have seen")
@@ -80,35 +80,6 @@ def run(args: argparse.Namespace) -> int:
         control_rationale=args.control_rationale,
         precision_check=args.precision_check,
     )
-    path, sidecar = plan.write(output)
-    inputs = plan.data["inputs"]
-    print(
-        f"planned: {len(inputs['suspect']['passages'])} suspect and {len(inputs['control']['passages'])} control "
-        f"passages of {args.passage_tokens} tokens; models: "
-        + ", ".join(
-            f"{role} {m['name']} "
-            + (
-                f"(at {m['base_url']}, fingerprint {m['fingerprint']})"
-                if "base_url" in m
-                else f"({len(m['files'])} files)"
-            )
-            for role, m in plan.data["models"].items()
-        )
-    )
-    design = plan.data["design"]
-    print(
-        f"design: {design['suspect_works']} suspect work(s) against {design['control_works']} control works, "
-        f"{design['labellings']} labellings: the smallest possible p is {design['smallest_possible_p']:.3g}, whatever "
-        f"the model did; {design['suspect_share_tested']:.0%} of the suspect text's passages enter the test"
-    )
-    print(f"power: {power_sentence(design['power_on_a_known_split'])}")
-    if "precision_check" in plan.data:
-        check = plan.data["precision_check"]
-        moved = ", ".join(
-            f"{s['scorer']} up to {s['max_abs_difference']:.3g} (rank correlation {s['spearman']:.4f})"
-            for s in check["scorers"]
-        )
-        print(f"precision: {check['dtype']} against float32 on {check['sampled']} passages moved {moved}")
-    print(f"plan SHA-256: {plan.sha256}")
+    path, sidecar = write_and_summarise(PlannedAnalysis(plan), output)
     print(f"wrote {path} and {sidecar}; keep the hash somewhere the other side can see it was fixed first")
     return 0

@@ -14,35 +14,35 @@ from __future__ import annotations
 
 import argparse
 
-from llm_mia.backends.local import DEFAULT_MODEL, DTYPES
+from llm_mia.backends.local import DEFAULT_MODEL
 from llm_mia.cli.common import (
     add_api_arguments,
     add_input_arguments,
     api_settings_from_args,
     cache_from_args,
     documents_from_args,
+    summarise,
 )
+from llm_mia.cli.flags import add_flags
 from llm_mia.io.score_files import check_score_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="target model (as for score), or api:NAME")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    add_flags(parser, "dtype", "device")
     parser.add_argument("--samples", type=int, default=10, help="continuations per text (default 10, as published)")
     parser.add_argument("--prefix-ratio", type=float, default=0.5, help="share of words given as prefix (0.5)")
     parser.add_argument("--max-new-tokens", type=int, help="tokens per continuation (default: 2 per suffix word + 8)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (each text's own seed derives from it)")
     add_api_arguments(parser)
-    parser.add_argument("--no-cache", action="store_true", help="do not keep API responses")
+    add_flags(parser, "no_cache")
     parser.add_argument("--output", help="write rows to this .jsonl or .csv file (default: print a table)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
 
 
 def run(args: argparse.Namespace) -> int:
     from llm_mia.backends.loading import ModelSettings
-    from llm_mia.io.tables import cell, text_table
     from llm_mia.workflows.samia import SamiaSettings, run_samia
 
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
@@ -57,10 +57,7 @@ def run(args: argparse.Namespace) -> int:
     documents, source = documents_from_args(args)
     result = run_samia(documents, settings, source=source)
     if output is None:
-        columns = ["id", "samia", "samia_zlib", "status"]
-        for line in text_table(columns, [[cell(row[c], fmt=".3f") for c in columns] for row in result.rows]):
-            print(line)
-        print("higher = more of the text's second half reproduced (a ranking, not a verdict)")
+        summarise(result)
         return 0
     rows_path, _, samples_path = result.write(output)
     print(f"wrote {len(result.rows)} rows to {rows_path}, the run record and every continuation to {samples_path}")

@@ -18,7 +18,6 @@ every request (endpoint, request hash, the model version the API reports, time) 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from llm_mia.cli.common import (
     add_input_arguments,
@@ -28,10 +27,10 @@ from llm_mia.cli.common import (
     check_precision_arguments,
     documents_from_args,
     scoring_settings_from_args,
+    summarise,
 )
 from llm_mia.errors import OutputError
-from llm_mia.io.score_files import META_COLUMNS, check_score_output
-from llm_mia.io.tables import cell, text_table
+from llm_mia.io.score_files import check_score_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,71 +50,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def table_lines(rows: list[dict]) -> list[str]:
-    """A compact table: id, tokens scored, each score, status."""
-    columns = ["id", "n_scored", *[c for c in rows[0] if c not in META_COLUMNS], "status"]
-    lines = text_table(columns, [[cell(row[c], fmt=".4f") for c in columns] for row in rows])
-    return [*lines, "higher score = more likely a member of the model's training data (a ranking, not a verdict)"]
-
-
-def dry_run(settings: Any, documents: list, price: float | None) -> int:
-    """Print what the run would send to each model behind an API; send nothing."""
-    from llm_mia.scoring.request_estimate import estimate_requests
-
-    specs = settings.models.specs()
-    roles = {role: spec.name for role, spec in specs.items() if spec.name in settings.models.remote_names}
-    if not roles:
-        print("--dry-run counts requests to models behind an API (--model api:NAME); these models run locally")
-        return 0
-    for estimate in estimate_requests(documents, settings.calls, roles=roles):
-        for line in estimate.describe(price):
-            print(line)
-    return 0
-
-
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.workflows.score import score_documents
+    from llm_mia.workflows.score_job import request_estimate_lines, run_score_job
 
     check_precision_arguments(args)
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
     settings = scoring_settings_from_args(args)
     documents, source = documents_from_args(args)
     if args.dry_run:
-        return dry_run(settings, documents, args.price_per_million_tokens)
-    check = None
-    if args.precision_check is not None:
-        from llm_mia.workflows.precision import precision_check
-
-        labels = [d.label for d in documents] if all(d.label is not None for d in documents) else None
-        check = precision_check(documents, settings, size=args.precision_check, labels=labels)
-        for line in check.lines():
+        for line in request_estimate_lines(documents, settings, price_per_million_tokens=args.price_per_million_tokens):
             print(line)
-    log = None
-    if output is not None and settings.models.remote_names:
-        from llm_mia.evidence.query_log import QueryLog
-        from llm_mia.io.identity import sha256_texts
-
-        anchor = sha256_texts([d.text for d in documents])  # binds the log to the texts scored
-        log = QueryLog(f"{output}.queries.jsonl", anchor=anchor, model_hashes={})
-    try:
-        result = score_documents(documents, settings, source=source, observer=None if log is None else log.record)
-    except BaseException:
-        if log is not None:
-            log.close(keep_empty=False)  # a log of what was sent before the failure, or no file at all
-        raise
-    if log is not None:
-        logged = log.close()
-        result.record["query_log"] = {"path": str(log.path), "anchor": "sha256 of the input texts", **logged}
-    if check is not None:
-        result.record["precision_check"] = check.to_dict()
-    if not result.is_main:
+        return 0
+    job = run_score_job(
+        documents,
+        settings,
+        source=source,
+        query_log=None if output is None else f"{output}.queries.jsonl",
+        precision_check_size=args.precision_check,
+    )
+    summarise(job)
+    if not job.is_main:
         return 0  # the main process writes the merged rows
     if output is None:
-        for line in table_lines(result.rows):
+        for line in job.table_lines():
             print(line)
         return 0
     try:
-        result.write(output)
+        job.write(output)
     except OutputError as error:
         if settings.cache_path is None:
             raise
@@ -123,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
             f"{error}; every score is kept in the stats cache, so the same command run again writes them without "
             f"computing them again"
         ) from error
-    print(f"wrote {len(result.rows)} rows to {output} ({result.n_not_ok} with a non-ok status) and {output}.run.json")
-    if log is not None:
-        print(f"every request to the API is logged, hash-chained, in {log.path} ({logged['lines']} lines)")
+    n_not_ok = job.run.n_not_ok
+    print(f"wrote {len(job.rows)} rows to {output} ({n_not_ok} with a non-ok status) and {output}.run.json")
+    if job.query_log is not None:
+        print(f"every request to the API is logged, hash-chained, in {job.query_log} ({job.query_lines} lines)")
     return 0

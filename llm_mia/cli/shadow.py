@@ -21,11 +21,12 @@ non-members each rests on. Attacks never see the target's inclusion column; it o
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from llm_mia.cli.common import cache_from_args, check_cache_root_writable
-from llm_mia.io.outputs import check_writable
+from llm_mia.cli.common import cache_from_args, write_and_summarise
+from llm_mia.cli.flags import add_flags
+from llm_mia.errors import LlmMiaError
+from llm_mia.io.outputs import check_cache_root_writable, check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,11 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--epochs", type=int, help="training epochs (default: the recipe's last snapshot)")
     train.add_argument("--seed", type=int, default=0, help="seed of population, inclusion matrix and training")
     train.add_argument("--processes", type=int, default=1, help="models trained at once, one per process")
-    train.add_argument("--threads", type=int, help="torch threads per process (default: cores / processes)")
+    add_flags(train, "threads")
     score = parser.add_argument_group("score")
     score.add_argument("--signals", nargs="+", default=[], metavar="SCORER", help="extra signals, e.g. zlib min_k")
-    score.add_argument("--batch-size", type=int, default=8)
-    score.add_argument("--no-cache", action="store_true", help="neither read nor write the stats cache")
+    add_flags(score, "batch_size", "no_cache")
     evaluate = parser.add_argument_group("evaluate")
     evaluate.add_argument("--k", type=int, nargs="+", help="numbers of shadow models (default 2, 4, 8, ... up to K)")
     evaluate.add_argument("--attacks", nargs="+", help="attacks to run (default: all; llm-mia list shows them)")
@@ -52,19 +52,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--rmia-a", type=float, help="RMIA's offline a (default: tuned on a shadow model)")
     evaluate.add_argument("--rmia-gamma", type=float, default=1.0, help="RMIA's gamma (default 1)")
     evaluate.add_argument("--shokri-classifier", choices=("logistic", "boosting"), default="logistic")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
+    add_flags(parser, "device", "no_progress")
 
 
 def run(args: argparse.Namespace) -> int:
     from llm_mia.workflows.shadow import (
         ShadowSettings,
-        attack_table_lines,
         evaluate_shadow_attacks,
         score_shadow_models,
         train_shadow_models,
     )
 
+    if args.no_cache and args.action != "score":
+        raise LlmMiaError(
+            f"--no-cache applies to shadow score: shadow {args.action} keeps no stats (train caches its models, and a "
+            "killed run resumes from them)"
+        )
     directory = Path(args.output)
     where = directory if directory.is_dir() else directory.absolute().parent  # train creates it
     check_writable(where, what=f"--output {directory}", fix="choose another --output")
@@ -93,10 +96,7 @@ def run(args: argparse.Namespace) -> int:
             "rmia": {"a": args.rmia_a, "gamma": args.rmia_gamma},
             "shokri": {"classifier": args.shokri_classifier},
         }
-        fprs = (0.001, 0.01, 0.05)
-        evaluation = evaluate_shadow_attacks(args.output, ks=args.k, attacks=args.attacks, options=options, fprs=fprs)
-        print("\n".join(attack_table_lines(evaluation, fprs)))
-        path = Path(args.output) / "attacks.json"
-        path.write_text(json.dumps(evaluation.to_dict(), indent=1, default=str), encoding="utf-8")
+        evaluation = evaluate_shadow_attacks(args.output, ks=args.k, attacks=args.attacks, options=options)
+        (path,) = write_and_summarise(evaluation, args.output)
         print(f"every number: {path}")
     return 0

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 
+from llm_mia.cli.flags import add_flags
+
 
 def add_synthesis_arguments(group: argparse._ArgumentGroup) -> None:
     """How the synthetic set is made, added to ``group`` (shared with `dataset-test --synthetic-control`, which
@@ -46,7 +48,7 @@ def synthesis_settings(args: argparse.Namespace) -> object:
         seed=args.synthesis_seed,
         temperature=args.temperature,
         copy_words=args.copy_words,
-        device="cpu" if args.device == "auto" else args.device,
+        device=args.device,
     )
 
 
@@ -54,19 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suspect", required=True, help="the work: a text file, a directory, or .jsonl/.csv rows")
     parser.add_argument("--output", required=True, help="the synthetic set (.json)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-    parser.add_argument("--device", default="auto", help="where the generator trains and samples (cpu, cuda)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_flags(parser, "device", "no_progress")
     add_synthesis_arguments(parser.add_argument_group("how the set is made"))
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.cli.common import check_cache_root_writable
-    from llm_mia.io.outputs import check_output_file
-    from llm_mia.synthetic.generate import synthesize
+    from llm_mia.io.outputs import check_cache_root_writable, check_output_file
+    from llm_mia.workflows.synthetic import make_synthetic_set
 
     output = check_output_file(args.output, overwrite=args.overwrite, suffixes=(".json",))
     check_cache_root_writable()  # the fine-tuned generator is cached there
-    made = synthesize(args.suspect, synthesis_settings(args), progress=not args.no_progress)
+    made = make_synthetic_set(args.suspect, synthesis_settings(args), progress=not args.no_progress)
     made.write(output)
     generator = made.record["generator"]
     print(

@@ -65,8 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_mia.io.records import write_run_record
-    from llm_mia.io.score_files import write_rows
     from llm_mia.workflows.calibrate import Calibration, VerdictSettings, judge_score_file
 
     output = check_score_output(args.output, overwrite=args.overwrite) if args.output else None
@@ -83,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
     for line in report.summary_lines():
         print(line)
     if output is not None:
-        write_rows(report.rows, output)
-        write_run_record(output, report.record())
+        report.write(output)
         print(f"wrote {len(report.rows)} verdicts to {output} and {output}.run.json")
     return 0

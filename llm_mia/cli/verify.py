@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 
+from llm_mia.cli.common import summarise
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="the bundle directory written by `llm-mia evidence run`")
@@ -44,16 +46,5 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         secret=args.secret,
     )
-    for check in verification.checks:
-        print(check.line())
-    if not verification.ok:
-        print("NOT VERIFIED: at least one check failed")
-        return 1
-    if not verification.complete:
-        print(
-            "not fully verified: no check failed, but some could not run here (see above); give --model / "
-            "--suspect / --control, or --rescore 0 to check the bundle's files alone"
-        )
-        return 3
-    print("verified: every check passed")
-    return 0
+    summarise(verification)
+    return verification.exit_status

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import LlmMiaError, OutputError
+from llm_mia.io.identity import cache_dir
 
 
 def _refuse_existing(path: Path, *, option: str) -> LlmMiaError:
@@ -196,3 +197,15 @@ def write_json(path: str | Path, data: Any, *, indent: int | None = 2) -> Path:
 def write_text(path: str | Path, text: str) -> Path:
     """Write a text file atomically."""
     return atomic_write(path, lambda stream: stream.write(text))
+
+
+def check_cache_root_writable() -> Path:
+    """The cache root (``$LLM_MIA_CACHE``, where known-split runs keep splits and trained models), checked to be
+    writable before any work starts."""
+    root = cache_dir()
+    fix = "set LLM_MIA_CACHE to a directory on another disk"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise not_writable(error, root, what="the cache", fix=fix) from error
+    return check_writable(root, what="the cache", fix=fix)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from llm_mia.engine.threads import AUTO, auto_threads, parse_threads
 from llm_mia.errors import InputError
 from llm_mia.io.documents import Document
 from llm_mia.known_split.presets import BenchmarkConfig, get_preset
@@ -49,7 +50,8 @@ class ShadowSettings:
     ``size``: its ``ci`` or ``full`` training settings and model size. ``models``: K shadow models.
     ``population`` / ``z_documents``: None takes the size's default (ci 96 / 24, full 2000 / 250). ``epochs``:
     None takes the recipe's last snapshot epoch. ``processes``: models trained at once; ``threads``: torch threads
-    per process (None: the cores divided among the processes)."""
+    per process: a number, ``"auto"`` (the cores other work leaves free, divided among the processes) or None (all
+    cores divided among the processes)."""
 
     recipe: str = "gpt2-wikipedia"
     size: str = "ci"
@@ -59,7 +61,7 @@ class ShadowSettings:
     epochs: int | None = None
     seed: int = 0
     processes: int = 1
-    threads: int | None = None
+    threads: int | str | None = None
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -67,6 +69,7 @@ class ShadowSettings:
             raise InputError(f"--models must be at least 1, got {self.models}")
         if self.processes < 1:
             raise InputError(f"--processes must be at least 1, got {self.processes}")
+        object.__setattr__(self, "threads", parse_threads(self.threads))
 
     def benchmark(self) -> BenchmarkConfig:
         config = get_preset(self.recipe, self.size)
@@ -195,7 +198,11 @@ def train_shadow_models(
     }
     jobs = {f"shadow-{i}": (inclusion[:, i], settings.seed * 1000 + i + 1) for i in range(settings.models)}
     jobs[TARGET] = (members, settings.seed * 1000)
-    threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.processes)
+    if isinstance(settings.threads, int):
+        threads = settings.threads
+    else:
+        free = auto_threads() if settings.threads == AUTO else (os.cpu_count() or 1)
+        threads = max(1, free // settings.processes)
     common = {"device": settings.device, "cache_root": cache_root, "threads": threads}
 
     def record(name: str, path: str) -> None:

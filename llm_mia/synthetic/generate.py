@@ -30,7 +30,7 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +269,11 @@ def work_sha256(texts: Sequence[str]) -> str:
 
 def synthesize(work: str | Path, settings: SynthesisSettings, *, progress: bool = True) -> SyntheticSet:
     """Cut, split, fine-tune the generator, complete the inference snippets, check for copying (module
-    docstring); the set, not yet written."""
+    docstring); the set, not yet written. ``settings.device`` ``auto`` becomes the device used (cuda when torch
+    sees a GPU, else cpu), which the set's record names."""
+    from llm_mia.known_split.training import device_for_training
+
+    settings = replace(settings, device=device_for_training(settings.device))
     texts = read_work(work)
     snippets = cut_snippets(texts, settings.snippet_words)
     inference, training = split_snippets(snippets, settings, str(work))

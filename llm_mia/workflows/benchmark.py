@@ -299,6 +299,17 @@ def score_snapshot(
     return rows, control_rows, stats["reference"], scored.scorers
 
 
+def run_threads(threads: int | str | None, echo: Callable[[str], None]) -> int | None:
+    """The torch threads a known-split run uses: a number as given, None for torch's own setting, or for ``auto``
+    the cores other work leaves free now (``llm_mia.engine.threads``), passed to ``echo`` so the log says which."""
+    from llm_mia.engine.threads import AUTO, resolve_threads
+
+    resolved = resolve_threads(threads)
+    if threads == AUTO:
+        echo(f"torch threads: {resolved} (--threads auto: the cores other work leaves free now)")
+    return resolved
+
+
 def run_benchmark(
     config: BenchmarkConfig,
     *,
@@ -306,7 +317,7 @@ def run_benchmark(
     cache_root: Path | None = None,
     use_cache: bool = True,
     progress: bool = True,
-    threads: int | None = None,
+    threads: int | str | None = None,
     echo: Callable[[str], None] = logger.info,
     extra_scorers: bool = True,
     scorers: Sequence[str] | None = None,
@@ -319,14 +330,14 @@ def run_benchmark(
 
     ``device``: where to train and score (``cpu``; ``cuda`` or ``auto`` use a GPU when there is one; the
     determinism guarantee is for CPU). ``use_cache=False`` rebuilds the split and retrains. ``threads``: torch
-    CPU threads for training and scoring (None: torch's default). ``echo`` receives one line per step (the CLI
-    prints them).
+    CPU threads for training and scoring (None: torch's default; ``auto``: :func:`run_threads`). ``echo`` receives
+    one line per step (the CLI prints them).
     """
     import torch
 
     from llm_mia.known_split.training_loop import torch_threads
 
-    with torch_threads(threads):
+    with torch_threads(run_threads(threads, echo)):
         result = _run(
             config,
             device=device,

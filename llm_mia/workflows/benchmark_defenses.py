@@ -111,6 +111,22 @@ class DefenseResult:
             if row.audit and row.privacy and row.audit["epsilon_lower_bound"] > row.privacy["epsilon"] + 1e-9
         ]
 
+    @property
+    def record(self) -> dict[str, Any]:
+        """What ``defenses.json`` holds: the benchmark, the command that reproduces it, every row's numbers."""
+        return defense_record(self)
+
+    def summary_lines(self) -> list[str]:
+        """The defense table, then a BROKEN line for every setting whose audit contradicts its accountant."""
+        return [
+            *markdown_table(self),
+            *(f"BROKEN: {spec}: the audit's lower bound exceeds the accountant's epsilon" for spec in self.failures()),
+        ]
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """defenses.md, defenses.json and privacy_utility.png into ``directory`` (:func:`write_defense_report`)."""
+        return write_defense_report(self, Path(directory))
+
 
 def perplexity(stats: Sequence[Any]) -> float:
     """exp(token-weighted mean NLL) over the documents' scored tokens.
@@ -136,17 +152,18 @@ def run_defense_benchmark(
     cache_root: Path | None = None,
     use_cache: bool = True,
     progress: bool = True,
-    threads: int | None = None,
+    threads: int | str | None = None,
     echo: Callable[[str], None] = logger.info,
 ) -> DefenseResult:
     """Every setting in ``specs`` on ``config``'s benchmark (all parsed before anything trains); see the module
-    docstring for what each row holds."""
+    docstring for what each row holds. ``threads``: as for :func:`llm_mia.workflows.benchmark.run_benchmark`."""
     from llm_mia.known_split.training_loop import torch_threads
+    from llm_mia.workflows.benchmark import run_threads
 
     settings = [parse_setting(spec) for spec in specs]
     if not settings:
         raise LlmMiaError("name at least one defense setting (e.g. none temperature:t=2 dp:epsilon=8)")
-    with torch_threads(threads):
+    with torch_threads(run_threads(threads, echo)):
         return _run(config, settings, tuple(attacks), device, cache_root, use_cache, progress, echo)
 
 
@@ -324,18 +341,35 @@ def markdown_table(result: DefenseResult) -> list[str]:
     return lines
 
 
-def write_defense_report(result: DefenseResult, directory: Path) -> None:
-    """defenses.md (table), defenses.json (every number) and privacy_utility.png (AUROC against held-out
-    perplexity, one point per setting and attack)."""
-    import json
-
+def defense_command(result: DefenseResult) -> str:
+    """The command that reproduces ``result``."""
     from llm_mia.workflows.benchmark_report import command_line
+
+    command = command_line(result.config, defenses=[row.setting.spec for row in result.rows])
+    if tuple(result.attacks) != DEFAULT_ATTACKS:
+        command += " --attacks " + " ".join(result.attacks)
+    return command
+
+
+def defense_record(result: DefenseResult) -> dict[str, Any]:
+    """Every number of a defense benchmark, as ``defenses.json`` holds it."""
+    return {
+        "benchmark": result.config.name,
+        "size": result.config.size,
+        "command": defense_command(result),
+        "base_utility": result.base_utility,
+        "rows": [r.to_dict() for r in result.rows],
+    }
+
+
+def write_defense_report(result: DefenseResult, directory: Path) -> list[Path]:
+    """defenses.md (table), defenses.json (every number) and privacy_utility.png (AUROC against held-out
+    perplexity, one point per setting and attack); returns the files written."""
+    import json
 
     directory.mkdir(parents=True, exist_ok=True)
     config = result.config
-    command = command_line(config, defenses=[row.setting.spec for row in result.rows])
-    if tuple(result.attacks) != DEFAULT_ATTACKS:
-        command += " --attacks " + " ".join(result.attacks)
+    command = defense_command(result)
     lines = [
         f"# Defenses on {config.name} ({config.size}), epoch {max(config.training.epochs)}",
         "",
@@ -360,15 +394,10 @@ def write_defense_report(result: DefenseResult, directory: Path) -> None:
     if failures:
         lines += ["", f"**BROKEN:** audit lower bound above the accountant's epsilon for: {', '.join(failures)}"]
     (directory / "defenses.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    payload = {
-        "benchmark": config.name,
-        "size": config.size,
-        "command": command,
-        "base_utility": result.base_utility,
-        "rows": [r.to_dict() for r in result.rows],
-    }
+    payload = defense_record(result)
     (directory / "defenses.json").write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
     plot_privacy_utility(result, directory / "privacy_utility.png")
+    return [directory / "defenses.md", directory / "defenses.json", directory / "privacy_utility.png"]
 
 
 def plot_privacy_utility(result: DefenseResult, path: Path) -> None:

@@ -5,20 +5,23 @@ hashes, timings), ``manifest.json`` (the split), ``auroc_by_epoch.png/.svg``, an
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llm_mia.io.outputs import check_output_dir
 from llm_mia.known_split.presets import PRESETS, BenchmarkConfig
 from llm_mia.stats.metrics import format_fpr
-from llm_mia.workflows.benchmark import BenchmarkResult
+from llm_mia.workflows.benchmark import BenchmarkResult, EpochResult, run_benchmark
 from llm_mia.workflows.evaluate import tpr_cell
 
 RESULTS_FILE = "results.json"
+logger = logging.getLogger(__name__)
 
 
 def _ci(low_high: Sequence[float]) -> str:
@@ -269,6 +272,98 @@ def write_report(result: BenchmarkResult, directory: str | Path) -> list[Path]:
     if len(result.epochs) > 1:
         written += plot_sweep(result, directory / "auroc_by_epoch")
     return written
+
+
+def preset_lines() -> list[str]:
+    """Every benchmark and its sizes (``llm-mia benchmark`` without a name)."""
+    lines = ["benchmarks (llm-mia benchmark NAME --size SIZE):"]
+    for name, sizes in PRESETS.items():
+        lines.append(f"  {name}:")
+        for size, config in sizes.items():
+            split = config.split
+            lines.append(
+                f"    {size:5} {config.description}; {split.members} members / {split.nonmembers} non-members / "
+                f"{split.calibration} calibration, epochs {', '.join(map(str, config.training.epochs))}"
+            )
+    return lines
+
+
+def epoch_lines(epoch: EpochResult, config: BenchmarkConfig) -> list[str]:
+    """What a run prints for one snapshot (a blank line first): the evaluation table, the thresholds calibrated on
+    the controls, the control under the reference model and any distribution-shift warning."""
+    fpr = format_fpr(config.calibration_fpr)
+    lines = ["", f"after {epoch.epoch} epoch{'s' if epoch.epoch != 1 else ''} of training:"]
+    lines += [f"  {line}" for line in epoch.evaluation.table_lines()]
+    if not any(epoch.calibration.values()):
+        lines.append(f"  thresholds at {fpr} FPR: not fitted (too few calibration controls for that FPR)")
+    for name, entry in epoch.calibration.items():
+        if entry is None:
+            continue
+        held = entry["heldout_nonmembers"]
+        low, high = held["fpr_ci"]
+        lines.append(
+            f"  {name}: threshold at {fpr} FPR fitted on {entry['n_controls']} calibration controls flags "
+            f"{entry['members_flagged']}/{entry['n_members']} members and {held['false_positives']}/"
+            f"{held['n_controls']} non-members (FPR {held['fpr']:.3f} [{low:.3f}, {high:.3f}])"
+        )
+    loss = epoch.control.scorers.get("loss")
+    if loss is not None:
+        lines.append(
+            f"  control: loss under the reference model (never saw the members): AUROC {loss.auroc:.3f} "
+            f"[{loss.auroc_ci[0]:.3f}, {loss.auroc_ci[1]:.3f}] (near 0.5 unless the split is biased)"
+        )
+    warning = epoch.evaluation.warning()
+    if warning:
+        lines.append(f"  {warning}")
+    return lines
+
+
+@dataclass
+class BenchmarkReport:
+    """A known-split benchmark run and its report. ``result``: every number; ``record``: what ``results.json``
+    holds; ``summary_lines()``: every snapshot's table, calibration and control (:func:`epoch_lines`);
+    ``write(directory)``: the report files (:func:`write_report`)."""
+
+    result: BenchmarkResult
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return results_dict(self.result)
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.result.timings
+
+    def summary_lines(self) -> list[str]:
+        return [line for epoch in self.result.epochs for line in epoch_lines(epoch, self.result.config)]
+
+    def write(self, directory: str | Path) -> list[Path]:
+        return write_report(self.result, directory)
+
+
+def benchmark_report(
+    config: BenchmarkConfig,
+    *,
+    device: str = "cpu",
+    use_cache: bool = True,
+    progress: bool = True,
+    threads: int | str | None = None,
+    echo: Callable[[str], None] = logger.info,
+    scorers: Sequence[str] | None = None,
+) -> BenchmarkReport:
+    """``llm-mia benchmark NAME``: run the benchmark (:func:`llm_mia.workflows.benchmark.run_benchmark`, every
+    default and opt-in scorer unless ``scorers`` replaces them) and return it with its report, not yet written."""
+    result = run_benchmark(
+        config,
+        device=device,
+        use_cache=use_cache,
+        progress=progress,
+        threads=threads,
+        echo=echo,
+        extra_scorers=True,
+        scorers=scorers,
+    )
+    return BenchmarkReport(result)
 
 
 def check_report_dir(directory: str | Path, *, overwrite: bool) -> Path:

@@ -22,8 +22,8 @@ from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.io.documents import parse_label
 from llm_mia.io.identity import sha256_file
 from llm_mia.io.outputs import write_json
-from llm_mia.io.records import DIRECTION, identity_differences, read_run_record, run_record
-from llm_mia.io.score_files import read_scores, score_columns
+from llm_mia.io.records import DIRECTION, identity_differences, read_run_record, run_record, write_run_record
+from llm_mia.io.score_files import read_scores, score_columns, write_rows
 from llm_mia.io.tables import cell, text_table
 from llm_mia.stats.metrics import format_p_value
 from llm_mia.stats.verdicts import (
@@ -104,9 +104,14 @@ class Calibration:
     n_excluded: int = 0
     source: str = ""
 
-    def write(self, path: str | Path) -> Path:
+    @property
+    def record(self) -> dict[str, Any]:
+        """What the calibration file holds."""
+        return self.data
+
+    def write(self, path: str | Path) -> list[Path]:
         """Write the calibration file (JSON; floats round-trip exactly)."""
-        return write_json(path, self.data)
+        return [write_json(path, self.data)]
 
     @classmethod
     def read(cls, path: str | Path) -> Calibration:
@@ -554,6 +559,11 @@ class VerdictReport:
         )
         return lines
 
+    def write(self, path: str | Path) -> list[Path]:
+        """One row per document (``.jsonl`` or ``.csv``) and the run record beside them."""
+        return [write_rows(self.rows, path), write_run_record(path, self.record)]
+
+    @property
     def record(self) -> dict[str, Any]:
         """The run record of the verdict file."""
         calibrator = self.calibration.calibrator

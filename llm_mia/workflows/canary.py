@@ -133,3 +133,111 @@ def verdict_line(combined: float, detected: int, count: int, alpha: float) -> st
     if combined <= alpha:
         return f"consistent with training on the canaries: combined p = {combined:.2g} ({found})"
     return f"no evidence of training on the canaries: combined p = {combined:.2g} ({found})"
+
+
+@dataclass
+class MadeCanaries:
+    """``llm-mia canary make``: the secret file and its public commitment, written. ``record``: the secret record
+    (canaries, siblings, settings); ``digest``: the secret file's SHA-256 (the commitment); ``warning``: why the
+    siblings cannot give a small p-value, when they cannot."""
+
+    record: dict[str, Any]
+    secret: Path
+    commitment: Path
+    digest: str
+    warning: str | None
+
+    def summary_lines(self) -> list[str]:
+        settings = self.record["settings"]
+        return [
+            *([f"warning: {self.warning}"] if self.warning else []),
+            f"wrote {settings['count']} canaries with {settings['siblings']} siblings each to {self.secret} "
+            "(keep it private)",
+            f"commitment: SHA-256 {self.digest} (in {self.commitment}; publish or timestamp it now)",
+        ]
+
+
+def make_canary_files(settings: Any, secret: Path) -> MadeCanaries:
+    """Draw the canaries and their siblings (``llm_mia.canaries.make.CanarySettings``), write the secret file
+    (never over an existing one) and the commitment beside it (``SECRET.commitment.json``)."""
+    import json
+
+    from llm_mia.canaries.make import commitment_record, make_canaries, write_secret
+
+    if secret.exists():
+        raise InputError(f"{secret} exists: a secret file is never overwritten (its commitment may be published)")
+    warning = sibling_warning(settings.siblings)
+    record = make_canaries(settings)
+    digest = write_secret(record, secret)
+    commitment = secret.with_name(secret.name + ".commitment.json")
+    commitment.write_text(json.dumps(commitment_record(secret, digest, record), indent=1) + "\n", encoding="utf-8")
+    return MadeCanaries(record=record, secret=secret, commitment=commitment, digest=digest, warning=warning)
+
+
+@dataclass
+class PlantedCanaries:
+    """``llm-mia canary plant``: the planted copy and its log (``OUTPUT.plant-log.json``: where every copy went)."""
+
+    record: dict[str, Any]
+    output: Path
+    log: Path
+    repetitions: int
+
+    def summary_lines(self) -> list[str]:
+        return [
+            f"planted {len(self.record['canaries'])} canaries x {self.repetitions} into {self.output}; log: {self.log}"
+        ]
+
+
+def plant_canary_files(
+    secret: Path, into: str | Path, output: Path, *, repetitions: int, mode: str
+) -> PlantedCanaries:
+    """Copy the work or corpus ``into`` to ``output`` with every canary of ``secret`` planted ``repetitions``
+    times (``llm_mia.canaries.plant``), and write the log of where each copy went beside it."""
+    import json
+
+    from llm_mia.canaries.plant import plant_canaries
+
+    log_path = output.with_name(output.name + ".plant-log.json")
+    if log_path.exists():
+        raise InputError(f"{log_path} exists: plant into a new output")
+    record = read_secret(secret, None)
+    log = plant_canaries(record, Path(into), output, repetitions=repetitions, mode=mode)
+    payload = {"secret_sha256": record["sha256"], "source": str(into), "mode": mode, "copies": log}
+    log_path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    return PlantedCanaries(record=record, output=output, log=log_path, repetitions=repetitions)
+
+
+@dataclass
+class CanaryTest:
+    """``llm-mia canary test``: ``record`` holds what :func:`run_canary_test` returns (ranks, p-values, verdict)."""
+
+    record: dict[str, Any]
+
+    def summary_lines(self) -> list[str]:
+        result = self.record
+        lines = [f"warning: {result['warning']}"] if result["warning"] else []
+        if not result["commitment_checked"]:
+            lines.append(
+                "warning: no --commitment given: the secret file's hash was not checked against a published one"
+            )
+        lines.append(f"secret file SHA-256 {result['secret_sha256']}")
+        lines += [
+            f"  {row['canary']}: rank {row['rank']} of {result['siblings_per_canary'] + 1}, p = {row['p_value']:.3g}, "
+            f"exposure {row['exposure']:.1f} bits"
+            for row in result["per_canary"]
+        ]
+        return [*lines, result["verdict"], f"assumption: {result['assumption']}"]
+
+    def write(self, path: str | Path) -> list[Path]:
+        """The result as JSON."""
+        import json
+
+        path = Path(path)
+        path.write_text(json.dumps(self.record, indent=1, default=str) + "\n", encoding="utf-8")
+        return [path]
+
+
+def canary_test(secret: Path, settings: CanaryTestSettings) -> CanaryTest:
+    """:func:`run_canary_test`, as a result a command prints and writes."""
+    return CanaryTest(run_canary_test(secret, settings))

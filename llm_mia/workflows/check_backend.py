@@ -55,6 +55,15 @@ class BackendCheck:
             "scores": self.scores,
         }
 
+    @property
+    def record(self) -> dict[str, Any]:
+        """What the stored check holds (:meth:`to_dict`)."""
+        return self.to_dict()
+
+    def summary_lines(self) -> list[str]:
+        """Per text the token counts and differences, per score the largest and mean difference, the verdict."""
+        return self.describe()
+
     def describe(self) -> list[str]:
         lines = [f"{'text':<16} {'tokens api/local':>17} {'loss diff':>10} {'max |token diff|':>17} {'mean':>8}"]
         for row in self.texts:

@@ -10,7 +10,8 @@ rerun sends nothing twice). Rows carry ``decop`` (mean probability of the verbat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from llm_mia.io.identity import sha256_text, sha256_texts
 from llm_mia.io.records import run_record, write_run_record
 from llm_mia.io.score_files import write_rows
 from llm_mia.methods.decop import LETTERS, SYSTEM_PROMPT, QuizPassage, answer_token_ids, passage_scores, quizzes
+
+logger = logging.getLogger(__name__)
 
 STATUS_NO_ANSWER = "no answer letter among the returned tokens in any ordering"
 
@@ -41,17 +44,28 @@ class DecopSettings:
     def __post_init__(self) -> None:
         if not self.subject.strip():
             raise LlmMiaError("DE-COP needs --subject naming the work, e.g. 'the \"Emma\" book by Jane Austen'")
-        if self.batch_size < 1:
-            raise LlmMiaError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise LlmMiaError(
+                f"--batch-size {self.batch_size!r}: DE-COP needs a number of prompts >= 1 (auto is for scoring)"
+            )
 
 
 @dataclass
 class DecopRun:
+    """DE-COP's rows (a score file: ``decop``, ``decop_accuracy``) and their run record."""
+
     rows: list[dict[str, Any]]
     record: dict[str, Any]
 
-    def write(self, path: str | Path) -> tuple[Path, Path]:
-        return write_rows(self.rows, path), write_run_record(path, self.record)
+    def write(self, path: str | Path) -> list[Path]:
+        """The rows (``.jsonl`` or ``.csv``) and the run record beside them."""
+        return [write_rows(self.rows, path), write_run_record(path, self.record)]
+
+    def summary_lines(self) -> list[str]:
+        """The mean probability of the verbatim option, and what to compare it with."""
+        scores = [row["decop"] for row in self.rows if row["decop"] is not None]
+        mean = sum(scores) / len(scores) if scores else float("nan")
+        return [f"mean DE-COP probability {mean:.3f} (chance 0.25; compare with control works, not with chance)"]
 
 
 def letter_token_ids(tokenizer: Any) -> list[int]:
@@ -194,3 +208,31 @@ def run_decop(
         paraphrases=paraphrases_from or "given with the input",
     )
     return DecopRun(rows=rows, record=record)
+
+
+def run_decop_quiz(
+    quiz: str | Path,
+    settings: DecopSettings,
+    *,
+    paraphrase_model: str | None = None,
+    paraphrases_out: str | Path | None = None,
+    echo: Callable[[str], None] = logger.info,
+) -> DecopRun:
+    """``llm-mia decop``: read the quiz file ``quiz`` (``llm_mia.methods.decop.read_quiz_passages``) and run
+    :func:`run_decop` on it. With ``paraphrase_model``, that model first writes the paraphrases of passages that
+    have none (:func:`paraphraser`), kept with their seeds in ``paraphrases_out`` (the quiz to rerun with) and
+    named in the run record; ``echo`` hears where they went."""
+    from llm_mia.methods.decop import read_quiz_passages, write_quiz_passages
+    from llm_mia.methods.paraphrase import write_paraphrases
+
+    if paraphrase_model is None:
+        return run_decop(read_quiz_passages(quiz), settings, source=str(quiz))
+    if paraphrases_out is None:
+        raise LlmMiaError("--paraphrase-model needs --paraphrases-out: the paraphrases are kept with the run")
+    passages = read_quiz_passages(quiz, require_paraphrases=False)
+    generate, identity = paraphraser(paraphrase_model, settings.models)
+    passages, seeds = write_paraphrases(passages, generate)
+    write_quiz_passages(passages, Path(paraphrases_out))
+    echo(f"wrote the paraphrases to {paraphrases_out} (rerun with --input {paraphrases_out} to ask the same quiz)")
+    paraphrases_from = {"model": identity, "seeds": seeds, "file": str(paraphrases_out)}
+    return run_decop(passages, settings, source=str(quiz), paraphrases_from=paraphrases_from)

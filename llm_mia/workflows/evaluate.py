@@ -508,3 +508,87 @@ def evaluate_documents_file(
         "texts": "the scored input" if settings.blind else "skipped (--no-blind)",
     }
     return evaluation, identity, run
+
+
+@dataclass
+class EvaluationReport:
+    """``llm-mia evaluate``: the evaluation of one labelled set. ``identity``: what ``evaluation.json`` says about
+    its inputs (score file, run record, where the blind baseline's texts came from); ``score_run``: the rows
+    scored here (None when they came from a score file); ``source``: the file read."""
+
+    evaluation: Evaluation
+    identity: dict[str, Any]
+    source: str
+    score_run: Any = None
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What ``evaluation.json`` holds, figures aside."""
+        return {"tool": "llm-mia evaluate", **self.identity, **self.evaluation.to_dict()}
+
+    def summary_lines(self) -> list[str]:
+        """What was read, the models that scored it, any precision check, the table and any warning."""
+        from llm_mia.workflows.precision import PrecisionCheck
+
+        evaluation = self.evaluation
+        labelled = evaluation.n_rows - evaluation.n_unlabelled
+        lines = [
+            f"evaluated {labelled} labelled documents from {self.source} ({evaluation.n_unlabelled} unlabelled "
+            "ignored)"
+        ]
+        run_record = self.identity.get("run_record") or {}
+        for role, model in (run_record.get("models") or {}).items():
+            where = (
+                f"{model['api']['base_url']}, {model['capabilities']['mode']} mode"
+                if "api" in model
+                else f"{model.get('architecture')}, {model.get('dtype')}"
+            )
+            lines.append(f"{role} model: {model.get('name')} ({where})")
+        if "precision_check" in run_record:
+            lines += ["", *PrecisionCheck.from_dict(run_record["precision_check"]).lines()]
+        lines += ["", *evaluation.table_lines()]
+        warning = evaluation.warning()
+        if warning:
+            lines += ["", warning]
+        return lines
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """``evaluation.json`` and the figures (:meth:`Evaluation.write`)."""
+        return self.evaluation.write(directory, identity=self.identity)
+
+    def save_scores(self, path: str | Path) -> list[Path]:
+        """The rows scored here and their run record (``--save-scores``); the identity then names the file."""
+        if self.score_run is None:
+            raise LlmMiaError("no rows were scored here: the evaluation read a score file")
+        written = list(self.score_run.write(path))
+        self.identity["scores"] = {"path": str(path)}
+        return written
+
+
+def run_evaluation(
+    settings: EvaluationSettings,
+    *,
+    scores: str | Path | None = None,
+    texts: str | Path | None = None,
+    scoring: Any = None,
+    format: str = "auto",
+    columns: Any = None,
+    split: str | None = None,
+    precision_check: int | None = None,
+) -> EvaluationReport:
+    """``llm-mia evaluate``: a labelled score file ``scores`` evaluated (the blind baseline reading ``texts``, or
+    the input its run record names), or else the labelled set ``texts`` scored with ``scoring`` and evaluated
+    (:func:`evaluate_score_file`, :func:`evaluate_documents_file`)."""
+    read = {"format": format, "columns": columns, "split": split}
+    if scores is not None:
+        evaluation, identity = evaluate_score_file(scores, texts_from=texts, settings=settings, **read)
+        return EvaluationReport(evaluation, identity, source=str(scores))
+    if texts is None:
+        raise LlmMiaError(
+            "nothing to evaluate: pass --scores FILE (a labelled score file) or --input LABELLED (scores with "
+            "--model, default the packaged model, then evaluates)"
+        )
+    evaluation, identity, run = evaluate_documents_file(
+        texts, scoring, settings=settings, precision_check=precision_check, **read
+    )
+    return EvaluationReport(evaluation, identity, source=str(texts), score_run=run)

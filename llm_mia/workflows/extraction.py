@@ -761,8 +761,19 @@ class ExtractionProbeRun:
     record: dict[str, Any]
     too_short: list[str]
 
-    def write(self, path: str | Path) -> tuple[Path, Path]:
-        return write_rows(self.rows, path), write_run_record(path, self.record)
+    def write(self, path: str | Path) -> list[Path]:
+        """The rows (``.jsonl`` or ``.csv``) and the run record beside them."""
+        return [write_rows(self.rows, path), write_run_record(path, self.record)]
+
+    def table_lines(self) -> list[str]:
+        """One line per passage: the match lengths, exactness and the start of the continuation."""
+        from llm_mia.io.tables import cell, text_table
+
+        columns = ["id", "match_tokens", "lcs_tokens", "exact"] + (
+            ["ref_match_tokens"] if "reference" in self.record["models"] else []
+        )
+        table = [[cell(row[c]) for c in columns] + [repr(row["generated_text"][:48])] for row in self.rows]
+        return text_table(["passage", *columns[1:], "continuation"], table)
 
     def summary_lines(self) -> list[str]:
         settings = self.record["settings"]
@@ -818,3 +829,40 @@ def run_extraction_probe(
         execution={"cutting": cut.to_dict()},
     )
     return ExtractionProbeRun(rows=rows, record=record, too_short=list(cut.too_short))
+
+
+def request_estimate_lines(
+    settings: ExtractionTestSettings,
+    *,
+    suspect: str | Path | None = None,
+    control: str | Path | None = None,
+    documents: Sequence[Document] = (),
+    price_per_million_tokens: float | None = None,
+) -> list[str]:
+    """What an extraction run would send to each model behind an API (requests, tokens, the cost at the price
+    given), for a test (``suspect`` and ``control``) or for probes of ``documents``; sends nothing. The passages
+    are cut with the cutting tokenizer (its files only; no weights load)."""
+    from llm_mia.methods.continuation_api import estimate
+
+    remote = settings.models.remote_names
+    if not remote:
+        raise LlmMiaError("--dry-run counts what a model behind an API (--model api:NAME) would be sent; none is named")
+    refuse_remote_target(settings.models, tokenizer=settings.tokenizer)
+    tokenizer = cutting_tokenizer(settings)
+    k = settings.probe.prefix_tokens
+    if suspect is not None and control is not None:
+        inputs = cut_inputs(suspect, control, settings, tokenizer=tokenizer)
+        probes = build_probes(inputs.suspect_passages, inputs.suspect_sources, tokenizer, k, "suspect")
+        probes += build_probes(inputs.control_passages, inputs.control_sources, tokenizer, k, "control")
+    else:
+        sources = [Source(name=d.id, text=d.text, work=d.group or d.id) for d in documents]
+        passages, _ = passages_from_sources(sources, tokenizer=tokenizer, passage_tokens=settings.passage_tokens)
+        probes = build_probes(passages, sources, tokenizer, k, "input")
+    prompts = [p.prefix_text for p in probes]
+    return [
+        line
+        for name in remote
+        for line in estimate(
+            name, prompts, target_tokens=settings.probe.target_tokens, samples=settings.samples
+        ).describe(price_per_million_tokens)
+    ]

@@ -8,6 +8,7 @@ and ``llm-mia verify``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,82 @@ def build_plan(
         "versions": versions(),
     }
     return Plan(data)
+
+
+@dataclass
+class PlannedAnalysis:
+    """A plan as a command's result (``llm-mia plan``, ``llm-mia canary plan``): ``record`` is the plan's content,
+    ``summary_lines()`` what it fixes in words (passages, works, models, the smallest possible p, power, precision)
+    and its SHA-256, ``write(path)`` writes ``plan.json`` and ``plan.json.sha256``."""
+
+    plan: Plan
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.plan.data
+
+    @property
+    def sha256(self) -> str:
+        return self.plan.sha256
+
+    def write(self, path: str | Path) -> list[Path]:
+        return list(self.plan.write(path))
+
+    def summary_lines(self) -> list[str]:
+        kind = self.plan.data.get("kind")
+        lines = (
+            _canary_plan_lines(self.plan.data)
+            if kind == "canary"
+            else _extraction_plan_lines(self.plan.data)
+            if kind == "extraction"
+            else _dataset_plan_lines(self.plan.data)
+        )
+        return [*lines, f"plan SHA-256: {self.plan.sha256}"]
+
+
+def _dataset_plan_lines(data: dict[str, Any]) -> list[str]:
+    from llm_mia.stats.work_test_power import power_sentence
+
+    inputs, design = data["inputs"], data["design"]
+    models = ", ".join(
+        f"{role} {m['name']} "
+        + (f"(at {m['base_url']}, fingerprint {m['fingerprint']})" if "base_url" in m else f"({len(m['files'])} files)")
+        for role, m in data["models"].items()
+    )
+    lines = [
+        f"planned: {len(inputs['suspect']['passages'])} suspect and {len(inputs['control']['passages'])} control "
+        f"passages of {data['settings']['passage_tokens']} tokens; models: {models}",
+        f"design: {design['suspect_works']} suspect work(s) against {design['control_works']} control works, "
+        f"{design['labellings']} labellings: the smallest possible p is {design['smallest_possible_p']:.3g}, whatever "
+        f"the model did; {design['suspect_share_tested']:.0%} of the suspect text's passages enter the test",
+        f"power: {power_sentence(design['power_on_a_known_split'])}",
+    ]
+    if "precision_check" in data:
+        check = data["precision_check"]
+        moved = ", ".join(
+            f"{s['scorer']} up to {s['max_abs_difference']:.3g} (rank correlation {s['spearman']:.4f})"
+            for s in check["scorers"]
+        )
+        lines.append(f"precision: {check['dtype']} against float32 on {check['sampled']} passages moved {moved}")
+    return lines
+
+
+def _extraction_plan_lines(data: dict[str, Any]) -> list[str]:
+    inputs, design = data["inputs"], data["design"]
+    lines = [
+        f"planned extraction analysis: {len(inputs['suspect']['passages'])} suspect and "
+        f"{len(inputs['control']['passages'])} control passages of k + L = {data['settings']['passage_tokens']} "
+        f"tokens; {design['control_works']} control works; models: "
+        + ", ".join(f"{role} {m['name']}" for role, m in data["models"].items())
+    ]
+    if "reference" not in data["models"]:
+        lines.append("no --reference: the chance check will not run, and formulaic text will not be excluded")
+    return lines
+
+
+def _canary_plan_lines(data: dict[str, Any]) -> list[str]:
+    secret, settings = data["secret"], data["settings"]
+    return [
+        f"planned: {secret['canaries']} canaries with {secret['siblings_per_canary']} siblings each, scorer "
+        f"{settings['scorer']}, alpha {settings['alpha']:g}; model {data['models']['target']['name']}"
+    ]

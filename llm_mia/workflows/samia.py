@@ -60,15 +60,25 @@ class SamiaSettings:
 
 @dataclass
 class SamiaRun:
+    """SaMIA's rows (a score file: ``samia``, ``samia_zlib``), every continuation, and the run record."""
+
     rows: list[dict[str, Any]]
     continuations: list[dict[str, Any]]
     record: dict[str, Any]
 
-    def write(self, path: str | Path) -> tuple[Path, Path, Path]:
+    def write(self, path: str | Path) -> list[Path]:
         """The rows, the run record, and ``<path>.samples.jsonl`` with every continuation."""
         samples = Path(f"{path}.samples.jsonl")
         samples.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.continuations))
-        return write_rows(self.rows, path), write_run_record(path, self.record), samples
+        return [write_rows(self.rows, path), write_run_record(path, self.record), samples]
+
+    def summary_lines(self) -> list[str]:
+        """One line per text: its scores and status, then how to read them."""
+        from llm_mia.io.tables import cell, text_table
+
+        columns = ["id", "samia", "samia_zlib", "status"]
+        table = text_table(columns, [[cell(row[c], fmt=".3f") for c in columns] for row in self.rows])
+        return [*table, "higher = more of the text's second half reproduced (a ranking, not a verdict)"]
 
 
 def text_seed(seed: int, text: str) -> int:

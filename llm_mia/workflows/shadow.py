@@ -144,10 +144,29 @@ class AttackResult:
 
 @dataclass
 class ShadowEvaluation:
+    """Every attack at every K on the target. ``fprs``: the false-positive rates of the TPR columns;
+    ``summary_lines()``: the table and its notes; ``record``: every number; ``write(directory)``: attacks.json."""
+
     results: list[AttackResult] = field(default_factory=list)
     n_documents: int = 0
     n_z: int = 0
     timings: dict[str, Any] = field(default_factory=dict)
+    fprs: tuple[float, ...] = (0.001, 0.01, 0.05)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.to_dict()
+
+    def summary_lines(self) -> list[str]:
+        return attack_table_lines(self, self.fprs)
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """Every number, as ``attacks.json`` in the population's directory."""
+        import json
+
+        path = Path(directory) / "attacks.json"
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=str), encoding="utf-8")
+        return [path]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -221,7 +240,7 @@ def evaluate_shadow_attacks(
     labels = population.target_members.astype(int)
     target, target_z = matrix.column(total), z_matrix.column(total)
     kwargs = {"fprs": fprs, "n_bootstrap": n_bootstrap, "seed": seed}
-    result = ShadowEvaluation(n_documents=len(matrix.ids), n_z=len(z_matrix.ids))
+    result = ShadowEvaluation(n_documents=len(matrix.ids), n_z=len(z_matrix.ids), fprs=tuple(fprs))
     for baseline in BASELINES:
         result.results.append(
             AttackResult(baseline, 0, evaluate_scorer(target[baseline], labels, name=baseline, **kwargs))

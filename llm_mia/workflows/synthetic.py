@@ -260,3 +260,10 @@ def generator_quality(
         suspect_on_real=pooled([row_nats_per_byte(r) for r in real_rows], real_bytes),
         generator_on_generated=pooled([p[GENERATOR_LOSSES]["synthetic"] for p in pairs], synthetic_bytes),
     )
+
+
+def make_synthetic_set(suspect: str | Path, settings: SynthesisSettings, *, progress: bool = True) -> SyntheticSet:
+    """``llm-mia synthesize``: cut the work, fine-tune the generator on half its snippets and complete the others
+    (``llm_mia.synthetic.generate.synthesize``); the set, refused when the generator copies the work, not yet
+    written (``SyntheticSet.write``)."""
+    return synthesize(suspect, settings, progress=progress)

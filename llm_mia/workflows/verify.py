@@ -57,6 +57,32 @@ class Verification:
         """Every check ran (none reported as not run)."""
         return all(check.outcome != NOT_RUN for check in self.checks)
 
+    @property
+    def record(self) -> dict[str, Any]:
+        """The bundle and every check's outcome."""
+        return {
+            "bundle": str(self.bundle),
+            "checks": [{"name": c.name, "outcome": c.outcome, "detail": c.detail} for c in self.checks],
+        }
+
+    @property
+    def exit_status(self) -> int:
+        """``llm-mia verify``'s exit status: 0 every check ran and passed, 1 one failed, 3 some could not run."""
+        return 1 if not self.ok else 3 if not self.complete else 0
+
+    def summary_lines(self) -> list[str]:
+        """One line per check (pass, FAIL or not run), then the conclusion."""
+        lines = [check.line() for check in self.checks]
+        if not self.ok:
+            return [*lines, "NOT VERIFIED: at least one check failed"]
+        if not self.complete:
+            return [
+                *lines,
+                "not fully verified: no check failed, but some could not run here (see above); give --model / "
+                "--suspect / --control, or --rescore 0 to check the bundle's files alone",
+            ]
+        return [*lines, "verified: every check passed"]
+
 
 def _manifest(bundle: Path) -> tuple[Check, dict[str, str]]:
     path = bundle / MANIFEST
