@@ -241,3 +241,31 @@ print(before, memory.peak)
         int, subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout.split()
     )
     assert peak - before >= 150 * 2**20
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_activation_checkpointing_gives_the_same_weights_and_is_switched_off_after(tiny_loaded, arch) -> None:
+    """Recomputing the blocks in the backward pass must not move a bit of the trained weights (the fine-tune
+    recipe turns it on to halve its memory, and its cache identity does not name it), and the model it hands back
+    is a plain one."""
+    source = tiny_loaded[arch]
+    config = TrainingConfig(epochs=(1, 2), learning_rate=1e-2, batch_size=2, warmup_steps=1)
+    snapshots = []
+    for checkpointing in (False, True):
+        model = copy.deepcopy(source.model)
+        saved: dict = {}
+        train_causal_lm(
+            model,
+            source.tokenizer,
+            TEXTS,
+            config=config,
+            on_epoch=keep_snapshots(saved),
+            progress=False,
+            checkpoint_activations=checkpointing,
+        )
+        snapshots.append(saved)
+        assert not getattr(model, "is_activation_checkpointing", model.is_gradient_checkpointing)
+    plain, checkpointed = snapshots
+    for epoch in (1, 2):
+        assert all(torch.equal(plain[epoch][k], checkpointed[epoch][k]) for k in plain[epoch])
+    assert any(not torch.equal(plain[2][k], source.model.state_dict()[k]) for k in plain[2])

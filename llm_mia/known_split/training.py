@@ -104,6 +104,7 @@ def fine_tune(
             progress=progress,
             held_out=[d.text for d in held_out],
             record=record,
+            checkpoint_activations=True,
         )
         return {"epoch_losses": losses} | record
 

@@ -122,6 +122,7 @@ def train_causal_lm(
     progress: bool = True,
     held_out: Sequence[str] = (),
     record: dict[str, Any] | None = None,
+    checkpoint_activations: bool = False,
 ) -> list[float]:
     """Train ``model`` in place on ``texts``; after every epoch in ``config.epochs`` call ``on_epoch(epoch,
     model, mean_loss)`` (epoch 0 = before training). Returns the mean training loss of every epoch.
@@ -134,6 +135,12 @@ def train_causal_lm(
     sequence loss, per-example clipping and noise instead of the global clip; early stopping reads ``held_out``).
     ``record``, when given, receives what the defense did (privacy plan and epsilon, held-out losses, the epoch
     each snapshot comes from, peak memory).
+
+    ``checkpoint_activations``: keep only each block's input during the forward pass and recompute the rest in
+    the backward pass (transformers' gradient checkpointing, non-reentrant) where the model supports it and no
+    defense hooks into the blocks (dropout, DP-SGD). The same operations run on the same values, so the weights
+    are the same bits (tested); it trades about a third more compute for the activations of every block. Used by
+    the fine-tune recipe: SmolLM2-135M's training peak falls from about 4.5 to 3.2 GiB (batches of 8 x 128).
     """
     import torch
     from tqdm.auto import tqdm
@@ -168,6 +175,13 @@ def train_causal_lm(
     with deterministic(config.seed), PeakMemory() as memory:
         model.to(device).train()
         hooks = apply_dropout(model, defense.get("p")) if kind == "dropout" else []
+        checkpointing = (
+            checkpoint_activations
+            and kind not in ("dropout", "dp")
+            and getattr(model, "supports_gradient_checkpointing", False)
+        )
+        if checkpointing:
+            _checkpoint_activations(model, on=True)
         decay = defense.get("lambda") if kind == "weight_decay" else config.weight_decay
 
         rate = defense.get("lr", config.learning_rate) if kind == "dp" else config.learning_rate
@@ -236,11 +250,27 @@ def train_causal_lm(
             hook.remove()
         if plan is not None:
             trained.remove_hooks()
+        if checkpointing:
+            _checkpoint_activations(model, on=False)
         model.eval()
     if stopping is not None:
         record["early_stopping"] = stopping.describe()
     record["peak_rss_gib"] = memory.peak_gib
     return losses
+
+
+def _checkpoint_activations(model: Any, *, on: bool) -> None:
+    """Turn transformers' activation (gradient) checkpointing on, non-reentrant, or off; the method's name
+    changed in transformers 5 (``activation_checkpointing_*``), the old one still works there with a warning."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if on:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
 
 
 class PeakMemory:
