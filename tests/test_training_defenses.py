@@ -264,7 +264,7 @@ def test_activation_checkpointing_gives_the_same_weights_and_is_switched_off_aft
             checkpoint_activations=checkpointing,
         )
         snapshots.append(saved)
-        assert not getattr(model, "is_activation_checkpointing", model.is_gradient_checkpointing)
+        assert not model.is_activation_checkpointing
     plain, checkpointed = snapshots
     for epoch in (1, 2):
         assert all(torch.equal(plain[epoch][k], checkpointed[epoch][k]) for k in plain[epoch])
