@@ -222,8 +222,11 @@ def train_causal_lm(
                     loss.backward()
                 else:
                     labels = input_ids.masked_fill(attention == 0, -100)
-                    loss = trained(
-                        input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)
+                    loss = trained(  # no key/value cache: training never reads one back
+                        input_ids=input_ids.to(device),
+                        attention_mask=attention.to(device),
+                        labels=labels.to(device),
+                        use_cache=False,
                     ).loss
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
