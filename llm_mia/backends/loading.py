@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 
 from llm_mia.backends.local import DEFAULT_MODEL, DTYPES, LoadedModel, ModelSpec, load_model
 from llm_mia.backends.remote.client import ApiSettings
+from llm_mia.backends.remote.model import RemoteModel
 from llm_mia.errors import LlmMiaError
 
 
@@ -65,20 +67,21 @@ class ModelSettings:
 
     def specs(self, *, device: str | None = None) -> dict[str, ModelSpec]:
         """One :class:`ModelSpec` per role (``target``, and ``reference`` when given)."""
-        common = {
-            "dtype": self.dtype,
-            "device": device or self.device,
-            "trust_remote_code": self.trust_remote_code,
-            "device_map": self.device_map,
-            "max_memory": self.max_memory,
-        }
-        specs = {"target": ModelSpec(name=self.model, revision=self.revision, **common)}
+        spec = partial(
+            ModelSpec,
+            dtype=self.dtype,
+            device=device or self.device,
+            trust_remote_code=self.trust_remote_code,
+            device_map=self.device_map,
+            max_memory=self.max_memory,
+        )
+        specs = {"target": spec(name=self.model, revision=self.revision)}
         if self.reference:
-            specs["reference"] = ModelSpec(name=self.reference, revision=self.reference_revision, **common)
+            specs["reference"] = spec(name=self.reference, revision=self.reference_revision)
         return specs
 
 
-def load_models(settings: ModelSettings) -> dict[str, LoadedModel]:
+def load_models(settings: ModelSettings) -> dict[str, LoadedModel | RemoteModel]:
     """Load the target (and reference) model offline, each process of a launched run on its own device; connect to
     (and probe) those behind an API. The target carries the settings' output defense, if any."""
     from llm_mia.backends.remote.model import connect, is_remote

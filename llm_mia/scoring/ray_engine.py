@@ -241,7 +241,11 @@ def score_blocks(
             ):
                 block_rows = json.loads(str(payload))
                 text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in block_rows)
-                atomic_write(paths[int(k)], lambda stream, text=text: stream.write(text))
+
+                def write(stream: Any, text: str = text) -> None:
+                    stream.write(text)
+
+                atomic_write(paths[int(k)], write)
                 rows[int(k)] = block_rows
                 model_calls += int(calls)
                 pids.add(int(pid))

@@ -15,6 +15,7 @@ from typing import Any
 
 from llm_mia.backends.loading import load_models
 from llm_mia.backends.local import LoadedModel
+from llm_mia.backends.remote.model import RemoteModel
 from llm_mia.engine.threads import apply_threads
 from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.io.documents import Document
@@ -60,7 +61,7 @@ def score_documents(
     documents: Sequence[Document],
     settings: ScoringSettings | None = None,
     *,
-    models: Mapping[str, LoadedModel] | None = None,
+    models: Mapping[str, LoadedModel | RemoteModel] | None = None,
     source: str = "input",
     tool: str = "llm-mia score",
     observer: Any = None,
