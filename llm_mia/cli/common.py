@@ -326,9 +326,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def run_threads(args: argparse.Namespace) -> int:
+def run_threads(args: argparse.Namespace) -> int | None:
     """The torch threads a known-split run uses: ``--threads`` as given, or for ``auto`` the cores other work
-    leaves free (``llm_mia.engine.threads``), printed so a reader of the log knows which."""
+    leaves free (``llm_mia.engine.threads``), printed so a reader of the log knows which; None without
+    ``--threads`` (torch's own setting)."""
     from llm_mia.engine.threads import AUTO, resolve_threads
 
     threads = resolve_threads(args.threads)

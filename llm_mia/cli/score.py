@@ -86,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
     if args.precision_check is not None:
         from llm_mia.workflows.precision import precision_check
 
-        labels = [d.label for d in documents] if all(d.label is not None for d in documents) else None
-        check = precision_check(documents, settings, size=args.precision_check, labels=labels)
+        labels = [d.label for d in documents if d.label is not None]
+        check = precision_check(
+            documents, settings, size=args.precision_check, labels=labels if len(labels) == len(documents) else None
+        )
         for line in check.lines():
             print(line)
     log = None

@@ -263,7 +263,7 @@ def continue_probes(
     if isinstance(model, RemoteModel):
         stats_path = _stats_cache_path(settings.cache)
         responses = response_cache(False if stats_path is None else stats_path.with_name("responses.sqlite"))
-        prompts = [(p.passage.id, p.prefix_text, p.target_text, s) for p, s in zip(probes, seeds, strict=True)]
+        requests = [(p.passage.id, p.prefix_text, p.target_text, s) for p, s in zip(probes, seeds, strict=True)]
 
         def heard(index: int, event: dict[str, Any]) -> None:
             if observer is not None:
@@ -273,7 +273,7 @@ def continue_probes(
         try:
             mode, answers = api_continuations(
                 model,
-                prompts,
+                requests,
                 target_tokens=L,
                 settings=ApiProbeSettings(settings.api_mode, settings.samples, settings.temperature, settings.seed),
                 tokenizer=cutting,
@@ -359,6 +359,7 @@ def probe_rows(
 ) -> list[dict[str, Any]]:
     """One row per passage: where it is, its texts, every number, and the generated tokens (module docstring)."""
     m, f = probe_settings.min_match, probe_settings.formulaic_tokens
+    assert m is not None and f is not None  # ProbeSettings.__post_init__ resolves the defaults
     rows = []
     for index, probe in enumerate(probes):
         chosen, stats = best_of([ids for ids, _ in answers[index]], probe.target_ids)
