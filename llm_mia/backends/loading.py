@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 
 from llm_mia.backends.local import DEFAULT_MODEL, DTYPES, LOCAL_CAPABILITIES, ModelSpec, load_model
 from llm_mia.backends.protocol import Model, ModelCapabilities
@@ -73,16 +74,17 @@ class ModelSettings:
 
     def specs(self, *, device: str | None = None) -> dict[str, ModelSpec]:
         """One :class:`ModelSpec` per role (``target``, and ``reference`` when given)."""
-        common = {
-            "dtype": self.dtype,
-            "device": device or self.device,
-            "trust_remote_code": self.trust_remote_code,
-            "device_map": self.device_map,
-            "max_memory": self.max_memory,
-        }
-        specs = {"target": ModelSpec(name=self.model, revision=self.revision, **common)}
+        spec = partial(
+            ModelSpec,
+            dtype=self.dtype,
+            device=device or self.device,
+            trust_remote_code=self.trust_remote_code,
+            device_map=self.device_map,
+            max_memory=self.max_memory,
+        )
+        specs = {"target": spec(name=self.model, revision=self.revision)}
         if self.reference:
-            specs["reference"] = ModelSpec(name=self.reference, revision=self.reference_revision, **common)
+            specs["reference"] = spec(name=self.reference, revision=self.reference_revision)
         return specs
 
 

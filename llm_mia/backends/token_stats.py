@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
@@ -27,6 +28,16 @@ STATUS_OK = "ok"
 def zlib_length(text: str) -> int:
     """Length in bytes of zlib.compress(utf8(text)) at the default level: the text's zlib entropy."""
     return len(zlib.compress(text.encode("utf-8")))
+
+
+class TextFacts(TypedDict):
+    """The fields of a TokenStats that describe the text and the tokenizer, whatever was scored: an extractor
+    builds them once per document and passes them as ``**facts`` to ``TokenStats`` or ``TokenStats.empty``."""
+
+    n_bytes: int
+    zlib_bytes: int
+    bos_added: bool
+    tokenizer_id: str
 
 
 @dataclass(frozen=True)

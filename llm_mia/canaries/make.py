@@ -96,7 +96,7 @@ def default_word_list() -> list[str]:
     """Lowercase alphabetic words of 3-12 letters found in at least 3 packaged Wikipedia summaries, sorted."""
     from llm_mia.io.corpora import wikipedia_summaries
 
-    documents = Counter()
+    documents: Counter[str] = Counter()  # word: summaries it occurs in
     for text in wikipedia_summaries().values():
         documents.update(set(re.findall(r"\b[a-z]{3,12}\b", text)))
     return sorted(word for word, n in documents.items() if n >= 3)

@@ -19,6 +19,10 @@ every setting; `dataset-test --synthetic` refuses it for another text.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: the command line starts without the generator's dependencies
+    from llm_mia.synthetic.generate import SynthesisSettings
 
 from llm_mia.cli.flags import add_flags
 
@@ -36,7 +40,7 @@ def add_synthesis_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--copy-words", type=int, default=12, help="a shared span this long counts as copied (12)")
 
 
-def synthesis_settings(args: argparse.Namespace) -> object:
+def synthesis_settings(args: argparse.Namespace) -> SynthesisSettings:
     from llm_mia.synthetic.generate import SynthesisSettings
 
     return SynthesisSettings(

@@ -25,10 +25,10 @@ bound above the accountant's epsilon means the training, the accountant or the a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 ASSUMPTION = (
     "each text's outcome treated as an independent trial (one training run; Steinke et al. 2023 give the rigorous "
@@ -71,8 +71,8 @@ def epsilon_lower_bound(
 
 
 def audit_scores(
-    member_scores: Sequence[float],
-    nonmember_scores: Sequence[float],
+    member_scores: ArrayLike,
+    nonmember_scores: ArrayLike,
     *,
     delta: float,
     confidence: float = 0.95,

@@ -39,7 +39,7 @@ from typing import Any
 from llm_mia.defenses.specs import DefenseSpec, parse_kind_spec
 from llm_mia.errors import LlmMiaError
 
-KINDS = {
+KINDS: dict[str, dict[str, type]] = {
     "temperature": {"t": float},
     "noise": {"scale": float, "distribution": str, "seed": int},
     "round": {"decimals": int},

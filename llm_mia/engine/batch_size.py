@@ -59,11 +59,12 @@ def estimate_cpu_tokens(config: Any, window: int, dtype_bytes: int, available: i
     >>> estimate_cpu_tokens(config, 2048, 4, 8 * 2**30, 256 * 2**20)  # 3,167,538,380 bytes / 152,064 per token
     20830
     """
-    hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 768)
-    mlp = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
-    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 12)
-    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 12)
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    # a missing setting reads as 0, which (like None) falls through to the next name or the default
+    hidden: int = getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 768)
+    mlp: int = getattr(config, "intermediate_size", 0) or getattr(config, "n_inner", 0) or 4 * hidden
+    layers: int = getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 12)
+    heads: int = getattr(config, "num_attention_heads", 0) or getattr(config, "n_head", 12)
+    kv_heads: int = getattr(config, "num_key_value_heads", 0) or heads
     per_token = (
         dtype_bytes * (6 * hidden + 3 * mlp)  # one layer's activations
         + 4 * heads * window  # float32 attention scores

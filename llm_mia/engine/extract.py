@@ -45,7 +45,7 @@ import torch
 from tqdm.auto import tqdm
 
 from llm_mia.backends.local import LoadedModel
-from llm_mia.backends.token_stats import TokenStats, zlib_length
+from llm_mia.backends.token_stats import TextFacts, TokenStats, zlib_length
 from llm_mia.defenses.output import row_seeds
 from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.output_defense import reduce_defended
@@ -180,7 +180,9 @@ def _softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
 
 def _scored_rows(segments: Sequence[Segment], device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(batch index, predicting position, target id) for every scored token: the causal shift, done once."""
-    batch_index, positions, targets = [], [], []
+    batch_index: list[int] = []
+    positions: list[int] = []
+    targets: list[int] = []
     for row, segment in enumerate(segments):
         predicting = range(segment.score_from - 1, len(segment.input_ids) - 1)
         batch_index.extend([row] * len(predicting))
@@ -520,7 +522,8 @@ def _run_with_backoff(
             "out of memory on a batch of %d segments; retrying as %d + %d", len(batch), half, len(batch) - half
         )
         return _run_with_backoff(loaded, batch[:half], context) + _run_with_backoff(loaded, batch[half:], context)
-    results, offset = [], 0
+    results: list[tuple[Segment, dict[str, np.ndarray] | None]] = []
+    offset = 0
     for segment in batch:
         count = len(segment.input_ids) - segment.score_from
         results.append((segment, {k: v[offset : offset + count] for k, v in flat.items()}))
@@ -762,7 +765,7 @@ def extract(
         ]
         if observer is not None and resumed_windows:
             observer("from cache", resumed_windows)
-        if reused_documents or resumed_windows:
+        if cache is not None and (reused_documents or resumed_windows):  # both need the cache
             unfinished_documents = len({doc for doc, _, _ in resumed_windows})
             say(
                 f"{description}: resuming, {len(reused_documents)} document(s)"
@@ -812,7 +815,7 @@ def extract(
                 bar.update(_scored_tokens(batch))
         finally:
             remember_throughput(rate_key, tokens=timed_tokens, seconds=timed_seconds)
-    if shard is not None:
+    if shard is not None and cache is not None:  # a sharded run without the cache was refused above
         shard.wait_for_everyone()
         others = [
             s.document
@@ -827,9 +830,9 @@ def extract(
         if lost:
             raise LlmMiaError(f"{len(lost)} document(s) computed by other processes are missing from the cache")
         cached.update({i: found[keys[i]] for i in others})
-    results = {**cached, **computed}
+    known = {**cached, **computed}  # by document
     return [
-        results[i] if i in results else _assemble(texts[i], tokenized.get(i), parts.get(i), loaded, bool(condition))
+        known[i] if i in known else _assemble(texts[i], tokenized.get(i), parts.get(i), loaded, bool(condition))
         for i in range(len(texts))
     ]
 
@@ -843,7 +846,7 @@ def _assemble(
 ) -> TokenStats:
     n_bytes = len(text.encode("utf-8"))
     first_scored = loaded.adds_bos or conditioned  # a BOS or a conditioning prefix predicts the first token
-    common = {
+    common: TextFacts = {
         "n_bytes": n_bytes,
         "zlib_bytes": zlib_length(text),
         "bos_added": first_scored,
@@ -853,11 +856,12 @@ def _assemble(
         return TokenStats.empty(status=STATUS_EMPTY, n_tokens=0, **common)
     if not parts:
         return TokenStats.empty(status=STATUS_TOO_SHORT, n_tokens=len(tokens.content_ids), **common)
-    if any(part is None for part in parts):
+    complete = [part for part in parts if part is not None]
+    if len(complete) < len(parts):
         return TokenStats.empty(
             status=STATUS_OUT_OF_MEMORY, n_tokens=len(tokens.content_ids), n_windows=len(parts), **common
         )
-    joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    joined = {name: np.concatenate([part[name] for part in complete]) for name in complete[0]}
     finite = all(np.isfinite(joined[name]).all() for name in ("logprob", "mu", "sigma", "top1_logprob"))
     if not finite:
         return TokenStats.empty(

@@ -4,7 +4,7 @@ importable without torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from llm_mia.engine.threads import parse_threads
 from llm_mia.errors import LlmMiaError
@@ -26,7 +26,7 @@ class ExtractionSettings:
     tokens.
     """
 
-    batch_size: int | str = 8
+    batch_size: int | Literal["auto"] = 8
     window: int | None = None
     stride: int | None = None
     block_documents: int = 256

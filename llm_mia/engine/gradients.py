@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from llm_mia.backends.local import LoadedModel
-from llm_mia.backends.token_stats import TokenStats, zlib_length
+from llm_mia.backends.token_stats import TextFacts, TokenStats, zlib_length
 from llm_mia.engine.extract import _segments_for, _tokenize
 from llm_mia.engine.extraction_settings import ExtractionSettings
 
@@ -48,7 +48,7 @@ def gradient_stats(texts: Sequence[str], loaded: LoadedModel, settings: Extracti
 
 def _one(text: str, loaded: LoadedModel, window: int, stride: int | None, parameters: list) -> TokenStats:
     n_bytes = len(text.encode("utf-8"))
-    common = {
+    common: TextFacts = {
         "n_bytes": n_bytes,
         "zlib_bytes": zlib_length(text),
         "bos_added": loaded.adds_bos,

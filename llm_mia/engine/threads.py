@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Final, Literal
 
 from llm_mia.errors import LlmMiaError
 
-AUTO = "auto"
+AUTO: Final = "auto"
 PROBE_SECONDS = 0.25
 
 
@@ -67,10 +68,12 @@ def auto_threads(cores: int | None = None, busy: float | None = None) -> int:
     return max(1, min(cores, round(cores - busy)))
 
 
-def parse_threads(value: str | int | None) -> int | str | None:
+def parse_threads(value: str | int | None) -> int | Literal["auto"] | None:
     """``--threads``: a positive integer, ``auto``, or None (leave torch's own setting)."""
-    if value is None or value == AUTO:
-        return value
+    if value is None:
+        return None
+    if value == AUTO:
+        return AUTO
     try:
         number = int(value)
     except (TypeError, ValueError):

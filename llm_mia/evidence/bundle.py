@@ -138,6 +138,8 @@ def check_models(plan: Plan, models: Any, tokenizer: str | None = None) -> None:
         if problem:
             raise InputError(f"{problem} (in {found['directory']}); the model is not the one planned")
     if "tokenizer" in plan.data["models"]:
+        if tokenizer is None:
+            raise InputError("the plan names a tokenizer of its own: give it too, to check its files")
         found = model_inventory(ModelSpec(name=tokenizer))
         problem = _differences(plan.data["models"]["tokenizer"]["files"], found["files"], "path", "tokenizer file")
         if problem:

@@ -30,7 +30,7 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], str | None]:
     """The rows of a JSON-lines file, or the first problem ("<file>:<line> ...")."""
     if not path.is_file():
         return [], f"{path.name} is missing"
-    rows = []
+    rows: list[dict[str, Any]] = []
     for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         try:
             row = json.loads(line)
@@ -47,7 +47,7 @@ def passages_check(bundle: Path, plan: Any) -> Check:
     rows, problem = read_jsonl(bundle / "passages.jsonl")
     if problem:
         return Check("passages", FAIL, problem)
-    planned = {
+    planned: dict[tuple[str | None, str | None], str] = {  # (side, id): the text's SHA-256; a row may lack either
         (side, p["id"]): p["sha256"] for side in ("suspect", "control") for p in plan.data["inputs"][side]["passages"]
     }
     for number, row in enumerate(rows, start=1):

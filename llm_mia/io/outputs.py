@@ -16,7 +16,7 @@ import os
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from llm_mia.errors import LlmMiaError, OutputError
 from llm_mia.io.identity import cache_dir
@@ -93,7 +93,7 @@ _REASONS = {
 }
 
 
-def is_destination_error(error: BaseException) -> bool:
+def is_destination_error(error: BaseException) -> TypeGuard[OSError]:
     """Whether an error is the destination's fault (full, read-only, forbidden), not the data's or the code's."""
     return isinstance(error, OSError) and error.errno in _REASONS
 

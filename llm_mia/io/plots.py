@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 FIGURE_FORMATS = ("png", "svg")
 
@@ -35,7 +36,7 @@ def _save(figure: Any, stem: Path) -> list[Path]:
 
 
 def plot_roc(
-    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
     stem: str | Path,
     *,
     log_log: bool = False,
@@ -53,8 +54,8 @@ def plot_roc(
     low = (resolution_fpr or 2e-4) / 2
     figure = _new_figure(6.0, 5.0)
     axes = figure.add_subplot()
-    for name, (fpr, tpr) in curves.items():
-        fpr, tpr = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
+    for name, (fpr_values, tpr_values) in curves.items():
+        fpr, tpr = np.asarray(fpr_values, dtype=float), np.asarray(tpr_values, dtype=float)
         if log_log:  # a log axis cannot show 0: draw it at the lower edge
             fpr, tpr = np.maximum(fpr, low), np.maximum(tpr, low)
         axes.plot(
@@ -82,7 +83,7 @@ def plot_roc(
 
 
 def plot_histograms(
-    score_sets: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    score_sets: Mapping[str, tuple[ArrayLike, ArrayLike]],
     stem: str | Path,
     *,
     bins: int = 30,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ def run_record(
     *,
     inputs: Mapping[str, Any],
     models: Mapping[str, Mapping[str, Any]] | None = None,
-    scorers: list[Mapping[str, Any]] | None = None,
+    scorers: Sequence[Mapping[str, Any]] | None = None,
     settings: Mapping[str, Any] | None = None,
     execution: Mapping[str, Any] | None = None,
     **extra: Any,

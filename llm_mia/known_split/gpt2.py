@@ -64,4 +64,4 @@ def new_gpt2(tokenizer: Any, architecture: Gpt2Architecture, *, seed: int) -> An
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(config).to(torch.float32)
+    return GPT2LMHeadModel(config).float()  # float32, as .to(torch.float32) (which transformers types wrongly)

@@ -67,7 +67,7 @@ def tokenize_for_training(texts: Sequence[str], tokenizer: Any, *, max_length: i
     prefix = _special_prefix(tokenizer)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     encoded = tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True, verbose=False)
-    sequences = []
+    sequences: list[list[int]] = []
     for ids in encoded["input_ids"]:
         full = [*prefix, *ids, *eos]
         sequences.extend(full[start : start + max_length] for start in range(0, len(full), max_length))
@@ -244,7 +244,11 @@ def train_causal_lm(
             if epoch in config.epochs:
                 model.eval()
                 if stopping is not None:
-                    stopping.save_best(epoch, lambda m, e=epoch: on_epoch(e, m, losses[-1]))
+
+                    def save(trained: Any, e: int = epoch) -> None:
+                        on_epoch(e, trained, losses[-1])
+
+                    stopping.save_best(epoch, save)
                 else:
                     on_epoch(epoch, model, losses[-1])
                 model.train()
@@ -326,7 +330,8 @@ class _EarlyStopping:
         self.losses = [held_out_loss(model, held, pad=pad, device=device)]
         model.train()
         self.best_epoch, self.best = 0, self._copy()
-        self.stopped, self.chosen = False, {}
+        self.stopped = False
+        self.chosen: dict[int, int] = {}  # snapshot epoch: the epoch whose weights it holds
 
     def _copy(self) -> dict[str, Any]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from llm_mia.errors import InputError
 
@@ -107,7 +108,7 @@ def quizzes(passage: QuizPassage, subject: str) -> list[tuple[str, int]]:
     return [(quiz_prompt([texts[i] for i in order], subject), order.index(0)) for order in orderings()]
 
 
-def passage_scores(letter_logprobs: np.ndarray, answers: Sequence[int]) -> tuple[float, float]:
+def passage_scores(letter_logprobs: ArrayLike, answers: ArrayLike) -> tuple[float, float]:
     """(mean probability of the verbatim letter, share of orderings where it is the most probable).
 
     ``letter_logprobs``: (orderings, 4) log-probabilities of A-D at the answer position; -inf where the letter

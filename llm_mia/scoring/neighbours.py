@@ -104,6 +104,7 @@ class MaskedModelNeighbours:
             changed = ids[0].clone()
             changed[position] = token
             neighbour = self.tokenizer.decode(changed, skip_special_tokens=True)
+            assert isinstance(neighbour, str)  # one sequence of ids decodes to one string
             if neighbour != text and neighbour not in neighbours:
                 neighbours.append(neighbour)
             if len(neighbours) == n:

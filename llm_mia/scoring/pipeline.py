@@ -12,10 +12,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from llm_mia.backends.protocol import Model
 from llm_mia.backends.token_stats import STATUS_OK, TokenStats
+
+if TYPE_CHECKING:
+    from llm_mia.backends.local import LoadedModel
 from llm_mia.engine.extract import ExtractionContext, Shard
 from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.stats_cache import StatsCache
@@ -118,7 +121,7 @@ def extract_views(
                 # the view and model first, the documents by id; what the backend told besides (windows, tokens of a
                 # local model; an endpoint's request) as it told it
                 told = {key: value for key, value in event.items() if key != "documents"}
-                local = {key: told.pop(key) for key in ("windows", "tokens") if key in told}
+                local: dict[str, Any] = {key: told.pop(key) for key in ("windows", "tokens") if key in told}
                 observer(
                     {
                         **told,
@@ -139,7 +142,7 @@ def extract_views(
             from llm_mia.engine.gradients import gradient_stats
 
             logger.info("gradients of view %s (%s), one text at a time", view, label)
-            stats[view] = gradient_stats(texts, model, settings)
+            stats[view] = gradient_stats(texts, cast("LoadedModel", model), settings)  # it offers weights: local
             continue
         if spec.neighbours:
             if not model.offers.weights:

@@ -28,6 +28,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -276,8 +277,12 @@ def score_blocks(
                 block_rows = json.loads(str(payload))
                 text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in block_rows)
                 # the record first: a block whose rows are committed always has its record beside them
-                atomic_write(block_record_path(paths[int(k)]), lambda stream, record=str(record): stream.write(record))
-                atomic_write(paths[int(k)], lambda stream, text=text: stream.write(text))
+
+                def write(stream: Any, text: str) -> None:
+                    stream.write(text)
+
+                atomic_write(block_record_path(paths[int(k)]), partial(write, text=str(record)))
+                atomic_write(paths[int(k)], partial(write, text=text))
                 rows[int(k)] = block_rows
                 records[int(k)] = json.loads(str(record))
                 model_calls += int(calls)

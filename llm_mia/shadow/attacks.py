@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from llm_mia.errors import InputError
 from llm_mia.shadow.signals import MEAN_LL, SignalMatrix
@@ -119,7 +120,7 @@ def _pooled_sd(*groups: np.ndarray) -> float:
     return float(np.sqrt(squares / dof)) if dof else float("nan")
 
 
-def _scores(scores: np.ndarray, status: tuple[str, ...], usable: Any = True) -> AttackScores:
+def _scores(scores: ArrayLike, status: tuple[str, ...], usable: Any = True) -> AttackScores:
     """The scores of the documents whose status is ok (and ``usable``), NaN for the others."""
     ok = np.array([s == OK for s in status]) & usable
     return AttackScores(np.where(ok, scores, np.nan), status)
@@ -234,6 +235,7 @@ class LiraOnline:
 
     def score(self, target: Mapping[str, Any]) -> AttackScores:
         assert self.mu_in_ is not None and self.mu_out_ is not None, "fit first"
+        assert self.sd_in_ is not None and self.sd_out_ is not None, "fit first"
         x = phi(_target_signal(target, MEAN_LL, len(self.mu_in_)))
         scores = _normal_logpdf(x, self.mu_in_, self.sd_in_) - _normal_logpdf(x, self.mu_out_, self.sd_out_)
         return _scores(scores, self.status_)
@@ -428,7 +430,7 @@ class ReferenceOne:
     def fit(self, shadows: SignalMatrix, population: SignalMatrix) -> ReferenceOne:
         values, out = shadows.signal(MEAN_LL), ~shadows.inclusion
         first = np.argmax(out, axis=1)
-        has = out.any(axis=1)
+        has = np.any(out, axis=1)  # (documents,) bool
         self.columns_ = first
         self.reference_ = np.where(has, values[np.arange(len(values)), first], np.nan)
         self.z_reference_ = population.signal(MEAN_LL)

@@ -69,7 +69,9 @@ class SignalMatrix:
         """Write ``stem.npz`` and ``stem.json``; returns both paths."""
         stem.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"signal_{name}": np.asarray(values, dtype=np.float64) for name, values in self.values.items()}
-        np.savez(stem.with_suffix(".npz"), inclusion=self.inclusion.astype(np.bool_), **arrays)
+        # numpy >= 2.1's stub reads **arrays as possibly naming its allow_pickle flag; passing that flag explicitly
+        # would instead store an array of that name on numpy 1.26, which this project supports
+        np.savez(stem.with_suffix(".npz"), inclusion=self.inclusion.astype(np.bool_), **arrays)  # type: ignore[arg-type]
         meta = {
             "format": "llm-mia shadow signals",
             "version": 1,

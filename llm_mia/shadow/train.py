@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class ShadowPopulation:
         return [f"shadow-{i}" for i in range(self.inclusion.shape[1])]
 
 
-def draw_population(settings: ShadowSettings) -> tuple[list[Document], list[Document], list[Document]]:
+def draw_population(settings: ShadowSettings) -> tuple[list[Document], list[Document], list[str]]:
     """(population, z documents, tokenizer texts) drawn from the recipe's corpus, seeded."""
     from llm_mia.known_split.splits import draw_split, prepare_pool
 
@@ -128,6 +128,14 @@ def draw_population(settings: ShadowSettings) -> tuple[list[Document], list[Docu
     unlabel = [dataclasses.replace(d, label=None) for d in parts["member"]]
     z_docs = [dataclasses.replace(d, label=None) for d in parts["calibration"]]
     return unlabel, z_docs, [d.text for d in parts["nonmember"]][:tokenizer]
+
+
+class _Placement(TypedDict):
+    """Where every model of a population trains: the device, the stats cache's root and the CPU threads."""
+
+    device: str
+    cache_root: Path | None
+    threads: int | None
 
 
 def _train_one(
@@ -203,7 +211,7 @@ def train_shadow_models(
     else:
         free = auto_threads() if settings.threads == AUTO else (os.cpu_count() or 1)
         threads = max(1, free // settings.processes)
-    common = {"device": settings.device, "cache_root": cache_root, "threads": threads}
+    common: _Placement = {"device": settings.device, "cache_root": cache_root, "threads": threads}
 
     def record(name: str, path: str) -> None:
         manifest["model_dirs"][name] = path
@@ -269,7 +277,8 @@ def load_population(directory: str | Path) -> ShadowPopulation:
     if not manifest_path.is_file():
         raise InputError(f"{directory}: no {MANIFEST}; run `llm-mia shadow train --output {directory}` first")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    population, z_docs = [], []
+    population: list[Document] = []
+    z_docs: list[Document] = []
     population_path = directory / POPULATION
     for number, line in enumerate(population_path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

@@ -223,7 +223,7 @@ def blind_baseline(
         raise InputError("every text is empty; the blind baseline needs words to classify")
     labels = np.array([1] * n_members + [0] * n_nonmembers)
     grouped = member_groups is not None and nonmember_groups is not None
-    if grouped:
+    if member_groups is not None and nonmember_groups is not None:  # grouped
         if len(member_groups) != n_members or len(nonmember_groups) != n_nonmembers:
             raise InputError("give one group per text, for members and non-members alike")
         units = np.array([f"g:{g}" for g in [*member_groups, *nonmember_groups]])
@@ -277,10 +277,10 @@ def blind_baseline(
             break  # Besag & Clifford (1991): the observed AUROC sits inside the null on both sides
     permutation_p = _sequential_p(sum(value >= observed - 1e-12 for value in null), len(null))
     lower_p = _sequential_p(sum(value <= observed + 1e-12 for value in null), len(null))
-    null = np.array(null)
+    null_values = np.array(null)
     tail = (1 - confidence) / 2
-    centre = float(np.median(null))
-    low_q, high_q = np.quantile(null, [tail, 1 - tail])
+    centre = float(np.median(null_values))
+    low_q, high_q = np.quantile(null_values, [tail, 1 - tail])
     evaluation = evaluate_scorer(
         scores, labels, name="blind baseline", fprs=fprs, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
     )

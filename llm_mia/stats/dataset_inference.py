@@ -59,7 +59,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -95,6 +95,21 @@ SIZE_RATIO_LIMIT = 4.0  # ratio of median passages per work, suspect side vs con
 BLIND_FOLDS = 5  # folds of the set-level blind baseline (several suspect works)
 
 WORK_LEVEL, PASSAGE_LEVEL = "work-level", "passage-level"
+
+
+class _Fitting(TypedDict):
+    """How every test in one run fits its combination of scores: the same half-splits, seed and clipping."""
+
+    splits: int
+    seed: int
+    clip_quantile: float
+
+
+class _WorkFitting(_Fitting):
+    """The same, with the work-level test's number of random labellings."""
+
+    permutations: int
+
 WorkVerdict = Literal["consistent", "not distinguishable", "inconclusive", "withheld"]
 
 SCORES, REFERENCE_GAP = "scores", "reference-gap"
@@ -173,10 +188,10 @@ def work_counts(
     (12, 1, 30, 19)
     """
     suspects = set(map(str, suspect_works))
-    selection = select_passages([*suspect_works, *control_works], sorted(suspects), rule=selection)
-    k = max(1, sum(name in suspects for name in selection.counts))
-    m = sum(name not in suspects for name in selection.counts)
-    return selection.passages_per_work, k, m, min_control_works(alpha, k)
+    chosen = select_passages([*suspect_works, *control_works], sorted(suspects), rule=selection)
+    k = max(1, sum(name in suspects for name in chosen.counts))
+    m = sum(name not in suspects for name in chosen.counts)
+    return chosen.passages_per_work, k, m, min_control_works(alpha, k)
 
 
 def length_check(suspect_tokens: ArrayLike, control_tokens: ArrayLike) -> Safeguard:
@@ -185,7 +200,8 @@ def length_check(suspect_tokens: ArrayLike, control_tokens: ArrayLike) -> Safegu
     >>> length_check([128] * 10, [83] * 10).fired
     True
     """
-    suspect, control = float(np.median(suspect_tokens)), float(np.median(control_tokens))
+    suspect = float(np.median(np.asarray(suspect_tokens, dtype=float)))
+    control = float(np.median(np.asarray(control_tokens, dtype=float)))
     difference = abs(suspect - control) / max(suspect, control, 1.0)
     return Safeguard(
         "passage lengths",
@@ -309,7 +325,12 @@ def work_negative_control(
     half = len(names) // 2
     if half < 1 or math.comb(len(names), half) < 1 / alpha:
         return Safeguard("negative control", False, "not run: too few control works to split in two", ran=False)
-    options = {"splits": splits, "permutations": permutations, "seed": seed + 7919, "clip_quantile": clip_quantile}
+    options: _WorkFitting = {
+        "splits": splits,
+        "permutations": permutations,
+        "seed": seed + 7919,
+        "clip_quantile": clip_quantile,
+    }
     forward = work_permutation_test(control, control_works, names[:half], **options).p_value
     backward = work_permutation_test(control, control_works, names[half:], **options).p_value
     p_value = min(1.0, 2 * min(forward, backward))  # both directions, Bonferroni
@@ -529,7 +550,7 @@ def dataset_inference(
     suspect_x, control_x, suspect_works, control_works = _checked_passages(
         suspect, control, suspect_works, control_works, suspect_texts, control_texts
     )
-    common = {"splits": splits, "seed": seed, "clip_quantile": clip_quantile}
+    common: _Fitting = {"splits": splits, "seed": seed, "clip_quantile": clip_quantile}
     passage = passage_test(suspect_x, control_x, feature_names=feature_names, **common)
     curve = tuple(p_value_curve(suspect_x, control_x, **common))
     safeguards: list[Safeguard] = list(extra_safeguards)
@@ -630,7 +651,7 @@ def _work_level(
     alpha: float,
     permutations: int,
     feature_names: Sequence[str] | None,
-    common: dict[str, Any],
+    common: _Fitting,
 ) -> _Design:
     """The work-level design: the permutation test over labellings of the works, the text checks on exactly the
     passages it reads (``texts``: every passage's, suspect first; None: not run), the size check and the
@@ -703,7 +724,7 @@ def _passage_level(
     *,
     alpha: float,
     feature_names: Sequence[str] | None,
-    common: dict[str, Any],
+    common: _Fitting,
 ) -> _Design:
     """The passage-level design, when there are too few control works for the work-level test: the passage test
     gives the p-value but no verdict of training; its negative control compares control passages with each

@@ -42,17 +42,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from llm_mia.errors import InputError
 
 DEFAULT_FPRS: tuple[float, ...] = (0.001, 0.01, 0.05)
+# scores of documents, one per document, where None (or NaN) marks a document without one
+OptionalScores = Sequence[float | None] | np.ndarray
 # A TPR@FPR counts as resolved when its FPR allows at least this many false positives among the non-members.
 MIN_FALSE_POSITIVES = 20
 # p-values below this are printed as "p < 1e-06": their exact size rests on tail assumptions no data check.
 P_VALUE_FLOOR = 1e-6
 
 
-def _as_arrays(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+def _as_arrays(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (scores, labels) pair: same length, finite scores, labels 0/1, both classes present."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
@@ -76,7 +79,7 @@ def _as_arrays(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     return scores, labels
 
 
-def auroc(scores: Any, labels: Any) -> float:
+def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
     """Area under the ROC curve: P(member score > non-member score), ties counted one half.
 
     Formula: AUROC = U / (n_1 n_0), U the Mann-Whitney statistic of the member scores (Hanley & McNeil 1982);
@@ -105,7 +108,7 @@ def _placements(members: np.ndarray, nonmembers: np.ndarray) -> tuple[np.ndarray
     return v10, v01
 
 
-def auroc_interval(scores: Any, labels: Any, *, confidence: float = 0.95) -> tuple[float, float, str]:
+def auroc_interval(scores: ArrayLike, labels: ArrayLike, *, confidence: float = 0.95) -> tuple[float, float, str]:
     """Confidence interval for the AUROC: (low, high, method).
 
     Usual case: DeLong's variance, var = S10 / n_1 + S01 / n_0 with S10, S01 the sample variances of the
@@ -261,8 +264,8 @@ def _tpr_at_k(members: np.ndarray, nonmembers_sorted: np.ndarray, k: int) -> np.
 
 
 def tpr_at_fpr(
-    scores: Any,
-    labels: Any,
+    scores: ArrayLike,
+    labels: ArrayLike,
     *,
     target_fpr: float,
     confidence: float = 0.95,
@@ -311,7 +314,7 @@ def tpr_at_fpr(
     )
 
 
-def oracle_balanced_accuracy(scores: Any, labels: Any) -> float:
+def oracle_balanced_accuracy(scores: ArrayLike, labels: ArrayLike) -> float:
     """Balanced accuracy at the best threshold chosen on the same data: max_t (TPR(t) + 1 - FPR(t)) / 2.
 
     An *oracle* figure: no threshold fixed in advance reaches it on new data. From ``sklearn.metrics.roc_curve``.
@@ -362,15 +365,15 @@ class ScorerEvaluation:
 
 
 def evaluate_scorer(
-    scores: Any,
-    labels: Any,
+    scores: OptionalScores,
+    labels: ArrayLike,
     *,
     name: str = "score",
     fprs: Sequence[float] = DEFAULT_FPRS,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
-    exclude: Any = None,
+    exclude: ArrayLike | None = None,
 ) -> ScorerEvaluation:
     """AUROC [DeLong-logit interval], TPR at each FPR in ``fprs`` with its n, flag and bootstrap interval, oracle
     balanced accuracy.
@@ -502,8 +505,8 @@ def group_index(groups: Sequence[Any], n: int) -> tuple[np.ndarray, list[str]]:
 
 
 def max_auroc_permutation_test(
-    score_matrix: Any,
-    labels: Any,
+    score_matrix: ArrayLike,
+    labels: ArrayLike,
     *,
     names: Sequence[str],
     groups: Sequence[Any] | None = None,

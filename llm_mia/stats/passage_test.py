@@ -408,7 +408,7 @@ def negative_control(
     if labels is not None:
         _, counts = np.unique(labels, return_counts=True)
         by_group = len(counts) >= 2 and (len(matrix) - counts.max()) >= 2 * MIN_PASSAGES_PER_SET
-    if by_group:
+    if by_group and labels is not None:
         note = f"pseudo-sets of whole sources ({len(np.unique(labels))} control sources)"
     elif labels is not None and len(np.unique(labels)) >= 2:
         note = "pseudo-sets: the first and second half of the control text (sources too few or uneven to split whole)"
@@ -417,7 +417,7 @@ def negative_control(
     rng = np.random.default_rng(seed)
     results = []
     for _ in range(splits):
-        if by_group:
+        if by_group and labels is not None:
             first, second = _bisect_by_group(labels, rng)
         else:
             first, second = np.arange(len(matrix) // 2), np.arange(len(matrix) // 2, len(matrix))

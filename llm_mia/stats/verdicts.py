@@ -70,16 +70,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from llm_mia.errors import InputError, NotFittedError
-from llm_mia.stats.metrics import clopper_pearson, group_index, p_phrase
+from llm_mia.stats.metrics import OptionalScores, clopper_pearson, group_index, p_phrase
 
 ADJUSTMENTS = ("none", "bh")
 GUARANTEES = ("marginal", "conditional")
 MEMBER, NON_MEMBER, INCONCLUSIVE = "member", "non-member", "inconclusive"
 
 
-def _finite_controls(control_scores: Any) -> np.ndarray:
+def _finite_controls(control_scores: ArrayLike) -> np.ndarray:
     controls = np.asarray(control_scores, dtype=np.float64)
     if controls.ndim != 1 or len(controls) == 0:
         raise InputError(f"controls must be a non-empty 1-d sequence of scores; got shape {controls.shape}")
@@ -89,7 +90,7 @@ def _finite_controls(control_scores: Any) -> np.ndarray:
     return controls
 
 
-def empirical_p_values(scores: Any, control_scores: Any) -> np.ndarray:
+def empirical_p_values(scores: ArrayLike, control_scores: ArrayLike) -> np.ndarray:
     """p(s) = (1 + #{controls >= s}) / (n + 1) for each score; NaN stays NaN.
 
     Higher score = more member-like, so small p = unusually high for a non-member.
@@ -104,7 +105,7 @@ def empirical_p_values(scores: Any, control_scores: Any) -> np.ndarray:
     return np.where(np.isnan(scores), np.nan, p)
 
 
-def benjamini_hochberg(p_values: Any) -> np.ndarray:
+def benjamini_hochberg(p_values: ArrayLike) -> np.ndarray:
     """Benjamini-Hochberg (1995) adjusted p-values (``scipy.stats.false_discovery_control(method="bh")``).
 
     p_adj(i) = min_{j >= i} min(1, m p_(j) / j) over the sorted p-values; NaN entries are left out of m and
@@ -121,7 +122,7 @@ def benjamini_hochberg(p_values: Any) -> np.ndarray:
     return adjusted
 
 
-def simes_p_value(p_values: Any) -> float:
+def simes_p_value(p_values: ArrayLike) -> float:
     """Simes (1986) combined p-value of the null "none of these hypotheses is false": min_j m p_(j) / j over the
     sorted p-values (NaN entries left out; NaN when none is left). Valid when the p-values are independent or
     PRDS (Sarkar 1998); equal to the smallest BH-adjusted p-value of the set.
@@ -154,7 +155,7 @@ class GroupAdjustment:
     n_selected: int
 
 
-def adjust_by_group(p_values: Any, groups: Sequence[Any], *, q: float) -> GroupAdjustment:
+def adjust_by_group(p_values: ArrayLike, groups: Sequence[Any], *, q: float) -> GroupAdjustment:
     """Simes within each group, BH over the groups at level ``q``, then BH within each selected group at
     q x n_selected / n_groups (module docstring). A document whose group is None, NaN or "" is a group of its
     own. NaN p-values (no score, not comparable) are left out everywhere.
@@ -340,15 +341,16 @@ def group_verdicts(verdicts: Sequence[DocumentVerdict]) -> list[GroupVerdict]:
     results = []
     for name, members in units.items():
         first = members[0]
+        assert first.group_verdict is not None  # only documents judged by group are in units
         judged = sum(v.p_value is not None for v in members)
         p, p_adj = first.group_p_value, first.group_p_adjusted
-        if first.group_verdict == MEMBER:
+        if p is None or p_adj is None:  # the group's Simes p-value is missing exactly when its adjusted one is
+            statement = "no verdict: none of its documents has a score comparable with the controls"
+        elif first.group_verdict == MEMBER:
             statement = (
                 f"consistent with training on some of its documents (Simes {p_phrase(p)} over its {judged} judged "
                 f"documents, BH-adjusted {p_phrase(p_adj)} over {first.adjusted_over})"
             )
-        elif p is None:
-            statement = "no verdict: none of its documents has a score comparable with the controls"
         elif first.group_verdict == INCONCLUSIVE:
             statement = (
                 f"inconclusive: Simes {p_phrase(p)} over its {judged} judged documents is at most {first.alpha:g} "
@@ -418,7 +420,7 @@ class FprCalibrator:
         if self.adjust not in ADJUSTMENTS:
             raise InputError(f"adjust must be one of {', '.join(ADJUSTMENTS)}; got {self.adjust!r}")
 
-    def fit(self, control_scores: Any) -> FprCalibrator:
+    def fit(self, control_scores: ArrayLike) -> FprCalibrator:
         """Learn the threshold from known non-member scores (all finite)."""
         self._validate_settings()
         controls = np.sort(_finite_controls(control_scores))
@@ -460,18 +462,18 @@ class FprCalibrator:
             f"{alpha:g} with probability {self.exceed_probability_:.2g}"
         )
 
-    def p_values(self, scores: Any) -> np.ndarray:
+    def p_values(self, scores: ArrayLike) -> np.ndarray:
         """p = (1 + #{controls >= s}) / (n + 1) per score (NaN for a missing score)."""
         self._check_fitted()
         return empirical_p_values(scores, self.controls_)
 
-    def predict(self, scores: Any) -> np.ndarray:
+    def predict(self, scores: ArrayLike) -> np.ndarray:
         """True where a score is flagged as a member at the target FPR (score > threshold_; NaN -> False)."""
         self._check_fitted()
         scores = np.asarray(scores, dtype=np.float64)
         return np.where(np.isnan(scores), False, scores > self.threshold_)
 
-    def check_fpr(self, heldout_scores: Any) -> FprCheck:
+    def check_fpr(self, heldout_scores: ArrayLike) -> FprCheck:
         """The FPR the threshold achieves on held-out controls (not the ones it was fitted on)."""
         self._check_fitted()
         heldout = _finite_controls(heldout_scores)
@@ -487,7 +489,7 @@ class FprCalibrator:
 
     def verdicts(
         self,
-        scores: Any,
+        scores: OptionalScores,
         *,
         ids: Sequence[str] | None = None,
         reasons: Sequence[str | None] | None = None,
@@ -560,7 +562,7 @@ class FprCalibrator:
             shown = f"{p_phrase(p_value)}" if not math.isnan(p_value) else ""
             if p_adj is not None:
                 shown += f", BH-adjusted {'within its group ' if by_group is not None else ''}{p_phrase(p_adj)}"
-            if by_group is not None and group_p is not None:
+            if by_group is not None and group_p is not None and group_adj is not None:  # both or neither
                 name = f"its group {str(group)!r}" if group is not None else "this document (a group of its own)"
                 shown += f"; {name}: Simes {p_phrase(group_p)}, BH-adjusted over {over} {p_phrase(group_adj)}"
             if math.isnan(score):
@@ -654,7 +656,7 @@ class FprCalibrator:
 
 
 def split_controls(
-    control_scores: Any, *, holdout: float = 0.5, seed: int = 0
+    control_scores: ArrayLike, *, holdout: float = 0.5, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Seeded random split of controls into (fit scores, held-out scores, fit indices, held-out indices)."""
     controls = _finite_controls(control_scores)
@@ -671,7 +673,7 @@ def split_controls(
 
 
 def calibrate(
-    control_scores: Any,
+    control_scores: ArrayLike,
     *,
     fpr: float = 0.01,
     guarantee: str = "marginal",

@@ -31,6 +31,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -197,12 +198,19 @@ def complete(inference: Sequence[str], directory: Path, settings: SynthesisSetti
         ids = tokenizer(snippet, add_special_tokens=False)["input_ids"]
         half = len(ids) // 2
         prefix, real = tokenizer.decode(ids[:half]), tokenizer.decode(ids[half:])
-        common = {"samples": 1, "max_new_tokens": len(ids) - half, "temperature": settings.temperature}
-        common |= {"top_k": settings.top_k, "top_p": settings.top_p, "repetition_penalty": settings.repetition_penalty}
-        synthetic, control = (
-            sample_continuations(prefix, loaded, seed=_seed(settings, snippet, which), exact_length=True, **common)[0]
-            for which in (0, 1)
+        draw = partial(
+            sample_continuations,
+            prefix,
+            loaded,
+            samples=1,
+            max_new_tokens=len(ids) - half,
+            temperature=settings.temperature,
+            top_k=settings.top_k,
+            top_p=settings.top_p,
+            repetition_penalty=settings.repetition_penalty,
+            exact_length=True,
         )
+        synthetic, control = (draw(seed=_seed(settings, snippet, which))[0] for which in (0, 1))
         pairs.append(
             {"id": f"s{i}", "snippet_sha256": sha256_text(snippet), "prefix": prefix, "real": real}
             | {"synthetic": synthetic, "synthetic_control": control}
@@ -212,9 +220,10 @@ def complete(inference: Sequence[str], directory: Path, settings: SynthesisSetti
     return pairs
 
 
-def generator_losses(pairs: Sequence[dict], loaded: Any, progress: bool) -> list[dict[str, float]]:
+def generator_losses(pairs: Sequence[dict], loaded: Any, progress: bool) -> list[dict[str, float | None]]:
     """Per pair, the generator's loss on each suffix alone (as the suspect model reads them), in nats per UTF-8
-    byte (``llm_mia.synthetic.safeguards.row_nats_per_byte``), through the toolkit's scoring path."""
+    byte (``llm_mia.synthetic.safeguards.row_nats_per_byte``), through the toolkit's scoring path; None where a
+    suffix got no loss."""
     from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.io.documents import Document
     from llm_mia.scoring.pipeline import compute_scores

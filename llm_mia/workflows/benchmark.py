@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,20 +99,19 @@ def train_models(
         return target, None
     assert config.architecture is not None  # checked in BenchmarkConfig
     tokenizer_texts = [d.text for d in split.tokenizer]
-    common = {
-        "tokenizer_texts": tokenizer_texts,
-        "architecture": config.architecture,
-        "device": device,
-        "cache_root": cache_root,
-        "use_cache": use_cache,
-        "progress": progress,
-    }
-    target = train_from_scratch(
-        split.members, config=config.training, role="target", held_out=split.calibration, **common
+    train = partial(
+        train_from_scratch,
+        tokenizer_texts=tokenizer_texts,
+        architecture=config.architecture,
+        device=device,
+        cache_root=cache_root,
+        use_cache=use_cache,
+        progress=progress,
     )
+    target = train(split.members, config=config.training, role="target", held_out=split.calibration)
     # the reference model is the attacker's: trained without the target's defense
     reference_training = dataclasses.replace(config.training, seed=config.training.seed + 1, defense=None)
-    reference = train_from_scratch(split.reference, config=reference_training, role="reference", **common)
+    reference = train(split.reference, config=reference_training, role="reference")
     return target, reference
 
 

@@ -15,11 +15,19 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from llm_mia.io.documents import Document
+
+
+class _CanaryGroup(TypedDict):
+    """Canaries of one length planted with one number of copies, and the secret file that lists them."""
+
+    length: int
+    repetitions: int
+    secret: Path
 
 
 def run_canary_benchmark(
@@ -51,7 +59,7 @@ def run_canary_benchmark(
     training = dataclasses.replace(config.training, epochs=(epochs,))
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    groups = []
+    groups: list[_CanaryGroup] = []
     for length in lengths:
         for repeat in repetitions:
             secret = directory / f"secret-L{length}-R{repeat}.json"

@@ -227,8 +227,9 @@ def _run(
         model = load_model(ModelSpec(name=str(target.snapshots[epoch]), device=device))
         deployed = defended(model, setting.output)
         reference_model = None  # the attacker's model is never defended: its pass is the same for every setting
-        if reference_stats is None:
-            reference_model = base or load_model(ModelSpec(name=str(reference.snapshots[epoch]), device=device))
+        if reference_stats is None:  # fine-tuning trains no reference model: its base model is the reference
+            snapshot = None if reference is None else str(reference.snapshots[epoch])
+            reference_model = base if snapshot is None else load_model(ModelSpec(name=snapshot, device=device))
         echo(f"defense {setting.spec}: scoring {len(documents)} documents ({', '.join(attacks)})")
         rows, _, reference_stats, _ = score_snapshot(
             documents,
@@ -250,7 +251,7 @@ def _run(
             "note": "what the deployment generates from"
             + ("" if generating is deployed else " (this defense changes only what is returned)"),
         }
-        summary = {}
+        summary: dict[str, dict[str, Any]] = {}
         for call in calls:
             evaluated = evaluation.scorers.get(call.column)
             if evaluated is None:
@@ -272,7 +273,7 @@ def _run(
             member = labelled[labelled["label"] == 1]["loss"].dropna().to_numpy()
             nonmember = labelled[labelled["label"] == 0]["loss"].dropna().to_numpy()
             audit = audit_scores(member, nonmember, delta=privacy["delta"], seed=config.split.seed)
-        training_record = {
+        training_record: dict[str, Any] = {
             key: target.record[key]
             for key in ("early_stopping", "peak_rss_gib", "wall_seconds")
             if key in target.record
@@ -302,7 +303,7 @@ def format_row(row: DefenseRow, attacks: Sequence[str]) -> str:
             parts.append(f"{attack} AUROC {entry['auroc']:.3f}")
         else:
             parts.append(f"{attack} unavailable")
-    if row.privacy:
+    if row.privacy and row.audit is not None:  # a model with a privacy budget is always audited
         parts.append(f"epsilon {row.privacy['epsilon']:.2f} (audit >= {row.audit['epsilon_lower_bound']:.2f})")
     return "; ".join(parts)
 
@@ -330,7 +331,7 @@ def markdown_table(result: DefenseResult) -> list[str]:
             cells.append(f"{entry['auroc']:.3f} [{low:.3f}, {high:.3f}]")
             star = "" if entry["tpr_resolvable"] else "*"
             cells.append(f"{entry['tpr_at_1pct_fpr']:.3f} (n={entry['nonmembers']}){star}")
-        if row.privacy:
+        if row.privacy and row.audit is not None:  # a model with a privacy budget is always audited
             cells += [
                 f"{row.privacy['epsilon']:.2f} (delta {row.privacy['delta']:.2g})",
                 f"{row.audit['epsilon_lower_bound']:.2f}",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from llm_mia.backends.loading import ModelSettings
 from llm_mia.canaries.make import all_texts, read_secret, sibling_warning
@@ -42,7 +42,7 @@ class CanaryTestSettings:
     scorer: str = "loss"
     alpha: float = 0.05
     commitment: str | None = None
-    batch_size: int | str = 8
+    batch_size: int | Literal["auto"] = 8
     cache: bool | str | Path = True
     threads: int | str | None = None
 
@@ -88,8 +88,8 @@ def run_canary_test(secret: Path, settings: CanaryTestSettings, *, observer: Any
     per = siblings + 1
     results = []
     for i, canary in enumerate(record["canaries"]):
-        group = scores[i * per : (i + 1) * per]
-        if any(s is None for s in group):
+        group = [s for s in scores[i * per : (i + 1) * per] if s is not None]
+        if len(group) < per:
             raise LlmMiaError(f"{canary['id']}: a canary or sibling got no {column} score; see the status column")
         rank, p = rank_p_value(group[0], group[1:])
         results.append(

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -138,6 +139,8 @@ class DatasetTestSettings:
         from dataclasses import replace
 
         models = self.scoring.models
+        if models.reference is None:
+            raise LlmMiaError("the gap statistic needs a reference model: give one (--reference)")
         as_target = replace(
             models,
             model=models.reference,
@@ -177,9 +180,24 @@ def _with_scorers(scoring: ScoringSettings, scorers: tuple[str, ...]) -> Scoring
     return replace(scoring, scorers=scorers)
 
 
-def _features(rows: list[dict[str, Any]], columns: list[str]) -> tuple[list[list[float]], list[int], Counter]:
+class _TestOptions(TypedDict):
+    """The settings of the dataset-level test that every test of one run (the main one, the reference model's
+    alone) shares."""
+
+    alpha: float
+    splits: int
+    permutations: int
+    seed: int
+    clip_quantile: float
+
+
+def _features(
+    rows: list[dict[str, Any]], columns: list[str]
+) -> tuple[list[list[float]], list[int], Counter[str]]:
     """Feature rows of passages with every score present; indices kept; why the others were left out."""
-    kept, indices, excluded = [], [], Counter()
+    kept: list[list[float]] = []
+    indices: list[int] = []
+    excluded: Counter[str] = Counter()
     for index, row in enumerate(rows):
         values = [row[c] for c in columns]
         if row["status"] == "ok" and all(v is not None and math.isfinite(v) for v in values):
@@ -297,7 +315,7 @@ def score_and_test(
         )
     tested_suspect = [suspect_passages[i] for i in suspect_kept]
     tested_control = [control_passages[i] for i in control_kept]
-    test_options = {
+    test_options: _TestOptions = {
         "alpha": settings.alpha,
         "splits": settings.splits,
         "permutations": settings.permutations,
@@ -384,8 +402,10 @@ def _with_reference(row: dict[str, Any], other: dict[str, Any], columns: list[st
     for column in columns:
         value, reference = row.get(column), other.get(column)
         merged[f"ref:{column}"] = reference
-        both = value is not None and reference is not None and math.isfinite(value) and math.isfinite(reference)
-        merged[f"{column} gap"] = value - reference if both else None
+        gap = None
+        if value is not None and reference is not None and math.isfinite(value) and math.isfinite(reference):
+            gap = value - reference
+        merged[f"{column} gap"] = gap
     if merged["status"] == "ok" and other.get("status") != "ok":
         merged["status"] = f"reference model: {other.get('status')}"
     return merged
@@ -420,7 +440,7 @@ def _reference_alone(
     suspect_works: list[str],
     control_works: list[str],
     columns: list[str],
-    options: dict[str, Any],
+    options: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The work-level test on the reference model's scores alone (the scored passages): how far the suspect work
     stands out to a model that cannot have seen it. Reported beside the gap statistic, not tested."""

@@ -89,7 +89,7 @@ def paraphraser(name: str, settings: ModelSettings) -> tuple[Any, dict[str, Any]
         model = connect(ModelSpec(name=name), settings.api)
         chat = model.capabilities.chat.startswith(("log-probs", "text"))
 
-        def generate(text: str, seed: int) -> str:
+        def generate_remotely(text: str, seed: int) -> str:
             common = {"model": model.name, "max_tokens": 3 * len(text.split()) + 16, "temperature": TEMPERATURE}
             common["seed"] = seed
             if chat:
@@ -99,7 +99,7 @@ def paraphraser(name: str, settings: ModelSettings) -> tuple[Any, dict[str, Any]
             payload = {**common, "prompt": INSTRUCTION + text + "\n\nRewritten passage:"}
             return model.client.post("completions", payload)["choices"][0].get("text") or ""
 
-        return generate, {**model.describe(), "asked_through": "chat" if chat else "completions"}
+        return generate_remotely, {**model.describe(), "asked_through": "chat" if chat else "completions"}
     from llm_mia.backends.local import load_model
     from llm_mia.engine.generation import sample_continuations
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -236,12 +237,10 @@ class Evaluation:
             labels["blind baseline"] = f"blind baseline (AUROC {self.blind.auroc:.3f})"
         n_nonmembers = max((r.n_nonmembers for r in self.scorers.values()), default=0)
         if curves:
-            common = {"labels": labels, "dashed": ["blind baseline"]}
-            written += plots.plot_roc(curves, directory / "roc", **common)
+            plot = partial(plots.plot_roc, curves, labels=labels, dashed=["blind baseline"])
+            written += plot(directory / "roc")
             resolution = 1 / n_nonmembers if n_nonmembers else None
-            written += plots.plot_roc(
-                curves, directory / "roc_loglog", log_log=True, resolution_fpr=resolution, **common
-            )
+            written += plot(directory / "roc_loglog", log_log=True, resolution_fpr=resolution)
         if self.scorers and self.frame is not None:
             labelled, label = labelled_rows(self.frame)
             ok = (labelled["status"] == "ok").to_numpy() if "status" in labelled.columns else True
@@ -492,7 +491,7 @@ def evaluate_documents_file(
     if precision_check is not None:
         from llm_mia.workflows.precision import precision_check as check_precision
 
-        labels = [d.label for d in documents]
+        labels = [d.label for d in documents if d.label is not None]  # all of them: a labelled set
         check = check_precision(documents, scoring, size=precision_check, labels=labels).to_dict()
     run = score_documents(documents, scoring, source=str(path), tool="llm-mia evaluate")
     if check is not None:

@@ -30,12 +30,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from llm_mia.backends.loading import ModelSettings, load_models
-from llm_mia.backends.local import ModelSpec, resolve_model_directory
+from llm_mia.backends.local import LoadedModel, ModelSpec, resolve_model_directory
 from llm_mia.backends.remote.responses import response_cache
 from llm_mia.engine import stats_cache
 from llm_mia.engine.greedy import check_fits, greedy_continuations, sampled_continuations
@@ -264,7 +264,7 @@ def continue_probes(
     if model.offers.endpoint:
         stats_path = _stats_cache_path(settings.cache)
         responses = response_cache(False if stats_path is None else stats_path.with_name("responses.sqlite"))
-        prompts = [(p.passage.id, p.prefix_text, p.target_text, s) for p, s in zip(probes, seeds, strict=True)]
+        requests = [(p.passage.id, p.prefix_text, p.target_text, s) for p, s in zip(probes, seeds, strict=True)]
 
         def heard(index: int, event: dict[str, Any]) -> None:
             if observer is not None:
@@ -274,7 +274,7 @@ def continue_probes(
         try:
             mode, answers = api_continuations(
                 model,
-                prompts,
+                requests,
                 target_tokens=L,
                 settings=ApiProbeSettings(settings.api_mode, settings.samples, settings.temperature, settings.seed),
                 tokenizer=cutting,
@@ -360,6 +360,7 @@ def probe_rows(
 ) -> list[dict[str, Any]]:
     """One row per passage: where it is, its texts, every number, and the generated tokens (module docstring)."""
     m, f = probe_settings.min_match, probe_settings.formulaic_tokens
+    assert m is not None and f is not None  # ProbeSettings.__post_init__ resolves the defaults
     rows = []
     for index, probe in enumerate(probes):
         chosen, stats = best_of([ids for ids, _ in answers[index]], probe.target_ids)
@@ -406,7 +407,11 @@ def _load(settings: ExtractionTestSettings) -> tuple[dict[str, Any], Any]:
     models = load_models(settings.models)
     for model in models.values():
         if model.offers.weights:
-            check_fits(model, prefix_tokens=settings.probe.prefix_tokens, new_tokens=settings.probe.target_tokens)
+            check_fits(  # a model that offers weights is a local one
+                cast(LoadedModel, model),
+                prefix_tokens=settings.probe.prefix_tokens,
+                new_tokens=settings.probe.target_tokens,
+            )
     return models, cutting_tokenizer(settings, models)
 
 

@@ -97,13 +97,13 @@ def run_samia(documents: Sequence[Document], settings: SamiaSettings, *, source:
     spec = settings.models.specs()["target"]
     if capabilities_of(spec.name).endpoint:
         from llm_mia.backends.remote.responses import response_cache
-        from llm_mia.methods.samia_remote import sample_continuations
+        from llm_mia.methods.samia_remote import sample_continuations as sample_from_api
 
         model = connect(ModelSpec(name=spec.name), settings.models.api)
         cache = response_cache(settings.cache)
 
         def sample(prompt: str, budget: int, seed: int) -> list[str]:
-            return sample_continuations(
+            return sample_from_api(
                 prompt, model, samples=settings.samples, max_new_tokens=budget, seed=seed, cache=cache
             )
 
@@ -121,7 +121,7 @@ def run_samia(documents: Sequence[Document], settings: SamiaSettings, *, source:
     rows, continuations = [], []
     for document in documents:
         prefix, suffix = split_text(document.text, settings.prefix_ratio)
-        row = {
+        row: dict[str, Any] = {
             "id": document.id,
             "label": document.label,
             "group": document.group,

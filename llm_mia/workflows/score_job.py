@@ -78,7 +78,8 @@ def run_score_job(
 
     check = None
     if precision_check_size is not None:
-        labels = [d.label for d in documents] if all(d.label is not None for d in documents) else None
+        known = [d.label for d in documents if d.label is not None]
+        labels = known if len(known) == len(documents) else None
         check = precision_check(documents, settings, size=precision_check_size, labels=labels)
     log = None
     if query_log is not None and settings.models.remote_names:

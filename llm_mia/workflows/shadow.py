@@ -19,6 +19,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,8 @@ def score_shadow_models(
         scored = compute_scores(documents, calls, models={"target": model}, settings=settings, cache=stats_cache)
         rows, stats = scored.rows, scored.stats
         tokenizers.append(stats["target"][0].tokenizer_id if stats["target"] else "")
-        for signal, values in signals_from_rows(rows, [c.column for c in calls]).items():
-            columns.setdefault(signal, []).append(values)
+        for signal, column in signals_from_rows(rows, [c.column for c in calls]).items():
+            columns.setdefault(signal, []).append(column)
         echo(f"{name}: {len(documents)} documents scored in {time.perf_counter() - mark:.1f} s")
         del model
     if len(set(tokenizers)) > 1:
@@ -239,11 +240,11 @@ def evaluate_shadow_attacks(
     options = options or {}
     labels = population.target_members.astype(int)
     target, target_z = matrix.column(total), z_matrix.column(total)
-    kwargs = {"fprs": fprs, "n_bootstrap": n_bootstrap, "seed": seed}
+    evaluate = partial(evaluate_scorer, fprs=fprs, n_bootstrap=n_bootstrap, seed=seed)
     result = ShadowEvaluation(n_documents=len(matrix.ids), n_z=len(z_matrix.ids), fprs=tuple(fprs))
     for baseline in BASELINES:
         result.results.append(
-            AttackResult(baseline, 0, evaluate_scorer(target[baseline], labels, name=baseline, **kwargs))
+            AttackResult(baseline, 0, evaluate(target[baseline], labels, name=baseline))
         )
     for k in ks:
         shadows, z_shadows = matrix.select(range(k)), z_matrix.select(range(k))
@@ -270,7 +271,7 @@ def evaluate_shadow_attacks(
                 reasons = sorted({s for s in scored.status if s != "ok"})
                 result.results.append(AttackResult(name, k, None, n_null, "; ".join(reasons[:2]) or "no scores"))
                 continue
-            evaluation = evaluate_scorer(scored.scores, labels, name=name, **kwargs)
+            evaluation = evaluate(scored.scores, labels, name=name)
             result.results.append(AttackResult(name, k, evaluation, n_null, detail=detail))
     return result
 

@@ -191,8 +191,10 @@ def verify_bundle(
             bundle, checks + _canary_checks(bundle, plan, results, full=full, model=model, secret=secret)
         )
     if plan.data.get("kind") == "extraction":
-        options = {"rescore": rescore, "full": full, "model": model, "inputs": inputs or {}, "seed": seed}
-        return Verification(bundle, checks + extraction_checks(bundle, plan, results, **options))
+        extraction = extraction_checks(
+            bundle, plan, results, rescore=rescore, full=full, model=model, inputs=inputs or {}, seed=seed
+        )
+        return Verification(bundle, checks + extraction)
     checks.append(passages_check(bundle, plan))
     checks += _model_checks(
         bundle, plan, results, rescore=rescore, full=full, model=model, inputs=inputs or {}, seed=seed

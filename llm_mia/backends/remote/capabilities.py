@@ -111,7 +111,9 @@ def served_models(client: ApiClient) -> list[str] | None:
         if error.status in (404, 405):
             return None
         raise
-    return [entry.get("id") for entry in listing.get("data", []) if isinstance(entry, dict)]
+    return [
+        entry["id"] for entry in listing.get("data", []) if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+    ]
 
 
 def probe(client: ApiClient, model: str, *, cache: Any = None) -> Capabilities:

@@ -373,7 +373,7 @@ def concurrently(
     items: Sequence[Item],
     workers: int,
     *,
-    done: Callable[[], None] | None = None,
+    done: Callable[[], object] | None = None,
 ) -> list[Result]:
     """``[function(item) for item in items]``, with up to ``workers`` calls running at once (threads).
 
@@ -397,10 +397,11 @@ def concurrently(
         while pending:
             finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
             for future in finished:
-                if future.exception() is not None:
+                error = future.exception()
+                if error is not None:
                     for other in pending:
                         other.cancel()
-                    raise future.exception()
+                    raise error
                 if done is not None:
                     done()
         return [future.result() for future in futures]

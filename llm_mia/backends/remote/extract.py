@@ -120,8 +120,8 @@ def _echo(model: Endpoint, text: str, cache: Any, heard: Callable[[dict[str, Any
         return _empty(model, text, STATUS_TOO_SHORT, len(tokens))
     # a first entry that is not the start of the text is the server's BOS: every text token is then scored
     bos = not text.startswith(tokens[0])
-    scored = values[1:]
-    if any(value is None for value in scored):
+    scored = [value for value in values[1:] if value is not None]
+    if len(scored) < len(values) - 1:
         raise RemoteError(f"{model.api.root}: echo returned no log-prob for a prompt token past the first")
     unscored_bytes = 0 if bos else len(tokens[0].encode("utf-8"))
     stats = _stats(model, text, scored, None, unscored_bytes, len(tokens) - bos)

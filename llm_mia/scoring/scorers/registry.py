@@ -56,7 +56,7 @@ class Scorer:
     types: Mapping[str, type]  # hyperparameter -> type used to parse CLI values
     length_invariant: bool = True  # False: the score moves with text length or bytes alone (see register)
     needs: tuple[str, ...] = ("logprob",)  # TokenStats arrays it reads (see register)
-    prepare: Callable[..., dict[str, Any]] | None = None  # builds what it reads beside TokenStats (see register)
+    prepare: Callable[..., Any] | None = None  # builds what it reads beside TokenStats (see register)
     condition: Callable[..., tuple[str, list[str]]] | None = None  # its conditioned views' prefix (see register)
     opt_in: bool = False  # run only when named (it needs a resource or pass of its own)
     cost: str = "one pass"  # what it costs beyond the shared forward pass, for `llm-mia list`
@@ -80,7 +80,7 @@ def register(
     *,
     length_invariant: bool = True,
     needs: tuple[str, ...] = ("logprob",),
-    prepare: Callable[..., dict[str, Any]] | None = None,
+    prepare: Callable[..., Any] | None = None,
     condition: Callable[..., tuple[str, list[str]]] | None = None,
     opt_in: bool = False,
     cost: str = "one pass",
