@@ -111,12 +111,12 @@ def test_evaluate_ignores_text_columns_and_needs_no_status(tmp_path, capsys):
 
 
 def test_ctrl_c_gives_a_resume_hint_not_a_traceback(monkeypatch, tiny_model_dirs, tmp_path, capsys):
-    import llm_mia.workflows.score as score_workflow
+    import llm_mia.workflows.score_job as score_job  # what `llm-mia score` calls
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(score_workflow, "score_documents", interrupted)
+    monkeypatch.setattr(score_job, "score_documents", interrupted)
     text = tmp_path / "t.txt"
     text.write_text("some text")
     assert main(["score", "--input", str(text), "--model", str(tiny_model_dirs["gpt2"])]) == 130
