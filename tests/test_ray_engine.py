@@ -184,10 +184,14 @@ def test_without_ray_installed_the_error_names_the_install_command(monkeypatch) 
 def test_committed_block_files_are_plain_jsonl_named_by_their_key(documents, models, tmp_path) -> None:
     commit = tmp_path / "blocks"
     score_documents(documents[:20], _settings(models, cache=False, ray_settings=RaySettings(commit_dir=commit)))
-    files = sorted(path.name for path in commit.iterdir())
+    files = sorted(path.name for path in commit.glob("*.jsonl"))
     assert [name.split("-")[1] for name in files] == ["000000", "000001"]
     rows = [json.loads(line) for line in (commit / files[0]).read_text().splitlines()]
     assert [row["id"] for row in rows] == [f"d{i}" for i in range(16)]
+    # beside each block, what its actor prepared and recorded (JSON): nothing else is in the directory
+    records = sorted(path.name for path in commit.glob("*.record.json"))
+    assert records == [name.removesuffix(".jsonl") + ".record.json" for name in files]
+    assert len(list(commit.iterdir())) == 4 and "scorers" in json.loads((commit / records[0]).read_text())
 
 
 def test_evaluate_scores_on_ray_as_in_one_process(documents, tiny_model_dirs, tmp_path) -> None:
