@@ -70,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
             f"{scorer.summary}{length}{opt_in}{served}"
         )
         if args.verbose_docs:
-            print("\n".join("    " + line for line in scorer.doc.splitlines()) + "\n")
+            print("\n".join("    " + line for line in scorer.doc.splitlines()))
+            for key, constraint in scorer.constraints.items():
+                print(f"    {key}: {constraint.describe()}, default {scorer.defaults[key]!r}")
+            print()
     from llm_mia.shadow.attacks import ATTACK_SUMMARIES
 
     print("\nshadow-model attacks (llm-mia shadow evaluate; calibrated on models trained with and without each text):")
