@@ -61,6 +61,7 @@ def windows_in(path: Path) -> int:
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.slow
 def test_a_crash_inside_one_document_resumes_at_its_finished_windows(tiny_loaded, tmp_path, monkeypatch, arch):
     loaded = tiny_loaded[arch]
     settings = ExtractionSettings(window=32, stride=16, batch_size=3, progress=False)

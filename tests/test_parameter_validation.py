@@ -259,6 +259,18 @@ def test_the_console_command_refuses_in_one_line_with_status_2(tmp_path: Path) -
     assert time.monotonic() - started < 60
 
 
+def test_the_python_api_refuses_a_bad_hyperparameter_before_loading(monkeypatch) -> None:
+    import llm_mia
+    import llm_mia.api
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the refusal")
+
+    monkeypatch.setattr(llm_mia.api, "load_model", refuse)
+    with pytest.raises(ParameterError, match=r"scorer 'neighbourhood': n=0 is out of range; n must be an integer >= 1"):
+        llm_mia.score(["a text"], model="smollm2-135m", scorers=["loss", "neighbourhood:n=0"])
+
+
 # ------------------------------------------------------------------------------------ internal errors
 
 
