@@ -130,6 +130,7 @@ def test_poisson_batches_are_seeded_and_sample_at_the_rate() -> None:
     assert sizes.mean() == pytest.approx(100, rel=0.05) and sizes.std() > 0  # Poisson, not fixed
 
 
+@pytest.mark.train
 def test_dp_training_runs_end_to_end_reproducibly_and_records_its_epsilon(tiny_loaded) -> None:
     source = tiny_loaded["llama"]
     config = TrainingConfig(
@@ -174,6 +175,7 @@ def test_dropout_is_active_in_training_only(tiny_loaded) -> None:
             handle.remove()
 
 
+@pytest.mark.train
 def test_early_stopping_snapshots_the_best_held_out_epoch(tiny_loaded) -> None:
     """At a learning rate that overfits six sentences, held-out loss rises after a while: each snapshot is the
     best epoch so far, and the record says which."""
