@@ -190,6 +190,7 @@ def _fluency_case(seed: int, *, suspect_real: float, suspect_generated: float, g
     return result, quality
 
 
+@pytest.mark.slow
 def test_the_generator_quality_check_fires_on_a_stronger_suspect_and_not_on_a_comparable_one() -> None:
     """The case it exists for: a suspect model that finds the generated suffixes much less fluent than the real
     ones, with no membership, and a text classifier that cannot see why; the calibrated test alone says p <=
@@ -285,6 +286,7 @@ def test_generation_reproduces_from_its_seed(tiny_settings, tmp_path) -> None:
         read_synthetic_set(stored)
 
 
+@pytest.mark.train
 def test_a_generator_trained_on_the_snippets_it_completes_is_refused(tiny_settings, tmp_path) -> None:
     """A work whose text repeats: the same snippet lands on both sides of the split, so the generator would have
     been trained on text it is to complete; the pipeline refuses before generating."""
