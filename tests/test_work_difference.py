@@ -101,6 +101,7 @@ def test_a_fired_difference_check_withholds_the_plain_verdict_and_is_reported_be
     assert "react alike" in gap.sentence()
 
 
+@pytest.mark.slow
 def test_a_long_suspect_of_the_same_kind_is_not_flagged_for_its_length():
     """A suspect of 16 Wikipedia articles against control works of 4 (the test reads the suspect whole): every work
     is represented by at most the median work's passages, so length alone does not make the suspect different.
