@@ -1,8 +1,12 @@
-"""Error types the toolkit raises for problems the user can fix, and the one "unknown name" message.
+"""Error types the toolkit raises for problems the user can fix, the one for its own bugs, and the one "unknown
+name" message.
 
 Every input or settings problem is an :class:`LlmMiaError`, which is a ``ValueError`` (scikit-learn's
-convention: a bad value passed in), so callers may catch either. Using a fitted object before ``fit`` raises
-:class:`NotFittedError`, which is also an ``AttributeError`` (as scikit-learn's is).
+convention: a bad value passed in), so callers may catch either; the command line reports it in one line with
+exit status 2. Using a fitted object before ``fit`` raises :class:`NotFittedError`, which is also an
+``AttributeError`` (as scikit-learn's is). An invariant of llm-mia's own code that does not hold is an
+:class:`InternalError`: not an ``LlmMiaError``, so code that handles bad input never catches a bug as one, and the
+command line reports it as a bug (exit status 70, with a log to attach to a report).
 """
 
 from __future__ import annotations
@@ -40,8 +44,18 @@ class UnknownNameError(InputError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ParameterError(InputError):
+    """A hyperparameter's value is not allowed (wrong type, out of range, not one of the options); the message
+    names the component, the parameter, the value given and what it allows."""
+
+
 class NotFittedError(LlmMiaError, AttributeError):
-    """A calibrator or test was used before ``fit``; the message names the call that is missing."""
+    """A calibrator, attack or test was used before ``fit``; the message names the call that is missing."""
+
+
+class InternalError(RuntimeError):
+    """An invariant of llm-mia's own code does not hold: a bug in llm-mia (or in code calling its internals), never
+    a problem with the user's input. The message says which invariant; the command line exits with status 70."""
 
 
 def unknown_name(kind: str, name: str, available: Iterable[str], *, hint: str = "") -> UnknownNameError:

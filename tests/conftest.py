@@ -1,18 +1,28 @@
 """Shared fixtures: tiny random models of each architecture (saved to disk and loaded through the
-ordinary path-loading code) and, for slow tests, the packaged SmolLM2."""
+ordinary path-loading code) and, for slow tests, the packaged SmolLM2. Tests marked ``train``, ``browser`` or
+``cluster`` are marked ``slow`` too, so ``pytest -m "not slow"`` leaves them out (markers: pyproject.toml).
+
+``tests/`` is on ``sys.path`` through ``pythonpath`` in pyproject.toml, so helpers import by name
+(``from tiny_models import make_tiny_model``)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from tiny_models import ARCHITECTURES, make_tiny_model
 
 from llm_mia.backends.local import ModelSpec, load_model
+
+SLOW_KINDS = ("train", "browser", "cluster")  # markers that always mean minutes, not seconds
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked train, browser or cluster is slow: mark it so, whatever else it says."""
+    for item in items:
+        if item.get_closest_marker("slow") is None and any(item.get_closest_marker(k) for k in SLOW_KINDS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -49,6 +49,7 @@ def test_randomised_response_of_known_epsilon_is_bounded_below_it_and_nearly_rea
     assert np.median(bounds) > 0.85, bounds
 
 
+@pytest.mark.train
 def test_a_dp_trained_model_is_not_audited_above_its_accountant(tiny_loaded) -> None:
     """Train the tiny Llama with DP-SGD (epsilon 2) on 24 texts for 4 epochs at a learning rate that would
     memorise them without DP; the loss attack's lower bound must stay below the accountant's epsilon."""

@@ -20,6 +20,7 @@ from llm_mia.errors import LlmMiaError
 TEXTS = [("the cat sat on the mat " * (1 + i % 9)) + f"number {i}" for i in range(40)]
 
 
+@pytest.mark.slow
 def test_auto_batches_hold_many_segments_are_remembered_and_score_as_a_fixed_batch(
     tiny_loaded, tmp_path, monkeypatch
 ) -> None:
@@ -81,6 +82,7 @@ def test_auto_threads_leave_the_busy_cores_to_the_work_that_keeps_them_busy() ->
     assert auto_threads(cores=cores, busy=0.0) == cores
 
 
+@pytest.mark.slow
 def test_a_documents_bits_depend_only_on_its_block(tiny_model_dirs) -> None:
     """Batches are planned within blocks of documents: a block scored alone gives the bits it gets among all."""
     from llm_mia.backends.loading import ModelSettings

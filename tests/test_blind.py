@@ -30,6 +30,7 @@ def _sentences(rng, nouns, verbs, adjectives, count):
     return texts
 
 
+@pytest.mark.slow
 def test_different_styles_are_separated_and_the_warning_appears_whatever_an_attack_scores():
     rng = np.random.default_rng(0)
     pastoral = _sentences(rng, NOUNS, VERBS, ADJECTIVES, 40)
@@ -51,6 +52,7 @@ def test_different_styles_are_separated_and_the_warning_appears_whatever_an_atta
     assert result.to_dict(0.7)["warning"] == result.warning(0.7)
 
 
+@pytest.mark.slow
 def test_random_splits_rarely_warn():
     rng = np.random.default_rng(1)
     corpus = _sentences(rng, NOUNS + TECH_NOUNS, VERBS + TECH_VERBS, ADJECTIVES + TECH_ADJECTIVES, 400)
@@ -70,6 +72,7 @@ def test_random_splits_rarely_warn():
     assert clopper_pearson(covers_chance, reps)[1] >= 0.95, covers_chance
 
 
+@pytest.mark.slow
 def test_groups_stay_whole_and_permute_together():
     rng = np.random.default_rng(4)
     # each "work" has a vocabulary of its own; members and non-members are different works of one genre
@@ -89,6 +92,7 @@ def test_groups_stay_whole_and_permute_together():
         blind_baseline(members, nonmembers, member_groups=groups_m[:-1], nonmember_groups=groups_n)
 
 
+@pytest.mark.slow
 def test_shared_texts_explain_an_auroc_below_chance():
     rng = np.random.default_rng(5)
     corpus = _sentences(rng, NOUNS + TECH_NOUNS, VERBS + TECH_VERBS, ADJECTIVES, 80)
@@ -97,6 +101,7 @@ def test_shared_texts_explain_an_auroc_below_chance():
     assert "20 text(s) appear verbatim in both sets" in result.warning()
 
 
+@pytest.mark.slow
 def test_seeded_and_reports_tpr_with_its_n():
     rng = np.random.default_rng(2)
     a = _sentences(rng, NOUNS, VERBS, ADJECTIVES, 12)

@@ -288,6 +288,7 @@ def _called_works(verdicts, index, works):
     return called
 
 
+@pytest.mark.slow
 def test_groups_as_units_keep_false_discoveries_of_works_within_alpha():
     # 20 works x 10 documents, work effect SD 1, all 10 documents of 5 works trained (+4 SD): BH over the 200
     # documents counts each trained work 10 times, which loosens its threshold, and unseen works with a high effect
@@ -314,6 +315,7 @@ def test_groups_as_units_keep_false_discoveries_of_works_within_alpha():
     assert_at_most(by_group, reps, alpha, "unseen works among the works called, groups as units")
 
 
+@pytest.mark.slow
 def test_groups_as_units_hold_alpha_when_nothing_was_trained_and_within_selected_works():
     # no work trained: the chance that any work is called is <= alpha (the FDR when every null is true): 6/400;
     # 3 of 10 documents of 5 works trained: the false discovery rate within the works selected, averaged over them

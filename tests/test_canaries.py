@@ -128,6 +128,7 @@ def test_planting_logs_where_every_copy_went(words, tmp_path) -> None:
     assert not (tmp_path / "x.txt").exists()
 
 
+@pytest.mark.slow
 def test_canaries_never_trained_on_give_uniform_p_values(words, tiny_model_dirs, tmp_path) -> None:
     """240 canaries with 19 siblings each under a model that never saw any: the randomised p-values (rank minus a
     uniform share of one step) are uniform by KS, and p <= 0.05 happens at a rate inside its exact interval."""
@@ -144,6 +145,7 @@ def test_canaries_never_trained_on_give_uniform_p_values(words, tiny_model_dirs,
     assert result["combined_p_value"] > 0.01 and result["verdict"].startswith("no evidence")
 
 
+@pytest.mark.train
 def test_a_model_trained_on_the_canaries_ranks_them_first(words, tiny_model_dirs, tmp_path) -> None:
     """Train the tiny Llama on 5 canaries (their siblings never) and the test detects every one."""
     from transformers import AutoModelForCausalLM
@@ -232,6 +234,7 @@ def test_the_cli_makes_plants_and_tests(word_list, tiny_model_dirs, tmp_path, ca
     assert "not the committed 000000" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_planting_benchmark_detects_repeated_canaries_and_not_unplanted_ones(tmp_path) -> None:
     """The CI-size GPT-2 recipe trained 4 epochs on its members plus canaries planted 16 times: each planted group
     is detected far more often than the never-planted one."""

@@ -68,6 +68,7 @@ def _args(model: Path, works: tuple[Path, Path], output: Path, *extra: str) -> l
     ]
 
 
+@pytest.mark.slow
 def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tmp_path, capsys, monkeypatch):
     extraction_calls = []
     real_extract_views = scoring_module.extract_views
@@ -140,6 +141,7 @@ def test_dataset_test_end_to_end_writes_a_traceable_report(tiny_llama, works, tm
     assert rerun["execution"]["cache"]["stored"] == 0 < report["execution"]["cache"]["stored"]
 
 
+@pytest.mark.slow
 def test_one_control_source_gives_no_verdict_of_training(tiny_llama, works, tmp_path, capsys):
     suspect, control = works
     one_file = tmp_path / "later_chapters.txt"
@@ -291,6 +293,7 @@ def test_a_random_split_packaged_as_one_file_against_documents_is_not_called_tra
     assert not lengths["fired"]
 
 
+@pytest.mark.slow
 def test_reference_gap_scores_both_models_and_tests_their_difference(tiny_llama, works, tmp_path, capsys):
     """With --reference the statistic is the gap: every scorer under both models, the target's minus the
     reference's, tested; the text checks are reported (not withholding) and the reference alone beside it."""

@@ -28,6 +28,7 @@ def demo_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_demo_fine_tunes_scores_and_explains(
     demo_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

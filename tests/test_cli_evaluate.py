@@ -62,6 +62,7 @@ def shifted_set(tmp_path):
     return {"scores": scores_path, "texts": texts_path, "rows": rows, "record_texts": all_texts}
 
 
+@pytest.mark.slow
 def test_evaluate_scores_file_prints_table_and_writes_json_and_plots(shifted_set, tmp_path, capsys):
     out = tmp_path / "eval"
     args = ["evaluate", "--scores", str(shifted_set["scores"]), "--input", str(shifted_set["texts"])]
@@ -99,6 +100,7 @@ def test_evaluate_scores_file_prints_table_and_writes_json_and_plots(shifted_set
     assert "--overwrite" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluate_finds_texts_through_the_run_record(shifted_set, capsys):
     scores = shifted_set["scores"]
     write_run_record(scores, _record(shifted_set["texts"], shifted_set["record_texts"]))
@@ -126,6 +128,7 @@ def test_evaluate_errors(shifted_set, tmp_path, capsys):
     assert "none of the 2 rows has a label" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluate_permutes_whole_groups_and_says_so(tmp_path, capsys):
     rng = np.random.default_rng(3)
     rows = []
@@ -291,6 +294,7 @@ def test_calibrate_and_verdict_refuse_unsound_inputs(tmp_path, capsys):
     assert main(["verdict", "--calibration", str(calibration), "--scores", str(other), "--allow-mismatch"]) == 0
 
 
+@pytest.mark.slow
 def test_evaluate_scores_with_a_tiny_model_then_evaluates(tmp_path, capsys):
     model = make_tiny_model(tmp_path / "llama", "llama", max_positions=128)
     rng = np.random.default_rng(3)

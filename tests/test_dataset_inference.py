@@ -61,6 +61,7 @@ def test_random_labellings_when_there_are_too_many_to_enumerate():
 
 
 @pytest.mark.parametrize("tau", [0.0, 0.2, 0.5])
+@pytest.mark.slow
 def test_one_unseen_work_against_many_is_rejected_at_most_at_alpha(tau):
     # the review: between-work offsets of 0.2 and 0.5 SD made the passage-level test say "consistent" in
     # 28/200 and 59/200 runs; here works are the units, so the offset is part of the null
@@ -73,6 +74,7 @@ def test_one_unseen_work_against_many_is_rejected_at_most_at_alpha(tau):
     assert_at_most(rejections, reps, 1 / 31, f"one unseen work among 31, between-work SD {tau}")
 
 
+@pytest.mark.slow
 def test_many_suspect_works_against_many_is_rejected_at_most_at_alpha_and_finds_a_real_shift():
     rejections, found, reps = 0, 0, 100
     for rep in range(reps):
@@ -86,6 +88,7 @@ def test_many_suspect_works_against_many_is_rejected_at_most_at_alpha_and_finds_
     assert found / reps > 0.5, found
 
 
+@pytest.mark.slow
 def test_a_smaller_suspect_work_is_compared_on_as_many_passages():
     # a 4-passage suspect work against 60-passage control works: with every passage of theirs its mean would be
     # noisier than theirs and land in the tails more often; every work enters with 4, as many as the suspect has
@@ -114,6 +117,7 @@ def test_bad_inputs():
 # ------------------------------------------------------------------------------------- design and verdict
 
 
+@pytest.mark.slow
 def test_many_control_works_give_the_work_level_design_and_a_verdict():
     rng = np.random.default_rng(4)
     control, works = _works(rng, 30, 10, tau=0.2)
@@ -196,6 +200,7 @@ def test_too_few_passages_and_bad_settings():
         dataset_inference(rng.normal(size=(20, 2)), rng.normal(size=(20, 2)), alpha=1.5)
 
 
+@pytest.mark.slow
 def test_several_suspect_works_are_judged_as_a_collection():
     rng = np.random.default_rng(11)
     control, works = _works(rng, 30, 10, tau=0.2)
@@ -218,6 +223,7 @@ def test_detectable_statistic_is_the_bar_the_other_labellings_set():
     assert bar == pytest.approx(others[-1]) and bar < test.statistic
 
 
+@pytest.mark.slow
 def test_paragraph_effects_do_not_favour_a_small_suspect_work():
     """Every 4 passages share an effect (a paragraph); a small suspect work enters whole, control works of
     30-60 passages with as many of their first passages: no more p <= 0.05 than the design allows (2/41)."""

@@ -31,6 +31,7 @@ def result(tmp_path_factory):
     return found, root
 
 
+@pytest.mark.train
 def test_every_setting_gets_a_row_and_temperature_one_is_no_defense(result) -> None:
     found, _ = result
     rows = {row.setting.spec: row for row in found.rows}

@@ -18,6 +18,9 @@ from tiny_models import make_tiny_model
 from llm_mia.cli import main
 from llm_mia.evidence.browser import find_chromium
 
+# Every test reads the bundle the `case` fixture writes, whose report.pdf Chromium prints: a browser each time.
+pytestmark = pytest.mark.browser
+
 RATIONALE = "other stories from the same generator, written after the model was trained and never published"
 
 

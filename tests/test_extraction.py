@@ -159,6 +159,7 @@ def probe_settings(model: Path, reference: Path | None = None, **extra) -> Extra
     )
 
 
+@pytest.mark.train
 def test_a_model_trained_to_memorise_a_text_extracts_it_and_an_untrained_one_does_not(memorised) -> None:
     documents = [Document(id=f"work{i}", text=t) for i, t in enumerate(memorised.work)]
     trained = run_extraction_probe(documents, probe_settings(memorised.target)).rows
@@ -182,6 +183,7 @@ def test_the_chance_check_flags_formulaic_text_and_leaves_it_out_of_the_claim(me
     assert sum(r["exact"] for r in work) >= 8 and not any(r["formulaic"] for r in work)
 
 
+@pytest.mark.slow
 def test_the_work_level_test_finds_the_memorised_work_among_control_works(memorised, tmp_path: Path) -> None:
     suspect = tmp_path / "suspect.jsonl"
     suspect.write_text("".join(json.dumps({"id": f"part{i}", "text": t}) + "\n" for i, t in enumerate(memorised.work)))

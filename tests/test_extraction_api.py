@@ -21,7 +21,7 @@ from llm_mia.workflows.extraction import ExtractionTestSettings, run_extraction_
 
 pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server] (scripts/setup.sh installs it)")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.server]  # a llama.cpp server process on loopback
 
 KEY = "sk-test-extraction-0123456789"
 KEY_ENV = "LLM_MIA_TEST_API_KEY"

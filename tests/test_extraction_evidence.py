@@ -27,6 +27,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"target": train(base, work, root / "target"), "reference": base, "suspect": suspect, "control": control}
 
 
+@pytest.mark.train
 def test_an_extraction_analysis_is_planned_run_and_verified(case, tmp_path: Path, capsys) -> None:
     plan = tmp_path / "plan.json"
     argv = ["plan", "--analysis", "extraction", "--model", str(case["target"]), "--reference", str(case["reference"]),

@@ -22,6 +22,7 @@ def _load():
     return module
 
 
+@pytest.mark.slow
 def test_real_text_designs_run_the_users_path_and_count_outcomes(tmp_path, capsys):
     benchmark = _load()
     try:

@@ -46,6 +46,7 @@ def test_gradnorm_matches_a_slow_implementation(tiny_loaded, tiny_model_dirs, ar
     )
 
 
+@pytest.mark.train
 def test_a_text_the_model_was_trained_on_has_the_smaller_gradient(tiny_model_dirs, tmp_path) -> None:
     """Train the tiny Llama on the first text only (60 Adam steps); GradNorm ranks it above the second text."""
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dirs["llama"], dtype=torch.float32)

@@ -74,6 +74,7 @@ def test_without_a_shift_one_split_rejects_at_about_alpha():
     assert low <= rejections <= high, f"{rejections}/{repetitions} rejections, expected {low}..{high}"
 
 
+@pytest.mark.slow
 def test_without_a_shift_the_combined_test_rejects_at_most_alpha():
     repetitions, rejections = 200, 0
     for seed in range(repetitions):

@@ -58,6 +58,7 @@ def tiny_config(*, epochs: tuple[int, ...], seed: int = 0, members: int = 16) ->
 # ------------------------------------------------------------------------------------------------ training
 
 
+@pytest.mark.train
 def test_training_is_deterministic_and_cached(tmp_path: Path) -> None:
     documents = [Document(f"d{i}", f"Document number {i} talks about rivers, stones and lamps.") for i in range(6)]
     config = TrainingConfig(epochs=(0, 2), learning_rate=1e-3, batch_size=4, max_length=32, seed=7)
@@ -107,6 +108,7 @@ def bench_cache(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.mark.train
 def test_trained_model_separates_members_and_untrained_model_does_not(bench_cache: Path, tmp_path: Path) -> None:
     with torch_threads(2):  # a caller with another thread count: the report names the run's own (below)
         result = run_benchmark(tiny_config(epochs=(0, 30)), cache_root=bench_cache, progress=False, threads=1)
@@ -142,6 +144,7 @@ def test_trained_model_separates_members_and_untrained_model_does_not(bench_cach
     assert saved["machine"].endswith("torch threads 1")
 
 
+@pytest.mark.slow
 def test_untrained_model_is_near_chance_over_seeds(bench_cache: Path) -> None:
     aurocs = []
     for seed in range(5):
@@ -154,6 +157,7 @@ def test_untrained_model_is_near_chance_over_seeds(bench_cache: Path) -> None:
     assert all(0.2 < a < 0.8 for a in aurocs), aurocs
 
 
+@pytest.mark.train
 def test_benchmark_split_and_models_are_reused_from_the_cache(bench_cache: Path) -> None:
     config = tiny_config(epochs=(1,), members=8)
     first = run_benchmark(config, cache_root=bench_cache, progress=False, threads=1)
@@ -163,6 +167,7 @@ def test_benchmark_split_and_models_are_reused_from_the_cache(bench_cache: Path)
     pd.testing.assert_frame_equal(first.epoch(1).frame, second.epoch(1).frame)
 
 
+@pytest.mark.train
 def test_named_scorers_replace_the_set_and_keep_the_control(bench_cache: Path) -> None:
     """--scorers runs only what it names (ReCaLL without a prefix reads pool text outside the split); the control
     still reads the reference model, and a scorer's numbers are those of the full run."""
@@ -183,6 +188,7 @@ def test_named_scorers_replace_the_set_and_keep_the_control(bench_cache: Path) -
     assert described["dc_pdd"]["params"]["corpus"].endswith("frequency-corpus.jsonl")
 
 
+@pytest.mark.slow
 def test_tokenizer_split_is_disjoint_from_what_is_evaluated(bench_cache: Path) -> None:
     split = build_split(tiny_config(epochs=(1,)).split, cache_root=bench_cache)
     evaluated = {d.id for d in split.evaluation_documents()}
@@ -233,6 +239,7 @@ def test_cli_refuses_unknown_benchmark_and_existing_report(tmp_path: Path, capsy
     assert "--overwrite" in capsys.readouterr().err
 
 
+@pytest.mark.train
 def test_cli_runs_the_ci_preset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -172,6 +172,7 @@ def test_debian_changelog_reader_keeps_entries_of_the_asked_years(tmp_path: Path
 # ------------------------------------------------------------------------------------------------ build + cache
 
 
+@pytest.mark.slow
 def test_build_split_writes_a_manifest_with_hashes_and_reuses_it(tmp_path: Path) -> None:
     config = SplitConfig(
         corpus="wikipedia", members=6, nonmembers=6, calibration=3, reference=2, min_words=40, max_words=80, seed=5

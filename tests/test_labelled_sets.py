@@ -110,6 +110,7 @@ WIKIMIA_FILES = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikim
 
 
 @pytest.mark.skipif(not WIKIMIA_FILES.is_dir(), reason="the shared WikiMIA copy is not beside the project")
+@pytest.mark.slow
 def test_the_real_wikimia_file_loads_and_its_shift_is_reported():
     from llm_mia.stats.blind_baseline import blind_baseline
 

@@ -61,6 +61,7 @@ def windows_in(path: Path) -> int:
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.slow
 def test_a_crash_inside_one_document_resumes_at_its_finished_windows(tiny_loaded, tmp_path, monkeypatch, arch):
     loaded = tiny_loaded[arch]
     settings = ExtractionSettings(window=32, stride=16, batch_size=3, progress=False)
@@ -86,6 +87,7 @@ def test_a_crash_inside_one_document_resumes_at_its_finished_windows(tiny_loaded
     assert calls == [] and np.array_equal(again.logprob, resumed.logprob)
 
 
+@pytest.mark.slow
 def test_windows_beside_short_documents_resume_and_a_shared_batch_is_not_rerun(tiny_loaded, tmp_path, monkeypatch):
     """Short documents that finished in a batch beside a long one's windows come back as documents; the long one's
     windows as windows; the batch they shared is not run again."""
@@ -107,6 +109,7 @@ def test_windows_beside_short_documents_resume_and_a_shared_batch_is_not_rerun(t
         assert_identical(a, b)
 
 
+@pytest.mark.slow
 def test_a_window_entry_is_used_only_in_its_own_batch_layout_and_format(tiny_loaded, tmp_path, monkeypatch):
     loaded = tiny_loaded["gpt2"]
     text = book(150, seed=3)
@@ -132,6 +135,7 @@ def test_a_window_entry_is_used_only_in_its_own_batch_layout_and_format(tiny_loa
     assert cache.window_hits == 0 and len(calls) == -(-other.n_windows // 2)
 
 
+@pytest.mark.slow
 def test_a_damaged_window_entry_is_recomputed(tiny_loaded, tmp_path, monkeypatch):
     loaded = tiny_loaded["llama"]
     text = book(150, seed=4)
@@ -175,6 +179,7 @@ class RecordingBar:
         return False
 
 
+@pytest.mark.slow
 def test_cost_is_said_first_and_the_bar_moves_window_batch_by_window_batch(tiny_loaded, tmp_path, monkeypatch):
     monkeypatch.setenv("LLM_MIA_CACHE", str(tmp_path / "home"))
     monkeypatch.setattr(extract_module, "tqdm", RecordingBar)
@@ -295,6 +300,7 @@ def test_a_one_document_book_killed_mid_way_resumes_mid_way(tiny_model_dirs, tmp
     assert windows_in(database) == 0
 
 
+@pytest.mark.slow
 def test_a_cache_written_before_windows_were_kept_still_serves_its_documents(tiny_loaded, tmp_path, monkeypatch):
     """A database without the windows table (as earlier versions wrote it) opens, gains the table, and its
     document entries, whose numbers this version computes bit for bit the same, are still read."""

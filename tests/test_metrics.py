@@ -315,6 +315,7 @@ def test_evaluate_frame_ignores_unlabelled_and_excludes_bad_status():
     assert evaluation.scorers == results and best_auroc(evaluation.scorers) == 1.0
 
 
+@pytest.mark.slow
 def test_evaluate_runs_the_blind_baseline_and_skips_unusable_scorers():
     from llm_mia.workflows.evaluate import EvaluationSettings, evaluate_table
 

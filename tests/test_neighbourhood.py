@@ -45,6 +45,7 @@ def test_word_swaps_are_seeded_distinct_and_one_swap_away() -> None:
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.slow
 def test_neighbourhood_matches_a_slow_implementation(tiny_loaded, tiny_model_dirs, arch) -> None:
     loaded = tiny_loaded[arch]
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dirs[arch], dtype=torch.float64).eval()
@@ -65,6 +66,7 @@ def test_neighbourhood_matches_a_slow_implementation(tiny_loaded, tiny_model_dir
     )
 
 
+@pytest.mark.slow
 def test_masked_model_neighbours_replace_one_token_each(tiny_model_dirs, tiny_loaded, tmp_path) -> None:
     """The published generator on a small random masked model (the mechanics, not the quality)."""
     tokenizer = tiny_loaded["gpt2"].tokenizer

@@ -53,6 +53,7 @@ def test_temperature_one_and_zero_noise_are_bit_identical_to_no_defense(tiny_loa
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.slow
 def test_top_k_with_the_whole_vocabulary_equals_no_defense(tiny_loaded, arch) -> None:
     loaded = tiny_loaded[arch]
     calls = parse_scorer_specs(None, has_reference=False)
@@ -109,6 +110,7 @@ def test_rounding_returns_values_on_the_grid(tiny_loaded) -> None:
     assert np.allclose(stats.logprob * 10, np.round(stats.logprob * 10), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_noise_is_seeded_independent_of_batch_and_neighbours_and_has_its_scale(tiny_loaded) -> None:
     loaded = tiny_loaded["llama"]
     noisy = defended(loaded, "noise:scale=0.5;seed=3")

@@ -12,6 +12,7 @@ def test_refusal_count_is_the_binomial_tail_at_one_percent():
     assert refusal_count(200, 0.05) == 19
 
 
+@pytest.mark.slow
 def test_a_true_size_of_twice_alpha_is_refused_and_alpha_is_accepted():
     rng = np.random.default_rng(0)
     refused = 0

@@ -25,6 +25,8 @@ from llm_mia.workflows.score import score_documents
 ray = pytest.importorskip("ray", reason="Ray Data is an optional extra: pip install 'llm-mia[ray]'")
 from llm_mia.scoring.ray_engine import RaySettings, require_ray  # noqa: E402
 
+pytestmark = pytest.mark.cluster  # a module fixture starts a local Ray cluster for every test here
+
 SCORERS = ("loss", "zlib", "lowercase", "reference", "min_k", "min_k_plus_plus")
 WORDS = [
     "The",

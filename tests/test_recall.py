@@ -42,6 +42,7 @@ def mean_ll_float64(model, ids: list[int], scored_from: int) -> float:
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.slow
 def test_recall_matches_a_slow_implementation_from_the_paper(tiny_loaded, tiny_model_dirs, tmp_path, arch) -> None:
     loaded = tiny_loaded[arch]
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dirs[arch], dtype=torch.float64).eval()
@@ -64,6 +65,7 @@ def test_recall_matches_a_slow_implementation_from_the_paper(tiny_loaded, tiny_m
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.slow
 def test_the_published_convention_matches_the_authors_choices(tiny_loaded, tiny_model_dirs, tmp_path, arch) -> None:
     """convention=published: prefix texts joined with nothing between them, and x's first token counted in the
     conditioned mean (P predicts it) but, without a BOS, not in the plain one."""
@@ -90,6 +92,7 @@ def test_the_published_convention_matches_the_authors_choices(tiny_loaded, tiny_
         )
 
 
+@pytest.mark.slow
 def test_the_prefix_encoded_once_gives_the_numbers_of_re_encoding_it_per_text(tiny_loaded) -> None:
     """Per-token log-probs after a cached, batch-repeated prefix = the whole sequence run from scratch (1e-4)."""
     for arch in ("gpt2", "llama", "gemma3"):

@@ -30,7 +30,7 @@ pytest.importorskip(
     "llama_cpp.server", reason="needs llama-cpp-python[server]: LLM_MIA_API_SERVER=1 bash scripts/setup.sh builds it"
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.server]  # a llama.cpp server process on loopback
 
 KEY = "sk-test-TOPSECRET-0123456789"
 KEY_ENV = "LLM_MIA_TEST_API_KEY"

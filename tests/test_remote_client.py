@@ -105,6 +105,7 @@ def test_credentials_in_the_base_url_are_refused() -> None:
         ApiSettings(base_url="https://user:sk-SECRET@api.example.com/v1")
 
 
+@pytest.mark.server
 def test_a_malformed_response_is_refused_and_never_cached(tmp_path: Path) -> None:
     """A real HTTP server that answers every POST with a completion that has no log-probs."""
     from http.server import BaseHTTPRequestHandler
@@ -193,6 +194,7 @@ def test_echoed_prompts_are_counted_by_usage_and_a_leading_bos_is_recognised() -
     assert prompt_entries(legacy, text) == (["The", " cat", " sat"], [None, -3.0, -1.0])
 
 
+@pytest.mark.server
 def test_echo_requests_run_concurrently_and_come_back_in_input_order(tmp_path: Path) -> None:
     """A real HTTP server that echoes prompts as vLLM does (one token per word, log-prob -len(word)) and takes
     0.2 s per request; it counts the requests in flight. Four at a time give the serial run's numbers, in input
@@ -262,6 +264,7 @@ def test_echo_requests_run_concurrently_and_come_back_in_input_order(tmp_path: P
         server.shutdown()
 
 
+@pytest.mark.server
 def test_concurrent_calls_stop_at_the_first_error_and_keep_what_finished() -> None:
     from llm_mia.backends.remote.client import concurrently
 
@@ -315,6 +318,7 @@ def silent_server() -> Iterator[str]:
         listener.close()
 
 
+@pytest.mark.server
 def test_a_hung_server_fails_within_the_time_budget_with_what_was_tried(caplog: pytest.LogCaptureFixture) -> None:
     assert ApiSettings(base_url="http://h/v1").time_budget == 60  # by default a hung server fails in a minute
     with silent_server() as root:
@@ -332,6 +336,7 @@ def test_a_hung_server_fails_within_the_time_budget_with_what_was_tried(caplog: 
     assert not [r for r in caplog.records if r.name.startswith("urllib3") and r.levelno >= logging.WARNING]
 
 
+@pytest.mark.server
 def test_the_cli_fails_a_hung_server_in_one_line_and_leaves_no_empty_query_log(tmp_path: Path, capsys) -> None:
     output = tmp_path / "scores.jsonl"
     with silent_server() as root:
@@ -372,6 +377,7 @@ def flaky_server(statuses: list[int], *, retry_after: str | None = None) -> tupl
     return server, root, seen
 
 
+@pytest.mark.server
 def test_failing_statuses_are_retried_with_back_off_and_then_reported_with_the_servers_words(caplog) -> None:
     server, root, seen = flaky_server([503, 502])
     try:
@@ -391,6 +397,7 @@ def test_failing_statuses_are_retried_with_back_off_and_then_reported_with_the_s
         server.shutdown()
 
 
+@pytest.mark.server
 def test_a_retry_after_longer_than_the_budget_fails_at_once() -> None:
     server, root, seen = flaky_server([429], retry_after="30")
     try:

@@ -14,7 +14,7 @@ from llm_mia.backends.local import ModelSpec, load_model
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.engine.extract import extract
 from llm_mia.engine.extraction_settings import ExtractionSettings
-from llm_mia.errors import LlmMiaError, UnknownNameError
+from llm_mia.errors import LlmMiaError, ParameterError, UnknownNameError
 from llm_mia.scoring.scorers import ScoreUnavailable, all_scorers, get_scorer, parse_scorer_specs
 from llm_mia.scoring.scorers.likelihood import loss, lowercase, perplexity
 from llm_mia.scoring.scorers.likelihood import zlib as zlib_scorer
@@ -107,7 +107,7 @@ def test_scorer_specs_expand_grids_and_name_columns():
     assert calls[1].params == {"k": 0.1}
     with pytest.raises(UnknownNameError, match="it takes: k"):
         parse_scorer_specs(["min_k:q=0.1"], has_reference=False)
-    with pytest.raises(UnknownNameError, match="not a valid float"):
+    with pytest.raises(ParameterError, match="k=abc is not a float"):
         parse_scorer_specs(["min_k:k=abc"], has_reference=False)
     with pytest.raises(LlmMiaError, match="--reference"):
         parse_scorer_specs(["reference"], has_reference=False)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from llm_mia.errors import InputError
+from llm_mia.errors import InputError, NotFittedError
 from llm_mia.shadow.attacks import LiraOffline, LiraOnline, ReferenceOne, Rmia, Shokri, phi
 from llm_mia.shadow.inclusion import check_inclusion, inclusion_matrix, target_half
 from llm_mia.shadow.signals import MEAN_LL, SignalMatrix
@@ -190,3 +190,20 @@ def test_an_inclusion_matrix_that_does_not_match_the_population_is_refused_with_
         check_inclusion(matrix, ["a", "b", "x"], ["a", "b", "c"])
     with pytest.raises(InputError, match="another order"):
         check_inclusion(matrix, ["b", "a", "c"], ["a", "b", "c"])
+
+
+UNFITTED = [LiraOffline(), LiraOnline(), Rmia(), Shokri(), ReferenceOne()]
+
+
+@pytest.mark.parametrize("attack", UNFITTED, ids=lambda a: a.name)
+def test_scoring_before_fit_is_a_not_fitted_error_that_names_the_missing_call(attack) -> None:
+    shadows, target, _, population, target_population = synthetic(20, 4, shift=1.0, spread=0.5)
+    two_sided = isinstance(attack, Rmia | ReferenceOne)
+    missing = r"not fitted yet; call fit\(shadows(, population)?\) before score"
+    with pytest.raises(NotFittedError, match=missing) as error:
+        attack.score(target, target_population) if two_sided else attack.score(target)
+    assert ("population" in str(error.value)) == two_sided
+    assert isinstance(error.value, AttributeError)  # scikit-learn's convention: also an AttributeError
+    fitted = attack.fit(shadows, population) if two_sided else attack.fit(shadows)
+    scores = fitted.score(target, target_population) if two_sided else fitted.score(target)
+    assert np.isfinite(scores.scores).sum() > 0

@@ -18,7 +18,7 @@ from llm_mia.errors import InputError
 from llm_mia.shadow.signals import MEAN_LL, SignalMatrix
 from llm_mia.workflows.shadow import ShadowSettings, load_population, train_shadow_models
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.train]  # trains the shadow models
 ARGS = ["--recipe", "gpt2-wikipedia", "--models", "4", "--population", "40", "--z-documents", "12", "--epochs", "2"]
 
 

@@ -63,6 +63,7 @@ def _visible_pairs(rng: np.random.Generator, n: int, share: float) -> tuple[list
     return real, synthetic, rng.normal(size=(n, 3)), synthetic_scores
 
 
+@pytest.mark.slow
 def test_scores_without_membership_signal_give_valid_p_values() -> None:
     """One split's p under the null: at most alpha at p <= 0.05, and the score test's z standard normal where the
     training half gave the scores a weight (elsewhere p = 1/2 exactly: nothing to test)."""
@@ -78,6 +79,7 @@ def test_scores_without_membership_signal_give_valid_p_values() -> None:
     assert all(run.p_value == 0.5 for run in runs if not any(run.weights))
 
 
+@pytest.mark.slow
 def test_generated_text_that_looks_more_like_training_data_is_not_membership() -> None:
     """The case the weight constraint exists for: synthetic suffixes score higher (lower perplexity) with no
     membership anywhere; the uncalibrated comparison would call that training, the calibrated test does not."""
@@ -91,6 +93,7 @@ def test_generated_text_that_looks_more_like_training_data_is_not_membership() -
 
 
 @pytest.mark.parametrize(("share", "reps"), [(0.5, 60), (1.0, 20)])
+@pytest.mark.slow
 def test_a_difference_the_text_shows_is_not_membership(share: float, reps: int) -> None:
     """The text part explains the whole of a difference the classifier sees (half the synthetic texts marked:
     AUROC about 0.75; all marked: 1.0), although the scores move with it; the uncalibrated comparison of the
@@ -106,6 +109,7 @@ def test_a_difference_the_text_shows_is_not_membership(share: float, reps: int) 
     assert_at_most(hits, reps, 0.05, f"text-visible difference, {share:.0%} of the synthetic texts marked")
 
 
+@pytest.mark.slow
 def test_the_audit_marker_construction_is_not_called_membership() -> None:
     """The audit's construction, no training anywhere: real side = WikiMIA non-members, synthetic side = the same
     texts with a marker word every 5 words (text alone separates them perfectly), membership scores = correlated
@@ -132,6 +136,7 @@ def test_the_audit_marker_construction_is_not_called_membership() -> None:
     assert_at_most(consistent, 6, 0.05, "marker construction: verdict 'consistent'")
 
 
+@pytest.mark.slow
 def test_the_combination_holds_its_level_on_correlated_splits() -> None:
     """Bonferroni over 10 equicorrelated Gaussian splits: at most alpha at every correlation, near it when the
     splits are weakly dependent (random half-splits of one set of pairs are), where the published 1 - prod(1 - p)
@@ -148,6 +153,7 @@ def test_the_combination_holds_its_level_on_correlated_splits() -> None:
             assert np.sum(1 - np.prod(1 - p, axis=1) <= 0.05) <= 0.002 * reps  # the published one: far below
 
 
+@pytest.mark.slow
 def test_membership_signal_is_detected_more_often_than_by_the_published_combination() -> None:
     """A 0.6 sd membership shift the text does not show, 80 pairs: found in most runs, and more often than the
     published combination of the same splits finds it."""
@@ -184,6 +190,7 @@ def _fluency_case(seed: int, *, suspect_real: float, suspect_generated: float, g
     return result, quality
 
 
+@pytest.mark.slow
 def test_the_generator_quality_check_fires_on_a_stronger_suspect_and_not_on_a_comparable_one() -> None:
     """The case it exists for: a suspect model that finds the generated suffixes much less fluent than the real
     ones, with no membership, and a text classifier that cannot see why; the calibrated test alone says p <=
@@ -255,6 +262,7 @@ def tiny_settings(tiny_model_dirs):
     )
 
 
+@pytest.mark.train
 def test_generation_reproduces_from_its_seed(tiny_settings, tmp_path) -> None:
     work = tmp_path / "work.txt"
     _work(work, 12 * 90)
@@ -278,6 +286,7 @@ def test_generation_reproduces_from_its_seed(tiny_settings, tmp_path) -> None:
         read_synthetic_set(stored)
 
 
+@pytest.mark.train
 def test_a_generator_trained_on_the_snippets_it_completes_is_refused(tiny_settings, tmp_path) -> None:
     """A work whose text repeats: the same snippet lands on both sides of the split, so the generator would have
     been trained on text it is to complete; the pipeline refuses before generating."""
@@ -311,6 +320,7 @@ def test_a_work_too_short_and_a_model_that_cannot_generate_are_refused(tiny_sett
         synthesize(work, tiny_settings(generator="api:some-model"), progress=False)
 
 
+@pytest.mark.train
 def test_the_cli_synthesizes_and_tests_against_the_synthetic_control(tiny_model_dirs, tmp_path, capsys) -> None:
     from llm_mia.cli import main
 

@@ -90,6 +90,7 @@ def test_clipping_and_noise_change_the_step(tiny_loaded) -> None:
     assert (noisy - clipped).std().item() == pytest.approx(1.0 * 1e-3 / 4, rel=0.05)
 
 
+@pytest.mark.slow
 def test_privacy_plan_meets_its_target_and_refuses_what_it_cannot() -> None:
     plan = plan_privacy(parse_training_defense("dp:epsilon=3"), n_sequences=64, batch_size=8, epochs=4)
     assert plan.steps == 32 and plan.sample_rate == 0.125 and plan.delta == pytest.approx(1 / 64)
@@ -131,6 +132,7 @@ def test_poisson_batches_are_seeded_and_sample_at_the_rate() -> None:
     assert sizes.mean() == pytest.approx(100, rel=0.05) and sizes.std() > 0  # Poisson, not fixed
 
 
+@pytest.mark.train
 def test_dp_training_runs_end_to_end_reproducibly_and_records_its_epsilon(tiny_loaded) -> None:
     source = tiny_loaded["llama"]
     config = TrainingConfig(
@@ -158,6 +160,7 @@ def test_dp_training_runs_end_to_end_reproducibly_and_records_its_epsilon(tiny_l
     assert any(not torch.equal(weights[0][k], source.model.state_dict()[k]) for k in weights[0])
 
 
+@pytest.mark.slow
 def test_dropout_is_active_in_training_only(tiny_loaded) -> None:
     for arch in ("llama", "gpt2"):
         model = copy.deepcopy(tiny_loaded[arch].model)
@@ -175,6 +178,7 @@ def test_dropout_is_active_in_training_only(tiny_loaded) -> None:
             handle.remove()
 
 
+@pytest.mark.train
 def test_early_stopping_snapshots_the_best_held_out_epoch(tiny_loaded) -> None:
     """At a learning rate that overfits six sentences, held-out loss rises after a while: each snapshot is the
     best epoch so far, and the record says which."""

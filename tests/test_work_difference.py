@@ -39,6 +39,7 @@ def _fired(design, draws, *, seed=0):
     return fired
 
 
+@pytest.mark.slow
 def test_exchangeable_works_fire_at_most_at_the_checks_level():
     """31 Wikipedia articles, the suspect one of them: its rank is uniform, so the check fires in 1/31 of draws."""
     draws = 24
@@ -49,6 +50,7 @@ def test_exchangeable_works_fire_at_most_at_the_checks_level():
     ("design", "at_least"),
     [("format", 5), ("sub-genre", 3), ("era-wikimia", 5)],
 )
+@pytest.mark.slow
 def test_a_suspect_that_differs_in_kind_is_flagged(design, at_least):
     """A manual page's troff source, an upstream project's NEWS, or eight pre-2017 event articles, each against 30
     distinct control works (Debian changelogs of 30 packages; groups of 2023+ articles): flagged far above the
@@ -67,6 +69,7 @@ def test_robust_z_and_refusals():
         work_difference(["a b", "c d", "e f", "g h"], ["s", "s", "c", "c"], "s")
 
 
+@pytest.mark.slow
 def test_a_fired_difference_check_withholds_the_plain_verdict_and_is_reported_beside_the_gap():
     """The format design's texts with scores that put the suspect far above the control works: the scores-based
     verdict is withheld with the reason in words; the reference-gap verdict, which does not assume the texts alike,
@@ -98,6 +101,7 @@ def test_a_fired_difference_check_withholds_the_plain_verdict_and_is_reported_be
     assert "react alike" in gap.sentence()
 
 
+@pytest.mark.slow
 def test_a_long_suspect_of_the_same_kind_is_not_flagged_for_its_length():
     """A suspect of 16 Wikipedia articles against control works of 4 (the test reads the suspect whole): every work
     is represented by at most the median work's passages, so length alone does not make the suspect different.

@@ -5,6 +5,7 @@ power comes from."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from rates import assert_at_most
 
 from llm_mia.stats.metrics import clopper_pearson
@@ -38,6 +39,7 @@ def test_selection_uses_sizes_only_and_reports_the_share_tested():
     assert several == [2, 2]
 
 
+@pytest.mark.slow
 def test_a_short_high_scoring_work_among_long_ones_keeps_the_exact_level():
     """One work of 4 passages scoring high among 30 of 40, the suspect drawn uniformly: the exact level is 1/31. The
     earlier rule fixed the passage count from the observed suspect and left the short work out whenever a long
@@ -53,6 +55,7 @@ def test_a_short_high_scoring_work_among_long_ones_keeps_the_exact_level():
     assert_at_most(hits, reps, 1 / 31, "short high-scoring work")
 
 
+@pytest.mark.slow
 def test_a_long_suspect_against_shorter_controls_is_conservative_even_with_front_matter():
     """Sizes from 3 to 200 passages, the first 5 passages of every work a standard deviation lower (front matter),
     the suspect drawn at random: its later passages have no counterpart in short control works, and the rate stays
@@ -65,6 +68,7 @@ def test_a_long_suspect_against_shorter_controls_is_conservative_even_with_front
     assert_at_most(hits, reps, 1 / 31, "whole suspect, sizes 3-200, front matter")
 
 
+@pytest.mark.slow
 def test_testing_the_whole_suspect_finds_what_its_first_passages_miss():
     """A book of 120 passages trained on (+0.3 SD) against 30 articles of 3 to 8 passages: the common size gives
     every work 3 passages and misses it; the whole book is found in most runs."""

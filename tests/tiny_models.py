@@ -5,7 +5,7 @@ small built-in English corpus, and each model is constructed from its ``transfor
 weights. Both are written with ``save_pretrained`` so tests can load them back through the ordinary
 ``AutoTokenizer`` / ``AutoModelForCausalLM`` paths (``local_files_only=True``).
 
-Typical use in a test (``tests/`` has no ``__init__.py``, so pytest puts ``tests/`` itself on ``sys.path``;
+Typical use in a test (``pythonpath`` in pyproject.toml puts ``tests/`` on ``sys.path``;
 ``from tests.tiny_models import ...`` works only under ``python -m pytest``)::
 
     from tiny_models import make_tiny_model

@@ -88,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     config = get_preset(args.name, args.size).with_overrides(
         epochs=args.epochs, seed=args.seed, members=args.members, learning_rate=args.learning_rate
     )
+    from llm_mia.scoring.scorers import parse_scorer_specs
+
+    # names and hyperparameters checked now, not after the split is built and the models trained
+    parse_scorer_specs(args.attacks if args.defense else args.scorers, has_reference=True)
     output_dir = Path(args.output_dir or Path("llm-mia-benchmarks") / f"{args.name}-{args.size}")
     if args.output_dir is None:
         output_dir.parent.mkdir(exist_ok=True)

@@ -5,7 +5,8 @@
 - A condition of the machine rather than of llm-mia (a full or read-only disk, a file that cannot be read,
   memory that ran out): one line naming the file and what to try, exit status 2, the traceback in the log.
 - Anything else is a bug in llm-mia: one line that says so and where, exit status 70 (``EX_SOFTWARE`` of
-  ``sysexits.h``), and the log to attach to the report.
+  ``sysexits.h``), and the log to attach to the report. An :class:`~llm_mia.errors.InternalError` (an invariant of
+  llm-mia's own code that does not hold) is reported so, with its message in place of a type name.
 
 The log (``<cache>/logs/llm-mia-COMMAND-TIME-PID.log``, or the system's temporary directory when the cache
 cannot be written) holds the command line, versions, the log records of the run, including urllib3's, which
@@ -27,6 +28,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from llm_mia.errors import InternalError, LlmMiaError
 from llm_mia.io.identity import cache_dir, package_version
 from llm_mia.io.outputs import database_not_writable, is_destination_error, not_writable
 
@@ -147,6 +149,8 @@ def describe_failure(error: BaseException) -> tuple[str, bool]:
             True,
         )
     message = str(error).splitlines()[0] if str(error) else ""
+    if isinstance(error, InternalError):  # its message names the invariant: the type name would add nothing
+        return f"internal error: {message}" + _where(error), False
     return f"internal error: {type(error).__name__}" + (f": {message}" if message else "") + _where(error), False
 
 
@@ -166,8 +170,6 @@ def _where(error: BaseException) -> str:
 def fail(error: Exception, *, command: str, run_log: RunLog, debug: bool) -> int:
     """Print the one line for ``error`` (with ``debug`` the traceback too), write the log where it says more than
     that line, and return the exit status."""
-    from llm_mia.errors import LlmMiaError
-
     if isinstance(error, LlmMiaError):  # the message is the whole story, unless records were kept off the console
         message, user_error = str(error), True
         log = run_log.write(error) if debug or run_log.has_hidden_records else None

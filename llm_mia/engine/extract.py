@@ -57,7 +57,7 @@ from llm_mia.engine.stats_cache import window_key as cache_window_key
 from llm_mia.engine.throughput import duration as throughput_duration
 from llm_mia.engine.throughput import remember as remember_throughput
 from llm_mia.engine.throughput import remembered as remembered_throughput
-from llm_mia.errors import LlmMiaError
+from llm_mia.errors import InternalError, LlmMiaError
 from llm_mia.io.identity import sha256_text
 
 logger = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ def _run_batch(
     device = loaded.device
     condition = segments[0].condition
     if any(s.condition != condition or s.input_ids[:condition] != segments[0].input_ids[:condition] for s in segments):
-        raise LlmMiaError("one batch mixes conditioning prefixes")  # planned per view: cannot happen
+        raise InternalError("one batch mixes conditioning prefixes")  # planned per view: cannot happen
     longest = max(len(s.input_ids) for s in segments) - condition
     input_ids = torch.zeros((len(segments), longest), dtype=torch.long)  # pad id is irrelevant: masked
     attention_mask = torch.zeros((len(segments), condition + longest), dtype=torch.long)

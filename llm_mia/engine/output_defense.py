@@ -14,7 +14,7 @@ import torch
 
 from llm_mia.defenses.output import OutputDefense
 from llm_mia.engine.reductions import reduce_vocab
-from llm_mia.errors import LlmMiaError
+from llm_mia.errors import InternalError
 
 
 def reduce_defended(
@@ -39,7 +39,7 @@ def defense_noise(defense: OutputDefense, shape: torch.Size, seeds: Sequence[int
     """The noise a ``noise`` defense adds to (rows, V) logits: one seeded draw per row (``seeds`` from
     :func:`llm_mia.defenses.output.row_seeds`)."""
     if seeds is None or len(seeds) != shape[0]:
-        raise LlmMiaError("noise defense: one seed per scored row is needed")
+        raise InternalError("noise defense: one seed per scored row is needed")  # the engine passes them
     scale = defense.get("scale")
     rows = []
     for seed in seeds:

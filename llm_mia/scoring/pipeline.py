@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 from llm_mia.engine.extract import ExtractionContext, Shard
 from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.engine.stats_cache import StatsCache
-from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.errors import InputError, InternalError, LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.io.identity import sha256_text
 from llm_mia.io.score_files import META_COLUMNS
@@ -158,7 +158,7 @@ def extract_views(
                 raise LlmMiaError(f"view {view!r} reads texts after a prefix: it needs a white-box model")
             prefix, sources = (conditions or {}).get(view, ("", []))
             if not prefix:
-                raise LlmMiaError(f"view {view!r} needs a conditioning prefix; its scorer names none")
+                raise InternalError(f"view {view!r} needs a conditioning prefix; none was planned for it")
             refuse_overlap(documents, sources)
         stats[view] = model.token_stats(
             texts,
@@ -188,7 +188,7 @@ def _neighbour_view(
     from llm_mia.scoring.neighbours import generate
 
     if not params:
-        raise LlmMiaError("the neighbour view needs its generator's settings; its scorer names none")
+        raise InternalError("the neighbour view needs its generator's settings; none were planned for it")
     per_document, path = generate(
         [d.id for d in documents], texts, n=params["n"], generator=params["generator"], seed=params["seed"]
     )

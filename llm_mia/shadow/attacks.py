@@ -30,6 +30,7 @@ Sources and deviations (each attack's docstring says more):
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from llm_mia.errors import InputError
+from llm_mia.errors import InputError, NotFittedError
 from llm_mia.shadow.signals import MEAN_LL, SignalMatrix
 
 OK = "ok"
@@ -77,6 +78,12 @@ def _target_signal(target: Mapping[str, Any], name: str, n: int) -> np.ndarray:
     if values.shape != (n,):
         raise InputError(f"the target's {name!r} holds {values.shape} values for {n} documents")
     return values
+
+
+def not_fitted(attack: Any) -> NotFittedError:
+    """The error for ``score`` on an attack that was never fitted: it names the ``fit`` call that is missing."""
+    arguments = ", ".join(list(inspect.signature(type(attack).fit).parameters)[1:])
+    return NotFittedError(f"this {type(attack).__name__} is not fitted yet; call fit({arguments}) before score")
 
 
 def _masked(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -181,7 +188,8 @@ class LiraOffline:
     def score(self, target: Mapping[str, Any]) -> AttackScores:
         from scipy.stats import norm
 
-        assert self.mu_ is not None and self.sd_ is not None, "fit first"
+        if self.mu_ is None or self.sd_ is None:
+            raise not_fitted(self)
         x = phi(_target_signal(target, MEAN_LL, len(self.mu_)))
         scores = -norm.logsf(x, loc=self.mu_, scale=self.sd_)
         return _scores(scores, self.status_)
@@ -234,8 +242,8 @@ class LiraOnline:
         return self
 
     def score(self, target: Mapping[str, Any]) -> AttackScores:
-        assert self.mu_in_ is not None and self.mu_out_ is not None, "fit first"
-        assert self.sd_in_ is not None and self.sd_out_ is not None, "fit first"
+        if self.mu_in_ is None or self.mu_out_ is None or self.sd_in_ is None or self.sd_out_ is None:
+            raise not_fitted(self)
         x = phi(_target_signal(target, MEAN_LL, len(self.mu_in_)))
         scores = _normal_logpdf(x, self.mu_in_, self.sd_in_) - _normal_logpdf(x, self.mu_out_, self.sd_out_)
         return _scores(scores, self.status_)
@@ -332,7 +340,8 @@ class Rmia:
 
     def score(self, target: Mapping[str, Any], target_population: Mapping[str, Any]) -> AttackScores:
         """``target_population``: the target's signals on the z documents, in the order ``fit`` saw them."""
-        assert self.reference_x_ is not None and self.reference_z_ is not None, "fit first"
+        if self.reference_x_ is None or self.reference_z_ is None:
+            raise not_fitted(self)
         ratio_x = np.exp(_target_signal(target, MEAN_LL, len(self.reference_x_))) / self.reference_x_
         ratio_z = np.exp(_target_signal(target_population, MEAN_LL, len(self.reference_z_))) / self.reference_z_
         ordered = np.sort(ratio_z[np.isfinite(ratio_z)])
@@ -394,7 +403,8 @@ class Shokri:
         return self
 
     def score(self, target: Mapping[str, Any]) -> AttackScores:
-        assert self.model_ is not None, "fit first"
+        if self.model_ is None:
+            raise not_fitted(self)
         n = len(np.asarray(target[MEAN_LL]))
         features = self._features({name: _target_signal(target, name, n) for name in self.features_})
         usable = np.all(np.isfinite(features), axis=1)
@@ -438,8 +448,8 @@ class ReferenceOne:
         return self
 
     def score(self, target: Mapping[str, Any], target_population: Mapping[str, Any]) -> AttackScores:
-        assert self.reference_ is not None and self.z_reference_ is not None, "fit first"
-        assert self.columns_ is not None
+        if self.reference_ is None or self.z_reference_ is None or self.columns_ is None:
+            raise not_fitted(self)
         z_target = _target_signal(target_population, MEAN_LL, len(self.z_reference_))
         with _quiet():
             offsets = np.nanmedian(z_target[:, None] - self.z_reference_, axis=0)  # one per reference model

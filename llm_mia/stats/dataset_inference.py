@@ -64,7 +64,7 @@ from typing import Any, Literal, TypedDict
 import numpy as np
 from numpy.typing import ArrayLike
 
-from llm_mia.errors import LlmMiaError
+from llm_mia.errors import InternalError, LlmMiaError
 from llm_mia.stats.metrics import format_p_value, p_phrase
 from llm_mia.stats.passage_test import (
     DEFAULT_CLIP_QUANTILE,
@@ -670,7 +670,7 @@ def _work_level(
     )
     selection = work.selection
     if selection is None:
-        raise LlmMiaError("internal: the work-level test returned no passage selection")
+        raise InternalError("the work-level test returned no passage selection")
     reason = (
         f"{k} suspect work(s) against {m} control works with at least 2 passages each (>= {needed} needed "
         f"to reach p <= {alpha:g})"

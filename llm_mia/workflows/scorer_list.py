@@ -71,7 +71,12 @@ class ScorerListing:
                 f"{scorer.summary}{length}{opt_in}{served}"
             )
             if self.docs:
-                lines.append("\n".join("    " + line for line in scorer.doc.splitlines()) + "\n")
+                lines += ["    " + line for line in scorer.doc.splitlines()]
+                lines += [
+                    f"    {key}: {constraint.describe()}, default {scorer.defaults[key]!r}"
+                    for key, constraint in scorer.constraints.items()
+                ]
+                lines.append("")
         lines.append(
             "\nshadow-model attacks (llm-mia shadow evaluate; calibrated on models trained with and without each text):"
         )

@@ -8,6 +8,7 @@ import numpy as np
 
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.params import Interval, Text
 from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 from llm_mia.scoring.token_frequencies import FrequencyTable
 
@@ -23,7 +24,12 @@ def _prepare(model: Any, *, a: float = 0.01, corpus: str = "wikipedia") -> Frequ
 
 
 @register(
-    "dc_pdd", needs=("logprob", "token_ids"), prepare=_prepare, opt_in=True, cost="+ token-frequency table (once)"
+    "dc_pdd",
+    needs=("logprob", "token_ids"),
+    prepare=_prepare,
+    opt_in=True,
+    cost="+ token-frequency table (once)",
+    constraints={"a": Interval(float, 0, None, closed="neither"), "corpus": Text()},
 )
 def dc_pdd(
     target: TokenStats, *, a: float = 0.01, corpus: str = "wikipedia", prepared: FrequencyTable | None = None

@@ -6,12 +6,18 @@ import math
 
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.params import Options
 from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 NORMS = {1.0: 0, 2.0: 1, math.inf: 2}
 
 
-@register("gradnorm", opt_in=True, cost="+1 forward and backward pass per text, one at a time, not cached")
+@register(
+    "gradnorm",
+    opt_in=True,
+    cost="+1 forward and backward pass per text, one at a time, not cached",
+    constraints={"p": Options(float, tuple(NORMS))},
+)
 def gradnorm(target_gradient: TokenStats, *, p: float = 2.0) -> float:
     """GradNorm: score = -||grad_theta L(x)||_p, L(x) = the text's mean token NLL, over all parameters theta.
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.params import Interval
 from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 
@@ -20,7 +21,10 @@ def _mean_of_smallest(values: np.ndarray, k: float) -> float:
     return float(np.mean(smallest))
 
 
-@register("min_k")
+K = Interval(float, 0, 1, closed="right")  # the fraction of tokens averaged: (0, 1]
+
+
+@register("min_k", constraints={"k": K})
 def min_k(target: TokenStats, *, k: float = 0.2) -> float:
     """Min-K% Prob: score = mean of the max(1, floor(k*T)) smallest token log-probs l_t.
 
@@ -32,7 +36,7 @@ def min_k(target: TokenStats, *, k: float = 0.2) -> float:
     return _mean_of_smallest(require_scored(target).logprob, k)
 
 
-@register("min_k_plus_plus", needs=("logprob", "mu", "sigma"))
+@register("min_k_plus_plus", needs=("logprob", "mu", "sigma"), constraints={"k": K})
 def min_k_plus_plus(target: TokenStats, *, k: float = 0.2) -> float:
     """Min-K%++: z_t = (l_t - mu_t) / sigma_t, score = mean of the max(1, floor(k*T)) smallest z_t.
 

@@ -6,10 +6,16 @@ import numpy as np
 
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.params import Interval, Text
 from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 
-@register("neighbourhood", opt_in=True, cost="+n passes per text (one per neighbour)")
+@register(
+    "neighbourhood",
+    opt_in=True,
+    cost="+n passes per text (one per neighbour)",
+    constraints={"n": Interval(int, 1, None), "generator": Text(), "seed": Interval(int)},
+)
 def neighbourhood(
     target: TokenStats,
     target_neighbours: tuple,

@@ -6,6 +6,7 @@ import numpy as np
 
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.scoring.scorers._checks import require_scored
+from llm_mia.scoring.scorers.params import Interval, Options, Text
 from llm_mia.scoring.scorers.registry import ScoreUnavailable, register
 
 SEPARATORS = {"matched": "\n\n", "published": ""}  # what follows each prefix text, per convention
@@ -28,11 +29,24 @@ def _condition(*, prefix: str = "", shots: int = 0, convention: str = "matched")
     if shots < 0 or shots > len(texts):
         raise InputError(f"recall: shots={shots}, but {prefix} holds {len(texts)} texts")
     chosen = texts[:shots] if shots else texts
-    return "".join(text + SEPARATORS[convention] for text in chosen), chosen
+    joined = "".join(text + SEPARATORS[convention] for text in chosen)
+    if not joined:  # empty texts joined with nothing: nothing to read the documents after
+        raise InputError(f"recall: the prefix texts in {prefix} are empty; give known non-member texts")
+    return joined, chosen
 
 
 @register(
-    "recall", condition=_condition, opt_in=True, cost="prefix encoded once per run; +1 pass of each text after it"
+    "recall",
+    condition=_condition,
+    opt_in=True,
+    cost="prefix encoded once per run; +1 pass of each text after it",
+    # an empty prefix is the default so that a run can supply one later (the benchmark's own non-members);
+    # `condition` refuses it when none was given by then
+    constraints={
+        "prefix": Text(empty=True),
+        "shots": Interval(int, 0, None),
+        "convention": Options(str, tuple(SEPARATORS)),
+    },
 )
 def recall(
     target: TokenStats, target_recall: TokenStats, *, prefix: str = "", shots: int = 0, convention: str = "matched"

@@ -4,8 +4,11 @@ A scorer is a plain function registered by name. Its positional parameters name 
 (``target``: the target model on the original text; ``target_lower``: the target model on the lowercased
 text; ``reference``: the reference model on the original text), each a
 :class:`~llm_mia.backends.token_stats.TokenStats`;
-its keyword-only parameters are its hyperparameters, with defaults. ``**kwargs`` is refused at registration,
-so every hyperparameter is visible in ``llm-mia list``.
+its keyword-only parameters are its hyperparameters, with defaults, and its registration declares what each may
+be (``constraints``: a :mod:`~llm_mia.scoring.scorers.params` constraint per hyperparameter, its type and allowed
+values). ``**kwargs`` is refused at registration, so every hyperparameter is visible in ``llm-mia list``. Every
+value is checked against its constraint when a spec is parsed or a call is made (:class:`ScorerCall`), so a value
+out of range is refused before any model loads, never met per document.
 
 A scorer returns a float where higher means more likely a member, or raises :class:`ScoreUnavailable` when
 the document does not allow the score (too few tokens, zero loss, ...): that document gets a null score and
@@ -19,7 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llm_mia.errors import LlmMiaError, UnknownNameError, unknown_name
+from llm_mia.errors import LlmMiaError, ParameterError, UnknownNameError, unknown_name
+from llm_mia.scoring.scorers.params import Constraint
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Scorer:
     function: Callable[..., float]
     views: tuple[str, ...]
     defaults: Mapping[str, Any]  # hyperparameter -> default value
-    types: Mapping[str, type]  # hyperparameter -> type used to parse CLI values
+    constraints: Mapping[str, Constraint]  # hyperparameter -> its type and allowed values (parses CLI values)
     length_invariant: bool = True  # False: the score moves with text length or bytes alone (see register)
     needs: tuple[str, ...] = ("logprob",)  # TokenStats arrays it reads (see register)
     prepare: Callable[..., Any] | None = None  # builds what it reads beside TokenStats (see register)
@@ -70,6 +74,34 @@ class Scorer:
     def doc(self) -> str:
         return inspect.getdoc(self.function) or ""
 
+    def check(self, key: str, value: Any, *, written: str | None = None) -> None:
+        """Refuse ``value`` for hyperparameter ``key`` unless its constraint allows it (``written``: the text the
+        user gave, shown in the message instead of the parsed value)."""
+        if key not in self.constraints:
+            raise UnknownNameError(
+                f"scorer {self.name!r}: no hyperparameter {key!r}; it takes: {', '.join(self.constraints) or 'none'}"
+            )
+        problem = self.constraints[key].problem(value)
+        if problem is not None:
+            raise self.refusal(key, written if written is not None else repr(value), problem)
+
+    def parse(self, key: str, text: str) -> Any:
+        """The value of hyperparameter ``key`` that ``text`` stands for, checked against its constraint."""
+        try:
+            value = self.constraints[key].parse(text)
+        except ValueError as error:
+            raise self.refusal(key, text, str(error)) from None
+        self.check(key, value, written=text)
+        return value
+
+    def refusal(self, key: str, shown: str, problem: str) -> ParameterError:
+        """The one-line error for a value of ``key`` that is not allowed: the value, why, and what is allowed."""
+        shown = shown or "''"  # an empty value, written key=
+        return ParameterError(
+            f"scorer {self.name!r}: {key}={shown} {problem}; {key} must be {self.constraints[key].describe()} "
+            f"(default {self.defaults[key]!r})"
+        )
+
 
 _REGISTRY: dict[str, Scorer] = {}
 PREPARED_ARGUMENT = "prepared"  # the keyword-only parameter through which a scorer with ``prepare`` reads its result
@@ -84,6 +116,7 @@ def register(
     condition: Callable[..., tuple[str, list[str]]] | None = None,
     opt_in: bool = False,
     cost: str = "one pass",
+    constraints: Mapping[str, Constraint] | None = None,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator: register ``function`` as scorer ``name`` (see module docstring for the contract).
 
@@ -104,13 +137,15 @@ def register(
     reading a conditioned view (``target_recall``), the prefix text those views are read after and the texts
     it is made of (checked to be disjoint from the documents scored). ``opt_in``: left out of the default set (it
     needs a resource, e.g. a corpus or prefix, or a pass of its own); run when named. ``cost``: what it costs
-    beyond the shared forward pass, shown by ``llm-mia list``.
+    beyond the shared forward pass, shown by ``llm-mia list``. ``constraints``: for every hyperparameter, its type
+    and allowed values (:mod:`~llm_mia.scoring.scorers.params`); the default must be allowed, and a type annotation,
+    where it names a plain type, must be the constraint's.
     """
 
     def decorator(function: Callable[..., float]) -> Callable[..., float]:
         if name in _REGISTRY:
             raise ValueError(f"scorer {name!r} is registered twice")
-        views, defaults, types = [], {}, {}
+        views, defaults = [], {}
         for parameter in inspect.signature(function).parameters.values():
             if parameter.kind is parameter.VAR_KEYWORD or parameter.kind is parameter.VAR_POSITIONAL:
                 raise TypeError(f"scorer {name!r}: *args/**kwargs hide hyperparameters; name each one")
@@ -120,7 +155,6 @@ def register(
                 if parameter.default is parameter.empty:
                     raise TypeError(f"scorer {name!r}: hyperparameter {parameter.name!r} needs a default")
                 defaults[parameter.name] = parameter.default
-                types[parameter.name] = type(parameter.default)
             elif parameter.name in VIEWS:
                 views.append(parameter.name)
             else:
@@ -130,13 +164,45 @@ def register(
                 )
         if not inspect.getdoc(function):
             raise TypeError(f"scorer {name!r} needs a docstring with its formula, direction and source")
+        declared = dict(constraints or {})
+        check_declarations(name, function, defaults, declared)
         _REGISTRY[name] = Scorer(
-            name, function, tuple(views), defaults, types, length_invariant, tuple(needs), prepare, condition,
+            name, function, tuple(views), defaults, declared, length_invariant, tuple(needs), prepare, condition,
             opt_in, cost,
         )  # fmt: skip
         return function
 
     return decorator
+
+
+def check_declarations(
+    name: str, function: Callable[..., float], defaults: Mapping[str, Any], constraints: Mapping[str, Constraint]
+) -> None:
+    """Refuse (``TypeError``, at import) a registration whose constraints do not match its hyperparameters: one
+    constraint per hyperparameter, each default allowed by its own, each plain type annotation the constraint's."""
+    undeclared = [key for key in defaults if key not in constraints]
+    if undeclared:
+        raise TypeError(
+            f"scorer {name!r}: declare the type and allowed values of {', '.join(undeclared)} in "
+            "register(constraints=...), e.g. {'k': Interval(float, 0, 1, closed='right')}"
+        )
+    unknown = [key for key in constraints if key not in defaults]
+    if unknown:
+        raise TypeError(f"scorer {name!r}: constraints for {', '.join(unknown)}, which are not hyperparameters")
+    try:
+        annotations = inspect.get_annotations(function, eval_str=True)
+    except NameError:  # an annotation naming something its module does not define at run time
+        annotations = {}
+    for key, constraint in constraints.items():
+        problem = constraint.problem(defaults[key])
+        if problem is not None:
+            raise TypeError(f"scorer {name!r}: default {key}={defaults[key]!r} {problem} ({constraint.describe()})")
+        annotated = annotations.get(key)
+        if isinstance(annotated, type) and annotated is not constraint.kind:
+            raise TypeError(
+                f"scorer {name!r}: {key} is annotated {annotated.__name__} but constrained to "
+                f"{constraint.kind.__name__} values"
+            )
 
 
 def all_scorers() -> dict[str, Scorer]:
@@ -162,6 +228,10 @@ class ScorerCall:
     scorer: Scorer
     params: Mapping[str, Any]
     label: str = ""  # the column's name when set (a run that fixes a hyperparameter for itself, e.g. a file)
+
+    def __post_init__(self) -> None:
+        for key, value in self.params.items():
+            self.scorer.check(key, value)
 
     @property
     def column(self) -> str:
@@ -192,14 +262,6 @@ class ScorerCall:
         return float(self.scorer.function(*(views[v] for v in self.scorer.views), **self.params, **extra))
 
 
-def _parse_value(scorer: Scorer, key: str, text: str) -> Any:
-    kind = scorer.types[key]
-    try:
-        return kind(text)
-    except ValueError:
-        raise UnknownNameError(f"scorer {scorer.name!r}: {key}={text!r} is not a valid {kind.__name__}") from None
-
-
 def parse_scorer_specs(
     specs: list[str] | None, *, has_reference: bool, arrays: tuple[str, ...] | None = None, provider: str = ""
 ) -> list[ScorerCall]:
@@ -209,7 +271,8 @@ def parse_scorer_specs(
     ``min_k:k=0.1,0.2``). ``None`` means every scorer that is not opt-in, whose views are available
     (``reference`` only when a reference model is given) and whose per-token arrays the models provide:
     ``arrays`` (None: all, as a white-box model gives), ``provider`` names what provides only those, for the
-    error message.
+    error message. Every value is parsed by its hyperparameter's declared type and checked against its allowed
+    values (:class:`~llm_mia.errors.ParameterError` naming the scorer, the parameter, the value and what it allows).
     """
     registry = all_scorers()
 
@@ -236,7 +299,7 @@ def parse_scorer_specs(
                     f"scorer {scorer.name!r}: bad hyperparameter {assignment!r}; it takes: {allowed} "
                     f"(write e.g. {scorer.name}:{next(iter(scorer.defaults), 'k')}=0.1,0.2)"
                 )
-            grid = [{**g, key: _parse_value(scorer, key, v.strip())} for g in grid for v in values.split(",")]
+            grid = [{**g, key: scorer.parse(key, v.strip())} for g in grid for v in values.split(",")]
         calls.extend(ScorerCall(scorer, params) for params in grid)
     if not has_reference:
         needing = sorted({c.scorer.name for c in calls if "reference" in c.scorer.views})
