@@ -295,6 +295,7 @@ def test_an_unplanned_conditioned_view_is_an_internal_error() -> None:
     in that caller, refused before the model (here a stand-in) is used."""
     from types import SimpleNamespace
 
+    from llm_mia.backends.local import LOCAL_CAPABILITIES
     from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.io.documents import Document
     from llm_mia.scoring.pipeline import extract_views
@@ -303,6 +304,6 @@ def test_an_unplanned_conditioned_view_is_an_internal_error() -> None:
         extract_views(
             [Document(id="a", text="some text to read")],
             ["target_recall"],
-            models={"target": SimpleNamespace(spec=SimpleNamespace(name="stand-in"))},
+            models={"target": SimpleNamespace(spec=SimpleNamespace(name="stand-in"), offers=LOCAL_CAPABILITIES)},
             settings=ExtractionSettings(progress=False),
         )

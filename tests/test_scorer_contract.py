@@ -118,15 +118,32 @@ def frequency_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def call_for(scorer: Scorer, frequency_table: Path) -> ScorerCall:
+@dataclasses.dataclass(frozen=True)
+class PreparedCall:
+    """A scorer call with what its ``prepare`` built for the run, called as the pipeline calls it."""
+
+    call: ScorerCall
+    prepared: Any
+
+    @property
+    def column(self) -> str:
+        return self.call.column
+
+    def __call__(self, views: Any) -> float:
+        return self.call(views, self.prepared)
+
+    def rows(self, documents: list[Document], stats: dict[str, list[TokenStats]]) -> list[dict[str, Any]]:
+        """The pipeline's rows (``score_rows``) for ``documents`` with ``stats`` per view."""
+        return score_rows(documents, [self.call], stats, {self.column: self.prepared})
+
+
+def call_for(scorer: Scorer, frequency_table: Path) -> PreparedCall:
     """A call of ``scorer`` with its defaults and what its ``prepare`` reads beside the statistics built (the
     frequency table, for a stand-in model with the toy tokenizer)."""
     resources = {"corpus": str(frequency_table)}  # DC-PDD: a table file written for this tokenizer
     params = {key: resources.get(key, default) for key, default in scorer.defaults.items()}
     call = ScorerCall(scorer, params)
-    if scorer.prepare is not None:
-        call.prepare(SimpleNamespace(tokenizer=object(), tokenizer_id=TOKENIZER))
-    return call
+    return PreparedCall(call, call.prepare(SimpleNamespace(tokenizer=object(), tokenizer_id=TOKENIZER)))
 
 
 SCORERS = list(all_scorers().values())
@@ -158,8 +175,8 @@ def test_unavailable_when_nothing_was_scored(scorer: Scorer, frequency_table: Pa
             with pytest.raises(ScoreUnavailable):
                 call(broken)
         documents = [Document(id="unscored", text="x"), Document(id="scored", text="y")]
-        rows = score_rows(
-            documents, [call], {view: [every_view[view], valid[view]] for view in scorer.views}
+        rows = call.rows(
+            documents, {view: [every_view[view], valid[view]] for view in scorer.views}
         )  # the pipeline's row: a null score with the reason, and the next document scored as usual
         assert rows[0][call.column] is None
         assert rows[0]["status"] != "ok" and (nothing.status != "ok" or call.column in rows[0]["status"])
@@ -183,7 +200,7 @@ def test_a_score_depends_on_its_own_document_only(scorer: Scorer, frequency_tabl
 
     def scores(order: list[int]) -> dict[str, Any]:
         stats_by_view = {view: [per_document[i][view] for i in order] for view in scorer.views}
-        rows = score_rows([documents[i] for i in order], [call], stats_by_view)
+        rows = call.rows([documents[i] for i in order], stats_by_view)
         return {row["id"]: row[call.column] for row in rows}
 
     alone = {}
