@@ -36,7 +36,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--revision", help="Hugging Face revision of --model (branch, tag or commit)")
     group.add_argument("--reference", help="reference model for the `reference` scorer (same forms as --model)")
     group.add_argument("--reference-revision", help="Hugging Face revision of --reference")
-    group.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision (reductions stay float32)")
+    group.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="model precision (reductions stay float32); mixed: bfloat16 matrix products inside the blocks, float32 "
+        "for embeddings, residual stream, norms, attention and head (float32 where bfloat16 is not fast)",
+    )
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     group.add_argument(
         "--trust-remote-code", action="store_true", help="run model code shipped with the checkpoint (off by default)"
@@ -209,7 +215,7 @@ def add_precision_check_argument(parser: argparse.ArgumentParser) -> None:
         "--precision-check",
         type=int,
         metavar="N",
-        help="with --dtype bfloat16 or float16: first score a seeded sample of N documents in that dtype and in "
+        help="with --dtype bfloat16, float16 or mixed: first score a seeded sample of N documents in that dtype and in "
         "float32 and print what the lower precision moves (per scorer the largest difference and the rank "
         "correlation; the AUROC under each where labels exist); recorded in the run record",
     )
@@ -220,7 +226,9 @@ def check_precision_arguments(args: argparse.Namespace) -> None:
     if args.precision_check is None:
         return
     if args.dtype == "float32":
-        raise LlmMiaError("--precision-check compares a lower precision with float32: add --dtype bfloat16 or float16")
+        raise LlmMiaError(
+            "--precision-check compares a lower precision with float32: add --dtype bfloat16 or float16, or mixed"
+        )
     if args.precision_check < 2:
         raise LlmMiaError(f"--precision-check needs at least 2 documents, not {args.precision_check}")
 
