@@ -11,8 +11,12 @@ Both sides are checked to give the same scores (the naive side is converted to t
 convention, higher = member). Also printed: the limit, i.e. bare batched forward throughput divided by the
 three passes the scorer set needs; the target is llm-mia within 0.85x of it.
 
-    python benchmarks/speed_vs_naive.py                 # SmolLM2 on CPU
-    python benchmarks/speed_vs_naive.py --device cuda --documents 256
+    python benchmarks/speed_vs_naive.py                 # SmolLM2 on CPU, float32, bfloat16 and mixed
+    python benchmarks/speed_vs_naive.py --device cuda --documents 256 --repeats 3
+
+Every dtype runs in the same process, the dtypes and the three sides (bare, naive, llm-mia) interleaved per
+round. Scores are checked equal to the naive side's in float32; in a lower precision the difference is printed
+(the rounding depends on the batch's shape, one text against a batch).
 
 The reference model is a copy of SmolLM2 with its weights perturbed by 1% Gaussian noise (seed 0), saved once
 into the cache: a different model of exactly the target's size, so the comparison is about cost.
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import statistics
 import time
 import zlib
 
@@ -31,7 +37,8 @@ import torch
 import torch.nn.functional as F
 
 import llm_mia
-from llm_mia.backends.local import ModelSpec, cache_dir, load_model
+from llm_mia.backends.local import DTYPES, ModelSpec, cache_dir, load_model
+from llm_mia.backends.precision import cpu_model
 from llm_mia.io.corpora import wikipedia_summaries
 
 SCORERS = ["loss", "zlib", "lowercase", "min_k", "min_k_plus_plus", "reference"]
@@ -123,43 +130,68 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-chars", type=int, default=600)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16", "mixed"], choices=DTYPES)
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds; medians are reported")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    target = load_model(ModelSpec("smollm2-135m", device=args.device, dtype=args.dtype))
-    reference = load_model(ModelSpec(perturbed_reference(target.directory), device=args.device, dtype=args.dtype))
+    pairs = {}
+    for dtype in args.dtypes:
+        target = load_model(ModelSpec("smollm2-135m", device=args.device, dtype=dtype))
+        reference = load_model(ModelSpec(perturbed_reference(target.directory), device=args.device, dtype=dtype))
+        pairs[dtype] = (target, reference)
     texts = [t[: args.max_chars] for t in list(wikipedia_summaries().values())[: args.documents]]
     warm = texts[: args.batch_size]
-    naive_scores(target, reference, warm[:2], target.device)
-    llm_mia.score(warm, model=target, reference=reference, scorers=SCORERS, progress=False)
+    for target, reference in pairs.values():
+        naive_scores(target, reference, warm[:2], target.device)
+        llm_mia.score(warm, model=target, reference=reference, scorers=SCORERS, progress=False)
 
-    tokens, bare_seconds = timed(bare_forward, target, texts, args.batch_size)
-    naive, naive_seconds = timed(naive_scores, target, reference, texts, target.device)
-    frame, ours_seconds = timed(
-        lambda: llm_mia.score(
-            texts, model=target, reference=reference, scorers=SCORERS, batch_size=args.batch_size, progress=False
+    seconds = {dtype: {"bare": [], "naive": [], "ours": []} for dtype in pairs}
+    results = {}
+    for _ in range(args.repeats):  # interleaved: a drifting machine load hits every dtype and side alike
+        for dtype, (target, reference) in pairs.items():
+            tokens, took = timed(bare_forward, target, texts, args.batch_size)
+            seconds[dtype]["bare"].append(took)
+            naive, took = timed(naive_scores, target, reference, texts, target.device)
+            seconds[dtype]["naive"].append(took)
+            frame, took = timed(
+                lambda target=target, reference=reference: llm_mia.score(
+                    texts, model=target, reference=reference, scorers=SCORERS, batch_size=args.batch_size,
+                    progress=False,
+                )
+            )  # fmt: skip
+            seconds[dtype]["ours"].append(took)
+            results[dtype] = (naive, frame)
+    first = pairs[args.dtypes[0]][0]
+    device = torch.cuda.get_device_name() if first.device.startswith("cuda") else cpu_model()
+    print(f"SmolLM2-135M on {first.device} [{device}], torch threads {torch.get_num_threads()}, {len(texts)} "
+          f"Wikipedia paragraphs, {tokens} tokens, {args.repeats} round(s) (medians)")
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
+    for dtype, (naive, frame) in results.items():
+        print(f"{dtype} (in effect {pairs[dtype][0].spec.dtype}): max |naive - llm-mia| per scorer (naive converted "
+              "to higher = member):")
+        for column in SCORERS:
+            ours = frame[column].to_numpy()
+            theirs = np.array([row[column] for row in naive])
+            difference = float(np.max(np.abs(ours - theirs)))
+            scale = float(np.max(np.abs(theirs)))
+            print(f"  {column:<16} {difference:.2e}   (scores up to {scale:.3g})")
+            if pairs[dtype][0].spec.dtype == "float32":  # lower precisions round differently per batch shape
+                assert math.isfinite(difference) and difference <= 1e-3 * max(1.0, scale), column
+    base = statistics.median(seconds[args.dtypes[0]]["ours"])
+    print(f"| dtype (in effect) | naive tok/s | llm-mia tok/s | llm-mia / naive | limit: bare / 3 tok/s | "
+          f"llm-mia / limit | llm-mia vs {args.dtypes[0]} |")
+    print("|---|---|---|---|---|---|---|")
+    for dtype, times in seconds.items():
+        bare, naive_s, ours = (statistics.median(times[side]) for side in ("bare", "naive", "ours"))
+        limit = tokens / bare / 3
+        print(
+            f"| {dtype} ({pairs[dtype][0].spec.dtype}) | {tokens / naive_s:.0f} | {tokens / ours:.0f} | "
+            f"{naive_s / ours:.2f}x | {limit:.0f} | {tokens / ours / limit:.2f} | {base / ours:.2f}x |"
         )
-    )
-    print(f"SmolLM2-135M ({args.dtype}) on {target.device}, {len(texts)} Wikipedia paragraphs, {tokens} tokens")
-    print("max |naive - llm-mia| per scorer (naive converted to higher = member):")
-    for column in SCORERS:
-        ours = frame[column].to_numpy()
-        theirs = np.array([row[column] for row in naive])
-        difference = float(np.max(np.abs(ours - theirs)))
-        scale = float(np.max(np.abs(theirs)))
-        print(f"  {column:<16} {difference:.2e}   (scores up to {scale:.3g})")
-        assert math.isfinite(difference) and difference <= 1e-3 * max(1.0, scale), column
-    bare_rate = tokens / bare_seconds
-    limit = bare_rate / 3
-    ours_rate, naive_rate = tokens / ours_seconds, tokens / naive_seconds
-    print(f"naive, one text at a time, 4 passes: {naive_rate:8.0f} tok/s ({naive_seconds:.1f} s)")
-    print(f"llm-mia, batched, 3 passes:          {ours_rate:8.0f} tok/s ({ours_seconds:.1f} s)")
-    print(f"speed-up llm-mia / naive:            {ours_rate / naive_rate:8.2f}x")
-    print(f"limit: bare batched forward / 3:     {limit:8.0f} tok/s (bare {bare_rate:.0f} tok/s)")
-    print(f"llm-mia / limit:                     {ours_rate / limit:8.2f}   (target >= 0.85)")
+    print("(naive: one text at a time, 4 passes; llm-mia: batched, 3 passes; targets llm-mia / limit >= 0.85)")
 
 
 if __name__ == "__main__":

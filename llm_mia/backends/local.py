@@ -24,10 +24,11 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from llm_mia.backends.precision import MIXED, dtype_in_effect, to_mixed, weights_dtype
 from llm_mia.backends.protocol import Engine, ModelCapabilities, Observer
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.errors import LlmMiaError, ModelLoadError, ModelNotFoundError
@@ -35,7 +36,7 @@ from llm_mia.io.identity import cache_dir, package_version, sha256_file
 
 logger = logging.getLogger(__name__)
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16", "float16", MIXED)  # mixed: llm_mia.backends.precision
 DEFAULT_MODEL = "smollm2-135m"
 
 
@@ -90,6 +91,8 @@ class ModelSpec:
             raise LlmMiaError(f"--device-map {self.device_map!r}: only 'auto' (accelerate's big-model placement)")
         if self.max_memory is not None and self.device_map is None:
             raise LlmMiaError("--max-memory applies to --device-map auto; add --device-map auto")
+        if self.dtype == MIXED and self.device_map is not None:
+            raise LlmMiaError("--dtype mixed runs on one device; with --device-map auto use --dtype bfloat16")
 
 
 def packaged_gguf_path(alias: str) -> Path:
@@ -400,12 +403,12 @@ def _pick_device(requested: str) -> str:
 
 def load_model(spec: ModelSpec | str) -> LoadedModel:
     """Resolve ``spec`` offline and load model and tokenizer (see module docstring for what resolves)."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = ModelSpec(name=spec) if isinstance(spec, str) else spec
     directory = resolve_model_directory(spec)
     device = _pick_device(spec.device)
+    spec = replace(spec, dtype=dtype_in_effect(spec.dtype, device))  # mixed without fast bfloat16: float32
     common = {"trust_remote_code": spec.trust_remote_code, "local_files_only": True}
     fix = "check that it is a complete save_pretrained directory (config.json, weights, tokenizer files)"
     with _loading(spec.name, Path(directory), fix=fix):
@@ -415,8 +418,10 @@ def load_model(spec: ModelSpec | str) -> LoadedModel:
 
             model, device = load_dispatched(Path(directory), spec, common)
         else:
-            model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, spec.dtype), **common)
+            model = AutoModelForCausalLM.from_pretrained(directory, dtype=weights_dtype(spec.dtype), **common)
             model.eval().to(device)
+            if spec.dtype == MIXED:
+                to_mixed(model)
     return LoadedModel(
         spec=spec,
         model=model,

@@ -183,7 +183,7 @@ def add_precision_check_argument(parser: argparse.ArgumentParser) -> None:
         "--precision-check",
         type=int,
         metavar="N",
-        help="with --dtype bfloat16 or float16: first score a seeded sample of N documents in that dtype and in "
+        help="with --dtype bfloat16, float16 or mixed: first score a seeded sample of N documents in that dtype and in "
         "float32 and print what the lower precision moves (per scorer the largest difference and the rank "
         "correlation; the AUROC under each where labels exist); recorded in the run record",
     )
@@ -194,7 +194,9 @@ def check_precision_arguments(args: argparse.Namespace) -> None:
     if args.precision_check is None:
         return
     if args.dtype == "float32":
-        raise LlmMiaError("--precision-check compares a lower precision with float32: add --dtype bfloat16 or float16")
+        raise LlmMiaError(
+            "--precision-check compares a lower precision with float32: add --dtype bfloat16 or float16, or mixed"
+        )
     if args.precision_check < 2:
         raise LlmMiaError(f"--precision-check needs at least 2 documents, not {args.precision_check}")
 

@@ -62,7 +62,9 @@ SHARED_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         {
             "choices": DTYPES,
             "default": "float32",
-            "help": "model precision (default: float32); log-probabilities and reductions are computed in float32",
+            "help": "model precision (default: float32; log-probabilities and reductions are computed in float32); "
+            "mixed: bfloat16 matrix products inside the blocks, float32 for embeddings, residual stream, norms, "
+            "attention and head (float32 where bfloat16 is not fast)",
         },
     ),
     "batch_size": (

@@ -45,6 +45,7 @@ import torch
 from tqdm.auto import tqdm
 
 from llm_mia.backends.local import LoadedModel
+from llm_mia.backends.precision import activation_bytes
 from llm_mia.backends.token_stats import TextFacts, TokenStats, zlib_length
 from llm_mia.defenses.output import row_seeds
 from llm_mia.engine.extraction_settings import ExtractionSettings
@@ -447,7 +448,7 @@ def auto_token_budget(loaded: LoadedModel, window: int) -> int:
     from llm_mia.engine.stats_cache import model_fingerprint
 
     vocab = loaded.model.get_output_embeddings().weight.shape[0]
-    dtype_bytes = torch.finfo(getattr(torch, loaded.spec.dtype)).bits // 8
+    dtype_bytes = activation_bytes(loaded.spec.dtype)
 
     def run(count: int) -> None:
         ids = (loaded.prefix_ids[0] if loaded.prefix_ids else 0, *([1] * (window - 1)))

@@ -177,7 +177,9 @@ def precision_check(
 
     dtype = settings.models.dtype
     if dtype == REFERENCE_DTYPE:
-        raise InputError("the precision check compares another dtype with float32: give --dtype bfloat16 or float16")
+        raise InputError(
+            "the precision check compares another dtype with float32: give --dtype bfloat16, float16 or mixed"
+        )
     if settings.models.remote_names:
         raise InputError("a model behind an API computes in its server's precision: the check needs a local model")
     picked = sample_documents(documents, size, seed)
