@@ -528,3 +528,24 @@ def test_a_plan_in_bfloat16_must_carry_its_precision_check(case, tmp_path, capsy
     assert plan["settings"]["model"]["dtype"] == "bfloat16" and check["sampled"] == 6
     assert all(s["auroc_float32"] is None and s["auroc_dtype"] is None for s in check["scorers"])
     assert all(s["max_abs_difference"] >= 0 for s in check["scorers"])
+
+
+def test_a_plan_in_mixed_precision_is_refused_where_bfloat16_is_not_native(case, tmp_path, capsys, monkeypatch):
+    """``--dtype mixed`` falls back to float32 on hardware without native bfloat16; a plan's precision check then
+    describes another run than the one made, so the run is refused there, before any model loads."""
+    from llm_mia.backends import precision
+
+    model, suspect, control = case["model"], case["suspect"], case["control"]
+    fast = tmp_path / "fast-cpuinfo"
+    fast.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n", encoding="utf-8")
+    slow = tmp_path / "slow-cpuinfo"
+    slow.write_text("processor\t: 0\nflags\t\t: fpu avx2\n", encoding="utf-8")
+    monkeypatch.setattr(precision, "CPU_FLAGS_FILE", fast)
+    output = tmp_path / "plan.json"
+    args = _plan_args(model, suspect, control, output, "--dtype", "mixed", "--precision-check", "4", "--device", "cpu")
+    assert main(args) == 0
+    monkeypatch.setattr(precision, "CPU_FLAGS_FILE", slow)
+    bundle = tmp_path / "bundle"
+    message = _refused(["evidence", "run", str(output), "--output-dir", str(bundle), "--no-pdf"], capsys)
+    assert "this plan runs the model in mixed precision, which this machine's cpu device would run in float32" in message
+    assert not bundle.exists()

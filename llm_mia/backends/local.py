@@ -401,6 +401,12 @@ def _pick_device(requested: str) -> str:
     return requested
 
 
+def precision_in_effect(dtype: str, device: str) -> str:
+    """The precision a model asked for in ``dtype`` on ``device`` (``auto`` resolved as :func:`load_model` resolves
+    it) runs in: ``dtype`` itself, except ``mixed`` where bfloat16 is not native, which runs in float32."""
+    return dtype_in_effect(dtype, _pick_device(device))
+
+
 def load_model(spec: ModelSpec | str) -> LoadedModel:
     """Resolve ``spec`` offline and load model and tokenizer (see module docstring for what resolves)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.backends.loading import ModelSettings
-from llm_mia.backends.local import ModelSpec
+from llm_mia.backends.local import ModelSpec, precision_in_effect
 from llm_mia.backends.remote.client import ApiSettings
 from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.errors import LlmMiaError
@@ -68,6 +68,14 @@ def planned_settings(
         raise LlmMiaError(
             f"this plan runs the model in {planned['model']['dtype']} without a precision check of what that "
             "costs: plan again with --precision-check N (or in float32)"
+        )
+    dtype, device = planned["model"]["dtype"], planned["model"]["device"]
+    if precision_in_effect(dtype, device) != dtype:
+        raise LlmMiaError(
+            f"this plan runs the model in {dtype} precision, which this machine's {device} device would run in "
+            "float32 (no native bfloat16), so the plan's precision check would not describe the run: run it on "
+            "hardware with native bfloat16 (AMX or AVX-512 BF16, or a GPU of compute capability 8.0 or later), or "
+            "plan again in float32"
         )
     scoring = ScoringSettings(
         models=planned_model_settings(plan, model=model, reference=reference),
