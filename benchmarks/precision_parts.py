@@ -183,9 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     calls = parse_scorer_specs(SCORERS, has_reference=False)
     started = time.perf_counter()
     full = scores(loaded, texts, args.batch_size, calls)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, load "
-          f"{os.getloadavg()[0]:.1f}; SmolLM2-135M on {Path(args.input).name}: {len(texts)} texts "
-          f"({int(labels.sum())} members); float32 pass {time.perf_counter() - started:.0f} s")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, load "
+        f"{os.getloadavg()[0]:.1f}; SmolLM2-135M on {Path(args.input).name}: {len(texts)} texts "
+        f"({int(labels.sum())} members); float32 pass {time.perf_counter() - started:.0f} s"
+    )
     header = "| variant | " + " | ".join(f"{c} max abs diff / Spearman / AUROC" for c in full) + " |"
     print(header)
     print("|---" * (1 + len(full)) + "|")

@@ -166,12 +166,16 @@ def main() -> None:
             results[dtype] = (naive, frame)
     first = pairs[args.dtypes[0]][0]
     device = torch.cuda.get_device_name() if first.device.startswith("cuda") else cpu_model()
-    print(f"SmolLM2-135M on {first.device} [{device}], torch threads {torch.get_num_threads()}, {len(texts)} "
-          f"Wikipedia paragraphs, {tokens} tokens, {args.repeats} round(s) (medians)")
+    print(
+        f"SmolLM2-135M on {first.device} [{device}], torch threads {torch.get_num_threads()}, {len(texts)} "
+        f"Wikipedia paragraphs, {tokens} tokens, {args.repeats} round(s) (medians)"
+    )
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
     for dtype, (naive, frame) in results.items():
-        print(f"{dtype} (in effect {pairs[dtype][0].spec.dtype}): max |naive - llm-mia| per scorer (naive converted "
-              "to higher = member):")
+        print(
+            f"{dtype} (in effect {pairs[dtype][0].spec.dtype}): max |naive - llm-mia| per scorer (naive converted "
+            "to higher = member):"
+        )
         for column in SCORERS:
             ours = frame[column].to_numpy()
             theirs = np.array([row[column] for row in naive])
@@ -181,8 +185,10 @@ def main() -> None:
             if pairs[dtype][0].spec.dtype == "float32":  # lower precisions round differently per batch shape
                 assert math.isfinite(difference) and difference <= 1e-3 * max(1.0, scale), column
     base = statistics.median(seconds[args.dtypes[0]]["ours"])
-    print(f"| dtype (in effect) | naive tok/s | llm-mia tok/s | llm-mia / naive | limit: bare / 3 tok/s | "
-          f"llm-mia / limit | llm-mia vs {args.dtypes[0]} |")
+    print(
+        f"| dtype (in effect) | naive tok/s | llm-mia tok/s | llm-mia / naive | limit: bare / 3 tok/s | "
+        f"llm-mia / limit | llm-mia vs {args.dtypes[0]} |"
+    )
     print("|---|---|---|---|---|---|---|")
     for dtype, times in seconds.items():
         bare, naive_s, ours = (statistics.median(times[side]) for side in ("bare", "naive", "ours"))

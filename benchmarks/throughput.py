@@ -101,8 +101,11 @@ def main() -> None:
             start = time.perf_counter()
             llm_mia_scoring(loaded, texts, args.batch_size, calls)
             ours_times[dtype].append(time.perf_counter() - start)
-            print(f"round {len(ours_times[dtype])}, {dtype}: bare {bare_times[dtype][-1]:.2f} s, llm-mia "
-                  f"{ours_times[dtype][-1]:.2f} s, load {os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"round {len(ours_times[dtype])}, {dtype}: bare {bare_times[dtype][-1]:.2f} s, llm-mia "
+                f"{ours_times[dtype][-1]:.2f} s, load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     device = torch.cuda.get_device_name() if first.device.startswith("cuda") else cpu_model()
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"model {args.model} on {first.device} [{device}], torch threads {torch.get_num_threads()}")
@@ -110,13 +113,17 @@ def main() -> None:
     print(f"{len(texts)} Wikipedia paragraphs, {tokens} tokens, batch size {args.batch_size}, {args.repeats} repeats")
     in_effect = {dtype: loaded.spec.dtype for dtype, loaded in models.items()}
     base = statistics.median(ours_times[args.dtypes[0]])
-    print(f"| dtype (in effect) | bare forward tok/s | llm-mia {'+'.join(SCORERS)} tok/s | llm-mia / bare | "
-          f"llm-mia vs {args.dtypes[0]} |")
+    print(
+        f"| dtype (in effect) | bare forward tok/s | llm-mia {'+'.join(SCORERS)} tok/s | llm-mia / bare | "
+        f"llm-mia vs {args.dtypes[0]} |"
+    )
     print("|---|---|---|---|---|")
     for dtype in models:
         bare, ours = statistics.median(bare_times[dtype]), statistics.median(ours_times[dtype])
-        print(f"| {dtype} ({in_effect[dtype]}) | {tokens / bare:.0f} | {tokens / ours:.0f} | {bare / ours:.3f} | "
-              f"{base / ours:.2f}x |")
+        print(
+            f"| {dtype} ({in_effect[dtype]}) | {tokens / bare:.0f} | {tokens / ours:.0f} | {bare / ours:.3f} | "
+            f"{base / ours:.2f}x |"
+        )
     print("(medians of the repeats; target llm-mia / bare >= 0.9)")
     print(f"peak RSS of this process (all models): {peak_rss_mib:.0f} MiB")
 

@@ -547,5 +547,6 @@ def test_a_plan_in_mixed_precision_is_refused_where_bfloat16_is_not_native(case,
     monkeypatch.setattr(precision, "CPU_FLAGS_FILE", slow)
     bundle = tmp_path / "bundle"
     message = _refused(["evidence", "run", str(output), "--output-dir", str(bundle), "--no-pdf"], capsys)
-    assert "this plan runs the model in mixed precision, which this machine's cpu device would run in float32" in message
+    expected = "this plan runs the model in mixed precision, which this machine's cpu device would run in float32"
+    assert expected in message
     assert not bundle.exists()

@@ -103,9 +103,7 @@ def _plant(args: argparse.Namespace, secret: Path) -> int:
 
     if not args.into or not args.output:
         raise InputError("plant needs --into (the work or corpus) and --output (the planted copy)")
-    planted = plant_canary_files(
-        secret, args.into, Path(args.output), repetitions=args.repetitions, mode=args.mode
-    )
+    planted = plant_canary_files(secret, args.into, Path(args.output), repetitions=args.repetitions, mode=args.mode)
     summarise(planted)
     return 0
 

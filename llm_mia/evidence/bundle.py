@@ -278,9 +278,7 @@ def write_bundle(
     data = canonical_json(json_ready(json.loads(json.dumps(content.results, default=str))))
     atomic_write(staging / "results.json", lambda stream: stream.write(data), mode="wb")
     write_json(staging / "environment.json", environment())
-    run = run_facts(
-        start, plan_path, chain, execution=content.execution, with_execution=content.records_execution
-    )
+    run = run_facts(start, plan_path, chain, execution=content.execution, with_execution=content.records_execution)
     write_json(staging / "run.json", run)
     digest = evidence_hash(manifest_lines(staging, sorted(p.name for p in staging.iterdir() if p.is_file())))
     page = content.page(digest)

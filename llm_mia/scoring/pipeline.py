@@ -193,9 +193,7 @@ def _neighbour_view(
         [d.id for d in documents], texts, n=params["n"], generator=params["generator"], seed=params["seed"]
     )
     flat = [text for neighbours in per_document for text in neighbours]
-    extracted = (
-        model.token_stats(flat, settings, engine=context, cache=cache, description="neighbours") if flat else []
-    )
+    extracted = model.token_stats(flat, settings, engine=context, cache=cache, description="neighbours") if flat else []
     grouped, start = [], 0
     for neighbours in per_document:
         grouped.append(tuple(extracted[start : start + len(neighbours)]))

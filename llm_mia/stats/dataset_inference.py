@@ -110,6 +110,7 @@ class _WorkFitting(_Fitting):
 
     permutations: int
 
+
 WorkVerdict = Literal["consistent", "not distinguishable", "inconclusive", "withheld"]
 
 SCORES, REFERENCE_GAP = "scores", "reference-gap"

@@ -189,9 +189,7 @@ class PlantedCanaries:
         ]
 
 
-def plant_canary_files(
-    secret: Path, into: str | Path, output: Path, *, repetitions: int, mode: str
-) -> PlantedCanaries:
+def plant_canary_files(secret: Path, into: str | Path, output: Path, *, repetitions: int, mode: str) -> PlantedCanaries:
     """Copy the work or corpus ``into`` to ``output`` with every canary of ``secret`` planted ``repetitions``
     times (``llm_mia.canaries.plant``), and write the log of where each copy went beside it."""
     import json

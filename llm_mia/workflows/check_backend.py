@@ -124,13 +124,9 @@ def check_backend(
     calls = parse_scorer_specs(list(CHECK_SCORERS), has_reference=False, arrays=("logprob",))
     settings = ExtractionSettings(progress=False)
     stats_cache = StatsCache(default_cache_path()) if cache else None
-    scored = compute_scores(
-        documents, calls, models={"target": endpoint}, settings=settings, cache=stats_cache
-    )
+    scored = compute_scores(documents, calls, models={"target": endpoint}, settings=settings, cache=stats_cache)
     api_rows, api_stats = scored.rows, scored.stats
-    scored = compute_scores(
-        documents, calls, models={"target": white_box}, settings=settings, cache=stats_cache
-    )
+    scored = compute_scores(documents, calls, models={"target": white_box}, settings=settings, cache=stats_cache)
     local_rows, local_stats = scored.rows, scored.stats
     result = BackendCheck(
         endpoint=endpoint.describe(),

@@ -191,9 +191,7 @@ class _TestOptions(TypedDict):
     clip_quantile: float
 
 
-def _features(
-    rows: list[dict[str, Any]], columns: list[str]
-) -> tuple[list[list[float]], list[int], Counter[str]]:
+def _features(rows: list[dict[str, Any]], columns: list[str]) -> tuple[list[list[float]], list[int], Counter[str]]:
     """Feature rows of passages with every score present; indices kept; why the others were left out."""
     kept: list[list[float]] = []
     indices: list[int] = []
@@ -457,5 +455,3 @@ def _reference_alone(
         "stands out from the control works to a model that cannot have seen it, and the verdict then rests on the "
         "two models reacting alike to that difference",
     }
-
-

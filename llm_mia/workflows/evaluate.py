@@ -532,8 +532,7 @@ class EvaluationReport:
         evaluation = self.evaluation
         labelled = evaluation.n_rows - evaluation.n_unlabelled
         lines = [
-            f"evaluated {labelled} labelled documents from {self.source} ({evaluation.n_unlabelled} unlabelled "
-            "ignored)"
+            f"evaluated {labelled} labelled documents from {self.source} ({evaluation.n_unlabelled} unlabelled ignored)"
         ]
         run_record = self.identity.get("run_record") or {}
         for role, model in (run_record.get("models") or {}).items():

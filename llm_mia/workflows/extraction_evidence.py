@@ -108,9 +108,7 @@ def build_extraction_plan(
         )
     refuse_remote_target(settings.models, tokenizer=settings.tokenizer)
     models = {
-        role: model_inventory(spec)
-        if capabilities_of(spec.name).files
-        else remote_inventory(spec, settings.models.api)
+        role: model_inventory(spec) if capabilities_of(spec.name).files else remote_inventory(spec, settings.models.api)
         for role, spec in settings.models.specs().items()
     }
     if settings.tokenizer is not None:

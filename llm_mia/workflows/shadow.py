@@ -243,9 +243,7 @@ def evaluate_shadow_attacks(
     evaluate = partial(evaluate_scorer, fprs=fprs, n_bootstrap=n_bootstrap, seed=seed)
     result = ShadowEvaluation(n_documents=len(matrix.ids), n_z=len(z_matrix.ids), fprs=tuple(fprs))
     for baseline in BASELINES:
-        result.results.append(
-            AttackResult(baseline, 0, evaluate(target[baseline], labels, name=baseline))
-        )
+        result.results.append(AttackResult(baseline, 0, evaluate(target[baseline], labels, name=baseline)))
     for k in ks:
         shadows, z_shadows = matrix.select(range(k)), z_matrix.select(range(k))
         for name in names:
