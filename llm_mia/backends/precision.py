@@ -59,7 +59,7 @@ def cpu_flags(text: str | None = None) -> frozenset[str]:
 
 
 def cpu_model(text: str | None = None) -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (or ``text`` in that format), as ``lscpu`` prints it; the
+    r"""The CPU's model name from ``/proc/cpuinfo`` (or ``text`` in that format), as ``lscpu`` prints it; the
     platform's word for it where there is no such file.
 
     >>> cpu_model("processor : 0\nmodel name : AMD EPYC\n")
