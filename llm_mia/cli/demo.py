@@ -16,8 +16,9 @@ What it does, with the packaged SmolLM2-135M and Wikipedia lead summaries (both 
   5. prints a summary in plain words and writes the tables and plots to the report directory.
 
 The fine-tuned model is cached, so a second run only scores. Cost, measured with benchmarks/demo_cost.py on a
-2-core AMD EPYC at load 3.2-3.5: the first run 566 s and 4.34 GiB of memory at its peak (fine-tuning all weights
-in float32 with AdamW needs 16 bytes per weight), a rerun 264 s and 1.81 GiB. The same pipeline at other sizes
+2-core AMD EPYC at load 3.4-5.2: the first run 578 s and 3.30 GiB of memory at its peak (fine-tuning all weights
+in float32 with AdamW needs 16 bytes per weight; activations are recomputed, not kept), a rerun 209 s and
+1.73 GiB. The same pipeline at other sizes
 and on other models: `llm-mia benchmark`.
 """
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     check_cache_root_writable()  # the split and the fine-tuned model are cached there
     print(
         f"llm-mia demo: fine-tune SmolLM2-135M on {args.members} Wikipedia summaries, then ask which texts it was "
-        f"trained on (about 10 minutes and 4.3 GiB on 2 busy CPU cores; the fine-tuned model is cached for later runs)"
+        f"trained on (about 10 minutes and 3.3 GiB on 2 busy CPU cores; the fine-tuned model is cached for later runs)"
     )
     report = run_demo(
         settings, device=args.device, use_cache=not args.no_cache, progress=not args.no_progress,
