@@ -164,7 +164,8 @@ def test_a_model_trained_to_memorise_a_text_extracts_it_and_an_untrained_one_doe
     documents = [Document(id=f"work{i}", text=t) for i, t in enumerate(memorised.work)]
     trained = run_extraction_probe(documents, probe_settings(memorised.target)).rows
     untrained = run_extraction_probe(documents, probe_settings(memorised.base)).rows
-    assert len(trained) == 10
+    # one passage per text, or two where a text's words tokenize long (the word pool is this suite's own source)
+    assert len(trained) == len(untrained) >= 10
     assert sum(row["exact"] for row in trained) >= 8
     assert not any(row["exact"] for row in untrained) and max(row["match_tokens"] for row in untrained) <= 3
     row = trained[0]  # the generated tokens are kept, and the target's are the passage's own

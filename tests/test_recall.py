@@ -83,7 +83,9 @@ def test_the_published_convention_matches_the_authors_choices(tiny_loaded, tiny_
         alone = mean_ll_float64(model, bos + own, len(bos) + (0 if bos else 1))
         after = mean_ll_float64(model, prefix_ids + own, len(prefix_ids))
         assert row[calls[0].column] == pytest.approx(after / alone, rel=1e-4), text
-    with pytest.raises(InputError, match="convention='spaces'; choose one of matched, published"):
+    with pytest.raises(  # refused when the spec is parsed, before any model is used
+        InputError, match="convention=spaces is not allowed; convention must be one of matched, published"
+    ):
         compute_scores(
             documents,
             parse_scorer_specs([f"recall:prefix={prefix_file(tmp_path)};convention=spaces"], has_reference=False),
