@@ -56,6 +56,7 @@ def test_every_setting_gets_a_row_and_temperature_one_is_no_defense(result) -> N
             assert 0 <= entry["auroc"] <= 1 and entry["nonmembers"] == 16
 
 
+@pytest.mark.train
 def test_training_defenses_train_their_own_model_and_dp_is_audited(result) -> None:
     found, _ = result
     rows = {row.setting.spec: row for row in found.rows}
@@ -67,6 +68,7 @@ def test_training_defenses_train_their_own_model_and_dp_is_audited(result) -> No
     assert not found.failures()
 
 
+@pytest.mark.train
 def test_the_report_files_hold_the_table_json_and_plot(result) -> None:
     _, root = result
     report = root / "report"
@@ -78,6 +80,7 @@ def test_the_report_files_hold_the_table_json_and_plot(result) -> None:
     assert (report / "privacy_utility.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.train
 def test_an_audit_above_the_accountant_is_reported_broken(result, tmp_path: Path) -> None:
     found, _ = result
     dp = next(row for row in found.rows if row.privacy)

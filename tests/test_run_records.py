@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from llm_mia.backends.loading import ModelSettings
 from llm_mia.engine.extraction_settings import ExtractionSettings
 from llm_mia.io.documents import Document
@@ -69,6 +71,7 @@ def in_fresh_process(*arguments: object) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # two fresh Python processes, each importing torch and transformers
 def test_two_runs_in_one_process_record_what_each_records_alone(tiny_model_dirs, tmp_path) -> None:
     gpt2, llama = str(tiny_model_dirs["gpt2"]), str(tiny_model_dirs["llama"])
     paths = write_inputs(tmp_path)
