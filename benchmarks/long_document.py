@@ -111,9 +111,9 @@ def main() -> None:
         text = source[offset : offset + size]
         offset += size
         started = time.perf_counter()
-        rows, _ = compute_scores(
+        rows = compute_scores(
             [Document(id=f"d{offset}", text=text)], calls, models={"target": loaded}, settings=settings, cache=cache
-        )
+        ).rows
         seconds = time.perf_counter() - started
         if rows[0]["status"] != "ok":
             raise RuntimeError(f"a {size:,}-character text scored with status {rows[0]['status']!r}")

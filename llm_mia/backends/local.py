@@ -28,8 +28,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from llm_mia.backends.answer_tokens import answer_token_ids
 from llm_mia.backends.precision import MIXED, dtype_in_effect, to_mixed, weights_dtype
-from llm_mia.backends.protocol import Engine, ModelCapabilities, Observer
+from llm_mia.backends.protocol import Engine, ModelCapabilities, NextTokenLogprobs, Observer
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.errors import LlmMiaError, ModelLoadError, ModelNotFoundError
 from llm_mia.io.identity import cache_dir, package_version, sha256_file
@@ -348,6 +351,45 @@ class LoadedModel:
             description=description,
             observer=observer,
             condition=condition,
+        )
+
+    def next_token_logprobs(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str],
+        *,
+        engine: Engine,
+        system_prompt: str = "",
+        cache: Any = None,
+        batch_size: int = 8,
+    ) -> NextTokenLogprobs:
+        """Each answer's log-prob at its one token (" A", else "A") after each prompt, from the run's white-box
+        ``engine`` (``llm_mia.backends.protocol.Model``); ``system_prompt`` and ``cache`` are for endpoints."""
+        ids = answer_token_ids(lambda text: self.tokenizer.encode(text, add_special_tokens=False), answers)
+        if ids is None:
+            raise LlmMiaError(
+                f"{self.spec.name}: the tokenizer has no single token for each answer ({', '.join(answers)}), neither "
+                "with a space before it nor without"
+            )
+        values = engine.next_token_logprobs(prompts, self, ids, batch_size=batch_size)
+        return NextTokenLogprobs(values=np.asarray(values, dtype=np.float64), answer_tokens=ids)
+
+    def sample(
+        self,
+        prompt: str,
+        *,
+        samples: int,
+        max_new_tokens: int,
+        seed: int,
+        engine: Engine,
+        temperature: float = 1.0,
+        chat_instruction: str = "",
+        cache: Any = None,
+    ) -> list[str]:
+        """Continuations sampled by the run's white-box ``engine`` (``llm_mia.backends.protocol.Model``): the prompt
+        is continued as plain text, so ``chat_instruction`` (for chat-only endpoints) and ``cache`` are not used."""
+        return engine.sample(
+            prompt, self, samples=samples, max_new_tokens=max_new_tokens, seed=seed, temperature=temperature
         )
 
     def describe(self) -> dict[str, Any]:

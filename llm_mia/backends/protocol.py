@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from llm_mia.backends.token_stats import TokenStats
 
 Observer = Callable[[dict[str, Any]], None]
@@ -48,9 +50,30 @@ class ModelCapabilities:
     endpoint: bool
 
 
+@dataclass(frozen=True)
+class NextTokenLogprobs:
+    """What :meth:`Model.next_token_logprobs` returns. ``values``: (prompts x answers) log p(answer | prompt) as
+    the next token, float64; -inf where the backend could not see an answer (an endpoint returns only its top few
+    tokens). ``incomplete``: prompts for which some answer was not seen. ``answer_tokens``: the token id read for
+    each answer, where the backend reads token ids (a local model), else None."""
+
+    values: np.ndarray
+    incomplete: int = 0
+    answer_tokens: list[int] | None = None
+
+
 class Engine(Protocol):
     """The white-box engine of one run (``llm_mia.engine.extract.ExtractionContext``): computes a local model's
-    token statistics, and keeps what the run's extractions share (a prefix encoded once) and report."""
+    token statistics, next-token log-probs and samples, and keeps what the run's extractions share (a prefix
+    encoded once) and report."""
+
+    def next_token_logprobs(
+        self, texts: Sequence[str], model: Any, candidates: Sequence[int], *, batch_size: int = 8
+    ) -> np.ndarray: ...
+
+    def sample(
+        self, prompt: str, model: Any, *, samples: int, max_new_tokens: int, seed: int, temperature: float = 1.0
+    ) -> list[str]: ...
 
     def token_stats(
         self,
@@ -113,5 +136,47 @@ class Model(Protocol):
         this process's share of a launched run. ``observer``: hears every model call or request
         (:data:`Observer`). ``condition``: a prefix text every text is read after (needs ``offers.weights``).
         ``names``: the documents' ids, for messages.
+        """
+        ...
+
+    def next_token_logprobs(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str],
+        *,
+        engine: Engine,
+        system_prompt: str = "",
+        cache: Any = None,
+        batch_size: int = 8,
+    ) -> NextTokenLogprobs:
+        """log p(answer | prompt) for each answer written as the next token after each whole prompt (DE-COP's
+        letters after ``Answer:``): :class:`NextTokenLogprobs`.
+
+        A local model reads each answer's one token (``llm_mia.backends.answer_tokens``) from the full
+        distribution, in batches of ``batch_size``; an endpoint answers at temperature 0, from its top log-probs or
+        by forcing each answer where it reports a forced token's exact log-prob (``llm_mia.backends.remote.answers``),
+        a chat endpoint with ``system_prompt`` as the system message. ``cache``: a response cache
+        (``llm_mia.backends.remote.responses.ResponseCache``) where an endpoint keeps what it answered; a local
+        model has none to keep.
+        """
+        ...
+
+    def sample(
+        self,
+        prompt: str,
+        *,
+        samples: int,
+        max_new_tokens: int,
+        seed: int,
+        engine: Engine,
+        temperature: float = 1.0,
+        chat_instruction: str = "",
+        cache: Any = None,
+    ) -> list[str]:
+        """``samples`` continuations of ``prompt`` (new text only) at ``temperature``, reproducible from ``seed``
+        and independent of any other prompt. A local model samples with top-k 50 in a generator state of its own
+        (``llm_mia.engine.generation``); an endpoint gets one request per sample with seed ``seed + i`` and its own
+        top-k, and a chat-only endpoint gets ``chat_instruction + prompt`` as the user message
+        (``llm_mia.backends.remote.sampling``). ``cache``: as for :meth:`next_token_logprobs`.
         """
         ...

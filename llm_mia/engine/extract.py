@@ -49,6 +49,7 @@ from llm_mia.backends.precision import activation_bytes
 from llm_mia.backends.token_stats import TextFacts, TokenStats, zlib_length
 from llm_mia.defenses.output import row_seeds
 from llm_mia.engine.extraction_settings import ExtractionSettings
+from llm_mia.engine.generation import sample_continuations
 from llm_mia.engine.output_defense import reduce_defended
 from llm_mia.engine.reductions import reduce_vocab
 from llm_mia.engine.stats_cache import StatsCache
@@ -215,6 +216,22 @@ class ExtractionContext:
             out = loaded.model.base_model(input_ids=torch.tensor([ids], device=loaded.device), use_cache=True)
             held = self.encoded_prefix = (loaded.model, ids, out["cache"], out.last_hidden_state[0, -1])
         return held[2], held[3]
+
+    def next_token_logprobs(
+        self, texts: Sequence[str], model: LoadedModel, candidates: Sequence[int], *, batch_size: int = 8
+    ) -> np.ndarray:
+        """:func:`next_token_logprobs` (``llm_mia.backends.protocol.Engine``, which a local model's
+        ``next_token_logprobs`` calls)."""
+        return next_token_logprobs(texts, model, candidates, batch_size=batch_size)
+
+    def sample(
+        self, prompt: str, model: LoadedModel, *, samples: int, max_new_tokens: int, seed: int, temperature: float = 1.0
+    ) -> list[str]:
+        """:func:`llm_mia.engine.generation.sample_continuations` with its defaults otherwise
+        (``llm_mia.backends.protocol.Engine``, which a local model's ``sample`` calls)."""
+        return sample_continuations(
+            prompt, model, samples=samples, max_new_tokens=max_new_tokens, seed=seed, temperature=temperature
+        )
 
     def token_stats(
         self,

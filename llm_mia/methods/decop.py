@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,24 +56,6 @@ class QuizPassage:
     paraphrases: tuple[str, ...]
     label: int | None = None
     group: str | None = None
-
-
-def answer_token_ids(encode: Callable[[str], list[int]]) -> list[int] | None:
-    """The token a model writes for each answer letter after ``Answer:``: " A" when that is one token, else "A";
-    None when a letter is neither. ``encode``: text -> token ids, without special tokens.
-
-    >>> answer_token_ids(lambda text: [ord(c) for c in text.strip()])
-    [65, 66, 67, 68]
-    """
-    ids = []
-    for letter in LETTERS:
-        tokens = encode(f" {letter}")
-        if len(tokens) != 1:
-            tokens = encode(letter)
-        if len(tokens) != 1:
-            return None
-        ids.append(tokens[0])
-    return ids
 
 
 def orderings() -> list[tuple[int, ...]]:

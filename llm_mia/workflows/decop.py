@@ -1,11 +1,11 @@
 """The DE-COP workflow: passages with paraphrases in, one score row per passage and a run record out.
 
-Every passage is asked in the 24 orders of its four options (``llm_mia.methods.decop``); the target is a white-box
-model (the answer letters' log-probs from one pass over each prompt, ``engine.extract.next_token_logprobs``) or a
-model behind an API (``methods.decop_remote``: completions, or chat for chat-only endpoints; responses cached, so a
-rerun sends nothing twice). Rows carry ``decop`` (mean probability of the verbatim option, chance 0.25) and
-``decop_accuracy``, with id, label, group and status as score rows do, so ``evaluate``, ``calibrate`` and
-``verdict`` read them like any score file.
+Every passage is asked in the 24 orders of its four options (``llm_mia.methods.decop``); the target is a white-box model
+or one behind an API, through the model's ``next_token_logprobs`` (``llm_mia.backends.protocol.Model``: a white-box
+model's one pass over each prompt, or an endpoint's completions, or chat for chat-only endpoints, with responses cached
+so that a rerun sends nothing twice). Rows carry ``decop`` (mean probability of the verbatim option, chance 0.25) and
+``decop_accuracy``, with id, label, group and status as score rows do, so ``evaluate``, ``calibrate`` and ``verdict``
+read them like any score file.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from llm_mia.errors import LlmMiaError
 from llm_mia.io.identity import sha256_text, sha256_texts
 from llm_mia.io.records import run_record, write_run_record
 from llm_mia.io.score_files import write_rows
-from llm_mia.methods.decop import LETTERS, SYSTEM_PROMPT, QuizPassage, answer_token_ids, passage_scores, quizzes
+from llm_mia.methods.decop import LETTERS, SYSTEM_PROMPT, QuizPassage, passage_scores, quizzes
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +66,6 @@ class DecopRun:
         scores = [row["decop"] for row in self.rows if row["decop"] is not None]
         mean = sum(scores) / len(scores) if scores else float("nan")
         return [f"mean DE-COP probability {mean:.3f} (chance 0.25; compare with control works, not with chance)"]
-
-
-def letter_token_ids(tokenizer: Any) -> list[int]:
-    """:func:`llm_mia.methods.decop.answer_token_ids` with a white-box model's tokenizer; refuses one that has
-    neither."""
-    ids = answer_token_ids(lambda text: tokenizer.encode(text, add_special_tokens=False))
-    if ids is None:
-        raise LlmMiaError("the tokenizer has no single token for each answer letter (neither ' A' nor 'A')")
-    return ids
 
 
 def paraphraser(name: str, settings: ModelSettings) -> tuple[Any, dict[str, Any]]:
@@ -128,48 +119,42 @@ def run_decop(
     ``paraphrases_from``: where passages' paraphrases came from when a model wrote them (``paraphraser``'s
     identity and the seeds kept), for the run record.
     """
-    from llm_mia.backends.loading import capabilities_of
-    from llm_mia.backends.local import ModelSpec
-    from llm_mia.backends.remote.model import connect
+    from llm_mia.backends.loading import open_model
+    from llm_mia.backends.remote.responses import response_cache
+    from llm_mia.engine.extract import ExtractionContext
 
     if not passages:
         raise LlmMiaError(f"{source}: no passages")
-    spec = settings.models.specs()["target"]
+    model = open_model(settings.models.specs()["target"], settings.models.api)
+    engine = ExtractionContext()
+    # an endpoint keeps its answers (a rerun sends nothing twice); a local model has none to keep
+    responses = response_cache(settings.cache) if model.offers.endpoint else None
     incomplete = 0
-    if capabilities_of(spec.name).endpoint:
-        from llm_mia.backends.remote.responses import response_cache
-        from llm_mia.methods.decop_remote import answer_logprobs
+    answer_tokens: list[int] | None = None
 
-        model = connect(ModelSpec(name=spec.name), settings.models.api)
-        responses = response_cache(settings.cache)
+    def answer(prompts: list[str]) -> np.ndarray:
+        nonlocal incomplete, answer_tokens
+        found = model.next_token_logprobs(
+            prompts,
+            LETTERS,
+            engine=engine,
+            system_prompt=SYSTEM_PROMPT,
+            cache=responses,
+            batch_size=settings.batch_size,
+        )
+        incomplete += found.incomplete
+        answer_tokens = found.answer_tokens
+        return found.values
 
-        def answer(prompts: list[str]) -> np.ndarray:
-            nonlocal incomplete
-            values, missing = answer_logprobs(prompts, model, LETTERS, system_prompt=SYSTEM_PROMPT, cache=responses)
-            incomplete += missing
-            return values
-
-        described = model.describe()
-    else:
-        from llm_mia.backends.local import load_model
-        from llm_mia.engine.extract import next_token_logprobs
-
-        loaded = load_model(spec)
-        candidates = letter_token_ids(loaded.tokenizer)
-
-        def answer(prompts: list[str]) -> np.ndarray:
-            return next_token_logprobs(prompts, loaded, candidates, batch_size=settings.batch_size).astype(np.float64)
-
-        described = {**loaded.describe(), "answer_tokens": candidates}
+    described = model.describe()
     rows = []
     for passage in passages:
         asked = quizzes(passage, settings.subject)
         try:
             values = answer([prompt for prompt, _ in asked])
         except LlmMiaError as error:
-            raise LlmMiaError(
-                f"passage {passage.id!r}: {error} (responses received so far are kept: a rerun resumes)"
-            ) from None
+            kept = " (responses received so far are kept: a rerun resumes)" if responses is not None else ""
+            raise LlmMiaError(f"passage {passage.id!r}: {error}{kept}") from None
         answered = np.isfinite(values).any(axis=1)
         answers = [verbatim for _, verbatim in asked]
         if answered.any():
@@ -198,7 +183,7 @@ def run_decop(
             "sha256": sha256_texts([p.text for p in passages]),
             "paraphrases_sha256": sha256_texts([q for p in passages for q in p.paraphrases]),
         },
-        models={"target": described},
+        models={"target": described | ({"answer_tokens": answer_tokens} if answer_tokens is not None else {})},
         scorers=[
             {"column": "decop", "scorer": "decop", "params": {"orderings": 24, "subject": settings.subject}},
             {"column": "decop_accuracy", "scorer": "decop_accuracy", "params": {"orderings": 24}},

@@ -1,10 +1,11 @@
 """The SaMIA workflow: texts in, one score row per text (and every sampled continuation) out.
 
 Each text is cut into prefix and suffix (``llm_mia.methods.samia``), the target model continues the prefix ``samples``
-times (a white-box model through ``llm_mia.engine.generation``, a model behind an API through
-``llm_mia.methods.samia_remote``, responses cached), and the continuations are compared with the suffix. Rows carry
-``samia`` and ``samia_zlib`` with id, label, group and status as score rows do; the continuations are returned
-too, so that they can be kept with the run (``SamiaRun.write`` puts them beside the rows).
+times (the model's ``sample``, ``llm_mia.backends.protocol.Model``: a white-box model through
+``llm_mia.engine.generation``, a model behind an API through ``llm_mia.backends.remote.sampling``, responses cached),
+and the continuations are compared with the suffix. Rows carry ``samia`` and ``samia_zlib`` with id, label, group and
+status as score rows do; the continuations are returned too, so that they can be kept with the run (``SamiaRun.write``
+puts them beside the rows).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from llm_mia.io.documents import Document
 from llm_mia.io.identity import sha256_text, sha256_texts
 from llm_mia.io.records import run_record, write_run_record
 from llm_mia.io.score_files import write_rows
-from llm_mia.methods.samia import samia_scores, split_text
+from llm_mia.methods.samia import CHAT_INSTRUCTION, samia_scores, split_text
 
 STATUS_TOO_SHORT = "too short: SaMIA needs at least one word in the prefix and one in the suffix"
 
@@ -88,36 +89,29 @@ def text_seed(seed: int, text: str) -> int:
 
 def run_samia(documents: Sequence[Document], settings: SamiaSettings, *, source: str = "input") -> SamiaRun:
     """SaMIA scores for ``documents`` under the settings' target model (module docstring)."""
-    from llm_mia.backends.loading import capabilities_of
-    from llm_mia.backends.local import ModelSpec
-    from llm_mia.backends.remote.model import connect
+    from llm_mia.backends.loading import open_model
+    from llm_mia.backends.remote.responses import response_cache
+    from llm_mia.engine.extract import ExtractionContext
 
     if not documents:
         raise LlmMiaError(f"{source}: no documents")
-    spec = settings.models.specs()["target"]
-    if capabilities_of(spec.name).endpoint:
-        from llm_mia.backends.remote.responses import response_cache
-        from llm_mia.methods.samia_remote import sample_continuations as sample_from_api
+    model = open_model(settings.models.specs()["target"], settings.models.api)
+    engine = ExtractionContext()
+    # an endpoint keeps its samples (a rerun sends nothing twice); a local model has none to keep
+    responses = response_cache(settings.cache) if model.offers.endpoint else None
 
-        model = connect(ModelSpec(name=spec.name), settings.models.api)
-        cache = response_cache(settings.cache)
+    def sample(prompt: str, budget: int, seed: int) -> list[str]:
+        return model.sample(
+            prompt,
+            samples=settings.samples,
+            max_new_tokens=budget,
+            seed=seed,
+            engine=engine,
+            chat_instruction=CHAT_INSTRUCTION,
+            cache=responses,
+        )
 
-        def sample(prompt: str, budget: int, seed: int) -> list[str]:
-            return sample_from_api(
-                prompt, model, samples=settings.samples, max_new_tokens=budget, seed=seed, cache=cache
-            )
-
-        described = model.describe()
-    else:
-        from llm_mia.backends.local import load_model
-        from llm_mia.engine.generation import sample_continuations
-
-        loaded = load_model(spec)
-
-        def sample(prompt: str, budget: int, seed: int) -> list[str]:
-            return sample_continuations(prompt, loaded, samples=settings.samples, max_new_tokens=budget, seed=seed)
-
-        described = loaded.describe()
+    described = model.describe()
     rows, continuations = [], []
     for document in documents:
         prefix, suffix = split_text(document.text, settings.prefix_ratio)

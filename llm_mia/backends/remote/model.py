@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.backends.local import ModelSpec
-from llm_mia.backends.protocol import Engine, ModelCapabilities, Observer
+from llm_mia.backends.protocol import Engine, ModelCapabilities, NextTokenLogprobs, Observer
+from llm_mia.backends.remote.answers import answer_logprobs
 from llm_mia.backends.remote.capabilities import Capabilities, probe
 from llm_mia.backends.remote.client import ApiClient, ApiSettings
 from llm_mia.backends.remote.extract import remote_extract
 from llm_mia.backends.remote.responses import ResponseCache
+from llm_mia.backends.remote.sampling import sample_continuations
 from llm_mia.backends.token_stats import TokenStats
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.identity import cache_dir
@@ -137,6 +139,45 @@ class RemoteModel:
         finally:
             if responses is not None:
                 responses.close()
+
+    def next_token_logprobs(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str],
+        *,
+        engine: Engine,
+        system_prompt: str = "",
+        cache: Any = None,
+        batch_size: int = 8,
+    ) -> NextTokenLogprobs:
+        """Each answer's log-prob as the endpoint's next token (:mod:`llm_mia.backends.remote.answers`); ``engine``
+        and ``batch_size`` are not used: the endpoint computes, ``--api-concurrency`` requests at a time."""
+        values, incomplete = answer_logprobs(prompts, self, answers, system_prompt=system_prompt, cache=cache)
+        return NextTokenLogprobs(values=values, incomplete=incomplete)
+
+    def sample(
+        self,
+        prompt: str,
+        *,
+        samples: int,
+        max_new_tokens: int,
+        seed: int,
+        engine: Engine,
+        temperature: float = 1.0,
+        chat_instruction: str = "",
+        cache: Any = None,
+    ) -> list[str]:
+        """Continuations sampled by the endpoint (:mod:`llm_mia.backends.remote.sampling`); ``engine`` is not used."""
+        return sample_continuations(
+            prompt,
+            self,
+            samples=samples,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            temperature=temperature,
+            chat_instruction=chat_instruction,
+            cache=cache,
+        )
 
     @property
     def tokenizer_id(self) -> str:

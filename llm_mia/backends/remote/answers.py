@@ -1,4 +1,5 @@
-"""Answers to multiple-choice prompts from a model behind an API: the log-prob of each answer letter.
+"""Answers to multiple-choice prompts from a model behind an API: the log-prob of each answer (DE-COP's letters)
+as the next token, behind :meth:`llm_mia.backends.remote.model.RemoteModel.next_token_logprobs`.
 
 Temperature 0, one generated token. Where the probe found that the endpoint reports the unbiased log-prob of a
 token forced with ``logit_bias`` (llama.cpp), each letter is forced in turn and its log-prob read exactly: four
@@ -24,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from llm_mia.backends.answer_tokens import answer_token_ids
+from llm_mia.backends.remote.capabilities import tokenize
 from llm_mia.backends.remote.client import RemoteError, concurrently, has_choice
-from llm_mia.backends.remote.model import RemoteModel
+from llm_mia.backends.remote.extract import Endpoint
 
 TOP_K = 20  # chat completions: OpenAI's largest top_logprobs
 COMPLETION_TOP_K = 5  # legacy completions: OpenAI's largest logprobs
@@ -57,10 +60,9 @@ def _forced_value(response: dict[str, Any]) -> float:
     return -math.inf if value is None else float(value)
 
 
-def _letter_ids(model: RemoteModel, cache: Any) -> list[int] | None:
-    """The answer letters' token ids (``llm_mia.methods.decop.answer_token_ids``) where each letter's log-prob can be
-    read
-    exactly by forcing it; else None.
+def _letter_ids(model: Endpoint, letters: Sequence[str], cache: Any) -> list[int] | None:
+    """The answer letters' token ids (:func:`llm_mia.backends.answer_tokens.answer_token_ids`) where each letter's
+    log-prob can be read exactly by forcing it; else None.
 
     A completion model may prefer to stop, or start a new line, after "Answer:", and the letters then fall
     outside the few top log-probs an API returns (llama-cpp-python returns none at all for a stop token). Where
@@ -68,17 +70,14 @@ def _letter_ids(model: RemoteModel, cache: Any) -> list[int] | None:
     (``Capabilities.forced == "exact"``, llama.cpp), each letter is forced in turn: four requests per prompt,
     every letter's log-prob exact.
     """
-    from llm_mia.backends.remote.capabilities import tokenize
-    from llm_mia.methods.decop import answer_token_ids
-
     if model.capabilities.forced != "exact":
         return None
-    return answer_token_ids(lambda text: tokenize(model.client, model.name, text, cache=cache))
+    return answer_token_ids(lambda text: tokenize(model.client, model.name, text, cache=cache), letters)
 
 
 def answer_logprobs(
     prompts: Sequence[str],
-    model: RemoteModel,
+    model: Endpoint,
     letters: Sequence[str],
     *,
     system_prompt: str,
@@ -90,7 +89,7 @@ def answer_logprobs(
     use_chat = not found.generation_logprobs
     if use_chat and not found.chat.startswith(("log-probs", "text only")):
         raise RemoteError(f"{model.spec.name} at {model.api.root} answers neither completions nor chat requests")
-    forced_ids = _letter_ids(model, cache) if not use_chat else None
+    forced_ids = _letter_ids(model, letters, cache) if not use_chat else None
     salt = found.fingerprint
     lock = threading.Lock()
 
