@@ -188,6 +188,30 @@ def test_named_scorers_replace_the_set_and_keep_the_control(bench_cache: Path) -
     assert described["dc_pdd"]["params"]["corpus"].endswith("frequency-corpus.jsonl")
 
 
+@pytest.mark.train
+def test_a_lower_precision_scores_the_same_trained_models_and_says_so(bench_cache: Path, tmp_path: Path) -> None:
+    """--dtype scores the cached float32 snapshots in another precision: the same training, scores that differ
+    from float32's by rounding only, and a report whose command and settings name the precision."""
+    config = tiny_config(epochs=(1,), members=8)
+    scorers = ["loss", "min_k"]
+    exact = run_benchmark(config, cache_root=bench_cache, progress=False, threads=1, scorers=scorers)
+    lower = run_benchmark(config, cache_root=bench_cache, progress=False, threads=1, scorers=scorers, dtype="bfloat16")
+    assert lower.target.directory == exact.target.directory and lower.target.reused
+    assert lower.epoch(1).models["target"]["dtype"] == "bfloat16" and exact.dtype == "float32"
+    difference = np.abs(lower.epoch(1).frame["loss"] - exact.epoch(1).frame["loss"])
+    assert 0 < difference.max() < 0.1  # bfloat16 rounds the forward pass; it does not change what is computed
+    write_report(lower, tmp_path / "report")
+    markdown = (tmp_path / "report" / "results.md").read_text()
+    assert "--dtype bfloat16" in markdown and "- scoring precision: bfloat16 (in effect: bfloat16)" in markdown
+    assert json.loads((tmp_path / "report" / "results.json").read_text())["command"].startswith(
+        "llm-mia benchmark tiny --size test --dtype bfloat16"
+    )
+    # --defense stays in float32: refused in one line before anything runs
+    argv = ["benchmark", "gpt2-wikipedia", "--defense", "none", "--dtype", "bfloat16", "--output-dir",
+            str(tmp_path / "refused")]  # fmt: skip
+    assert main(argv) == 2 and not (tmp_path / "refused").exists()
+
+
 @pytest.mark.slow
 def test_tokenizer_split_is_disjoint_from_what_is_evaluated(bench_cache: Path) -> None:
     split = build_split(tiny_config(epochs=(1,)).split, cache_root=bench_cache)

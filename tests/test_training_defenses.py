@@ -273,3 +273,23 @@ def test_activation_checkpointing_gives_the_same_weights_and_is_switched_off_aft
     for epoch in (1, 2):
         assert all(torch.equal(plain[epoch][k], checkpointed[epoch][k]) for k in plain[epoch])
     assert any(not torch.equal(plain[2][k], source.model.state_dict()[k]) for k in plain[2])
+
+
+@pytest.mark.train
+def test_the_training_loop_resolves_auto_itself_and_refuses_a_gpu_it_cannot_see(tiny_loaded) -> None:
+    """``--device auto`` is every command's default: the loop turns it into the device torch has (here the CPU:
+    the same bits as asking for it), so no caller can hand torch a device name it does not know; a GPU that is not
+    there is refused in words."""
+    source = tiny_loaded["gpt2"]
+    config = TrainingConfig(epochs=(1,), learning_rate=1e-2, batch_size=2)
+    runs = []
+    for device in ("cpu", "auto"):
+        model, saved = copy.deepcopy(source.model), {}
+        train_causal_lm(model, source.tokenizer, TEXTS, config=config, on_epoch=keep_snapshots(saved),
+                        device=device, progress=False)  # fmt: skip
+        runs.append(saved[1])
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    if not torch.cuda.is_available():
+        with pytest.raises(LlmMiaError, match="no CUDA device"):
+            train_causal_lm(copy.deepcopy(source.model), source.tokenizer, TEXTS, config=config,
+                            on_epoch=lambda *_: None, device="cuda", progress=False)  # fmt: skip

@@ -7,6 +7,7 @@ examples:
   llm-mia benchmark gpt2-python-docs --size full --threads 1  # needs: apt-get install python3.11-doc
   llm-mia benchmark gpt2-wikipedia --epochs 0 1 --seed 3      # epoch 0 = the model before any training
   llm-mia benchmark gpt2-wikipedia --scorers loss neighbourhood:n=10  # other scorers, on the cached models
+  llm-mia benchmark smollm2-wikipedia --size full --dtype mixed       # what a lower precision costs in AUROC
 
 A benchmark builds its own ground truth: a seeded random split of one real collection (cleaned, exact and
 13-gram near-duplicates removed) into members, non-members, calibration controls and, for models trained from
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from llm_mia.cli.common import add_run_arguments, write_and_summarise
+from llm_mia.cli.flags import add_flags
+from llm_mia.errors import LlmMiaError
 from llm_mia.io.outputs import check_cache_root_writable
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", help="report directory (default: llm-mia-benchmarks/NAME-SIZE)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report in --output-dir")
     add_run_arguments(parser)
+    precision = parser.add_argument_group(
+        "scoring precision (training is float32, so every dtype scores the same cached models; the report and "
+        "results.json name the dtype)"
+    )
+    add_flags(precision, "dtype")
     overrides = parser.add_argument_group("changing the preset (the report records the change)")
     overrides.add_argument("--epochs", type=int, nargs="+", metavar="N", help="snapshot epochs, e.g. 0 1 2 4")
     overrides.add_argument("--seed", type=int, help="seed of the split and of training")
@@ -90,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from llm_mia.scoring.scorers import parse_scorer_specs
 
+    if args.defense and args.dtype != "float32":
+        raise LlmMiaError("--defense measures defenses in float32: leave out --dtype")
     # names and hyperparameters checked now, not after the split is built and the models trained
     parse_scorer_specs(args.attacks if args.defense else args.scorers, has_reference=True)
     output_dir = Path(args.output_dir or Path("llm-mia-benchmarks") / f"{args.name}-{args.size}")
@@ -106,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return run_defenses(config, output_dir, args, running)
     from llm_mia.workflows.benchmark_report import benchmark_report
 
-    report = benchmark_report(config, scorers=args.scorers, **running)
+    report = benchmark_report(config, scorers=args.scorers, dtype=args.dtype, **running)
     write_and_summarise(report, output_dir)
     timings = report.timings
     print()

@@ -34,7 +34,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -221,6 +221,16 @@ def _by_source(passages: Sequence[Passage]) -> list[list[Passage]]:
     return list(groups.values())
 
 
+class CuttingRecord(TypedDict):
+    """What cutting did to one side, in ``report.json`` (:class:`Cutting`)."""
+
+    sources: int
+    tokens: int
+    tokens_in_passages: int
+    tokens_unused: int
+    sources_too_short: int
+
+
 @dataclass(frozen=True)
 class Cutting:
     """What cutting did to one side: tokens in its sources, tokens in passages, sources too short for one."""
@@ -230,7 +240,7 @@ class Cutting:
     tokens_in_passages: int
     too_short: tuple[str, ...]  # sources with fewer tokens than one passage
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> CuttingRecord:
         return {
             "sources": self.sources,
             "tokens": self.tokens,

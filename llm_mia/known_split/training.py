@@ -34,12 +34,11 @@ re-used, after checking the file hashes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_mia.errors import InputError, LlmMiaError
+from llm_mia.errors import InputError
 from llm_mia.io.documents import Document
 from llm_mia.io.identity import sha256_file, sha256_text, sha256_texts
 from llm_mia.known_split.gpt2 import new_gpt2, train_tokenizer
@@ -181,16 +180,3 @@ def train_from_scratch(
         cache_root=cache_root,
         use_cache=use_cache,
     )
-
-
-def device_for_training(requested: str = "cpu") -> str:
-    """The device to train on; on CUDA, set the cuBLAS workspace needed for deterministic algorithms."""
-    if requested.startswith("cuda") or requested == "auto":
-        import torch
-
-        if torch.cuda.is_available():
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            return "cuda" if requested == "auto" else requested
-        if requested != "auto":
-            raise LlmMiaError(f"device {requested!r} requested but torch sees no CUDA device; use cpu")
-    return "cpu"

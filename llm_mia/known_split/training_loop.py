@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from llm_mia.errors import InputError
+from llm_mia.errors import InputError, LlmMiaError
 from llm_mia.known_split.training_config import TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -136,134 +138,230 @@ def train_causal_lm(
     ``record``, when given, receives what the defense did (privacy plan and epsilon, held-out losses, the epoch
     each snapshot comes from, peak memory).
 
+    ``device``: ``cpu``, ``cuda[:N]`` or ``auto`` (:func:`device_for_training`: resolved here, so that no caller
+    can hand torch a device it does not know).
+
     ``checkpoint_activations``: keep only each block's input during the forward pass and recompute the rest in
     the backward pass (transformers' gradient checkpointing, non-reentrant) where the model supports it and no
     defense hooks into the blocks (dropout, DP-SGD). The same operations run on the same values, so the weights
     are the same bits (tested); it trades about a third more compute for the activations of every block. Used by
     the fine-tune recipe: SmolLM2-135M's training peak falls from about 4.5 to 3.2 GiB (batches of 8 x 128).
     """
-    import torch
     from tqdm.auto import tqdm
 
-    from llm_mia.defenses.training import (
-        apply_dropout,
-        make_private,
-        plan_privacy,
-        poisson_batches,
-        sequence_mean_loss,
-    )
-
-    sequences = tokenize_for_training(texts, tokenizer, max_length=config.max_length)
-    if not sequences:
-        raise InputError("nothing to train on: every text is shorter than two tokens")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
-    defense = config.defense
-    kind = defense.kind if defense is not None else None
+    device = device_for_training(device)
     record = record if record is not None else {}
-    stopping_on = kind == "early_stopping" and len(held_out) > 0
-    held = tokenize_for_training(held_out, tokenizer, max_length=config.max_length) if stopping_on else []
-    if kind == "early_stopping" and not held:
-        raise InputError("early stopping needs held-out text of the members' distribution; none was given")
+    data = _TrainingData.of(texts, held_out, tokenizer, config)
+    plan = _privacy_plan(config, len(data.sequences), record)  # refused here, before any training
     losses: list[float] = []
-    steps_per_epoch = -(-len(sequences) // config.batch_size)
-    plan = None
-    if kind == "dp":  # refused here, before any training, when the budget cannot be met
-        plan = plan_privacy(
-            defense, n_sequences=len(sequences), batch_size=config.batch_size, epochs=config.total_epochs
-        )
-        record["privacy"] = plan.to_dict()
     with deterministic(config.seed), PeakMemory() as memory:
         model.to(device).train()
-        hooks = apply_dropout(model, defense.get("p")) if kind == "dropout" else []
-        checkpointing = (
-            checkpoint_activations
-            and kind not in ("dropout", "dp")
-            and getattr(model, "supports_gradient_checkpointing", False)
-        )
-        if checkpointing:
-            _checkpoint_activations(model, on=True)
-        decay = defense.get("lambda") if kind == "weight_decay" else config.weight_decay
-
-        rate = defense.get("lr", config.learning_rate) if kind == "dp" else config.learning_rate
-
-        def adamw(parameters: Any) -> Any:
-            return torch.optim.AdamW(parameters, lr=rate, weight_decay=decay, betas=(0.9, 0.999))
-
-        if plan is not None:
-            trained, optimizer = make_private(model, adamw, plan, batch_size=config.batch_size, seed=config.seed)
-        else:
-            trained, optimizer = model, adamw(model.parameters())
-        warmup = config.warmup_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
-        )
-        stopping = _EarlyStopping(model, held, pad, device, defense.get("patience")) if held else None
-        if 0 in config.epochs:
-            model.eval()
-            on_epoch(0, model, float("nan"))
-            model.train()
-        bar = tqdm(total=steps_per_epoch * config.total_epochs, desc="training", unit="step", disable=not progress)
-        for epoch in range(1, config.total_epochs + 1):
-            total, count = 0.0, 0
-            if plan is not None:
-                first = (epoch - 1) * steps_per_epoch
-                batches = poisson_batches(
-                    len(sequences), plan.sample_rate, steps_per_epoch, seed=config.seed, first_step=first
-                )
-            else:
-                batches = _batches(sequences, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
-            for batch_index in [] if stopping is not None and stopping.stopped else batches:
-                bar.update(1)
-                if not batch_index:  # an empty Poisson batch: no update (the accountant counted the step anyway)
-                    continue
-                input_ids, attention = pad_batch([sequences[i] for i in batch_index], pad)
-                if plan is not None:
-                    loss = sequence_mean_loss(trained, input_ids.to(device), attention.to(device))
-                    loss.backward()
-                else:
-                    labels = input_ids.masked_fill(attention == 0, -100)
-                    loss = trained(  # no key/value cache: training never reads one back
-                        input_ids=input_ids.to(device),
-                        attention_mask=attention.to(device),
-                        labels=labels.to(device),
-                        use_cache=False,
-                    ).loss
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                tokens = int(attention[:, 1:].sum())
-                total += float(loss.detach()) * tokens
-                count += tokens
-                bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.3f}")
-            losses.append(total / count if count else float("nan"))
-            logger.info("epoch %d: mean training loss %.4f", epoch, losses[-1])
-            if stopping is not None:
-                stopping.after_epoch(epoch)
-            if epoch in config.epochs:
+        with _block_options(model, config, checkpoint_activations):
+            trained, optimizer, scheduler = _optimizer(model, config, plan)
+            stopping = (
+                _EarlyStopping(model, data.held, data.pad, device, config.defense.get("patience"))
+                if data.held
+                else None
+            )
+            if 0 in config.epochs:
                 model.eval()
-                if stopping is not None:
-
-                    def save(trained: Any, e: int = epoch) -> None:
-                        on_epoch(e, trained, losses[-1])
-
-                    stopping.save_best(epoch, save)
-                else:
-                    on_epoch(epoch, model, losses[-1])
+                on_epoch(0, model, float("nan"))
                 model.train()
-        bar.close()
-        for hook in hooks:
-            hook.remove()
-        if plan is not None:
-            trained.remove_hooks()
-        if checkpointing:
-            _checkpoint_activations(model, on=False)
+            bar = tqdm(
+                total=data.steps_per_epoch * config.total_epochs, desc="training", unit="step", disable=not progress
+            )
+            for epoch in range(1, config.total_epochs + 1):
+                total, count = 0.0, 0
+                batches = _epoch_batches(data, config, plan, epoch)
+                for batch_index in [] if stopping is not None and stopping.stopped else batches:
+                    bar.update(1)
+                    if not batch_index:  # an empty Poisson batch: no update (the accountant counted the step anyway)
+                        continue
+                    loss, tokens = _step(
+                        trained,
+                        model,
+                        [data.sequences[i] for i in batch_index],
+                        data.pad,
+                        device,
+                        private=plan is not None,
+                    )
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    total += loss * tokens
+                    count += tokens
+                    bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
+                losses.append(total / count if count else float("nan"))
+                logger.info("epoch %d: mean training loss %.4f", epoch, losses[-1])
+                if stopping is not None:
+                    stopping.after_epoch(epoch)
+                if epoch in config.epochs:
+                    _snapshot(epoch, model, losses[-1], stopping, on_epoch)
+            bar.close()
+            if plan is not None:
+                trained.remove_hooks()
         model.eval()
     if stopping is not None:
         record["early_stopping"] = stopping.describe()
     record["peak_rss_gib"] = memory.peak_gib
     return losses
+
+
+def device_for_training(requested: str = "cpu") -> str:
+    """The device to train on (``auto``: cuda when torch sees one, else cpu); on CUDA, set the cuBLAS workspace
+    needed for deterministic algorithms."""
+    if requested.startswith("cuda") or requested == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            return "cuda" if requested == "auto" else requested
+        if requested != "auto":
+            raise LlmMiaError(f"device {requested!r} requested but torch sees no CUDA device; use cpu")
+    return "cpu"
+
+
+@dataclass(frozen=True)
+class _TrainingData:
+    """The training sequences (:func:`tokenize_for_training`), the pad id, the held-out sequences early stopping
+    reads (empty without that defense) and the optimizer steps per epoch."""
+
+    sequences: list[list[int]]
+    pad: int
+    held: list[list[int]]
+    steps_per_epoch: int
+
+    @classmethod
+    def of(cls, texts: Sequence[str], held_out: Sequence[str], tokenizer: Any, config: TrainingConfig) -> _TrainingData:
+        sequences = tokenize_for_training(texts, tokenizer, max_length=config.max_length)
+        if not sequences:
+            raise InputError("nothing to train on: every text is shorter than two tokens")
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+        kind = config.defense.kind if config.defense is not None else None
+        stopping_on = kind == "early_stopping" and len(held_out) > 0
+        held = tokenize_for_training(held_out, tokenizer, max_length=config.max_length) if stopping_on else []
+        if kind == "early_stopping" and not held:
+            raise InputError("early stopping needs held-out text of the members' distribution; none was given")
+        return cls(sequences, pad, held, -(-len(sequences) // config.batch_size))
+
+
+def _defense_kind(config: TrainingConfig) -> str | None:
+    return config.defense.kind if config.defense is not None else None
+
+
+def _privacy_plan(config: TrainingConfig, n_sequences: int, record: dict[str, Any]) -> Any:
+    """DP-SGD's plan (``llm_mia.defenses.training.plan_privacy``; refused when the budget cannot be met), recorded;
+    None without that defense."""
+    from llm_mia.defenses.training import plan_privacy
+
+    if _defense_kind(config) != "dp":
+        return None
+    plan = plan_privacy(
+        config.defense, n_sequences=n_sequences, batch_size=config.batch_size, epochs=config.total_epochs
+    )
+    record["privacy"] = plan.to_dict()
+    return plan
+
+
+@contextlib.contextmanager
+def _block_options(model: Any, config: TrainingConfig, checkpoint_activations: bool) -> Iterator[None]:
+    """For the duration: dropout hooks on the blocks (that defense), and activation checkpointing where asked for,
+    supported, and no defense hooks into the blocks."""
+    from llm_mia.defenses.training import apply_dropout
+
+    kind = _defense_kind(config)
+    hooks = apply_dropout(model, config.defense.get("p")) if kind == "dropout" else []
+    checkpointing = (
+        checkpoint_activations
+        and kind not in ("dropout", "dp")
+        and getattr(model, "supports_gradient_checkpointing", False)
+    )
+    if checkpointing:
+        _checkpoint_activations(model, on=True)
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+        if checkpointing:
+            _checkpoint_activations(model, on=False)
+
+
+def _optimizer(model: Any, config: TrainingConfig, plan: Any) -> tuple[Any, Any, Any]:
+    """(the module to call, AdamW, the warm-up schedule): with a privacy plan, Opacus's private module and
+    optimizer (``llm_mia.defenses.training.make_private``); weight decay and learning rate as the defense sets
+    them."""
+    import torch
+
+    from llm_mia.defenses.training import make_private
+
+    kind = _defense_kind(config)
+    decay = config.defense.get("lambda") if kind == "weight_decay" else config.weight_decay
+    rate = config.defense.get("lr", config.learning_rate) if kind == "dp" else config.learning_rate
+
+    def adamw(parameters: Any) -> Any:
+        return torch.optim.AdamW(parameters, lr=rate, weight_decay=decay, betas=(0.9, 0.999))
+
+    if plan is not None:
+        trained, optimizer = make_private(model, adamw, plan, batch_size=config.batch_size, seed=config.seed)
+    else:
+        trained, optimizer = model, adamw(model.parameters())
+    warmup = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+    )
+    return trained, optimizer, scheduler
+
+
+def _epoch_batches(data: _TrainingData, config: TrainingConfig, plan: Any, epoch: int) -> list[list[int]]:
+    """Epoch ``epoch``'s batches as indexes into the sequences: Poisson-sampled under DP-SGD (some may be empty),
+    else a seeded permutation cut into batches."""
+    from llm_mia.defenses.training import poisson_batches
+
+    if plan is not None:
+        first = (epoch - 1) * data.steps_per_epoch
+        return poisson_batches(
+            len(data.sequences), plan.sample_rate, data.steps_per_epoch, seed=config.seed, first_step=first
+        )
+    return _batches(data.sequences, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
+
+
+def _step(
+    trained: Any, model: Any, batch: list[list[int]], pad: int, device: str, *, private: bool
+) -> tuple[float, int]:
+    """One batch's forward and backward pass (the optimizer steps after): under DP-SGD the per-sequence loss whose
+    per-example gradients Opacus clips, else the token-mean loss and the global clip at norm 1.0. Returns (the
+    batch's loss, its predicted tokens)."""
+    import torch
+
+    from llm_mia.defenses.training import sequence_mean_loss
+
+    input_ids, attention = pad_batch(batch, pad)
+    if private:
+        loss = sequence_mean_loss(trained, input_ids.to(device), attention.to(device))
+        loss.backward()
+    else:
+        labels = input_ids.masked_fill(attention == 0, -100)
+        loss = trained(  # no key/value cache: training never reads one back
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            labels=labels.to(device),
+            use_cache=False,
+        ).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    return float(loss.detach()), int(attention[:, 1:].sum())
+
+
+def _snapshot(epoch: int, model: Any, loss: float, stopping: Any, on_epoch: Callable[[int, Any, float], None]) -> None:
+    """Hand epoch ``epoch``'s snapshot to ``on_epoch`` in eval mode: the model, or under early stopping the best
+    weights so far."""
+    model.eval()
+    if stopping is not None:
+        stopping.save_best(epoch, lambda trained: on_epoch(epoch, trained, loss))
+    else:
+        on_epoch(epoch, model, loss)
+    model.train()
 
 
 def _checkpoint_activations(model: Any, *, on: bool) -> None:

@@ -179,7 +179,7 @@ def train_shadow_models(
 ) -> ShadowPopulation:
     """Draw the population, save it and the inclusion matrix to ``output``, and train every model not yet trained
     (module doc). Returns the population as :func:`load_population` reads it."""
-    from llm_mia.known_split.training import device_for_training
+    from llm_mia.known_split.training_loop import device_for_training
 
     settings = dataclasses.replace(settings, device=device_for_training(settings.device))  # auto: a real device
     directory = Path(output)

@@ -72,6 +72,7 @@ from llm_mia.stats.passage_test import (
     MIN_PASSAGES_PER_SET,
     TEST_DESCRIPTION,
     CurvePoint,
+    PassageTestRecord,
     PassageTestResult,
     as_feature_matrix,
     negative_control,
@@ -81,6 +82,7 @@ from llm_mia.stats.passage_test import (
 from llm_mia.stats.work_test import (
     DEFAULT_PERMUTATIONS,
     WHOLE_SUSPECT,
+    WorkTestRecord,
     WorkTestResult,
     select_passages,
     work_permutation_test,
@@ -153,6 +155,58 @@ def min_control_works(alpha: float, suspect_works: int = 1) -> int:
     return m
 
 
+class SafeguardRecord(TypedDict):
+    """One safeguard in ``report.json`` (:class:`Safeguard`)."""
+
+    name: str
+    ran: bool
+    fired: bool
+    withholds: bool
+    detail: str
+
+
+class MainPassageTestRecord(PassageTestRecord):
+    """The passage-level test as the dataset report states it: its ``role`` in the design and the ``test`` run."""
+
+    role: str
+    test: str
+
+
+class CurvePointRecord(TypedDict):
+    """One point of the p-value curve in ``report.json`` (``llm_mia.stats.passage_test.CurvePoint``)."""
+
+    n_suspect: int
+    n_control: int
+    p_value: float
+    p_median: float
+    p_min: float
+    p_max: float
+
+
+class InferenceRecord(TypedDict):
+    """The dataset-level test's result in ``report.json`` (:meth:`DatasetInferenceResult.to_dict`): the schema
+    the printed summary and ``summary.md`` read."""
+
+    verdict: WorkVerdict
+    verdict_sentence: str
+    design: str
+    design_reason: str
+    statistic: str
+    alpha: float
+    p_value: float
+    assumption: str
+    guarantee: str
+    checks_cannot_see: str
+    work_test: WorkTestRecord | None
+    passage_test: MainPassageTestRecord
+    passage_negative_control: PassageTestRecord | None
+    safeguards: list[SafeguardRecord]
+    text_checks: dict[str, Any]
+    qualifications: list[str]
+    power: str
+    p_value_curve: list[CurvePointRecord]
+
+
 @dataclass(frozen=True)
 class Safeguard:
     """One check that can withhold a verdict: its name, whether it fired, and what it found in words.
@@ -167,7 +221,7 @@ class Safeguard:
     ran: bool = True
     withholds: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SafeguardRecord:
         return {
             "name": self.name,
             "ran": self.ran,
@@ -380,7 +434,7 @@ class DatasetInferenceResult:
     def sentence(self) -> str:
         return verdict_sentence(self)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> InferenceRecord:
         return {
             "verdict": self.verdict,
             "verdict_sentence": self.sentence(),
@@ -413,7 +467,17 @@ class DatasetInferenceResult:
             "text_checks": self.text_checks,
             "qualifications": list(self.qualifications),
             "power": self.power,
-            "p_value_curve": [vars(point) for point in self.curve],
+            "p_value_curve": [
+                {
+                    "n_suspect": point.n_suspect,
+                    "n_control": point.n_control,
+                    "p_value": point.p_value,
+                    "p_median": point.p_median,
+                    "p_min": point.p_min,
+                    "p_max": point.p_max,
+                }
+                for point in self.curve
+            ],
         }
 
 

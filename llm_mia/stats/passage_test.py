@@ -53,7 +53,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -96,6 +96,44 @@ class HalfSplitResult:
     n_test: tuple[int, int]  # (suspect, control)
 
 
+class Spread(TypedDict):
+    """Quantiles of a value over the half-splits (``report.json``)."""
+
+    min: float
+    q25: float
+    median: float
+    q75: float
+    max: float
+
+
+class HalfSplitRecord(TypedDict):
+    """One half-split in ``report.json`` (:class:`HalfSplitResult`)."""
+
+    p_value: float
+    t: float
+    df: float
+    cohens_d: float
+    auroc: float
+    weights: list[float]
+    n_train: list[int]
+    n_test: list[int]
+
+
+class PassageTestRecord(TypedDict):
+    """The passage-level test in ``report.json`` (:meth:`PassageTestResult.to_dict`)."""
+
+    p_value: float
+    n_suspect: int
+    n_control: int
+    splits: int
+    p_value_spread: Spread
+    effect_size_cohens_d: Spread
+    auroc_median: float
+    median_weights: dict[str, float]
+    note: str
+    per_split: list[HalfSplitRecord]
+
+
 @dataclass(frozen=True)
 class PassageTestResult:
     """Several half-splits of one suspect-vs-control test, with their combined p-value (module docstring)."""
@@ -121,11 +159,11 @@ class PassageTestResult:
         """Median over splits of the combined score's test-half AUROC."""
         return float(np.median([s.auroc for s in self.splits]))
 
-    def spread(self, values: np.ndarray) -> dict[str, float]:
+    def spread(self, values: np.ndarray) -> Spread:
         low, q25, median, q75, high = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0])
         return {"min": float(low), "q25": float(q25), "median": float(median), "q75": float(q75), "max": float(high)}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> PassageTestRecord:
         """JSON-ready summary, with every split."""
         weights = np.array([s.weights for s in self.splits])
         return {

@@ -67,7 +67,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -243,6 +243,16 @@ def bh_floor(n_controls: int, n_documents: int, q: float) -> int:
     return max(1, math.ceil(n_documents / (q * (n_controls + 1)) - 1e-9))
 
 
+class FprCheckRecord(TypedDict):
+    """:class:`FprCheck` in JSON."""
+
+    n_controls: int
+    false_positives: int
+    fpr: float
+    fpr_ci: list[float]
+    confidence: float
+
+
 @dataclass(frozen=True)
 class FprCheck:
     """The FPR a fitted threshold achieves on held-out controls, with a Clopper-Pearson interval."""
@@ -260,8 +270,14 @@ class FprCheck:
             f"[{self.confidence:.0%} CI {low:.3g}, {high:.3g}] (Clopper-Pearson)"
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fpr_ci": list(self.fpr_ci)}  # a key given again keeps its first position
+    def to_dict(self) -> FprCheckRecord:
+        return {
+            "n_controls": self.n_controls,
+            "false_positives": self.false_positives,
+            "fpr": self.fpr,
+            "fpr_ci": list(self.fpr_ci),
+            "confidence": self.confidence,
+        }
 
 
 @dataclass(frozen=True)

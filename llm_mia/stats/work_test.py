@@ -57,7 +57,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -241,6 +241,33 @@ def select_passages(
     return PassageSelection(indices, counts, sizes, left_out, rule, size)
 
 
+class WorkTestRecord(TypedDict):
+    """The work-level test in ``report.json`` (:meth:`WorkTestResult.to_dict`)."""
+
+    test: str
+    statistic_definition: str
+    p_value: float
+    statistic: float
+    labellings: int
+    exact: bool
+    smallest_possible_p: float
+    null_median: float
+    null_95th_percentile: float
+    suspect_works: list[str]
+    n_control_works: int
+    n_suspect_passages: int
+    n_control_passages: int
+    median_weights: dict[str, float]
+    splits: int
+    passage_selection: str | None
+    passages_per_work: int
+    passages_entered: dict[str, int]
+    works_left_out: int
+    suspect_share_tested: float
+    validity: str
+    work_statistics: dict[str, float]
+
+
 @dataclass(frozen=True)
 class WorkTestResult:
     """The work-level permutation test (module docstring).
@@ -310,7 +337,7 @@ class WorkTestResult:
         # p <= alpha when at most allowed - 1 other labellings reach T: T above the allowed-th largest of them
         return float(others[allowed - 1]) if allowed - 1 < len(others) else -math.inf
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> WorkTestRecord:
         null = np.asarray(self.null)
         return {
             "test": "work-level permutation test",

@@ -280,7 +280,7 @@ def synthesize(work: str | Path, settings: SynthesisSettings, *, progress: bool 
     """Cut, split, fine-tune the generator, complete the inference snippets, check for copying (module
     docstring); the set, not yet written. ``settings.device`` ``auto`` becomes the device used (cuda when torch
     sees a GPU, else cpu), which the set's record names."""
-    from llm_mia.known_split.training import device_for_training
+    from llm_mia.known_split.training_loop import device_for_training
 
     settings = replace(settings, device=device_for_training(settings.device))
     texts = read_work(work)

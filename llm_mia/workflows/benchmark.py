@@ -25,16 +25,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.documents import Document
 from llm_mia.known_split.model_cache import TrainedModels
 from llm_mia.known_split.presets import BenchmarkConfig
 from llm_mia.known_split.splits import BenchmarkSplit, build_split
+from llm_mia.stats.verdicts import FprCheckRecord
 from llm_mia.workflows.evaluate import Evaluation
 
 logger = logging.getLogger(__name__)
+
+
+class CalibrationAtFpr(TypedDict):
+    """A threshold fitted on the calibration split at ``target_fpr`` and measured on the evaluation set
+    (:func:`calibrated_rates`): ``results.json``'s per-scorer calibration entry, read by the report and the demo."""
+
+    target_fpr: float
+    n_controls: int
+    threshold: float
+    heldout_nonmembers: FprCheckRecord
+    members_flagged: int
+    n_members: int
+    tpr: float
+    tpr_ci: list[float] | None
 
 
 @dataclass
@@ -47,7 +62,7 @@ class EpochResult:
     epoch: int
     frame: Any
     evaluation: Evaluation
-    calibration: dict[str, dict[str, Any] | None]
+    calibration: dict[str, CalibrationAtFpr | None]
     control: Evaluation
     scoring_seconds: float
     models: dict[str, Any]
@@ -64,6 +79,8 @@ class BenchmarkResult:
     timings: dict[str, float] = field(default_factory=dict)
     scorers: tuple[str, ...] | None = None  # the scorer specs that replaced the default set, when given
     torch_threads: int | None = None  # the CPU threads the run trained and scored with (reports name these)
+    dtype: str = "float32"  # the precision the snapshots were scored in (training is float32)
+    dtype_in_effect: str = "float32"  # what ran (mixed falls back to float32 without native bfloat16 products)
 
     def epoch(self, epoch: int) -> EpochResult:
         for result in self.epochs:
@@ -82,7 +99,8 @@ def train_models(
     progress: bool = True,
 ) -> tuple[TrainedModels, TrainedModels | None]:
     """Train (or re-use) the target model and, for from-scratch, the reference model."""
-    from llm_mia.known_split.training import device_for_training, fine_tune, train_from_scratch
+    from llm_mia.known_split.training import fine_tune, train_from_scratch
+    from llm_mia.known_split.training_loop import device_for_training
 
     device = device_for_training(device)
     if config.recipe == "fine-tune":
@@ -117,7 +135,7 @@ def train_models(
 
 def calibrated_rates(
     frame: Any, column: str, *, calibration_ids: set[str], fpr: float, confidence: float = 0.95
-) -> dict[str, Any] | None:
+) -> CalibrationAtFpr | None:
     """Fit a threshold at ``fpr`` on the calibration rows' scores, then measure it on the labelled rows.
 
     Returns the threshold, the FPR reached on the evaluation non-members (with a Clopper-Pearson interval) and
@@ -321,6 +339,7 @@ def run_benchmark(
     echo: Callable[[str], None] = logger.info,
     extra_scorers: bool = True,
     scorers: Sequence[str] | None = None,
+    dtype: str = "float32",
 ) -> BenchmarkResult:
     """Run a benchmark end to end and return every number (see module docstring); nothing is written.
 
@@ -331,7 +350,9 @@ def run_benchmark(
     ``device``: where to train and score (``cpu``; ``cuda`` or ``auto`` use a GPU when there is one; the
     determinism guarantee is for CPU). ``use_cache=False`` rebuilds the split and retrains. ``threads``: torch
     CPU threads for training and scoring (None: torch's default; ``auto``: :func:`run_threads`). ``echo`` receives
-    one line per step (the CLI prints them).
+    one line per step (the CLI prints them). ``dtype``: the precision the snapshots (and the reference model) are
+    scored in (``llm_mia.backends.local.ModelSpec``); training is always float32, so every dtype scores the same
+    cached models.
     """
     import torch
 
@@ -347,6 +368,7 @@ def run_benchmark(
             echo=echo,
             extra_scorers=extra_scorers,
             scorers=scorers,
+            dtype=dtype,
         )
         # read here, while the run's count is in effect: the report is written after it is restored
         return dataclasses.replace(result, torch_threads=torch.get_num_threads())
@@ -362,10 +384,11 @@ def _run(
     echo: Callable[[str], None],
     extra_scorers: bool = True,
     scorers: Sequence[str] | None = None,
+    dtype: str = "float32",
 ) -> BenchmarkResult:
     import pandas as pd
 
-    from llm_mia.backends.local import ModelSpec, load_model
+    from llm_mia.backends.local import ModelSpec, load_model, precision_in_effect
     from llm_mia.engine.extraction_settings import ExtractionSettings
     from llm_mia.io.identity import sha256_texts
     from llm_mia.io.records import run_record
@@ -398,7 +421,10 @@ def _run(
     calibration_ids = {d.id for d in split.calibration}
     base, base_stats = None, None
     if config.recipe == "fine-tune":
-        base = load_model(ModelSpec(name=config.base_model, device=device))
+        base = load_model(ModelSpec(name=config.base_model, dtype=dtype, device=device))
+    in_effect = precision_in_effect(dtype, device) if dtype != "float32" else dtype
+    if dtype != "float32":
+        echo(f"scoring in {dtype} (in effect: {in_effect}); training is float32")
     result = BenchmarkResult(
         config=config,
         split=split,
@@ -406,15 +432,17 @@ def _run(
         reference=reference,
         timings=timings,
         scorers=tuple(scorers) if scorers else None,
+        dtype=dtype,
+        dtype_in_effect=in_effect,
     )
     for epoch in config.training.epochs:
         mark = time.perf_counter()
-        target_model = load_model(ModelSpec(name=str(target.snapshots[epoch]), device=device))
+        target_model = load_model(ModelSpec(name=str(target.snapshots[epoch]), dtype=dtype, device=device))
         if base is not None:
             reference_model = base
         else:
             assert reference is not None
-            reference_model = load_model(ModelSpec(name=str(reference.snapshots[epoch]), device=device))
+            reference_model = load_model(ModelSpec(name=str(reference.snapshots[epoch]), dtype=dtype, device=device))
         if epoch == config.training.epochs[0]:
             calls = fit_recall_prefix(calls, target_model, echo)
         echo(f"epoch {epoch}: scoring {len(documents)} documents with every scorer")

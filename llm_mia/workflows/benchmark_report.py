@@ -38,11 +38,19 @@ def _calibration_cell(entry: Mapping[str, Any] | None) -> str:
     )
 
 
-def command_line(config: BenchmarkConfig, *, scorers: Sequence[str] | None = None, defenses: Sequence[str] = ()) -> str:
+def command_line(
+    config: BenchmarkConfig,
+    *,
+    scorers: Sequence[str] | None = None,
+    defenses: Sequence[str] = (),
+    dtype: str = "float32",
+) -> str:
     """The command that reproduces ``config`` when it is a preset (with overrides spelled out), with the scorer
-    specs or defense settings it ran when they were given."""
+    specs or defense settings it ran and the scoring precision when they were given."""
     demo = config.size == "demo"
     command = "llm-mia demo" if demo else f"llm-mia benchmark {config.name} --size {config.size}"
+    if dtype != "float32":
+        command += f" --dtype {dtype}"
     if scorers:
         command += " --scorers " + " ".join(scorers)
     if defenses:
@@ -86,13 +94,18 @@ def markdown_tables(result: BenchmarkResult) -> list[str]:
         "",
         f"{config.description}.",
         "",
-        f"- command: `{command_line(config, scorers=result.scorers)}`",
+        f"- command: `{command_line(config, scorers=result.scorers, dtype=result.dtype)}`",
         f"- data: {split.manifest['corpus_description']}; {sizes['member']} members, {sizes['nonmember']} "
         f"non-members, {sizes['calibration']} calibration, {sizes['reference']} reference, {sizes['tokenizer']} "
         f"tokenizer documents; "
         f"{config.split.min_words}-{config.split.max_words} words; seed {config.split.seed}; split "
         f"fingerprint `{split.fingerprint[:16]}`",
         f"- model: {model}; reference model: {reference}",
+        *(
+            [f"- scoring precision: {result.dtype} (in effect: {result.dtype_in_effect}); training in float32"]
+            if result.dtype != "float32"
+            else []
+        ),
         f"- training: AdamW, learning rate {training.learning_rate:g} (linear warm-up over {training.warmup_steps} "
         f"steps, then constant), batch {training.batch_size} documents, max {training.max_length} tokens per "
         f"sequence, weight decay {training.weight_decay:g}, seed {training.seed}; snapshots after epochs "
@@ -216,7 +229,7 @@ def results_dict(result: BenchmarkResult) -> dict[str, Any]:
     manifest = result.split.manifest
     return {
         "tool": "llm-mia benchmark",
-        "command": command_line(result.config, scorers=result.scorers),
+        "command": command_line(result.config, scorers=result.scorers, dtype=result.dtype),
         "direction": "higher score = more likely a member",
         "config": result.config.to_dict(),
         "split": {
@@ -350,12 +363,15 @@ def benchmark_report(
     threads: int | str | None = None,
     echo: Callable[[str], None] = logger.info,
     scorers: Sequence[str] | None = None,
+    dtype: str = "float32",
 ) -> BenchmarkReport:
     """``llm-mia benchmark NAME``: run the benchmark (:func:`llm_mia.workflows.benchmark.run_benchmark`, every
-    default and opt-in scorer unless ``scorers`` replaces them) and return it with its report, not yet written."""
+    default and opt-in scorer unless ``scorers`` replaces them, scored in ``dtype``) and return it with its report,
+    not yet written."""
     result = run_benchmark(
         config,
         device=device,
+        dtype=dtype,
         use_cache=use_cache,
         progress=progress,
         threads=threads,

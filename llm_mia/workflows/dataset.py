@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from llm_mia.io.outputs import write_json, write_text
 from llm_mia.io.passages import (
     DEFAULT_PASSAGE_TOKENS,
     WORK_UNITS,
+    Cutting,
     Passage,
     check_passage_settings,
 )
@@ -42,7 +43,15 @@ from llm_mia.stats.dataset_inference import (
 from llm_mia.stats.passage_test import DEFAULT_CLIP_QUANTILE, DEFAULT_SPLITS
 from llm_mia.stats.work_test import DEFAULT_PERMUTATIONS, SELECTION_RULES, WHOLE_SUSPECT
 from llm_mia.workflows.dataset_inputs import DatasetInputs, cut_inputs, cutting_tokenizer
-from llm_mia.workflows.dataset_report import plot_result, summary_lines, summary_markdown
+from llm_mia.workflows.dataset_report import (
+    DatasetReport,
+    DatasetReportBody,
+    ReferenceAlone,
+    SideSummary,
+    plot_result,
+    summary_lines,
+    summary_markdown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +220,7 @@ class DatasetTestReport:
     """Everything a dataset-level test produced: passages, score rows, the test, the safeguards, records."""
 
     result: DatasetInferenceResult
-    report: dict[str, Any]
+    report: DatasetReport
     record: dict[str, Any]
     rows: list[dict[str, Any]]
     passage_rows: list[dict[str, Any]]
@@ -349,8 +358,7 @@ def score_and_test(
     }
     record["settings"] = settings.to_dict()
     entered = _entered(result, len(suspect_kept))
-    report = {
-        **record,
+    body: DatasetReportBody = {
         "verdict": result.verdict,
         "verdict_sentence": result.sentence(),
         "features": feature_columns,
@@ -366,6 +374,7 @@ def score_and_test(
         },
         "result": result.to_dict(),
     }
+    report = cast(DatasetReport, {**record, **body})  # the run record's keys, then the test's
     if gap and result.work_test is not None:
         report["reference_alone"] = _reference_alone(
             [suspect_rows[i] for i in suspect_kept],
@@ -420,8 +429,8 @@ def _entered(result: DatasetInferenceResult, n_suspect: int) -> tuple[list[int],
 
 
 def _side_summary(
-    tested: list[Passage], passages: list[Passage], excluded: Counter, cut: Any, entered: list[int]
-) -> dict[str, Any]:
+    tested: list[Passage], passages: list[Passage], excluded: Counter, cut: Cutting, entered: list[int]
+) -> SideSummary:
     return {
         "works": len({p.work for p in tested}),
         "passages": len(passages),
@@ -439,7 +448,7 @@ def _reference_alone(
     control_works: list[str],
     columns: list[str],
     options: Mapping[str, Any],
-) -> dict[str, Any]:
+) -> ReferenceAlone:
     """The work-level test on the reference model's scores alone (the scored passages): how far the suspect work
     stands out to a model that cannot have seen it. Reported beside the gap statistic, not tested."""
     from llm_mia.stats.work_test import work_permutation_test

@@ -6,13 +6,80 @@ assembles."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from llm_mia.errors import LlmMiaError
-from llm_mia.stats.dataset_inference import PASSAGE_LEVEL, REFERENCE_GAP, WORK_LEVEL, DatasetInferenceResult
+from llm_mia.io.passages import CuttingRecord
+from llm_mia.stats.dataset_inference import (
+    PASSAGE_LEVEL,
+    REFERENCE_GAP,
+    WORK_LEVEL,
+    DatasetInferenceResult,
+    InferenceRecord,
+    WorkVerdict,
+)
 from llm_mia.stats.metrics import format_p_value, p_phrase
 from llm_mia.stats.passage_test import COMBINATION
 from llm_mia.stats.work_test import WHOLE_SUSPECT
+
+
+class SideSummary(TypedDict):
+    """One side (suspect or control) of the test in ``report.json``: works and passages tested, what was left out
+    and why, what cutting did."""
+
+    works: int
+    passages: int
+    scored: int
+    tested: int
+    excluded: dict[str, int]
+    cutting: CuttingRecord
+
+
+class PassagesSection(TypedDict):
+    """``report.json``'s ``passages``: the passage length, texts found on both sides, and each side."""
+
+    passage_tokens: int
+    shared_left_out: int
+    suspect: SideSummary
+    control: SideSummary
+
+
+class ReferenceAlone(TypedDict):
+    """The work-level test on the reference model's own scores (with the gap statistic), reported, not tested."""
+
+    p_value: float
+    statistic: float
+    meaning: str
+
+
+class InputSide(TypedDict):
+    """One input file of the test, as the run record names it."""
+
+    path: str
+    sources: int
+    works: int
+    work_unit: str
+    sha256: str
+
+
+class DatasetReportBody(TypedDict):
+    """What the dataset-level test adds to its run record in ``report.json``."""
+
+    verdict: WorkVerdict
+    verdict_sentence: str
+    features: list[str]
+    passages: PassagesSection
+    result: InferenceRecord
+    reference_alone: NotRequired[ReferenceAlone]
+
+
+class DatasetReport(DatasetReportBody):
+    """``report.json`` of ``llm-mia dataset-test``: the run record (``llm_mia.io.records.run_record``; its
+    ``models`` and ``input`` are read here) and :class:`DatasetReportBody`. The schema :func:`summary_lines` and
+    :func:`summary_markdown` read."""
+
+    models: dict[str, dict[str, Any]]
+    input: dict[str, InputSide]
 
 
 def plot_result(result: DatasetInferenceResult, directory: Path) -> Path:
@@ -102,7 +169,7 @@ def plot_p_value_curve(result: DatasetInferenceResult, directory: Path) -> Path:
     return path
 
 
-def summary_lines(report: dict[str, Any]) -> list[str]:
+def summary_lines(report: DatasetReport) -> list[str]:
     """The printed summary (also the top of summary.md)."""
     inference, passages = report["result"], report["passages"]
     suspect, control = passages["suspect"], passages["control"]
@@ -168,7 +235,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def summary_markdown(report: dict[str, Any]) -> str:
+def summary_markdown(report: DatasetReport) -> str:
     """``summary.md``: the verdict, the printed summary, the figure, the weights of the combined score, the inputs."""
     inference = report["result"]
     weights_source = inference["work_test"] or inference["passage_test"]
