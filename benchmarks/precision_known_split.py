@@ -1,8 +1,8 @@
 """What a lower precision costs on a known split: one benchmark's AUROCs scored in float32, bfloat16 and mixed.
 
 Runs ``llm_mia.workflows.benchmark.run_benchmark`` once per dtype on the same preset. Training is float32 and
-cached, so every dtype scores the same fine-tuned snapshots; the stats cache is keyed by dtype, so a second run of
-this script only reads what the first computed. Prints, per scorer and epoch, each dtype's AUROC with float32's
+cached, so every dtype scores the same fine-tuned snapshots (the scoring itself is done again each time: about
+15 minutes for the default on 2 CPU cores, one thread). Prints, per scorer and epoch, each dtype's AUROC with float32's
 95% DeLong interval beside it, whether the lower precision's AUROC lies inside that interval, and the largest
 per-document score difference from float32; then each dtype's scoring seconds (meaningful only on a quiet
 machine: the CPU, threads and load are printed with them).
