@@ -279,7 +279,7 @@ def _tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def _special_prefix(tokenizer: Any) -> list[int]:
+def special_prefix(tokenizer: Any) -> list[int]:
     """Token ids the tokenizer puts before the content (e.g. [BOS] for Llama, [] for GPT-2)."""
     probe = "membership inference probe"
     with_special = tokenizer(probe, add_special_tokens=True)["input_ids"]
@@ -476,7 +476,7 @@ def load_model(spec: ModelSpec | str) -> LoadedModel:
         tokenizer=tokenizer,
         directory=Path(directory),
         device=device,
-        prefix_ids=_special_prefix(tokenizer),
+        prefix_ids=special_prefix(tokenizer),
         context_length=_context_length(model.config),
         tokenizer_id=_tokenizer_fingerprint(tokenizer),
     )

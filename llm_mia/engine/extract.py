@@ -130,7 +130,7 @@ def plan_windows(
 
 
 @dataclass
-class _Tokenized:
+class TokenizedText:
     content_ids: list[int]
     first_token_bytes: int  # UTF-8 bytes of the first content token's span (unscored without BOS)
 
@@ -138,16 +138,16 @@ class _Tokenized:
 TOKENIZE_CHUNK = 512  # texts per tokenizer call: its encodings (offsets, token strings) cost ~60 KB per text
 
 
-def _tokenize(texts: Sequence[str], loaded: LoadedModel) -> list[_Tokenized]:
+def tokenize_texts(texts: Sequence[str], loaded: LoadedModel) -> list[TokenizedText]:
     """Content ids and first-token byte length of each text, tokenized ``TOKENIZE_CHUNK`` texts at a time (one
     call over tens of thousands of texts, e.g. every neighbour of every document, held gigabytes at once)."""
-    result: list[_Tokenized] = []
+    result: list[TokenizedText] = []
     for start in range(0, len(texts), TOKENIZE_CHUNK):
         result.extend(_tokenize_chunk(texts[start : start + TOKENIZE_CHUNK], loaded))
     return result
 
 
-def _tokenize_chunk(texts: Sequence[str], loaded: LoadedModel) -> list[_Tokenized]:
+def _tokenize_chunk(texts: Sequence[str], loaded: LoadedModel) -> list[TokenizedText]:
     tokenizer = loaded.tokenizer
     if not texts:
         return []
@@ -165,13 +165,13 @@ def _tokenize_chunk(texts: Sequence[str], loaded: LoadedModel) -> list[_Tokenize
     for index, text in enumerate(texts):
         ids = list(encoded["input_ids"][index])
         if not ids:
-            result.append(_Tokenized(ids, 0))
+            result.append(TokenizedText(ids, 0))
             continue
         if fast and len(ids) > 1:
             first_bytes = len(text[: encoded["offset_mapping"][index][1][0]].encode("utf-8"))
         else:
             first_bytes = len(tokenizer.decode(ids[:1]).encode("utf-8"))
-        result.append(_Tokenized(ids, first_bytes))
+        result.append(TokenizedText(ids, first_bytes))
     return result
 
 
@@ -366,7 +366,7 @@ def next_token_logprobs(
     the whole question).
     """
     prefix = list(loaded.prefix_ids)
-    rows = [prefix + t.content_ids for t in _tokenize(texts, loaded)]
+    rows = [prefix + t.content_ids for t in tokenize_texts(texts, loaded)]
     for index, ids in enumerate(rows):
         if len(ids) > loaded.context_length:
             raise LlmMiaError(
@@ -400,9 +400,9 @@ def next_token_logprobs(
     return np.concatenate(out).astype(np.float32)
 
 
-def _segments_for(
+def window_segments(
     doc: int,
-    tokenized: _Tokenized,
+    tokenized: TokenizedText,
     loaded: LoadedModel,
     window: int,
     stride: int | None,
@@ -422,7 +422,7 @@ def _segments_for(
 def condition_ids(loaded: LoadedModel, text: str) -> tuple[int, ...]:
     """A conditioning prefix's token ids: the model's BOS (if it adds one) and the text's tokens, tokenized on its
     own (so the texts read after it keep exactly their own tokens)."""
-    (tokens,) = _tokenize([text], loaded)
+    (tokens,) = tokenize_texts([text], loaded)
     return tuple(loaded.prefix_ids) + tuple(tokens.content_ids)
 
 
@@ -687,11 +687,11 @@ def extract(
             f"{window - len(condition)} for the text; use a shorter prefix (fewer texts in it)"
         )
     candidates = [i for i, text in enumerate(texts) if text.strip()]
-    tokenized = dict(zip(candidates, _tokenize([texts[i] for i in candidates], loaded), strict=True))
+    tokenized = dict(zip(candidates, tokenize_texts([texts[i] for i in candidates], loaded), strict=True))
     segments: list[Segment] = []
     for index, tokens in tokenized.items():
         if len(tokens.content_ids) + len(condition or loaded.prefix_ids) >= 2:  # a token has a predecessor
-            segments.extend(_segments_for(index, tokens, loaded, window, settings.stride, condition))
+            segments.extend(window_segments(index, tokens, loaded, window, settings.stride, condition))
     if settings.batch_size == "auto":
         budget = auto_token_budget(loaded, window)
         context.batch_tokens[loaded.spec.name] = budget
@@ -857,7 +857,7 @@ def extract(
 
 def _assemble(
     text: str,
-    tokens: _Tokenized | None,
+    tokens: TokenizedText | None,
     parts: list[dict[str, np.ndarray] | None] | None,
     loaded: LoadedModel,
     conditioned: bool = False,

@@ -20,7 +20,7 @@ import torch
 
 from llm_mia.backends.local import LoadedModel
 from llm_mia.backends.token_stats import TextFacts, TokenStats, zlib_length
-from llm_mia.engine.extract import _segments_for, _tokenize
+from llm_mia.engine.extract import tokenize_texts, window_segments
 from llm_mia.engine.extraction_settings import ExtractionSettings
 
 STATUS_EMPTY = "empty text"
@@ -56,10 +56,10 @@ def _one(text: str, loaded: LoadedModel, window: int, stride: int | None, parame
     }
     if not text.strip():
         return TokenStats.empty(status=STATUS_EMPTY, n_tokens=0, **common)
-    (tokens,) = _tokenize([text], loaded)
+    (tokens,) = tokenize_texts([text], loaded)
     if len(tokens.content_ids) + len(loaded.prefix_ids) < 2:
         return TokenStats.empty(status=STATUS_TOO_SHORT, n_tokens=len(tokens.content_ids), **common)
-    segments = _segments_for(0, tokens, loaded, window, stride)
+    segments = window_segments(0, tokens, loaded, window, stride)
     scored = sum(len(s.input_ids) - s.score_from for s in segments)
     loaded.model.zero_grad(set_to_none=True)
     logprobs, ids = [], []

@@ -64,9 +64,9 @@ def tokenize_for_training(texts: Sequence[str], tokenizer: Any, *, max_length: i
     than ``max_length`` is cut into consecutive pieces of at most ``max_length`` tokens, so every token is trained
     on (nothing is silently truncated).
     """
-    from llm_mia.backends.local import _special_prefix
+    from llm_mia.backends.local import special_prefix
 
-    prefix = _special_prefix(tokenizer)
+    prefix = special_prefix(tokenizer)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     encoded = tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True, verbose=False)
     sequences: list[list[int]] = []

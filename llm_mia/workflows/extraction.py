@@ -401,7 +401,7 @@ def probe_rows(
     return rows
 
 
-def _load(settings: ExtractionTestSettings) -> tuple[dict[str, Any], Any]:
+def load_extraction_models(settings: ExtractionTestSettings) -> tuple[dict[str, Any], Any]:
     """The models (target, reference) and the cutting tokenizer; refuses k + L longer than a local window."""
     refuse_remote_target(settings.models, tokenizer=settings.tokenizer)
     models = load_models(settings.models)
@@ -466,7 +466,7 @@ def run_extraction_test(
 ) -> ExtractionTestReport:
     """The extraction test of the work at ``suspect`` against the control works at ``control`` (module docstring)."""
     settings = settings or ExtractionTestSettings()
-    models, cutting = _load(settings)
+    models, cutting = load_extraction_models(settings)
     try:
         inputs = cut_inputs(suspect, control, settings, tokenizer=cutting)
     except InputError as error:
@@ -804,7 +804,7 @@ def run_extraction_probe(
     settings = settings or ExtractionTestSettings()
     if not documents:
         raise InputError(f"{source}: no documents; nothing to probe")
-    models, cutting = _load(settings)
+    models, cutting = load_extraction_models(settings)
     sources = [Source(name=d.id, text=d.text, work=d.group or d.id) for d in documents]
     passages, cut = passages_from_sources(sources, tokenizer=cutting, passage_tokens=settings.passage_tokens)
     if not passages:

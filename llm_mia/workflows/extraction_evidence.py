@@ -59,10 +59,10 @@ from llm_mia.workflows.dataset_inputs import cut_inputs
 from llm_mia.workflows.dataset_report import plot_work_test
 from llm_mia.workflows.extraction import (
     ExtractionTestSettings,
-    _load,
     build_probes,
     continue_probes,
     cutting_tokenizer,
+    load_extraction_models,
     plot_match_lengths,
     probe_and_test,
 )
@@ -207,7 +207,7 @@ def run_extraction_evidence(
     check_models(plan, settings.models, settings.tokenizer)
     inputs = planned_inputs(plan, settings, paths)
     check_inputs(plan, inputs)
-    models, cutting = _load(settings)
+    models, cutting = load_extraction_models(settings)
 
     def analysis(staging: Path, observer: Any) -> BundleContent:
         report = probe_and_test(inputs, settings, models=models, cutting=cutting, observer=observer)
@@ -297,7 +297,7 @@ def extraction_checks(
         return checks
 
     planned = planned_inputs(plan, settings, paths)
-    models, cutting = _load(settings)
+    models, cutting = load_extraction_models(settings)
     k = settings.probe.prefix_tokens
     probes = build_probes(planned.suspect_passages, planned.suspect_sources, cutting, k, "suspect")
     probes += build_probes(planned.control_passages, planned.control_sources, cutting, k, "control")
