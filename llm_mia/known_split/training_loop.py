@@ -237,7 +237,7 @@ class _TrainingData:
         if not sequences:
             raise InputError("nothing to train on: every text is shorter than two tokens")
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
-        kind = config.defense.kind if config.defense is not None else None
+        kind = _defense_kind(config)
         stopping_on = kind == "early_stopping" and len(held_out) > 0
         held = tokenize_for_training(held_out, tokenizer, max_length=config.max_length) if stopping_on else []
         if kind == "early_stopping" and not held:
