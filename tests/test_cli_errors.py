@@ -322,3 +322,22 @@ def test_no_progress_silences_the_loading_bar_and_restores_it(tiny_model_dirs, t
     assert "Loading weights" not in capsys.readouterr().err
     assert transformers.utils.logging.is_progress_bar_enabled()  # later calls in this process draw it again
     assert not huggingface_hub.utils.are_progress_bars_disabled()
+
+
+def test_no_progress_silences_the_gguf_conversion_bar_and_restores_it(capsys) -> None:
+    """transformers' GGUF reader draws its bar with plain tqdm, outside the switch the loading bar follows: under
+    ``--no-progress`` (library_progress_bars off) the conversion draws it disabled, and only there."""
+    import transformers.modeling_gguf_pytorch_utils as reader
+
+    from llm_mia.backends.local import _gguf_bar_follows_hub, library_progress_bars
+
+    def draw() -> str:
+        for _ in reader.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."):
+            pass
+        return capsys.readouterr().err
+
+    with _gguf_bar_follows_hub():
+        assert "Converting and de-quantizing" in draw()  # progress on: the bar this test looks for
+    with library_progress_bars(False), _gguf_bar_follows_hub():
+        assert draw() == ""
+    assert "Converting and de-quantizing" in draw()  # put back for later calls in the process

@@ -14,6 +14,7 @@ The cache directory is ``$LLM_MIA_CACHE`` if set, else ``$XDG_CACHE_HOME/llm-mia
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from llm_mia.backends.answer_tokens import answer_token_ids
+from llm_mia.backends.memory import release_freed_memory
 from llm_mia.backends.precision import MIXED, dtype_in_effect, to_mixed, weights_dtype
 from llm_mia.backends.protocol import Engine, ModelCapabilities, NextTokenLogprobs, Observer
 from llm_mia.backends.token_stats import TokenStats
@@ -129,14 +131,21 @@ def convert_gguf(gguf_path: Path) -> Path:
     gguf_path = gguf_path.resolve()
     digest = sha256_file(gguf_path)
     target = cache_dir() / "models" / f"{gguf_path.stem}-{digest[:16]}"
-    if (target / _SOURCE_RECORD).is_file():
-        return target
-    logger.info("converting %s into %s (once)", gguf_path, target)
+    if not (target / _SOURCE_RECORD).is_file():
+        logger.info("converting %s into %s (once)", gguf_path, target)
+        _write_converted(gguf_path, target, digest)
+        release_freed_memory()  # two copies of the model were built: give their memory back before what follows
+    return target
+
+
+def _write_converted(gguf_path: Path, target: Path, digest: str) -> None:
+    """Load ``gguf_path`` dequantized and save it as a safetensors directory at ``target``, atomically."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory, filename = str(gguf_path.parent), gguf_path.name
-    with _loading(str(gguf_path), gguf_path, fix="pass a GGUF file of an architecture transformers reads (Llama, "
-                  "Mistral, Qwen2, GPT-2, ...) or a directory written by save_pretrained"):  # fmt: skip
+    fix = "pass a GGUF file of an architecture transformers reads (Llama, Mistral, Qwen2, GPT-2, ...) or a directory "
+    fix += "written by save_pretrained"
+    with _loading(str(gguf_path), gguf_path, fix=fix), _gguf_bar_follows_hub():
         tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
         gguf_model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename)
     # save_pretrained refuses a GGUF-loaded model: rebuild the class from its config without the GGUF
@@ -162,7 +171,6 @@ def convert_gguf(gguf_path: Path) -> Path:
                 staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def _could_be_hub_id(name: str) -> bool:
@@ -480,6 +488,22 @@ def load_model(spec: ModelSpec | str) -> LoadedModel:
         context_length=_context_length(model.config),
         tokenizer_id=_tokenizer_fingerprint(tokenizer),
     )
+
+
+@contextlib.contextmanager
+def _gguf_bar_follows_hub() -> Iterator[None]:
+    """transformers' GGUF reader draws its "Converting and de-quantizing" bar with plain tqdm, which ignores the
+    switch its other bars follow: while huggingface_hub's bars are off (``--no-progress``), draw it disabled."""
+    hub = importlib.import_module("huggingface_hub.utils.tqdm")
+    if not hub.are_progress_bars_disabled():
+        yield
+        return
+    from unittest import mock
+
+    import transformers.modeling_gguf_pytorch_utils as reader
+
+    with mock.patch.object(reader, "tqdm", functools.partial(reader.tqdm, disable=True)):
+        yield
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm_mia.backends.memory import release_freed_memory
 from llm_mia.errors import LlmMiaError
 from llm_mia.io.identity import cache_dir, hash_directory, sha256_json_key, versions
 
@@ -111,6 +112,7 @@ def cached_training(
     started = time.perf_counter()
     try:
         extra = train(staging, save)
+        release_freed_memory()  # the model, its gradients and optimizer state are gone: so is their memory
         record = {
             "format": "llm-mia training",
             "version": RECORD_VERSION,

@@ -70,7 +70,8 @@ def fine_tune(
     progress: bool = True,
     held_out: Sequence[Document] = (),
 ) -> TrainedModels:
-    """Fine-tune a pretrained model (default the packaged SmolLM2-135M, all weights) on ``documents``.
+    """Fine-tune a pretrained model (default the packaged SmolLM2-135M; all weights, or the top
+    ``config.trainable_blocks`` blocks) on ``documents``.
 
     Snapshots at ``config.epochs``, cached (see :func:`cached_training`). The tokenizer is the base model's.
     ``held_out``: text of the members' distribution that early stopping reads (only with that defense).

@@ -22,6 +22,16 @@ class TrainingConfig:
     every token is trained on. ``weight_decay``: AdamW decoupled weight decay. ``seed``: weights and order.
     ``defense``: a training-time defense (``llm_mia.defenses.training``: DP-SGD, weight decay, dropout, early
     stopping), part of the run's identity only when set.
+
+    Two memory settings, each part of the run's identity only when set (None: the whole model, whole batches):
+    ``trainable_blocks``: train only the top k transformer blocks and the final norm; the embeddings (tied to the
+    output head in SmolLM2 and GPT-2) and the lower blocks stay as they were, so the optimizer keeps state for those
+    weights alone and no activation below block k is kept for the backward pass (partial fine-tuning, as in
+    Howard and Ruder 2018 and Lee et al. 2019, "What would Elsa do? Freezing layers during transformer
+    fine-tuning"). ``micro_batch_size``: documents per forward pass; the gradients of a batch's micro-batches
+    add up to the batch's (each micro-batch's summed token loss divided by the whole batch's tokens), so a step
+    is the same step, computed with the output logits of fewer documents in memory at once (the weights can
+    differ from unsplit batches in the last float bits: the sums run in another order).
     """
 
     epochs: tuple[int, ...] = (1,)
@@ -32,6 +42,8 @@ class TrainingConfig:
     weight_decay: float = 0.0
     seed: int = 0
     defense: Any = None  # an llm_mia.defenses.training.TrainingDefense, or None
+    trainable_blocks: int | None = None
+    micro_batch_size: int | None = None
 
     def __post_init__(self) -> None:
         epochs = tuple(sorted({int(e) for e in self.epochs}))
@@ -42,17 +54,29 @@ class TrainingConfig:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.batch_size < 1 or self.max_length < 2 or self.warmup_steps < 0 or self.weight_decay < 0:
             raise InputError(f"need batch_size >= 1, max_length >= 2, warmup_steps >= 0, weight_decay >= 0; got {self}")
+        if self.trainable_blocks is not None and self.trainable_blocks < 1:
+            raise InputError(f"trainable_blocks must be >= 1 (None trains every weight), got {self.trainable_blocks}")
+        if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
+            raise InputError(
+                f"micro_batch_size must be between 1 and batch_size ({self.batch_size}), got {self.micro_batch_size}"
+            )
+        if self.micro_batch_size is not None and self.defense is not None and self.defense.kind == "dp":
+            raise InputError(
+                "DP-SGD clips each sequence's own gradient over whole batches: leave micro_batch_size unset"
+            )
 
     @property
     def total_epochs(self) -> int:
         return max(self.epochs)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every setting; ``defense`` only when set, so undefended runs keep the identity (and cache key) they had
-        before defenses existed."""
-        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "defense"}
+        """Every setting; ``defense``, ``trainable_blocks`` and ``micro_batch_size`` only when set, so the runs that
+        leave them unset keep the identity (and cache key) they had before these settings existed."""
+        optional = ("defense", "trainable_blocks", "micro_batch_size")
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in optional}
         defended = {"defense": self.defense.to_dict()} if self.defense is not None else {}
-        return {**settings, "epochs": list(self.epochs)} | defended
+        memory = {name: getattr(self, name) for name in optional[1:] if getattr(self, name) is not None}
+        return {**settings, "epochs": list(self.epochs)} | defended | memory
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,12 @@ def train_causal_lm(
     the backward pass (transformers' gradient checkpointing, non-reentrant) where the model supports it and no
     defense hooks into the blocks (dropout, DP-SGD). The same operations run on the same values, so the weights
     are the same bits (tested); it trades about a third more compute for the activations of every block. Used by
-    the fine-tune recipe: SmolLM2-135M's training peak falls from about 4.5 to 3.2 GiB (batches of 8 x 128).
+    the fine-tune recipe.
+
+    ``config.trainable_blocks`` and ``config.micro_batch_size`` (:class:`TrainingConfig`) lower the peak further:
+    only the top blocks train (the others are frozen for the duration and thawed after), and a batch's forward
+    and backward passes run a few documents at a time. ``record["trained_parameters"]`` says how many weights
+    trained.
     """
     from tqdm.auto import tqdm
 
@@ -157,6 +162,7 @@ def train_causal_lm(
     with deterministic(config.seed), PeakMemory() as memory:
         model.to(device).train()
         with _block_options(model, config, checkpoint_activations):
+            record["trained_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
             trained, optimizer, scheduler = _optimizer(model, config, plan)
             stopping = (
                 _EarlyStopping(model, data.held, data.pad, device, config.defense.get("patience"))
@@ -184,6 +190,7 @@ def train_causal_lm(
                         data.pad,
                         device,
                         private=plan is not None,
+                        micro_batch_size=config.micro_batch_size,
                     )
                     optimizer.step()
                     scheduler.step()
@@ -265,11 +272,13 @@ def _privacy_plan(config: TrainingConfig, n_sequences: int, record: dict[str, An
 
 @contextlib.contextmanager
 def _block_options(model: Any, config: TrainingConfig, checkpoint_activations: bool) -> Iterator[None]:
-    """For the duration: dropout hooks on the blocks (that defense), and activation checkpointing where asked for,
-    supported, and no defense hooks into the blocks."""
+    """For the duration: every weight below the top ``config.trainable_blocks`` blocks frozen (when set), dropout
+    hooks on the blocks (that defense), and activation checkpointing where asked for, supported, and no defense
+    hooks into the blocks."""
     from llm_mia.defenses.training import apply_dropout
 
     kind = _defense_kind(config)
+    frozen = _freeze_below_top_blocks(model, config.trainable_blocks) if config.trainable_blocks else []
     hooks = apply_dropout(model, config.defense.get("p")) if kind == "dropout" else []
     checkpointing = (
         checkpoint_activations
@@ -285,6 +294,32 @@ def _block_options(model: Any, config: TrainingConfig, checkpoint_activations: b
             hook.remove()
         if checkpointing:
             _checkpoint_activations(model, on=False)
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+
+
+def _freeze_below_top_blocks(model: Any, top: int) -> list[Any]:
+    """Freeze every weight of ``model`` except its top ``top`` transformer blocks and its final norm; returns the
+    weights it froze (to thaw them after). Llama-family models keep their blocks in ``layers`` and the final norm
+    in ``norm``, GPT-2 in ``h`` and ``ln_f``, GPT-NeoX (Pythia) in ``layers`` and ``final_layer_norm``."""
+    base = model.base_model
+    for blocks_name, norm_name in (("layers", "norm"), ("h", "ln_f"), ("layers", "final_layer_norm")):
+        blocks, norm = getattr(base, blocks_name, None), getattr(base, norm_name, None)
+        if blocks is not None and norm is not None:
+            break
+    else:
+        raise InputError(
+            f"training only the top blocks needs a Llama-, GPT-2- or GPT-NeoX-family model, not "
+            f"{type(model).__name__}: "
+            "leave trainable_blocks unset to train every weight"
+        )
+    if top > len(blocks):
+        raise InputError(f"trainable_blocks {top} exceeds the model's {len(blocks)} blocks")
+    kept = {id(p) for module in [*blocks[len(blocks) - top :], norm] for p in module.parameters()}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in kept]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    return frozen
 
 
 def _optimizer(model: Any, config: TrainingConfig, plan: Any) -> tuple[Any, Any, Any]:
@@ -304,8 +339,8 @@ def _optimizer(model: Any, config: TrainingConfig, plan: Any) -> tuple[Any, Any,
 
     if plan is not None:
         trained, optimizer = make_private(model, adamw, plan, batch_size=config.batch_size, seed=config.seed)
-    else:
-        trained, optimizer = model, adamw(model.parameters())
+    else:  # frozen weights get no optimizer state
+        trained, optimizer = model, adamw([p for p in model.parameters() if p.requires_grad])
     warmup = config.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
@@ -327,30 +362,58 @@ def _epoch_batches(data: _TrainingData, config: TrainingConfig, plan: Any, epoch
 
 
 def _step(
-    trained: Any, model: Any, batch: list[list[int]], pad: int, device: str, *, private: bool
+    trained: Any,
+    model: Any,
+    batch: list[list[int]],
+    pad: int,
+    device: str,
+    *,
+    private: bool,
+    micro_batch_size: int | None = None,
 ) -> tuple[float, int]:
     """One batch's forward and backward pass (the optimizer steps after): under DP-SGD the per-sequence loss whose
-    per-example gradients Opacus clips, else the token-mean loss and the global clip at norm 1.0. Returns (the
-    batch's loss, its predicted tokens)."""
+    per-example gradients Opacus clips, else the token-mean loss and the global clip at norm 1.0. With
+    ``micro_batch_size`` smaller than the batch, the passes run that many documents at a time, each micro-batch's
+    summed token loss divided by the whole batch's tokens, so that the gradients add up to the batch's. Returns
+    (the batch's loss, its predicted tokens)."""
     import torch
 
     from llm_mia.defenses.training import sequence_mean_loss
 
     input_ids, attention = pad_batch(batch, pad)
+    tokens = int(attention[:, 1:].sum())
     if private:
         loss = sequence_mean_loss(trained, input_ids.to(device), attention.to(device))
         loss.backward()
-    else:
-        labels = input_ids.masked_fill(attention == 0, -100)
-        loss = trained(  # no key/value cache: training never reads one back
-            input_ids=input_ids.to(device),
-            attention_mask=attention.to(device),
-            labels=labels.to(device),
-            use_cache=False,
-        ).loss
+        return float(loss.detach()), tokens
+    if micro_batch_size is None or micro_batch_size >= len(batch):
+        loss = _token_loss(trained, input_ids, attention, device)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    return float(loss.detach()), int(attention[:, 1:].sum())
+        total = float(loss.detach())
+    else:
+        total = 0.0
+        for start in range(0, len(batch), micro_batch_size):
+            part_ids, part_attention = pad_batch(batch[start : start + micro_batch_size], pad)
+            loss = _token_loss(trained, part_ids, part_attention, device, batch_tokens=tokens)
+            loss.backward()
+            total += float(loss.detach())
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    return total, tokens
+
+
+def _token_loss(trained: Any, input_ids: Any, attention: Any, device: str, *, batch_tokens: int | None = None) -> Any:
+    """Next-token cross-entropy over the real tokens (padding masked by -100 labels): their mean, or with
+    ``batch_tokens`` their sum divided by it (a micro-batch's share of its batch's mean). No key/value cache:
+    training never reads one back."""
+    labels = input_ids.masked_fill(attention == 0, -100)
+    share = {} if batch_tokens is None else {"num_items_in_batch": batch_tokens}
+    return trained(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        labels=labels.to(device),
+        use_cache=False,
+        **share,
+    ).loss
 
 
 def _snapshot(epoch: int, model: Any, loss: float, stopping: Any, on_epoch: Callable[[int, Any, float], None]) -> None:

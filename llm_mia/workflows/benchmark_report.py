@@ -79,7 +79,9 @@ def markdown_tables(result: BenchmarkResult) -> list[str]:
 
     training = config.training
     if config.recipe == "fine-tune":
-        model = f"{config.base_model}, all weights fine-tuned"
+        blocks = training.trainable_blocks
+        trained = "all weights" if blocks is None else f"the top {blocks} blocks and the final norm (the rest frozen)"
+        model = f"{config.base_model}, {trained} fine-tuned"
         reference = f"{config.base_model} before fine-tuning"
     else:
         arch = config.architecture
@@ -108,7 +110,9 @@ def markdown_tables(result: BenchmarkResult) -> list[str]:
         ),
         f"- training: AdamW, learning rate {training.learning_rate:g} (linear warm-up over {training.warmup_steps} "
         f"steps, then constant), batch {training.batch_size} documents, max {training.max_length} tokens per "
-        f"sequence, weight decay {training.weight_decay:g}, seed {training.seed}; snapshots after epochs "
+        f"sequence"
+        + ("" if training.micro_batch_size is None else f" ({training.micro_batch_size} documents per forward pass)")
+        + f", weight decay {training.weight_decay:g}, seed {training.seed}; snapshots after epochs "
         f"{', '.join(map(str, training.epochs))}",
         f"- wall time: {timing('total')} s (split {timing('split')} s, training {timing('training')} s"
         + (" (re-used from cache)" if result.target.reused else "")
