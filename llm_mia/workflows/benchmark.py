@@ -317,6 +317,26 @@ def score_snapshot(
     return rows, control_rows, stats["reference"], scored.scorers
 
 
+def base_extraction(
+    config: BenchmarkConfig, documents: Sequence[Document], *, dtype: str, device: str, progress: bool
+) -> tuple[list[Any], dict[str, Any]]:
+    """The fine-tune recipe's base model read once: its extraction of every document (the reference view of every
+    snapshot, since the base model does not change) and its description for the records. The model is released
+    before any snapshot loads, so that scoring holds one model at a time."""
+    from llm_mia.backends.local import ModelSpec, load_model
+    from llm_mia.backends.memory import release_freed_memory
+    from llm_mia.engine.extraction_settings import ExtractionSettings
+    from llm_mia.scoring.pipeline import extract_views
+
+    base = load_model(ModelSpec(name=config.base_model, dtype=dtype, device=device))
+    settings = ExtractionSettings(batch_size=config.scoring_batch_size, progress=progress)
+    stats = extract_views(documents, ["reference"], models={"reference": base}, settings=settings)["reference"]
+    description = base.describe()
+    del base
+    release_freed_memory()
+    return stats, description
+
+
 def run_threads(threads: int | str | None, echo: Callable[[str], None]) -> int | None:
     """The torch threads a known-split run uses: a number as given, None for torch's own setting, or for ``auto``
     the cores other work leaves free now (``llm_mia.engine.threads``), passed to ``echo`` so the log says which."""
@@ -419,9 +439,11 @@ def _run(
     documents = split.evaluation_documents()
     texts = {d.id: d.text for d in documents}
     calibration_ids = {d.id for d in split.calibration}
-    base, base_stats = None, None
-    if config.recipe == "fine-tune":
-        base = load_model(ModelSpec(name=config.base_model, dtype=dtype, device=device))
+    base_stats, base_description, base_seconds = None, None, 0.0
+    if config.recipe == "fine-tune":  # the base model's pass first, then it leaves: one model in memory at a time
+        mark = time.perf_counter()
+        base_stats, base_description = base_extraction(config, documents, dtype=dtype, device=device, progress=progress)
+        base_seconds = time.perf_counter() - mark
     in_effect = precision_in_effect(dtype, device) if dtype != "float32" else dtype
     if dtype != "float32":
         echo(f"scoring in {dtype} (in effect: {in_effect}); training is float32")
@@ -438,15 +460,14 @@ def _run(
     for epoch in config.training.epochs:
         mark = time.perf_counter()
         target_model = load_model(ModelSpec(name=str(target.snapshots[epoch]), dtype=dtype, device=device))
-        if base is not None:
-            reference_model = base
-        else:
+        reference_model = None
+        if base_stats is None:
             assert reference is not None
             reference_model = load_model(ModelSpec(name=str(reference.snapshots[epoch]), dtype=dtype, device=device))
         if epoch == config.training.epochs[0]:
             calls = fit_recall_prefix(calls, target_model, echo)
         echo(f"epoch {epoch}: scoring {len(documents)} documents with every scorer")
-        rows, control_rows, reference_stats, scorer_records = score_snapshot(
+        rows, control_rows, _, scorer_records = score_snapshot(
             documents,
             target=target_model,
             reference=reference_model,
@@ -455,8 +476,6 @@ def _run(
             progress=progress,
             calls=calls,
         )
-        if base is not None:
-            base_stats = reference_stats  # the base model does not change between snapshots
         frame, control_frame = pd.DataFrame(rows), pd.DataFrame(control_rows)
         settings = EvaluationSettings(
             fprs=config.fprs, n_bootstrap=config.n_bootstrap, confidence=config.confidence, seed=config.split.seed
@@ -469,7 +488,12 @@ def _run(
             )
             for name in evaluation.scorers
         }
-        models = {"target": target_model.describe(), "reference": reference_model.describe()}
+        if reference_model is None:
+            assert base_description is not None  # the fine-tune recipe: the base model, described before it left
+            reference_described = base_description
+        else:
+            reference_described = reference_model.describe()
+        models = {"target": target_model.describe(), "reference": reference_described}
         record = run_record(
             "llm-mia benchmark",
             inputs={
@@ -489,7 +513,7 @@ def _run(
                 evaluation=evaluation,
                 calibration=calibration,
                 control=control,
-                scoring_seconds=time.perf_counter() - mark,
+                scoring_seconds=time.perf_counter() - mark + (base_seconds if not result.epochs else 0.0),
                 models=models,
                 record=record,
             )
