@@ -5,11 +5,15 @@ Each run is a separate `llm-mia demo` process with `LLM_MIA_CACHE` pointing at a
 each child's maximum resident set size (``os.wait4``, which Linux reports in KiB). The machine's
 CPU, core count and load average are printed with the figures, because both depend on them.
 
-Why the demo needs more than 2 GiB: it fine-tunes all 135 M weights of SmolLM2 in float32 with AdamW, which
-holds the weights, their gradients and two moment estimates, 4 x 4 bytes = 16 bytes per weight, 2.2 GB before a
-single activation; the logits of a batch (8 texts x 128 tokens x 49,152 vocabulary entries x 4 bytes = 0.2 GB)
-and their gradient come on top. The blocks' activations are recomputed in the backward pass instead of kept
-(the same weights to the bit), which took the first run's peak from 4.34 to 3.30 GiB.
+What keeps the demo within 2 GiB (the figures of each step from this script, on this project's machine):
+- A float32 AdamW fine-tune of all 135 M weights holds the weights, their gradients and two moment estimates,
+  16 bytes per weight, 2.0 GiB before any activation (a training peak of 3.2-3.3 GiB). The demo trains the top 10 of
+  SmolLM2's 30 blocks (35 M weights; how that recipe was chosen: ``benchmarks/demo_recipe.py``), two documents per
+  forward pass, with the blocks' activations recomputed in the backward pass.
+- The memory freed after training and after the GGUF conversion is handed back to the operating system
+  (``llm_mia.backends.memory.release_freed_memory``), so that scoring starts from what is in use.
+- Scoring reads the base model first and releases it before the fine-tuned model loads (one model in memory at a
+  time), four documents per forward pass.
 
     python benchmarks/demo_cost.py                 # two runs: a few minutes each on 2 idle cores
     python benchmarks/demo_cost.py --threads 1

@@ -44,9 +44,7 @@ def run_recipe(index: int, seed: int, threads: int) -> None:
 
     _, blocks, rate, micro = RECIPES[index]
     config = DemoSettings(seed=seed).config()
-    training = dataclasses.replace(
-        config.training, trainable_blocks=blocks, learning_rate=rate, micro_batch_size=micro
-    )
+    training = dataclasses.replace(config.training, trainable_blocks=blocks, learning_rate=rate, micro_batch_size=micro)
     result = run_benchmark(
         dataclasses.replace(config, training=training),
         device="cpu",

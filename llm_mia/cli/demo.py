@@ -8,7 +8,8 @@ examples:
 What it does, with the packaged SmolLM2-135M and Wikipedia lead summaries (both installed by the set-up):
   1. draws 24 summaries at random as members, 24 as non-members and 24 as calibration controls (seeded;
      duplicates removed first), so members and non-members come from the same collection;
-  2. fine-tunes SmolLM2 (all weights) on the members for 2 epochs, as a real fine-tune would;
+  2. fine-tunes SmolLM2 on the members for 2 epochs, as a real fine-tune would, training the top 10 of its 30
+     blocks (the rest frozen) so that the run fits in 2 GiB;
   3. scores all 72 texts with every scorer (the reference scorer compares with SmolLM2 before fine-tuning);
   4. reports how well each scorer separates members from non-members (AUROC with its interval, TPR at low FPR
      with the n it rests on), the blind baseline (a classifier that never sees the model), a threshold
@@ -16,10 +17,9 @@ What it does, with the packaged SmolLM2-135M and Wikipedia lead summaries (both 
   5. prints a summary in plain words and writes the tables and plots to the report directory.
 
 The fine-tuned model is cached, so a second run only scores. Cost, measured with benchmarks/demo_cost.py on a
-2-core AMD EPYC at load 3.4-5.2: the first run 578 s and 3.30 GiB of memory at its peak (fine-tuning all weights
-in float32 with AdamW needs 16 bytes per weight; activations are recomputed, not kept), a rerun 209 s and
-1.73 GiB. The same pipeline at other sizes
-and on other models: `llm-mia benchmark`.
+2-core AMD EPYC (the load being the demo's own two threads): the first run 106-109 s and 1.64-1.69 GiB of memory at
+its peak, a rerun 56 s and 1.35-1.46 GiB. How the training recipe was chosen: benchmarks/demo_recipe.py. The same
+pipeline at other sizes (SmolLM2 with all weights fine-tuned) and with GPT-2 trained from scratch: `llm-mia benchmark`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     check_cache_root_writable()  # the split and the fine-tuned model are cached there
     print(
         f"llm-mia demo: fine-tune SmolLM2-135M on {args.members} Wikipedia summaries, then ask which texts it was "
-        f"trained on (about 10 minutes and 3.3 GiB on 2 busy CPU cores; the fine-tuned model is cached for later runs)"
+        f"trained on (about 2 minutes and 1.7 GiB on 2 CPU cores; the fine-tuned model is cached for later runs)"
     )
     report = run_demo(
         settings, device=args.device, use_cache=not args.no_cache, progress=not args.no_progress,

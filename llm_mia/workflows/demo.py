@@ -11,14 +11,13 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from llm_mia.errors import LlmMiaError
 from llm_mia.known_split.presets import BenchmarkConfig, get_preset
 from llm_mia.stats.metrics import format_fpr, p_phrase
 from llm_mia.workflows.benchmark import BenchmarkResult, run_benchmark
-from llm_mia.workflows.benchmark_report import epoch_lines, results_dict, write_report
+from llm_mia.workflows.benchmark_report import BenchmarkReport, epoch_lines
 
 logger = logging.getLogger(__name__)
 
@@ -48,25 +47,12 @@ class DemoSettings:
 
 
 @dataclass
-class DemoReport:
-    """A demo run. ``result``: every number; ``record``: what ``results.json`` holds; ``summary_lines()``: the
-    last snapshot's table, then the plain-words summary; ``write(directory)``: the benchmark report files."""
-
-    result: BenchmarkResult
-
-    @property
-    def record(self) -> dict[str, Any]:
-        return results_dict(self.result)
-
-    @property
-    def timings(self) -> dict[str, float]:
-        return self.result.timings
+class DemoReport(BenchmarkReport):
+    """A demo run: a benchmark report (``result``, ``record``, ``timings``, ``write(directory)``) whose
+    ``summary_lines()`` give the last snapshot's table, then the plain-words summary."""
 
     def summary_lines(self) -> list[str]:
         return [*epoch_lines(self.result.epochs[-1], self.result.config), "", *plain_summary_lines(self.result)]
-
-    def write(self, directory: str | Path) -> list[Path]:
-        return write_report(self.result, directory)
 
 
 def run_demo(
@@ -91,6 +77,11 @@ def run_demo(
     return DemoReport(result)
 
 
+def _which_weights(config: BenchmarkConfig) -> str:
+    blocks = config.training.trainable_blocks
+    return "" if blocks is None else f", its top {blocks} blocks only (the rest frozen, so that the demo fits in 2 GiB)"
+
+
 def _percent(value: float) -> str:
     return f"{100 * value:.0f}%"
 
@@ -105,8 +96,9 @@ def plain_summary_lines(result: BenchmarkResult) -> list[str]:
     lines = [
         "What happened",
         f"  SmolLM2-135M was fine-tuned for {epoch.epoch} epoch{'s' if epoch.epoch != 1 else ''} on {n_members} "
-        f"Wikipedia summaries (the members). {n_nonmembers} other summaries from the same collection, drawn at "
-        f"random, were never shown to it (the non-members); {n_controls} more serve as known-unseen controls.",
+        f"Wikipedia summaries (the members){_which_weights(config)}. {n_nonmembers} other summaries from the same "
+        f"collection, drawn at random, were never shown to it (the non-members); {n_controls} more serve as "
+        "known-unseen controls.",
         "",
         "What the numbers say",
     ]
