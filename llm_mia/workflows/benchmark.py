@@ -442,6 +442,7 @@ def _run(
     base_stats, base_description, base_seconds = None, None, 0.0
     if config.recipe == "fine-tune":  # the base model's pass first, then it leaves: one model in memory at a time
         mark = time.perf_counter()
+        echo(f"reference: {config.base_model} before fine-tuning reads the {len(documents)} documents (once)")
         base_stats, base_description = base_extraction(config, documents, dtype=dtype, device=device, progress=progress)
         base_seconds = time.perf_counter() - mark
     in_effect = precision_in_effect(dtype, device) if dtype != "float32" else dtype
